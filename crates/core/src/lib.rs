@@ -1,0 +1,16 @@
+//! Switchboard's domain, with no I/O: typed ids, roles and permissions, the conversation
+//! state machine, what the bot does with an update, the answer matcher, validation and
+//! the token vault.
+
+pub mod bot;
+pub mod conversation;
+pub mod ids;
+pub mod matcher;
+pub mod role;
+pub mod text;
+pub mod validate;
+pub mod vault;
+
+pub use conversation::{ConvStatus, HandoverReason};
+pub use ids::*;
+pub use role::{Permission, Role};
