@@ -51,6 +51,13 @@ impl fmt::Display for ConvStatus {
 #[error("unknown conversation status `{0}` (expected bot, waiting, assigned or closed)")]
 pub struct UnknownStatus(pub String);
 
+impl TryFrom<String> for ConvStatus {
+    type Error = UnknownStatus;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl FromStr for ConvStatus {
     type Err = UnknownStatus;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -60,6 +60,13 @@ impl fmt::Display for Role {
 #[error("unknown role `{0}` (expected owner, admin or operator)")]
 pub struct UnknownRole(pub String);
 
+impl TryFrom<String> for Role {
+    type Error = UnknownRole;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl FromStr for Role {
     type Err = UnknownRole;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -1,1 +1,25 @@
+//! PostgreSQL for Switchboard: the pool, the migrations (ours and apalis's job tables),
+//! and repositories. Every repository function on tenant data takes the `TenantId`
+//! right after the executor, so no query can run without a tenant.
+//!
+//! Functions take `impl PgExecutor` (or `&mut PgConnection`) so that callers compose them
+//! in one transaction.
 
+pub mod bots;
+pub mod config;
+pub mod conversations;
+pub mod end_users;
+pub mod error;
+pub mod events;
+pub mod inbox;
+pub mod messages;
+pub mod outbox;
+pub mod platform;
+pub mod pool;
+pub mod rules;
+
+pub use error::DbError;
+pub use pool::{connect, migrate, ConnectOptions};
+pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+pub type Result<T, E = DbError> = std::result::Result<T, E>;

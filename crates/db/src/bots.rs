@@ -1,0 +1,178 @@
+//! Tenants' Telegram bots. The token is stored only sealed by the vault.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use switchboard_core::vault::Sealed;
+use switchboard_core::{BotId, TenantId};
+
+use crate::error::OptionExt;
+use crate::Result;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Bot {
+    pub tenant_id: TenantId,
+    pub id: BotId,
+    pub public_id: String,
+    pub telegram_bot_id: i64,
+    pub username: String,
+    pub first_name: String,
+    pub token_ciphertext: Option<Vec<u8>>,
+    pub token_nonce: Option<Vec<u8>>,
+    pub token_key_id: Option<String>,
+    pub token_hint: String,
+    pub webhook_secret_hash: Option<Vec<u8>>,
+    pub webhook_url: Option<String>,
+    pub mode: String,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Bot {
+    pub fn sealed_token(&self) -> Option<Sealed> {
+        Some(Sealed {
+            key_id: self.token_key_id.clone()?,
+            nonce: self.token_nonce.clone()?,
+            ciphertext: self.token_ciphertext.clone()?,
+        })
+    }
+}
+
+const COLUMNS: &str = "tenant_id, id, public_id, telegram_bot_id, username, first_name,
+    token_ciphertext, token_nonce, token_key_id, token_hint, webhook_secret_hash, webhook_url,
+    mode, status, last_error, created_at, updated_at";
+
+/// The bot a webhook URL names: the one lookup not scoped by tenant, since it is how the
+/// tenant of an update is found.
+pub async fn find_live_by_public_id(db: impl PgExecutor<'_>, public_id: &str) -> Result<Option<Bot>> {
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from bots where public_id = $1 and status <> 'removed'"
+    ))
+    .bind(public_id)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// The tenant's current bot, if one is connected.
+pub async fn get_live(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Option<Bot>> {
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from bots where tenant_id = $1 and status <> 'removed'"
+    ))
+    .bind(tenant)
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: BotId) -> Result<Bot> {
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from bots where tenant_id = $1 and id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+/// What a newly connected bot is saved with.
+pub struct NewBot<'a> {
+    pub id: BotId,
+    pub public_id: &'a str,
+    pub telegram_bot_id: i64,
+    pub username: &'a str,
+    pub first_name: &'a str,
+    pub token: &'a Sealed,
+    pub token_hint: &'a str,
+    pub webhook_secret_hash: &'a [u8],
+    pub webhook_url: &'a str,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, tenant: TenantId, bot: &NewBot<'_>) -> Result<Bot> {
+    Ok(sqlx::query_as(&format!(
+        "insert into bots (tenant_id, id, public_id, telegram_bot_id, username, first_name,
+            token_ciphertext, token_nonce, token_key_id, token_hint, webhook_secret_hash, webhook_url)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(bot.id)
+    .bind(bot.public_id)
+    .bind(bot.telegram_bot_id)
+    .bind(bot.username)
+    .bind(bot.first_name)
+    .bind(&bot.token.ciphertext)
+    .bind(&bot.token.nonce)
+    .bind(&bot.token.key_id)
+    .bind(bot.token_hint)
+    .bind(bot.webhook_secret_hash)
+    .bind(bot.webhook_url)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Replaces the token (same Telegram bot) and the webhook secret.
+pub async fn update_token(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: BotId,
+    bot: &NewBot<'_>,
+) -> Result<Bot> {
+    sqlx::query_as(&format!(
+        "update bots set username = $3, first_name = $4, token_ciphertext = $5, token_nonce = $6,
+            token_key_id = $7, token_hint = $8, webhook_secret_hash = $9, webhook_url = $10,
+            status = 'active', last_error = null
+         where tenant_id = $1 and id = $2 and status <> 'removed'
+         returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(bot.username)
+    .bind(bot.first_name)
+    .bind(&bot.token.ciphertext)
+    .bind(&bot.token.nonce)
+    .bind(&bot.token.key_id)
+    .bind(bot.token_hint)
+    .bind(bot.webhook_secret_hash)
+    .bind(bot.webhook_url)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+/// Retires a bot: the token is wiped, the history stays.
+pub async fn mark_removed(db: impl PgExecutor<'_>, tenant: TenantId, id: BotId) -> Result<()> {
+    let done = sqlx::query(
+        "update bots set status = 'removed', removed_at = now(), token_ciphertext = null,
+            token_nonce = null, token_key_id = null, webhook_secret_hash = null
+         where tenant_id = $1 and id = $2 and status <> 'removed'",
+    )
+    .bind(tenant)
+    .bind(id)
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(crate::DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Records a problem with the bot (e.g. Telegram rejected the token).
+pub async fn set_error(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: BotId,
+    error: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "update bots set last_error = $3,
+            status = case when $3::text is null then 'active' else 'error' end
+         where tenant_id = $1 and id = $2 and status <> 'removed'",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(())
+}

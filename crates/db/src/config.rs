@@ -1,0 +1,483 @@
+//! A tenant's bot configuration: settings and texts, menus with their buttons, commands.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use switchboard_core::bot::{BotTexts, Button, ButtonAction};
+use switchboard_core::{ButtonId, CommandId, MenuId, RuleId, TenantId};
+
+use crate::error::OptionExt;
+use crate::{DbError, Result};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Settings {
+    pub tenant_id: TenantId,
+    pub default_language: String,
+    pub welcome_text: String,
+    pub help_text: String,
+    pub handover_text: String,
+    pub closing_text: String,
+    pub already_waiting_text: String,
+    pub stale_button_text: String,
+    pub answer_threshold: f32,
+    pub suggest_threshold: f32,
+    pub timezone: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Settings {
+    pub fn texts(&self) -> BotTexts {
+        BotTexts {
+            welcome_text: self.welcome_text.clone(),
+            help_text: self.help_text.clone(),
+            handover_text: self.handover_text.clone(),
+            closing_text: self.closing_text.clone(),
+            already_waiting_text: self.already_waiting_text.clone(),
+            stale_button_text: self.stale_button_text.clone(),
+        }
+    }
+}
+
+const SETTINGS_COLUMNS: &str = "tenant_id, default_language, welcome_text, help_text,
+    handover_text, closing_text, already_waiting_text, stale_button_text, answer_threshold,
+    suggest_threshold, timezone, updated_at";
+
+/// Creates a tenant's settings with the default texts of its language.
+pub async fn insert_default_settings(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    lang: switchboard_core::text::Lang,
+) -> Result<Settings> {
+    let t = BotTexts::defaults(lang);
+    Ok(sqlx::query_as(&format!(
+        "insert into bot_settings (tenant_id, default_language, welcome_text, help_text,
+            handover_text, closing_text, already_waiting_text, stale_button_text)
+         values ($1, $2, $3, $4, $5, $6, $7, $8) returning {SETTINGS_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(lang.code())
+    .bind(&t.welcome_text)
+    .bind(&t.help_text)
+    .bind(&t.handover_text)
+    .bind(&t.closing_text)
+    .bind(&t.already_waiting_text)
+    .bind(&t.stale_button_text)
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn get_settings(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Settings> {
+    sqlx::query_as(&format!(
+        "select {SETTINGS_COLUMNS} from bot_settings where tenant_id = $1"
+    ))
+    .bind(tenant)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+/// A partial change of the settings; `None` keeps the current value.
+#[derive(Clone, Debug, Default)]
+pub struct SettingsPatch {
+    pub welcome_text: Option<String>,
+    pub help_text: Option<String>,
+    pub handover_text: Option<String>,
+    pub closing_text: Option<String>,
+    pub already_waiting_text: Option<String>,
+    pub stale_button_text: Option<String>,
+    pub answer_threshold: Option<f32>,
+    pub default_language: Option<String>,
+}
+
+pub async fn update_settings(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    patch: &SettingsPatch,
+) -> Result<Settings> {
+    sqlx::query_as(&format!(
+        "update bot_settings set
+            welcome_text = coalesce($2, welcome_text),
+            help_text = coalesce($3, help_text),
+            handover_text = coalesce($4, handover_text),
+            closing_text = coalesce($5, closing_text),
+            already_waiting_text = coalesce($6, already_waiting_text),
+            stale_button_text = coalesce($7, stale_button_text),
+            answer_threshold = coalesce($8, answer_threshold),
+            default_language = coalesce($9, default_language)
+         where tenant_id = $1 returning {SETTINGS_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(&patch.welcome_text)
+    .bind(&patch.help_text)
+    .bind(&patch.handover_text)
+    .bind(&patch.closing_text)
+    .bind(&patch.already_waiting_text)
+    .bind(&patch.stale_button_text)
+    .bind(patch.answer_threshold)
+    .bind(&patch.default_language)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+// Menus and buttons ---------------------------------------------------------------------
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MenuRow {
+    pub id: MenuId,
+    pub name: String,
+    pub text: String,
+    pub is_main: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ButtonRow {
+    pub id: ButtonId,
+    pub menu_id: Option<MenuId>,
+    pub owner_rule_id: Option<RuleId>,
+    pub row_index: i32,
+    pub position: i32,
+    pub label: String,
+    pub action: String,
+    pub rule_id: Option<RuleId>,
+    pub target_menu_id: Option<MenuId>,
+    pub url: Option<String>,
+    pub text: Option<String>,
+}
+
+impl ButtonRow {
+    pub fn to_button(&self) -> Option<Button> {
+        let action = match self.action.as_str() {
+            "rule" => ButtonAction::Rule {
+                rule_id: self.rule_id?,
+            },
+            "text" => ButtonAction::Text {
+                text: self.text.clone()?,
+            },
+            "submenu" => ButtonAction::Submenu {
+                menu_id: self.target_menu_id?,
+            },
+            "url" => ButtonAction::Url {
+                url: self.url.clone()?,
+            },
+            "handover" => ButtonAction::Handover,
+            _ => return None,
+        };
+        Some(Button {
+            id: self.id,
+            label: self.label.clone(),
+            action,
+        })
+    }
+}
+
+/// Groups buttons (sorted by row, then position) into rows.
+pub fn rows_of(buttons: &[&ButtonRow]) -> Vec<Vec<Button>> {
+    let mut rows: Vec<Vec<Button>> = Vec::new();
+    let mut current: Option<i32> = None;
+    for b in buttons {
+        let Some(button) = b.to_button() else { continue };
+        if current != Some(b.row_index) {
+            rows.push(Vec::new());
+            current = Some(b.row_index);
+        }
+        rows.last_mut().expect("a row was pushed").push(button);
+    }
+    rows
+}
+
+const MENU_COLUMNS: &str = "id, name, text, is_main, created_at, updated_at";
+const BUTTON_COLUMNS: &str = "id, menu_id, owner_rule_id, row_index, position, label, action,
+    rule_id, target_menu_id, url, text";
+
+pub async fn list_menus(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<MenuRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {MENU_COLUMNS} from menus where tenant_id = $1 order by is_main desc, name, id"
+    ))
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn get_menu(db: impl PgExecutor<'_>, tenant: TenantId, id: MenuId) -> Result<MenuRow> {
+    sqlx::query_as(&format!(
+        "select {MENU_COLUMNS} from menus where tenant_id = $1 and id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+/// All buttons of the tenant, ordered for display.
+pub async fn list_buttons(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<ButtonRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {BUTTON_COLUMNS} from buttons where tenant_id = $1
+         order by menu_id nulls last, owner_rule_id, row_index, position"
+    ))
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn menu_buttons(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    menu: MenuId,
+) -> Result<Vec<ButtonRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {BUTTON_COLUMNS} from buttons where tenant_id = $1 and menu_id = $2
+         order by row_index, position"
+    ))
+    .bind(tenant)
+    .bind(menu)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn rule_buttons(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    rule: RuleId,
+) -> Result<Vec<ButtonRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {BUTTON_COLUMNS} from buttons where tenant_id = $1 and owner_rule_id = $2
+         order by row_index, position"
+    ))
+    .bind(tenant)
+    .bind(rule)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn insert_menu(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: MenuId,
+    name: &str,
+    text: &str,
+    is_main: bool,
+) -> Result<MenuRow> {
+    if is_main {
+        clear_main_menu(&mut *conn, tenant).await?;
+    }
+    Ok(sqlx::query_as(&format!(
+        "insert into menus (tenant_id, id, name, text, is_main) values ($1, $2, $3, $4, $5)
+         returning {MENU_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(name)
+    .bind(text)
+    .bind(is_main)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+async fn clear_main_menu(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<()> {
+    sqlx::query("update menus set is_main = false where tenant_id = $1 and is_main")
+        .bind(tenant)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn update_menu(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: MenuId,
+    name: Option<&str>,
+    text: Option<&str>,
+    is_main: Option<bool>,
+) -> Result<MenuRow> {
+    if is_main == Some(true) {
+        clear_main_menu(&mut *conn, tenant).await?;
+    }
+    sqlx::query_as(&format!(
+        "update menus set name = coalesce($3, name), text = coalesce($4, text),
+            is_main = coalesce($5, is_main)
+         where tenant_id = $1 and id = $2 returning {MENU_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(name)
+    .bind(text)
+    .bind(is_main)
+    .fetch_optional(&mut *conn)
+    .await?
+    .found()
+}
+
+pub async fn delete_menu(db: impl PgExecutor<'_>, tenant: TenantId, id: MenuId) -> Result<()> {
+    let done = sqlx::query("delete from menus where tenant_id = $1 and id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Who owns a set of buttons.
+#[derive(Clone, Copy, Debug)]
+pub enum ButtonOwner {
+    Menu(MenuId),
+    Rule(RuleId),
+}
+
+/// Replaces all buttons of a menu or rule with `rows` (ids are kept when given, so
+/// buttons already sent to users keep working).
+pub async fn replace_buttons(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    owner: ButtonOwner,
+    rows: &[Vec<Button>],
+) -> Result<()> {
+    let (menu_id, rule_id) = match owner {
+        ButtonOwner::Menu(m) => (Some(m), None),
+        ButtonOwner::Rule(r) => (None, Some(r)),
+    };
+    sqlx::query(
+        "delete from buttons where tenant_id = $1
+           and (menu_id = $2 or owner_rule_id = $3)",
+    )
+    .bind(tenant)
+    .bind(menu_id)
+    .bind(rule_id)
+    .execute(&mut *conn)
+    .await?;
+    for (ri, row) in rows.iter().enumerate() {
+        for (pi, b) in row.iter().enumerate() {
+            let (rule, target, url, text) = match &b.action {
+                ButtonAction::Rule { rule_id } => (Some(*rule_id), None, None, None),
+                ButtonAction::Submenu { menu_id } => (None, Some(*menu_id), None, None),
+                ButtonAction::Url { url } => (None, None, Some(url.as_str()), None),
+                ButtonAction::Text { text } => (None, None, None, Some(text.as_str())),
+                ButtonAction::Handover => (None, None, None, None),
+            };
+            sqlx::query(
+                "insert into buttons (tenant_id, id, menu_id, owner_rule_id, row_index, position,
+                    label, action, rule_id, target_menu_id, url, text)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(tenant)
+            .bind(b.id)
+            .bind(menu_id)
+            .bind(rule_id)
+            .bind(ri as i32)
+            .bind(pi as i32)
+            .bind(&b.label)
+            .bind(b.action.kind())
+            .bind(rule)
+            .bind(target)
+            .bind(url)
+            .bind(text)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+// Commands ------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CommandRow {
+    pub id: CommandId,
+    pub command: String,
+    pub description: String,
+    pub response: String,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COMMAND_COLUMNS: &str = "id, command, description, response, enabled, created_at, updated_at";
+
+pub async fn list_commands(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<CommandRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {COMMAND_COLUMNS} from commands where tenant_id = $1 order by command"
+    ))
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn get_command(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: CommandId,
+) -> Result<CommandRow> {
+    sqlx::query_as(&format!(
+        "select {COMMAND_COLUMNS} from commands where tenant_id = $1 and id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+pub async fn insert_command(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    command: &str,
+    description: &str,
+    response: &str,
+    enabled: bool,
+) -> Result<CommandRow> {
+    Ok(sqlx::query_as(&format!(
+        "insert into commands (tenant_id, id, command, description, response, enabled)
+         values ($1, $2, $3, $4, $5, $6) returning {COMMAND_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(CommandId::new())
+    .bind(command)
+    .bind(description)
+    .bind(response)
+    .bind(enabled)
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn update_command(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: CommandId,
+    command: Option<&str>,
+    description: Option<&str>,
+    response: Option<&str>,
+    enabled: Option<bool>,
+) -> Result<CommandRow> {
+    sqlx::query_as(&format!(
+        "update commands set command = coalesce($3, command),
+            description = coalesce($4, description), response = coalesce($5, response),
+            enabled = coalesce($6, enabled)
+         where tenant_id = $1 and id = $2 returning {COMMAND_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(command)
+    .bind(description)
+    .bind(response)
+    .bind(enabled)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+pub async fn delete_command(db: impl PgExecutor<'_>, tenant: TenantId, id: CommandId) -> Result<()> {
+    let done = sqlx::query("delete from commands where tenant_id = $1 and id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! Conversations and their state.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use switchboard_core::conversation::ConvState;
+use switchboard_core::{BotId, ConvStatus, ConversationId, EndUserId, HandoverReason, TenantId, UserId};
+
+use crate::error::OptionExt;
+use crate::Result;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub bot_id: BotId,
+    pub end_user_id: EndUserId,
+    #[sqlx(try_from = "String")]
+    pub status: ConvStatus,
+    pub assignee_id: Option<UserId>,
+    pub handover_reason: Option<String>,
+    pub resolution: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub waiting_since: Option<DateTime<Utc>>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub last_message_at: DateTime<Utc>,
+}
+
+impl Conversation {
+    pub fn state(&self) -> ConvState {
+        ConvState {
+            status: self.status,
+            assignee: self.assignee_id,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, bot_id, end_user_id, status, assignee_id, handover_reason, resolution,
+    opened_at, waiting_since, assigned_at, closed_at, last_message_at";
+
+/// The end user's open conversation, locked for the rest of the transaction.
+pub async fn open_for_user_locked(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    end_user: EndUserId,
+) -> Result<Option<Conversation>> {
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from conversations
+         where tenant_id = $1 and end_user_id = $2 and status <> 'closed'
+         for update"
+    ))
+    .bind(tenant)
+    .bind(end_user)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    bot: BotId,
+    end_user: EndUserId,
+) -> Result<Conversation> {
+    Ok(sqlx::query_as(&format!(
+        "insert into conversations (tenant_id, id, bot_id, end_user_id, status)
+         values ($1, $2, $3, $4, 'bot') returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(ConversationId::new())
+    .bind(bot)
+    .bind(end_user)
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: ConversationId) -> Result<Conversation> {
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from conversations where tenant_id = $1 and id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+pub async fn get_locked(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: ConversationId,
+) -> Result<Conversation> {
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from conversations where tenant_id = $1 and id = $2 for update"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .found()
+}
+
+/// Moves a conversation to a new state, stamping the matching timestamps.
+pub async fn set_state(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: ConversationId,
+    to: ConvState,
+    handover: Option<HandoverReason>,
+    actor: Option<UserId>,
+    resolution: Option<&str>,
+) -> Result<Conversation> {
+    sqlx::query_as(&format!(
+        "update conversations set
+            status = $3,
+            assignee_id = $4,
+            handover_reason = coalesce($5, handover_reason),
+            waiting_since = case when $3 = 'waiting' and status <> 'waiting' then now()
+                                 else waiting_since end,
+            assigned_at = case when $3 = 'assigned' and assignee_id is distinct from $4 then now()
+                               else assigned_at end,
+            closed_at = case when $3 = 'closed' then now() else null end,
+            closed_by = case when $3 = 'closed' then $6 else null end,
+            resolution = case when $3 = 'closed' then $7 else resolution end
+         where tenant_id = $1 and id = $2 returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(to.status.as_str())
+    .bind(to.assignee)
+    .bind(handover.map(|h| h.as_str()))
+    .bind(actor)
+    .bind(resolution)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+/// Notes activity (a message) on the conversation.
+pub async fn touch(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: ConversationId,
+    operator_replied: bool,
+) -> Result<()> {
+    sqlx::query(
+        "update conversations set last_message_at = now(),
+            first_response_at = case when $3 and first_response_at is null then now()
+                                     else first_response_at end
+         where tenant_id = $1 and id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(operator_replied)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A conversation with its end user, for lists.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ConversationListItem {
+    pub id: ConversationId,
+    #[sqlx(try_from = "String")]
+    pub status: ConvStatus,
+    pub assignee_id: Option<UserId>,
+    pub handover_reason: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub waiting_since: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub last_message_at: DateTime<Utc>,
+    pub end_user_id: EndUserId,
+    pub telegram_user_id: i64,
+    pub username: Option<String>,
+    pub first_name: String,
+    pub last_name: Option<String>,
+    pub is_blocked: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ConversationFilter {
+    pub status: Option<ConvStatus>,
+    pub assignee: Option<UserId>,
+    pub limit: i64,
+    /// Keyset cursor: (last_message_at, id) of the last item of the previous page.
+    pub before: Option<(DateTime<Utc>, ConversationId)>,
+}
+
+/// Conversations, most recently active first; waiting ones oldest-waiting first.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    f: &ConversationFilter,
+) -> Result<Vec<ConversationListItem>> {
+    let (before_at, before_id) = match f.before {
+        Some((at, id)) => (Some(at), Some(id)),
+        None => (None, None),
+    };
+    Ok(sqlx::query_as(
+        "select c.id, c.status, c.assignee_id, c.handover_reason, c.opened_at, c.waiting_since,
+                c.closed_at, c.last_message_at, c.end_user_id, u.telegram_user_id, u.username,
+                u.first_name, u.last_name, u.is_blocked
+         from conversations c
+         join end_users u on u.tenant_id = c.tenant_id and u.id = c.end_user_id
+         where c.tenant_id = $1
+           and ($2::text is null or c.status = $2)
+           and ($3::uuid is null or c.assignee_id = $3)
+           and ($4::timestamptz is null or (c.last_message_at, c.id) < ($4, $5))
+         order by c.last_message_at desc, c.id desc
+         limit $6",
+    )
+    .bind(tenant)
+    .bind(f.status.map(|s| s.as_str()))
+    .bind(f.assignee)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(f.limit)
+    .fetch_all(db)
+    .await?)
+}

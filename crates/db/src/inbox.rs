@@ -1,0 +1,41 @@
+//! Raw updates as received, deduplicated by `(bot, update_id)`.
+
+use serde_json::Value;
+use sqlx::PgExecutor;
+use switchboard_core::{BotId, TenantId};
+
+use crate::Result;
+
+/// Stores an update; false when it was already stored (a redelivery).
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    bot: BotId,
+    update_id: i64,
+    payload: &Value,
+    status: &str,
+) -> Result<bool> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "insert into inbox (tenant_id, bot_id, update_id, payload, status)
+         values ($1, $2, $3, $4, $5)
+         on conflict do nothing returning update_id",
+    )
+    .bind(tenant)
+    .bind(bot)
+    .bind(update_id)
+    .bind(payload)
+    .bind(status)
+    .fetch_optional(db)
+    .await?;
+    Ok(inserted.is_some())
+}
+
+pub async fn count(db: impl PgExecutor<'_>, tenant: TenantId, bot: BotId) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("select count(*) from inbox where tenant_id = $1 and bot_id = $2")
+            .bind(tenant)
+            .bind(bot)
+            .fetch_one(db)
+            .await?,
+    )
+}

@@ -1,0 +1,326 @@
+//! Stored messages, inbound and outbound, and the delivery state of outbound ones.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor, QueryBuilder};
+use switchboard_core::{ConversationId, EndUserId, MessageId, RuleId, TenantId, UserId};
+
+use crate::Result;
+
+/// An inbound message (from the Telegram user).
+#[derive(Clone, Debug, Default)]
+pub struct NewInbound {
+    pub conversation_id: ConversationId,
+    pub end_user_id: EndUserId,
+    /// text, command, callback, photo, document, voice, sticker, …
+    pub kind: String,
+    pub text: String,
+    pub payload: Option<Value>,
+    pub rule_id: Option<RuleId>,
+    pub score: Option<f32>,
+    pub match_info: Option<Value>,
+    pub update_id: Option<i64>,
+    pub telegram_message_id: Option<i64>,
+}
+
+pub async fn insert_inbound(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    m: &NewInbound,
+) -> Result<MessageId> {
+    Ok(sqlx::query_scalar(
+        "insert into messages (tenant_id, conversation_id, end_user_id, direction, sender, kind,
+            text, payload, rule_id, score, match, update_id, telegram_message_id)
+         values ($1, $2, $3, 'in', 'user', $4, $5, $6, $7, $8, $9, $10, $11)
+         returning id",
+    )
+    .bind(tenant)
+    .bind(m.conversation_id)
+    .bind(m.end_user_id)
+    .bind(&m.kind)
+    .bind(&m.text)
+    .bind(&m.payload)
+    .bind(m.rule_id)
+    .bind(m.score)
+    .bind(&m.match_info)
+    .bind(m.update_id)
+    .bind(m.telegram_message_id)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Who sends an outbound message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    Bot,
+    Operator(UserId),
+    System,
+}
+
+impl Sender {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Sender::Bot => "bot",
+            Sender::Operator(_) => "operator",
+            Sender::System => "system",
+        }
+    }
+}
+
+/// An outbound message to deliver.
+#[derive(Clone, Debug)]
+pub struct NewOutbound {
+    pub conversation_id: ConversationId,
+    pub end_user_id: EndUserId,
+    pub sender: Sender,
+    pub text: String,
+    /// `{"keyboard": [[…]]}` and other sending options.
+    pub payload: Option<Value>,
+    pub rule_id: Option<RuleId>,
+}
+
+/// Stores outbound messages as `pending`, in order; returns their ids.
+pub async fn insert_outbound(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    items: &[NewOutbound],
+) -> Result<Vec<MessageId>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::new(
+        "insert into messages (tenant_id, conversation_id, end_user_id, direction, sender,
+            operator_id, kind, text, payload, rule_id, delivery_status) ",
+    );
+    qb.push_values(items, |mut b, m| {
+        let operator = match m.sender {
+            Sender::Operator(u) => Some(u),
+            _ => None,
+        };
+        b.push_bind(tenant)
+            .push_bind(m.conversation_id)
+            .push_bind(m.end_user_id)
+            .push("'out'")
+            .push_bind(m.sender.as_str())
+            .push_bind(operator)
+            .push("'text'")
+            .push_bind(&m.text)
+            .push_bind(&m.payload)
+            .push_bind(m.rule_id)
+            .push("'pending'");
+    });
+    qb.push(" returning id");
+    let ids: Vec<MessageId> = qb.build_query_scalar().fetch_all(conn).await?;
+    Ok(ids)
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub direction: String,
+    pub sender: String,
+    pub operator_id: Option<UserId>,
+    pub kind: String,
+    pub text: String,
+    pub payload: Option<Value>,
+    pub rule_id: Option<RuleId>,
+    pub score: Option<f32>,
+    pub telegram_message_id: Option<i64>,
+    pub delivery_status: Option<String>,
+    pub delivery_error: Option<String>,
+    pub attempts: i32,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, conversation_id, direction, sender, operator_id, kind, text, payload,
+    rule_id, score, telegram_message_id, delivery_status, delivery_error, attempts, sent_at,
+    created_at";
+
+/// A conversation's messages in order, after `after` (keyset), at most `limit`.
+pub async fn list_for_conversation(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    conversation: ConversationId,
+    after: Option<MessageId>,
+    limit: i64,
+) -> Result<Vec<MessageRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from messages
+         where tenant_id = $1 and conversation_id = $2 and ($3::bigint is null or id > $3)
+         order by id limit $4"
+    ))
+    .bind(tenant)
+    .bind(conversation)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: MessageId) -> Result<MessageRow> {
+    use crate::error::OptionExt;
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from messages where tenant_id = $1 and id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+// Delivery ------------------------------------------------------------------------------
+
+/// The first undelivered message of a chat, as the delivery loop sees it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Undelivered {
+    pub id: MessageId,
+    pub text: String,
+    pub payload: Option<Value>,
+    pub delivery_status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub chat_id: i64,
+    pub next_send_at: Option<DateTime<Utc>>,
+    pub db_now: DateTime<Utc>,
+}
+
+/// Locks and returns the chat's oldest message still `pending` or `sending`.
+pub async fn first_undelivered_locked(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    end_user: EndUserId,
+) -> Result<Option<Undelivered>> {
+    Ok(sqlx::query_as(
+        "select m.id, m.text, m.payload, m.delivery_status, m.attempts, m.next_attempt_at,
+                m.lease_until, u.chat_id, u.next_send_at, now() as db_now
+         from messages m
+         join end_users u on u.tenant_id = m.tenant_id and u.id = m.end_user_id
+         where m.tenant_id = $1 and m.end_user_id = $2
+           and m.delivery_status in ('pending', 'sending')
+         order by m.id
+         limit 1
+         for update of m",
+    )
+    .bind(tenant)
+    .bind(end_user)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Takes a message for sending until `lease_until`.
+pub async fn mark_sending(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: MessageId,
+    lease_until: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "update messages set delivery_status = 'sending', lease_until = $3,
+            attempts = attempts + 1
+         where tenant_id = $1 and id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(lease_until)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_sent(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: MessageId,
+    telegram_message_id: i64,
+) -> Result<()> {
+    sqlx::query(
+        "update messages set delivery_status = 'sent', telegram_message_id = $3, sent_at = now(),
+            delivery_error = null, lease_until = null, next_attempt_at = null
+         where tenant_id = $1 and id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(telegram_message_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_failed(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: MessageId,
+    error: &str,
+) -> Result<()> {
+    sqlx::query(
+        "update messages set delivery_status = 'failed', delivery_error = $3, lease_until = null,
+            next_attempt_at = null
+         where tenant_id = $1 and id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Puts a message back to `pending` until `at`, keeping the error for display.
+pub async fn mark_retry(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: MessageId,
+    at: DateTime<Utc>,
+    error: &str,
+) -> Result<()> {
+    sqlx::query(
+        "update messages set delivery_status = 'pending', next_attempt_at = $3,
+            delivery_error = $4, lease_until = null
+         where tenant_id = $1 and id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(at)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Sets when the next message may go to this chat (one message per second per chat).
+pub async fn set_next_send_at(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    end_user: EndUserId,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("update end_users set next_send_at = $3 where tenant_id = $1 and id = $2")
+        .bind(tenant)
+        .bind(end_user)
+        .bind(at)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Puts a failed message back in the queue (the operator's "retry").
+pub async fn requeue_failed(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: MessageId,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "update messages set delivery_status = 'pending', next_attempt_at = null,
+            attempts = 0
+         where tenant_id = $1 and id = $2 and delivery_status = 'failed'",
+    )
+    .bind(tenant)
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,175 @@
+//! Answer rules.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use switchboard_core::{RuleId, TenantId};
+
+use crate::error::OptionExt;
+use crate::{DbError, Result};
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RuleRow {
+    pub id: RuleId,
+    pub title: String,
+    pub answer: String,
+    pub examples: Vec<String>,
+    pub keywords: Vec<String>,
+    pub priority: i32,
+    pub enabled: bool,
+    pub featured: bool,
+    pub hit_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, title, answer, examples, keywords, priority, enabled, featured,
+    hit_count, created_at, updated_at";
+
+/// Filters for listing rules.
+#[derive(Clone, Debug, Default)]
+pub struct RuleFilter {
+    /// Case-insensitive search in title, answer, examples and keywords.
+    pub query: Option<String>,
+    pub enabled: Option<bool>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub async fn list(db: impl PgExecutor<'_>, tenant: TenantId, f: &RuleFilter) -> Result<Vec<RuleRow>> {
+    let pattern = f
+        .query
+        .as_deref()
+        .filter(|q| !q.trim().is_empty())
+        .map(|q| format!("%{}%", escape_like(q.trim())));
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from answer_rules
+         where tenant_id = $1
+           and ($2::bool is null or enabled = $2)
+           and ($3::text is null or title ilike $3 or answer ilike $3
+                or array_to_string(examples, ' ') ilike $3
+                or array_to_string(keywords, ' ') ilike $3)
+         order by created_at, id
+         limit $4 offset $5"
+    ))
+    .bind(tenant)
+    .bind(f.enabled)
+    .bind(pattern)
+    .bind(f.limit)
+    .bind(f.offset)
+    .fetch_all(db)
+    .await?)
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The enabled rules, for building the matcher and the bot configuration.
+pub async fn list_enabled(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<RuleRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from answer_rules where tenant_id = $1 and enabled order by created_at, id"
+    ))
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: RuleId) -> Result<RuleRow> {
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from answer_rules where tenant_id = $1 and id = $2"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+/// The values of a rule as written by an admin.
+#[derive(Clone, Debug, Default)]
+pub struct RuleInput {
+    pub title: String,
+    pub answer: String,
+    pub examples: Vec<String>,
+    pub keywords: Vec<String>,
+    pub priority: i32,
+    pub enabled: bool,
+    pub featured: bool,
+}
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: RuleId,
+    r: &RuleInput,
+) -> Result<RuleRow> {
+    Ok(sqlx::query_as(&format!(
+        "insert into answer_rules (tenant_id, id, title, answer, examples, keywords, priority,
+            enabled, featured)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(&r.title)
+    .bind(&r.answer)
+    .bind(&r.examples)
+    .bind(&r.keywords)
+    .bind(r.priority)
+    .bind(r.enabled)
+    .bind(r.featured)
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: RuleId,
+    r: &RuleInput,
+) -> Result<RuleRow> {
+    sqlx::query_as(&format!(
+        "update answer_rules set title = $3, answer = $4, examples = $5, keywords = $6,
+            priority = $7, enabled = $8, featured = $9
+         where tenant_id = $1 and id = $2 returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(&r.title)
+    .bind(&r.answer)
+    .bind(&r.examples)
+    .bind(&r.keywords)
+    .bind(r.priority)
+    .bind(r.enabled)
+    .bind(r.featured)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+pub async fn delete(db: impl PgExecutor<'_>, tenant: TenantId, id: RuleId) -> Result<()> {
+    let done = sqlx::query("delete from answer_rules where tenant_id = $1 and id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Which of `ids` exist as rules of the tenant (to validate button targets).
+pub async fn existing_ids(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    ids: &[RuleId],
+) -> Result<Vec<RuleId>> {
+    let raw: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    Ok(sqlx::query_scalar(
+        "select id from answer_rules where tenant_id = $1 and id = any($2)",
+    )
+    .bind(tenant)
+    .bind(&raw)
+    .fetch_all(db)
+    .await?)
+}

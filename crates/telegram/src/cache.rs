@@ -1,0 +1,299 @@
+//! Per-process caches of what every update needs (bot clients with their decrypted tokens,
+//! each tenant's bot configuration and matcher index), invalidated across replicas by
+//! PostgreSQL notifications on the `switchboard_config` channel.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use sqlx::PgPool;
+use switchboard_core::bot::{BotConfig, Command, Menu, Rule};
+use switchboard_core::matcher::{MatcherIndex, RuleSpec};
+use switchboard_core::vault::{SecretPurpose, Vault};
+use switchboard_core::{BotId, TenantId};
+use switchboard_db::config::{rows_of, ButtonRow};
+use switchboard_db::{bots, config, rules, DbError};
+use zeroize::Zeroizing;
+
+/// The notification channel for configuration changes (payload: tenant id).
+pub const CONFIG_CHANNEL: &str = "switchboard_config";
+
+/// A connected bot as the webhook and delivery need it.
+pub struct BotEntry {
+    pub tenant_id: TenantId,
+    pub bot_id: BotId,
+    pub public_id: String,
+    pub username: String,
+    pub webhook_secret_hash: Vec<u8>,
+    token: Zeroizing<String>,
+}
+
+impl BotEntry {
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl std::fmt::Debug for BotEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotEntry")
+            .field("tenant_id", &self.tenant_id)
+            .field("bot_id", &self.bot_id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("the bot token cannot be decrypted: {0}")]
+    Vault(#[from] switchboard_core::vault::VaultError),
+}
+
+/// Caches keyed by tenant, with a generation counter so that a load racing with an
+/// invalidation never stores stale data.
+pub struct Caches {
+    pool: PgPool,
+    vault: Arc<Vault>,
+    generation: AtomicU64,
+    bots: RwLock<HashMap<String, Arc<BotEntry>>>,
+    configs: RwLock<HashMap<TenantId, Arc<BotConfig>>>,
+}
+
+impl Caches {
+    pub fn new(pool: PgPool, vault: Arc<Vault>) -> Self {
+        Self {
+            pool,
+            vault,
+            generation: AtomicU64::new(0),
+            bots: RwLock::new(HashMap::new()),
+            configs: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets everything cached for a tenant.
+    pub fn invalidate(&self, tenant: TenantId) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.configs.write().remove(&tenant);
+        self.bots.write().retain(|_, b| b.tenant_id != tenant);
+    }
+
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.configs.write().clear();
+        self.bots.write().clear();
+    }
+
+    fn entry_from_row(&self, row: &bots::Bot) -> Result<Option<BotEntry>, CacheError> {
+        let (Some(sealed), Some(secret_hash)) = (row.sealed_token(), row.webhook_secret_hash.clone())
+        else {
+            return Ok(None);
+        };
+        let plain = self.vault.open(
+            SecretPurpose::BotToken {
+                tenant: row.tenant_id,
+                bot: row.id,
+            },
+            &sealed,
+        )?;
+        let token = Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
+        Ok(Some(BotEntry {
+            tenant_id: row.tenant_id,
+            bot_id: row.id,
+            public_id: row.public_id.clone(),
+            username: row.username.clone(),
+            webhook_secret_hash: secret_hash,
+            token,
+        }))
+    }
+
+    /// The live bot a webhook URL names.
+    pub async fn bot_by_public_id(&self, public_id: &str) -> Result<Option<Arc<BotEntry>>, CacheError> {
+        if let Some(b) = self.bots.read().get(public_id) {
+            return Ok(Some(b.clone()));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let Some(row) = bots::find_live_by_public_id(&self.pool, public_id).await? else {
+            return Ok(None);
+        };
+        let Some(entry) = self.entry_from_row(&row)? else {
+            return Ok(None);
+        };
+        let entry = Arc::new(entry);
+        self.store_bot(generation, &entry);
+        Ok(Some(entry))
+    }
+
+    /// A tenant's bot by id (live or not: delivery of already-decided messages).
+    pub async fn bot(&self, tenant: TenantId, bot: BotId) -> Result<Option<Arc<BotEntry>>, CacheError> {
+        if let Some(b) = self
+            .bots
+            .read()
+            .values()
+            .find(|b| b.bot_id == bot && b.tenant_id == tenant)
+        {
+            return Ok(Some(b.clone()));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let row = match bots::get(&self.pool, tenant, bot).await {
+            Ok(r) => r,
+            Err(DbError::NotFound) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(entry) = self.entry_from_row(&row)? else {
+            return Ok(None);
+        };
+        let entry = Arc::new(entry);
+        if row.status != "removed" {
+            self.store_bot(generation, &entry);
+        }
+        Ok(Some(entry))
+    }
+
+    fn store_bot(&self, generation: u64, entry: &Arc<BotEntry>) {
+        let mut map = self.bots.write();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            map.insert(entry.public_id.clone(), entry.clone());
+        }
+    }
+
+    /// The tenant's bot configuration (texts, menus, rules with the matcher index, commands).
+    pub async fn config(&self, tenant: TenantId) -> Result<Arc<BotConfig>, CacheError> {
+        if let Some(c) = self.configs.read().get(&tenant) {
+            return Ok(c.clone());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let config = Arc::new(load_config(&self.pool, tenant).await?);
+        let mut map = self.configs.write();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            map.insert(tenant, config.clone());
+        }
+        Ok(config)
+    }
+}
+
+/// Builds a tenant's bot configuration from the database.
+pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, DbError> {
+    let settings = config::get_settings(pool, tenant).await?;
+    let menu_rows = config::list_menus(pool, tenant).await?;
+    let buttons = config::list_buttons(pool, tenant).await?;
+    let rule_rows = rules::list_enabled(pool, tenant).await?;
+    let command_rows = config::list_commands(pool, tenant).await?;
+
+    let of_menu = |id| -> Vec<&ButtonRow> { buttons.iter().filter(|b| b.menu_id == Some(id)).collect() };
+    let of_rule = |id| -> Vec<&ButtonRow> {
+        buttons
+            .iter()
+            .filter(|b| b.owner_rule_id == Some(id))
+            .collect()
+    };
+    let menus = menu_rows
+        .iter()
+        .map(|m| {
+            (
+                m.id,
+                Menu {
+                    id: m.id,
+                    text: m.text.clone(),
+                    rows: rows_of(&of_menu(m.id)),
+                },
+            )
+        })
+        .collect();
+    let specs: Vec<RuleSpec> = rule_rows
+        .iter()
+        .map(|r| RuleSpec {
+            id: r.id,
+            title: r.title.clone(),
+            examples: r.examples.clone(),
+            keywords: r.keywords.clone(),
+            priority: r.priority,
+        })
+        .collect();
+    let rules = rule_rows
+        .iter()
+        .map(|r| {
+            (
+                r.id,
+                Rule {
+                    id: r.id,
+                    title: r.title.clone(),
+                    answer: r.answer.clone(),
+                    rows: rows_of(&of_rule(r.id)),
+                },
+            )
+        })
+        .collect();
+    let commands = command_rows
+        .into_iter()
+        .filter(|c| c.enabled)
+        .map(|c| {
+            (
+                c.command.clone(),
+                Command {
+                    name: c.command,
+                    description: c.description,
+                    response: c.response,
+                },
+            )
+        })
+        .collect();
+    Ok(BotConfig {
+        texts: settings.texts(),
+        answer_threshold: settings.answer_threshold,
+        main_menu: menu_rows.iter().find(|m| m.is_main).map(|m| m.id),
+        menus,
+        rules,
+        commands,
+        matcher: Arc::new(MatcherIndex::build(&specs)),
+    })
+}
+
+/// Listens for configuration changes made by any process and drops the affected cache
+/// entries. Runs until the pool closes; on a lost connection everything is dropped, since
+/// notifications may have been missed.
+pub async fn listen_for_invalidations(pool: PgPool, caches: Arc<Caches>) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "cache invalidation listener cannot connect; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CONFIG_CHANNEL).await {
+            tracing::warn!(error = %e, "cannot LISTEN for cache invalidations; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        // Anything cached before we were listening may be stale.
+        caches.invalidate_all();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => match n.payload().parse::<uuid::Uuid>() {
+                    Ok(t) => caches.invalidate(TenantId(t)),
+                    Err(_) => caches.invalidate_all(),
+                },
+                Ok(None) => {
+                    tracing::info!("cache invalidation listener reconnected");
+                    caches.invalidate_all();
+                }
+                Err(e) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "cache invalidation listener failed; reconnecting");
+                    caches.invalidate_all();
+                    break;
+                }
+            }
+        }
+    }
+}

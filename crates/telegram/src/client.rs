@@ -1,0 +1,171 @@
+//! A thin Bot API transport over teloxide's payload and response types.
+//!
+//! We use teloxide for the Bot API's types, payloads and error classification, but send
+//! requests ourselves: one shared HTTP client for every tenant's bot, a timeout per
+//! request, no hidden sleeps (teloxide's own client pauses 10 s after a 5xx, which would
+//! stall a delivery worker), and errors that never carry the token-bearing URL.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use teloxide::types::ResponseParameters;
+use teloxide::ApiError;
+use teloxide::requests::Payload;
+
+/// What went wrong talking to the Bot API.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum TgError {
+    /// 429: wait this many seconds.
+    #[error("Telegram asks to wait {0} s (too many requests)")]
+    RetryAfter(u32),
+    /// Telegram refused the request (4xx); `kind` classifies the description.
+    #[error("Telegram refused: {description}")]
+    Api {
+        code: u16,
+        description: String,
+        kind: ApiError,
+    },
+    /// A 5xx from the Bot API server.
+    #[error("Telegram server error {0}")]
+    Server(u16),
+    #[error("could not reach the Bot API: {0}")]
+    Network(String),
+    #[error("the Bot API did not answer in time")]
+    Timeout,
+    #[error("unexpected answer from the Bot API: {0}")]
+    BadResponse(String),
+}
+
+impl TgError {
+    /// Errors worth retrying later (the same request may well succeed).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            TgError::RetryAfter(_) | TgError::Server(_) | TgError::Network(_) | TgError::Timeout
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    ok: bool,
+    result: Option<T>,
+    error_code: Option<u16>,
+    description: Option<String>,
+    parameters: Option<ResponseParameters>,
+}
+
+/// The Bot API at one base URL (Telegram's, a self-hosted server, or our fake).
+#[derive(Clone, Debug)]
+pub struct BotApi {
+    http: reqwest::Client,
+    base: url::Url,
+}
+
+impl BotApi {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
+        let base = url::Url::parse(base).map_err(|e| format!("invalid Bot API URL {base:?}: {e}"))?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { http, base })
+    }
+
+    pub fn base_url(&self) -> &url::Url {
+        &self.base
+    }
+
+    fn method_url(&self, token: &str, method: &str) -> url::Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("the Bot API URL is a base URL")
+            .pop_if_empty()
+            .push(&format!("bot{token}"))
+            .push(method);
+        url
+    }
+
+    /// Calls a Bot API method with a teloxide payload.
+    pub async fn call<P>(&self, token: &str, payload: &P) -> Result<P::Output, TgError>
+    where
+        P: Payload + Serialize,
+        P::Output: DeserializeOwned,
+    {
+        let mut request = self.http.post(self.method_url(token, P::NAME)).json(payload);
+        if let Some(hint) = payload.timeout_hint() {
+            request = request.timeout(hint + Duration::from_secs(10));
+        }
+        let response = request.send().await.map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(transport_error)?;
+        let envelope: Envelope<P::Output> = match serde_json::from_slice(&body) {
+            Ok(e) => e,
+            Err(_) if status >= 500 => return Err(TgError::Server(status)),
+            Err(e) => return Err(TgError::BadResponse(format!("status {status}: {e}"))),
+        };
+        if envelope.ok {
+            return envelope
+                .result
+                .ok_or_else(|| TgError::BadResponse("ok without a result".into()));
+        }
+        if let Some(ResponseParameters::RetryAfter(secs)) = envelope.parameters {
+            return Err(TgError::RetryAfter(secs.seconds()));
+        }
+        let code = envelope.error_code.unwrap_or(status);
+        if code >= 500 {
+            return Err(TgError::Server(code));
+        }
+        let description = envelope.description.unwrap_or_default();
+        let kind = serde_json::from_value::<ApiError>(serde_json::Value::String(description.clone()))
+            .unwrap_or(ApiError::Unknown(description.clone()));
+        Err(TgError::Api {
+            code,
+            description,
+            kind,
+        })
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> TgError {
+    if e.is_timeout() {
+        TgError::Timeout
+    } else {
+        // The URL holds the bot token: never let it into an error message.
+        TgError::Network(e.without_url().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_urls_keep_a_base_path() {
+        let api = BotApi::new("http://127.0.0.1:9/tg/", Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            api.method_url("1:abc", "getMe").as_str(),
+            "http://127.0.0.1:9/tg/bot1:abc/getMe"
+        );
+        let api = BotApi::new("https://api.telegram.org", Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            api.method_url("1:abc", "sendMessage").as_str(),
+            "https://api.telegram.org/bot1:abc/sendMessage"
+        );
+    }
+
+    #[tokio::test]
+    async fn network_errors_do_not_leak_the_token() {
+        let api = BotApi::new("http://127.0.0.1:9", Duration::from_secs(2)).unwrap();
+        let err = api
+            .call("123:SECRETSECRET", &teloxide::payloads::GetMe::new())
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        assert!(!err.to_string().contains("SECRETSECRET"), "{err}");
+    }
+}

@@ -1,0 +1,295 @@
+//! Delivering a chat's pending messages, in order, within Telegram's limits.
+//!
+//! A delivery job names a chat. It takes the chat's oldest undelivered message under a
+//! row lock, leases it (`sending`), sends it outside any transaction, records the outcome,
+//! and moves on to the next. A message leased by another worker means that worker owns the
+//! chat for now; it re-checks for newer messages after each send, so nothing is stranded.
+//! Failures are retried with backoff by scheduling a new job; 429s wait `retry_after`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use switchboard_core::bot::OutButton;
+use switchboard_core::{BotId, EndUserId, MessageId, TenantId};
+use switchboard_db::events::{Actor, NewEvent};
+use switchboard_db::messages::{self, Undelivered};
+use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
+use switchboard_db::{end_users, events, DbError};
+use teloxide::payloads::SendMessage;
+use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, ParseMode, ReplyMarkup};
+use teloxide::ApiError;
+
+use crate::cache::CacheError;
+use crate::client::TgError;
+use crate::Telegram;
+
+/// How long a worker may hold a message as `sending` before others may retry it.
+const LEASE: Duration = Duration::from_secs(60);
+/// Telegram: about one message per second to one chat.
+const CHAT_INTERVAL: Duration = Duration::from_millis(1000);
+/// Waits shorter than this happen inside the job; longer ones are rescheduled.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(3);
+/// Attempts before a transient failure becomes final.
+pub const MAX_ATTEMPTS: i32 = 8;
+/// Attempts allowed when Telegram keeps answering 429.
+const MAX_RATE_LIMITED_ATTEMPTS: i32 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+impl From<sqlx::Error> for DeliveryError {
+    fn from(e: sqlx::Error) -> Self {
+        DeliveryError::Db(e.into())
+    }
+}
+
+/// What one job run did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub sent: u32,
+    pub failed: u32,
+    pub retry_scheduled: bool,
+}
+
+enum Next {
+    Send(Undelivered),
+    Done,
+}
+
+fn backoff(attempts: i32) -> Duration {
+    Duration::from_secs(2u64.saturating_pow(attempts.clamp(0, 8) as u32).min(300))
+}
+
+fn chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Builds the Telegram keyboard from what was stored with the message.
+pub fn keyboard_markup(payload: Option<&Value>) -> Option<InlineKeyboardMarkup> {
+    let rows: Vec<Vec<OutButton>> =
+        serde_json::from_value(payload?.get("keyboard")?.clone()).ok()?;
+    let rows: Vec<Vec<InlineKeyboardButton>> = rows
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .filter_map(|b| match b {
+                    OutButton::Callback { label, data } => Some(InlineKeyboardButton::callback(label, data)),
+                    OutButton::Url { label, url } => {
+                        url::Url::parse(&url).ok().map(|u| InlineKeyboardButton::url(label, u))
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .filter(|r: &Vec<InlineKeyboardButton>| !r.is_empty())
+        .collect();
+    (!rows.is_empty()).then(|| InlineKeyboardMarkup::new(rows))
+}
+
+fn parse_mode(payload: Option<&Value>) -> Option<ParseMode> {
+    match payload?.get("parse_mode")?.as_str()? {
+        "HTML" => Some(ParseMode::Html),
+        "MarkdownV2" => Some(ParseMode::MarkdownV2),
+        _ => None,
+    }
+}
+
+impl Telegram {
+    /// Runs one delivery job: sends the chat's pending messages in order.
+    pub async fn deliver_chat(&self, job: &DeliveryJob) -> Result<DeliveryReport, DeliveryError> {
+        let mut report = DeliveryReport::default();
+        loop {
+            match self.take_next(job, &mut report).await? {
+                Next::Done => return Ok(report),
+                Next::Send(m) => self.send_one(job, m, &mut report).await?,
+            }
+            // A scheduled retry owns the rest of this chat's queue (order is kept).
+            if report.retry_scheduled {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Locks the chat's oldest undelivered message and decides: send it now (leased),
+    /// wait a moment, or leave it (someone else has it, or it is scheduled later).
+    async fn take_next(&self, job: &DeliveryJob, report: &mut DeliveryReport) -> Result<Next, DeliveryError> {
+        let tenant = job.tenant_id;
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let Some(m) = messages::first_undelivered_locked(&mut tx, tenant, job.end_user_id).await? else {
+                return Ok(Next::Done);
+            };
+            let now = m.db_now;
+            if m.delivery_status == "sending" && m.lease_until.is_some_and(|l| l > now) {
+                // Another worker is sending this chat's messages and will continue.
+                return Ok(Next::Done);
+            }
+            let not_before = [m.next_attempt_at, m.next_send_at]
+                .into_iter()
+                .flatten()
+                .max()
+                .filter(|t| *t > now);
+            if let Some(at) = not_before {
+                let wait = (at - now).to_std().unwrap_or_default();
+                if wait > MAX_INLINE_WAIT {
+                    enqueue_delivery(&mut *tx, job, Some(at)).await?;
+                    tx.commit().await?;
+                    report.retry_scheduled = true;
+                    return Ok(Next::Done);
+                }
+                drop(tx);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            messages::mark_sending(&mut *tx, tenant, m.id, now + chrono(LEASE)).await?;
+            messages::set_next_send_at(&mut *tx, tenant, job.end_user_id, now + chrono(CHAT_INTERVAL)).await?;
+            tx.commit().await?;
+            return Ok(Next::Send(m));
+        }
+    }
+
+    async fn send_one(
+        &self,
+        job: &DeliveryJob,
+        m: Undelivered,
+        report: &mut DeliveryReport,
+    ) -> Result<(), DeliveryError> {
+        let tenant = job.tenant_id;
+        let attempts = m.attempts + 1;
+        let Some(bot) = self.caches.bot(tenant, job.bot_id).await? else {
+            messages::mark_failed(&self.pool, tenant, m.id, "the bot was removed before this message could be sent").await?;
+            report.failed += 1;
+            return Ok(());
+        };
+        self.limiter.acquire(job.bot_id).await;
+        let mut payload = SendMessage::new(ChatId(m.chat_id), m.text.clone());
+        payload.reply_markup = keyboard_markup(m.payload.as_ref()).map(ReplyMarkup::InlineKeyboard);
+        payload.parse_mode = parse_mode(m.payload.as_ref());
+        let mut result = self.api.call(bot.token(), &payload).await;
+        if let Err(TgError::Api {
+            kind: ApiError::CantParseEntities(_),
+            ..
+        }) = &result
+        {
+            // Broken formatting must not lose the message: send it as plain text.
+            payload.parse_mode = None;
+            result = self.api.call(bot.token(), &payload).await;
+        }
+        match result {
+            Ok(sent) => {
+                messages::mark_sent(&self.pool, tenant, m.id, i64::from(sent.id.0)).await?;
+                report.sent += 1;
+            }
+            Err(TgError::RetryAfter(secs)) => {
+                let wait = Duration::from_secs(u64::from(secs.max(1)));
+                self.limiter.pause(job.bot_id, wait);
+                if attempts >= MAX_RATE_LIMITED_ATTEMPTS {
+                    self.fail(job, m.id, &format!("Telegram kept rate-limiting after {attempts} attempts")).await?;
+                    report.failed += 1;
+                } else {
+                    self.retry_later(job, m.id, wait, &TgError::RetryAfter(secs).to_string()).await?;
+                    report.retry_scheduled = true;
+                }
+            }
+            Err(e) if e.is_transient() => {
+                if attempts >= MAX_ATTEMPTS {
+                    self.fail(job, m.id, &format!("gave up after {attempts} attempts: {e}")).await?;
+                    report.failed += 1;
+                } else {
+                    self.retry_later(job, m.id, backoff(attempts), &e.to_string()).await?;
+                    report.retry_scheduled = true;
+                }
+            }
+            Err(TgError::Api { kind, description, .. }) => {
+                let reason = match kind {
+                    ApiError::BotBlocked => {
+                        end_users::set_blocked(&self.pool, tenant, job.end_user_id, true).await?;
+                        "the user blocked the bot".to_string()
+                    }
+                    ApiError::UserDeactivated => "the user's account is deactivated".to_string(),
+                    ApiError::ChatNotFound => "chat not found (the user never started the bot)".to_string(),
+                    ApiError::InvalidToken => {
+                        switchboard_db::bots::set_error(
+                            &self.pool,
+                            tenant,
+                            job.bot_id,
+                            Some("Telegram rejected the bot token (revoked?)"),
+                        )
+                        .await?;
+                        "Telegram rejected the bot token (revoked?)".to_string()
+                    }
+                    _ => description,
+                };
+                self.fail(job, m.id, &reason).await?;
+                report.failed += 1;
+            }
+            Err(e) => {
+                self.fail(job, m.id, &e.to_string()).await?;
+                report.failed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn retry_later(&self, job: &DeliveryJob, id: MessageId, wait: Duration, error: &str) -> Result<(), DeliveryError> {
+        let mut tx = self.pool.begin().await?;
+        let at: DateTime<Utc> = Utc::now() + chrono(wait);
+        messages::mark_retry(&mut *tx, job.tenant_id, id, at, error).await?;
+        enqueue_delivery(&mut *tx, job, Some(at)).await?;
+        tx.commit().await?;
+        tracing::info!(tenant = %job.tenant_id, message = %id, wait_s = wait.as_secs(), error, "delivery will be retried");
+        Ok(())
+    }
+
+    async fn fail(&self, job: &DeliveryJob, id: MessageId, reason: &str) -> Result<(), DeliveryError> {
+        let mut tx = self.pool.begin().await?;
+        messages::mark_failed(&mut *tx, job.tenant_id, id, reason).await?;
+        let mut event = NewEvent::new("message.delivery_failed", Actor::System)
+            .data(json!({"message_id": id, "reason": reason}));
+        event.end_user_id = Some(job.end_user_id);
+        events::insert(&mut tx, job.tenant_id, event).await?;
+        tx.commit().await?;
+        tracing::warn!(tenant = %job.tenant_id, message = %id, reason, "delivery failed");
+        Ok(())
+    }
+}
+
+/// Ids for a delivery job (used by callers that queue one outside a webhook).
+pub fn delivery_job(tenant: TenantId, bot: BotId, end_user: EndUserId) -> DeliveryJob {
+    DeliveryJob {
+        tenant_id: tenant,
+        bot_id: bot,
+        end_user_id: end_user,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyboards_round_trip_from_stored_payload() {
+        let payload = json!({"keyboard": [[
+            {"type": "callback", "label": "Hours", "data": "b:1"},
+            {"type": "url", "label": "Site", "url": "https://example.com"}
+        ], []]});
+        let markup = keyboard_markup(Some(&payload)).unwrap();
+        assert_eq!(markup.inline_keyboard.len(), 1);
+        assert_eq!(markup.inline_keyboard[0].len(), 2);
+        assert!(keyboard_markup(None).is_none());
+        assert!(keyboard_markup(Some(&json!({"keyboard": []}))).is_none());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(20), Duration::from_secs(256));
+        assert!(backoff(8) <= Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,211 @@
+//! What operators do to conversations — claim, assign, release, reply, close, reopen —
+//! with the same guarantees as the bot's replies: state change, stored message, queued
+//! delivery and log entry commit together.
+
+use serde_json::json;
+use switchboard_core::bot::Reply;
+use switchboard_core::conversation::{apply, ConvState, OperatorAction, TransitionError};
+use switchboard_core::{ConversationId, MessageId, Role, TenantId, UserId};
+use switchboard_db::conversations::{self, Conversation};
+use switchboard_db::events::{Actor, NewEvent};
+use switchboard_db::messages::{self, Sender};
+use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
+use switchboard_db::{config, events, platform, DbError};
+
+use crate::engine::{notify_desk, outbound_rows};
+use crate::Telegram;
+
+/// Who is acting: the user, their role in the tenant, and whether through the API.
+#[derive(Clone, Copy, Debug)]
+pub struct Operator {
+    pub user: UserId,
+    pub role: Role,
+    pub via_api: bool,
+}
+
+impl Operator {
+    fn actor(&self) -> Actor {
+        if self.via_api {
+            Actor::Api(self.user)
+        } else {
+            Actor::User(self.user)
+        }
+    }
+
+    fn can_override(&self) -> bool {
+        self.role >= Role::Admin
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("the user already has another open conversation")]
+    UserHasOpenConversation,
+    #[error("that user is not a member of this organization")]
+    NotAMember,
+    #[error("the message is empty")]
+    EmptyMessage,
+}
+
+impl From<sqlx::Error> for OperatorError {
+    fn from(e: sqlx::Error) -> Self {
+        OperatorError::Db(e.into())
+    }
+}
+
+impl Telegram {
+    /// Applies a state change that sends nothing (claim, assign, release).
+    pub async fn change_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        op: Operator,
+        action: OperatorAction,
+    ) -> Result<Conversation, OperatorError> {
+        if let OperatorAction::Assign { to } = action {
+            if !platform::is_member(&self.pool, tenant, to).await? {
+                return Err(OperatorError::NotAMember);
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let conv = conversations::get_locked(&mut tx, tenant, id).await?;
+        let to = apply(conv.state(), action, op.user, op.can_override())?;
+        let updated = conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None).await?;
+        let (kind, data) = match action {
+            OperatorAction::Claim => ("conversation.claimed", json!({})),
+            OperatorAction::Assign { to } => ("conversation.assigned", json!({"to": to})),
+            OperatorAction::Release => ("conversation.released", json!({})),
+            other => unreachable!("{other:?} is not a silent transition"),
+        };
+        events::insert(
+            &mut tx,
+            tenant,
+            NewEvent::new(kind, op.actor())
+                .conversation(id, conv.end_user_id)
+                .data(data),
+        )
+        .await?;
+        notify_desk(&mut tx, tenant, id, "state").await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Stores an operator's reply and queues its delivery. Replying to an unassigned
+    /// conversation claims it.
+    pub async fn reply(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        op: Operator,
+        text: &str,
+    ) -> Result<Vec<MessageId>, OperatorError> {
+        if text.trim().is_empty() {
+            return Err(OperatorError::EmptyMessage);
+        }
+        let mut tx = self.pool.begin().await?;
+        let conv = conversations::get_locked(&mut tx, tenant, id).await?;
+        let to = apply(conv.state(), OperatorAction::Reply, op.user, op.can_override())?;
+        if to != conv.state() {
+            conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None).await?;
+            events::insert(
+                &mut tx,
+                tenant,
+                NewEvent::new("conversation.claimed", op.actor()).conversation(id, conv.end_user_id),
+            )
+            .await?;
+        }
+        let reply = Reply {
+            text: text.to_string(),
+            ..Reply::default()
+        };
+        let rows = outbound_rows(id, conv.end_user_id, Sender::Operator(op.user), &[reply]);
+        let ids = messages::insert_outbound(&mut tx, tenant, &rows).await?;
+        enqueue_delivery(
+            &mut *tx,
+            &DeliveryJob {
+                tenant_id: tenant,
+                bot_id: conv.bot_id,
+                end_user_id: conv.end_user_id,
+            },
+            None,
+        )
+        .await?;
+        conversations::touch(&mut *tx, tenant, id, true).await?;
+        notify_desk(&mut tx, tenant, id, "message").await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Closes the conversation and sends the tenant's closing text.
+    pub async fn close(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        op: Operator,
+        resolution: Option<&str>,
+    ) -> Result<Conversation, OperatorError> {
+        let settings = config::get_settings(&self.pool, tenant).await?;
+        let mut tx = self.pool.begin().await?;
+        let conv = conversations::get_locked(&mut tx, tenant, id).await?;
+        let to = apply(conv.state(), OperatorAction::Close, op.user, op.can_override())?;
+        let updated = conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), resolution).await?;
+        let reply = Reply {
+            text: settings.closing_text.clone(),
+            ..Reply::default()
+        };
+        let rows = outbound_rows(id, conv.end_user_id, Sender::System, &[reply]);
+        messages::insert_outbound(&mut tx, tenant, &rows).await?;
+        enqueue_delivery(
+            &mut *tx,
+            &DeliveryJob {
+                tenant_id: tenant,
+                bot_id: conv.bot_id,
+                end_user_id: conv.end_user_id,
+            },
+            None,
+        )
+        .await?;
+        events::insert(
+            &mut tx,
+            tenant,
+            NewEvent::new("conversation.closed", op.actor())
+                .conversation(id, conv.end_user_id)
+                .data(json!({"resolution": resolution})),
+        )
+        .await?;
+        notify_desk(&mut tx, tenant, id, "state").await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Reopens a closed conversation, assigned to the operator — unless the user has
+    /// started a new one since.
+    pub async fn reopen(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        op: Operator,
+    ) -> Result<Conversation, OperatorError> {
+        let mut tx = self.pool.begin().await?;
+        let conv = conversations::get_locked(&mut tx, tenant, id).await?;
+        let to: ConvState = apply(conv.state(), OperatorAction::Reopen, op.user, op.can_override())?;
+        let updated = match conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None).await {
+            Ok(c) => c,
+            Err(DbError::Conflict { .. }) => return Err(OperatorError::UserHasOpenConversation),
+            Err(e) => return Err(e.into()),
+        };
+        events::insert(
+            &mut tx,
+            tenant,
+            NewEvent::new("conversation.reopened", op.actor()).conversation(id, conv.end_user_id),
+        )
+        .await?;
+        notify_desk(&mut tx, tenant, id, "state").await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+}

@@ -1,0 +1,217 @@
+//! Connecting a tenant's bot: token check with `getMe`, sealed storage, webhook
+//! registration with a per-bot secret, command publishing; and removing it again.
+
+use serde_json::json;
+use switchboard_core::vault::{mask_bot_token, random_token, secret_digest, SecretPurpose};
+use switchboard_core::{validate, BotId, TenantId};
+use switchboard_db::bots::{self, Bot, NewBot};
+use switchboard_db::events::{Actor, NewEvent};
+use switchboard_db::{config, events, DbError};
+use teloxide::payloads::{DeleteWebhook, GetMe, GetWebhookInfo, SetMyCommands, SetWebhook};
+use teloxide::types::{AllowedUpdate, BotCommand, WebhookInfo};
+
+use crate::client::TgError;
+use crate::Telegram;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("this bot is already connected to another organization")]
+    AlreadyConnectedElsewhere,
+    #[error("no bot is connected")]
+    NoBot,
+    #[error("Telegram: {0}")]
+    Telegram(#[from] TgError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for SetupError {
+    fn from(e: sqlx::Error) -> Self {
+        SetupError::Db(e.into())
+    }
+}
+
+fn allowed_updates() -> Vec<AllowedUpdate> {
+    vec![
+        AllowedUpdate::Message,
+        AllowedUpdate::EditedMessage,
+        AllowedUpdate::CallbackQuery,
+        AllowedUpdate::MyChatMember,
+    ]
+}
+
+impl Telegram {
+    pub fn webhook_url(&self, public_id: &str) -> String {
+        format!("{}/telegram/{public_id}", self.public_url.trim_end_matches('/'))
+    }
+
+    /// Connects (or replaces) the tenant's bot. Nothing is stored unless Telegram accepts
+    /// both the token and the webhook.
+    pub async fn connect_bot(&self, tenant: TenantId, token: &str, actor: Actor) -> Result<Bot, SetupError> {
+        let token = token.trim();
+        validate::bot_token(token).map_err(|m| SetupError::InvalidToken(format!("The token {m}")))?;
+        let me = match self.api.call(token, &GetMe::new()).await {
+            Ok(me) => me,
+            Err(TgError::Api { code: 401 | 404, .. }) => {
+                return Err(SetupError::InvalidToken(
+                    "Telegram does not accept this token (check it with @BotFather)".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let telegram_bot_id = me.user.id.0 as i64;
+        let username = me.user.username.clone().unwrap_or_default();
+        let existing = bots::get_live(&self.pool, tenant).await?;
+        let same_bot = existing.as_ref().filter(|b| b.telegram_bot_id == telegram_bot_id);
+        let (bot_id, public_id) = match same_bot {
+            Some(b) => (b.id, b.public_id.clone()),
+            None => (BotId::new(), random_token(24)),
+        };
+        let secret = random_token(48);
+        let secret_hash = secret_digest(&secret);
+        let sealed = self
+            .vault
+            .seal(SecretPurpose::BotToken { tenant, bot: bot_id }, token.as_bytes());
+        let hint = mask_bot_token(token);
+        let webhook_url = self.webhook_url(&public_id);
+        let new_bot = NewBot {
+            id: bot_id,
+            public_id: &public_id,
+            telegram_bot_id,
+            username: &username,
+            first_name: &me.user.first_name,
+            token: &sealed,
+            token_hint: &hint,
+            webhook_secret_hash: &secret_hash,
+            webhook_url: &webhook_url,
+        };
+
+        let mut tx = self.pool.begin().await?;
+        let replaced = match (same_bot, &existing) {
+            (Some(_), _) => None,
+            (None, Some(old)) => {
+                bots::mark_removed(&mut *tx, tenant, old.id).await?;
+                Some(old.clone())
+            }
+            (None, None) => None,
+        };
+        let saved = match same_bot {
+            Some(_) => bots::update_token(&mut *tx, tenant, bot_id, &new_bot).await,
+            None => bots::insert(&mut *tx, tenant, &new_bot).await,
+        };
+        let saved = match saved {
+            Ok(b) => b,
+            Err(DbError::Conflict { constraint }) if constraint == "bots_one_live_per_telegram_bot" => {
+                return Err(SetupError::AlreadyConnectedElsewhere)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let url = url::Url::parse(&webhook_url)
+            .map_err(|e| SetupError::InvalidToken(format!("the public URL is not valid: {e}")))?;
+        let mut hook = SetWebhook::new(url);
+        hook.secret_token = Some(secret);
+        hook.allowed_updates = Some(allowed_updates());
+        self.api.call(token, &hook).await?;
+        events::insert(
+            &mut tx,
+            tenant,
+            NewEvent::new("bot.connected", actor).data(json!({
+                "bot_id": bot_id, "username": username, "replaced": replaced.as_ref().map(|b| b.username.clone())
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(%tenant, bot = %bot_id, username, "bot connected");
+
+        if let Some(old) = replaced {
+            self.forget_webhook(&old).await;
+        }
+        if let Err(e) = self.publish_commands(tenant).await {
+            tracing::warn!(%tenant, error = %e, "could not publish the bot's commands");
+        }
+        Ok(saved)
+    }
+
+    /// Best effort: stop Telegram from calling a retired bot's webhook.
+    async fn forget_webhook(&self, old: &Bot) {
+        let Some(sealed) = old.sealed_token() else { return };
+        let Ok(token) = self.vault.open(
+            SecretPurpose::BotToken {
+                tenant: old.tenant_id,
+                bot: old.id,
+            },
+            &sealed,
+        ) else {
+            return;
+        };
+        let token = String::from_utf8_lossy(&token).into_owned();
+        if let Err(e) = self.api.call(&token, &DeleteWebhook::new()).await {
+            tracing::warn!(tenant = %old.tenant_id, bot = %old.id, error = %e, "deleteWebhook failed");
+        }
+    }
+
+    /// Removes the tenant's bot: the webhook is deleted (if Telegram still accepts the
+    /// token), the token wiped; conversations and messages stay.
+    pub async fn remove_bot(&self, tenant: TenantId, actor: Actor) -> Result<(), SetupError> {
+        let bot = bots::get_live(&self.pool, tenant).await?.ok_or(SetupError::NoBot)?;
+        self.forget_webhook(&bot).await;
+        let mut tx = self.pool.begin().await?;
+        bots::mark_removed(&mut *tx, tenant, bot.id).await?;
+        events::insert(
+            &mut tx,
+            tenant,
+            NewEvent::new("bot.removed", actor).data(json!({"bot_id": bot.id, "username": bot.username})),
+        )
+        .await?;
+        tx.commit().await?;
+        self.caches.invalidate(tenant);
+        Ok(())
+    }
+
+    /// Publishes /start, /help, /operator and the tenant's enabled commands to Telegram.
+    pub async fn publish_commands(&self, tenant: TenantId) -> Result<(), SetupError> {
+        let Some(bot) = bots::get_live(&self.pool, tenant).await? else {
+            return Ok(());
+        };
+        let Some(entry) = self.caches.bot(tenant, bot.id).await.map_err(|e| match e {
+            crate::cache::CacheError::Db(d) => SetupError::Db(d),
+            other => SetupError::InvalidToken(other.to_string()),
+        })?
+        else {
+            return Ok(());
+        };
+        let settings = config::get_settings(&self.pool, tenant).await?;
+        let ru = settings.default_language == "ru";
+        let builtin = if ru {
+            [("start", "Главное меню"), ("help", "Помощь"), ("operator", "Связаться с оператором")]
+        } else {
+            [("start", "Main menu"), ("help", "Help"), ("operator", "Talk to a person")]
+        };
+        let mut commands: Vec<BotCommand> = builtin
+            .iter()
+            .map(|(c, d)| BotCommand::new(*c, *d))
+            .collect();
+        for c in config::list_commands(&self.pool, tenant).await? {
+            if c.enabled {
+                commands.push(BotCommand::new(c.command, c.description));
+            }
+        }
+        commands.truncate(100);
+        self.api.call(entry.token(), &SetMyCommands::new(commands)).await?;
+        Ok(())
+    }
+
+    /// Telegram's view of the webhook (pending updates, last error).
+    pub async fn webhook_info(&self, tenant: TenantId) -> Result<WebhookInfo, SetupError> {
+        let bot = bots::get_live(&self.pool, tenant).await?.ok_or(SetupError::NoBot)?;
+        let entry = self
+            .caches
+            .bot(tenant, bot.id)
+            .await
+            .map_err(|e| SetupError::InvalidToken(e.to_string()))?
+            .ok_or(SetupError::NoBot)?;
+        Ok(self.api.call(entry.token(), &GetWebhookInfo::new()).await?)
+    }
+}
