@@ -6,6 +6,7 @@ pub mod bot;
 pub mod conversation;
 pub mod ids;
 pub mod matcher;
+pub mod password;
 pub mod role;
 pub mod text;
 pub mod validate;

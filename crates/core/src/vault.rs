@@ -331,3 +331,11 @@ mod tests {
         assert_eq!(mask_bot_token("abc"), "…abc");
     }
 }
+
+/// A new personal API token: (the token to show once, its digest to store, a display prefix).
+pub fn generate_api_token() -> (String, Vec<u8>, String) {
+    let token = format!("sb_{}", random_token(40));
+    let digest = secret_digest(&token);
+    let prefix = token[..10].to_string();
+    (token, digest, prefix)
+}

@@ -481,3 +481,19 @@ pub async fn delete_command(db: impl PgExecutor<'_>, tenant: TenantId, id: Comma
     }
     Ok(())
 }
+
+/// Which of `ids` exist as menus of the tenant (to validate button targets).
+pub async fn existing_menu_ids(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    ids: &[MenuId],
+) -> Result<Vec<MenuId>> {
+    let raw: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    Ok(
+        sqlx::query_scalar("select id from menus where tenant_id = $1 and id = any($2)")
+            .bind(tenant)
+            .bind(&raw)
+            .fetch_all(db)
+            .await?,
+    )
+}

@@ -48,3 +48,60 @@ pub async fn enqueue_delivery(
     .await?;
     Ok(())
 }
+
+/// Chats with messages that no job is moving: leases that expired (a worker died while
+/// sending) or pending messages overdue by more than `grace_seconds` (their job was lost).
+pub async fn stranded_chats(
+    db: impl PgExecutor<'_>,
+    grace_seconds: i64,
+    limit: i64,
+) -> Result<Vec<DeliveryJob>> {
+    let rows: Vec<(TenantId, BotId, EndUserId)> = sqlx::query_as(
+        "select distinct m.tenant_id, c.bot_id, m.end_user_id
+         from messages m
+         join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+         where (m.delivery_status = 'sending' and m.lease_until < now())
+            or (m.delivery_status = 'pending'
+                and coalesce(m.next_attempt_at, m.created_at) < now() - make_interval(secs => $1)
+                and not exists (
+                    select 1 from apalis.jobs j
+                    where j.job_type = $2 and j.status in ('Pending', 'Running', 'Failed')
+                      and j.job->>'end_user_id' = m.end_user_id::text))
+         limit $3",
+    )
+    .bind(grace_seconds as f64)
+    .bind(DELIVERY_QUEUE)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant_id, bot_id, end_user_id)| DeliveryJob {
+            tenant_id,
+            bot_id,
+            end_user_id,
+        })
+        .collect())
+}
+
+/// Deletes finished jobs older than `keep_seconds`.
+pub async fn purge_finished_jobs(db: impl PgExecutor<'_>, keep_seconds: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "delete from apalis.jobs where status in ('Done', 'Killed')
+           and done_at < now() - make_interval(secs => $1)",
+    )
+    .bind(keep_seconds as f64)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Delivery jobs waiting or running (the delivery queue depth).
+pub async fn delivery_queue_depth(db: impl PgExecutor<'_>) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from apalis.jobs where job_type = $1 and status in ('Pending', 'Running')",
+    )
+    .bind(DELIVERY_QUEUE)
+    .fetch_one(db)
+    .await?)
+}

@@ -1,1 +1,115 @@
+//! Background work on apalis with PostgreSQL storage: the delivery workers, and the
+//! upkeep loop that re-queues stranded deliveries and purges finished jobs.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_sql::postgres::{PgListen, PostgresStorage};
+use sqlx::PgPool;
+use switchboard_db::outbox::{self, DeliveryJob, DELIVERY_QUEUE};
+use switchboard_telegram::Telegram;
+
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Delivery jobs run at once in this process.
+    pub concurrency: usize,
+    /// How long shutdown waits for running jobs.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+async fn deliver(job: DeliveryJob, telegram: Data<Arc<Telegram>>) -> Result<(), Error> {
+    match telegram.deliver_chat(&job).await {
+        Ok(report) => {
+            tracing::debug!(tenant = %job.tenant_id, end_user = %job.end_user_id, ?report, "delivery job done");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %job.tenant_id, end_user = %job.end_user_id, error = %e, "delivery job failed; apalis will retry it");
+            Err(Error::Failed(Arc::new(Box::new(e))))
+        }
+    }
+}
+
+/// Runs the workers until `shutdown` resolves, then lets running jobs finish (up to the
+/// grace period).
+pub async fn run<S>(
+    pool: PgPool,
+    telegram: Arc<Telegram>,
+    config: WorkerConfig,
+    shutdown: S,
+) -> std::io::Result<()>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    let storage_config = apalis_sql::Config::new(DELIVERY_QUEUE)
+        .set_buffer_size(config.concurrency.max(1))
+        .set_poll_interval(Duration::from_millis(500))
+        .set_keep_alive(Duration::from_secs(15))
+        .set_reenqueue_orphaned_after(Duration::from_secs(60));
+    let mut storage = PostgresStorage::<DeliveryJob>::new_with_config(pool.clone(), storage_config);
+    let mut listen = PgListen::new(pool.clone()).await.map_err(std::io::Error::other)?;
+    listen.subscribe_with(&mut storage);
+    let listener = tokio::spawn(async move {
+        if let Err(e) = listen.listen().await {
+            tracing::error!(error = %e, "job notification listener stopped; falling back to polling");
+        }
+    });
+    let upkeep = tokio::spawn(upkeep(pool.clone()));
+
+    let worker_name = format!("switchboard-deliver-{}", uuid::Uuid::now_v7().simple());
+    tracing::info!(worker = %worker_name, concurrency = config.concurrency, "delivery workers starting");
+    let worker = WorkerBuilder::new(worker_name)
+        .concurrency(config.concurrency.max(1))
+        .data(telegram)
+        .backend(storage)
+        .build_fn(deliver);
+    let grace = config.shutdown_grace;
+    let result = Monitor::new()
+        .register(worker)
+        .with_terminator(tokio::time::sleep(grace))
+        .run_with_signal(async move {
+            shutdown.await;
+            tracing::info!("workers stopping: finishing running jobs");
+            Ok(())
+        })
+        .await;
+    listener.abort();
+    upkeep.abort();
+    result
+}
+
+/// Every 30 s: re-queue deliveries no job is moving, and drop finished jobs after a day.
+async fn upkeep(pool: PgPool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match outbox::stranded_chats(&pool, 120, 500).await {
+            Ok(jobs) => {
+                for job in &jobs {
+                    if let Err(e) = outbox::enqueue_delivery(&pool, job, None).await {
+                        tracing::warn!(error = %e, "could not re-queue a stranded delivery");
+                    }
+                }
+                if !jobs.is_empty() {
+                    tracing::warn!(chats = jobs.len(), "re-queued stranded deliveries");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "stranded delivery check failed"),
+        }
+        if let Err(e) = outbox::purge_finished_jobs(&pool, 86_400).await {
+            tracing::warn!(error = %e, "purging finished jobs failed");
+        }
+    }
+}

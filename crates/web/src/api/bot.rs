@@ -1,0 +1,122 @@
+//! The tenant's Telegram bot: connect (token checked with Telegram), read, remove.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use switchboard_core::Permission;
+use switchboard_db::bots::{self, Bot};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::ApiJson;
+use crate::auth::ApiPrincipal;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_bot, put_bot, delete_bot))
+        .routes(routes!(get_webhook_info))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct BotTokenIn {
+    /// The token from @BotFather.
+    pub token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BotOut {
+    pub id: Uuid,
+    /// The bot's @username.
+    pub username: String,
+    pub first_name: String,
+    /// The URL Telegram delivers updates to.
+    pub webhook_url: Option<String>,
+    /// Telegram's numeric id of the bot.
+    pub telegram_id: i64,
+    /// The token, masked (the token itself is never shown again).
+    pub token: String,
+    /// active, or error (with `last_error`).
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Bot> for BotOut {
+    fn from(b: Bot) -> Self {
+        BotOut {
+            id: b.id.0,
+            username: b.username,
+            first_name: b.first_name,
+            webhook_url: b.webhook_url,
+            telegram_id: b.telegram_bot_id,
+            token: b.token_hint,
+            status: b.status,
+            last_error: b.last_error,
+            created_at: b.created_at,
+        }
+    }
+}
+
+/// The connected bot.
+#[utoipa::path(get, path = "/api/v1/bot", tag = "bot",
+    responses((status = 200, body = BotOut), (status = 404, description = "No bot connected", body = ErrorBody)))]
+async fn get_bot(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<BotOut>> {
+    p.require(Permission::ReadConfig)?;
+    let bot = bots::get_live(&state.pool, p.tenant).await?.ok_or_else(ApiError::not_found)?;
+    Ok(Json(bot.into()))
+}
+
+/// Connects the bot (or replaces its token). The token is checked with Telegram
+/// (`getMe`), stored encrypted, and the webhook is registered.
+#[utoipa::path(put, path = "/api/v1/bot", tag = "bot", request_body = BotTokenIn,
+    responses(
+        (status = 200, body = BotOut),
+        (status = 422, description = "Telegram does not accept the token", body = ErrorBody),
+        (status = 409, description = "The bot is connected to another organization", body = ErrorBody),
+        (status = 502, description = "Telegram could not be reached", body = ErrorBody)))]
+async fn put_bot(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiJson(body): ApiJson<BotTokenIn>,
+) -> ApiResult<Json<BotOut>> {
+    p.require(Permission::WriteConfig)?;
+    let bot = state.telegram.connect_bot(p.tenant, &body.token, p.actor()).await?;
+    Ok(Json(bot.into()))
+}
+
+/// Disconnects the bot: deletes its webhook and forgets its token. History stays.
+#[utoipa::path(delete, path = "/api/v1/bot", tag = "bot",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_bot(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<impl IntoResponse> {
+    p.require(Permission::WriteConfig)?;
+    state.telegram.remove_bot(p.tenant, p.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookInfoOut {
+    pub url: Option<String>,
+    pub pending_update_count: u32,
+    pub last_error_date: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_error_message: Option<String>,
+}
+
+/// Telegram's view of the webhook: pending updates and the last delivery error.
+#[utoipa::path(get, path = "/api/v1/bot/webhook", tag = "bot",
+    responses((status = 200, body = WebhookInfoOut), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
+async fn get_webhook_info(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<WebhookInfoOut>> {
+    p.require(Permission::ReadConfig)?;
+    let info = state.telegram.webhook_info(p.tenant).await?;
+    Ok(Json(WebhookInfoOut {
+        url: info.url.map(|u| u.to_string()),
+        pending_update_count: info.pending_update_count,
+        last_error_date: info.last_error_date,
+        last_error_message: info.last_error_message,
+    }))
+}

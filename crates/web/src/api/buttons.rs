@@ -1,0 +1,180 @@
+//! Buttons as the API reads and writes them: a flat object with an `action` and the field
+//! that action needs.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use switchboard_core::bot::{Button, ButtonAction};
+use switchboard_core::validate::{self, Invalid};
+use switchboard_core::{ButtonId, MenuId, RuleId, TenantId};
+use switchboard_db::{config, rules};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A button to save. `action` is one of `rule` (needs `rule_id`), `text` (needs `text`),
+/// `submenu` (needs `menu_id`), `url` (needs `url`), `handover`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+pub struct ButtonIn {
+    /// Keep a button's id when editing, so buttons already sent to users keep working.
+    pub id: Option<Uuid>,
+    pub label: String,
+    pub action: String,
+    pub rule_id: Option<Uuid>,
+    pub menu_id: Option<Uuid>,
+    pub url: Option<String>,
+    pub text: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ButtonOut {
+    pub id: Uuid,
+    pub label: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub menu_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl From<&Button> for ButtonOut {
+    fn from(b: &Button) -> Self {
+        let mut out = ButtonOut {
+            id: b.id.0,
+            label: b.label.clone(),
+            action: b.action.kind().to_string(),
+            rule_id: None,
+            menu_id: None,
+            url: None,
+            text: None,
+        };
+        match &b.action {
+            ButtonAction::Rule { rule_id } => out.rule_id = Some(rule_id.0),
+            ButtonAction::Submenu { menu_id } => out.menu_id = Some(menu_id.0),
+            ButtonAction::Url { url } => out.url = Some(url.clone()),
+            ButtonAction::Text { text } => out.text = Some(text.clone()),
+            ButtonAction::Handover => {}
+        }
+        out
+    }
+}
+
+pub fn rows_out(rows: &[Vec<Button>]) -> Vec<Vec<ButtonOut>> {
+    rows.iter()
+        .map(|r| r.iter().map(ButtonOut::from).collect())
+        .collect()
+}
+
+const MAX_PER_ROW: usize = 8;
+const MAX_ROWS: usize = 20;
+const MAX_BUTTONS: usize = 100;
+
+/// Validates rows of buttons (targets must exist in the tenant) into domain buttons.
+pub async fn validate_rows(
+    pool: &PgPool,
+    tenant: TenantId,
+    rows: &[Vec<ButtonIn>],
+    field: &str,
+    errors: &mut Invalid,
+) -> Result<Vec<Vec<Button>>, switchboard_db::DbError> {
+    if rows.len() > MAX_ROWS {
+        errors.add(field, format!("at most {MAX_ROWS} rows"));
+    }
+    if rows.iter().map(Vec::len).sum::<usize>() > MAX_BUTTONS {
+        errors.add(field, format!("at most {MAX_BUTTONS} buttons"));
+    }
+    let rule_ids: Vec<RuleId> = rows.iter().flatten().filter_map(|b| b.rule_id.map(RuleId)).collect();
+    let menu_ids: Vec<MenuId> = rows.iter().flatten().filter_map(|b| b.menu_id.map(MenuId)).collect();
+    let known_rules = if rule_ids.is_empty() {
+        Vec::new()
+    } else {
+        rules::existing_ids(pool, tenant, &rule_ids).await?
+    };
+    let known_menus = if menu_ids.is_empty() {
+        Vec::new()
+    } else {
+        config::existing_menu_ids(pool, tenant, &menu_ids).await?
+    };
+    let mut out = Vec::new();
+    for (ri, row) in rows.iter().enumerate() {
+        if row.len() > MAX_PER_ROW {
+            errors.add(&format!("{field}[{ri}]"), format!("at most {MAX_PER_ROW} buttons in a row"));
+        }
+        let mut out_row = Vec::new();
+        for (bi, b) in row.iter().enumerate() {
+            let f = format!("{field}[{ri}][{bi}]");
+            errors.check(&format!("{f}.label"), validate::text(&b.label, 64));
+            let action = match b.action.as_str() {
+                "rule" => match b.rule_id.map(RuleId) {
+                    Some(id) if known_rules.contains(&id) => Some(ButtonAction::Rule { rule_id: id }),
+                    Some(_) => {
+                        errors.add(&format!("{f}.rule_id"), "no such rule");
+                        None
+                    }
+                    None => {
+                        errors.add(&format!("{f}.rule_id"), "is required for a rule button");
+                        None
+                    }
+                },
+                "submenu" => match b.menu_id.map(MenuId) {
+                    Some(id) if known_menus.contains(&id) => Some(ButtonAction::Submenu { menu_id: id }),
+                    Some(_) => {
+                        errors.add(&format!("{f}.menu_id"), "no such menu");
+                        None
+                    }
+                    None => {
+                        errors.add(&format!("{f}.menu_id"), "is required for a submenu button");
+                        None
+                    }
+                },
+                "url" => match &b.url {
+                    Some(url) => match validate::button_url(url) {
+                        Ok(()) => Some(ButtonAction::Url { url: url.clone() }),
+                        Err(m) => {
+                            errors.add(&format!("{f}.url"), m);
+                            None
+                        }
+                    },
+                    None => {
+                        errors.add(&format!("{f}.url"), "is required for a link button");
+                        None
+                    }
+                },
+                "text" => match &b.text {
+                    Some(text) => match validate::message_text(text) {
+                        Ok(()) => Some(ButtonAction::Text { text: text.clone() }),
+                        Err(m) => {
+                            errors.add(&format!("{f}.text"), m);
+                            None
+                        }
+                    },
+                    None => {
+                        errors.add(&format!("{f}.text"), "is required for a text button");
+                        None
+                    }
+                },
+                "handover" => Some(ButtonAction::Handover),
+                other => {
+                    errors.add(
+                        &format!("{f}.action"),
+                        format!("unknown action `{other}` (rule, text, submenu, url or handover)"),
+                    );
+                    None
+                }
+            };
+            if let Some(action) = action {
+                out_row.push(Button {
+                    id: b.id.map(ButtonId).unwrap_or_default(),
+                    label: b.label.trim().to_string(),
+                    action,
+                });
+            }
+        }
+        if !out_row.is_empty() {
+            out.push(out_row);
+        }
+    }
+    Ok(out)
+}

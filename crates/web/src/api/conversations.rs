@@ -1,0 +1,441 @@
+//! Conversations and their messages: the operator's side of the loop through the API.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use switchboard_core::conversation::OperatorAction;
+use switchboard_core::{ConvStatus, ConversationId, MessageId, Permission, UserId};
+use switchboard_db::conversations::{self, Conversation, ConversationFilter, ConversationListItem};
+use switchboard_db::messages::{self, MessageRow};
+use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
+use switchboard_db::end_users;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::{page_limit, ApiJson, ApiPath, ApiQuery, Items};
+use crate::auth::ApiPrincipal;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conversations))
+        .routes(routes!(get_conversation))
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(claim_conversation))
+        .routes(routes!(assign_conversation))
+        .routes(routes!(release_conversation))
+        .routes(routes!(close_conversation))
+        .routes(routes!(reopen_conversation))
+        .routes(routes!(retry_message))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndUserOut {
+    /// Telegram's user id.
+    pub telegram_id: i64,
+    pub username: Option<String>,
+    pub first_name: String,
+    pub last_name: Option<String>,
+    /// The user blocked the bot: messages cannot reach them.
+    pub blocked: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationOut {
+    pub id: Uuid,
+    /// bot, waiting, assigned or closed.
+    pub status: String,
+    pub user: EndUserOut,
+    pub assignee_id: Option<Uuid>,
+    /// Why the bot handed over: no_match, requested, button, media.
+    pub handover_reason: Option<String>,
+    pub opened_at: chrono::DateTime<chrono::Utc>,
+    pub waiting_since: Option<chrono::DateTime<chrono::Utc>>,
+    pub closed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_message_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<ConversationListItem> for ConversationOut {
+    fn from(c: ConversationListItem) -> Self {
+        ConversationOut {
+            id: c.id.0,
+            status: c.status.as_str().to_string(),
+            user: EndUserOut {
+                telegram_id: c.telegram_user_id,
+                username: c.username,
+                first_name: c.first_name,
+                last_name: c.last_name,
+                blocked: c.is_blocked,
+            },
+            assignee_id: c.assignee_id.map(|u| u.0),
+            handover_reason: c.handover_reason,
+            opened_at: c.opened_at,
+            waiting_since: c.waiting_since,
+            closed_at: c.closed_at,
+            last_message_at: c.last_message_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationPage {
+    pub items: Vec<ConversationOut>,
+    /// Pass as `before` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ConversationQuery {
+    /// bot, waiting, assigned or closed.
+    pub status: Option<String>,
+    /// Only those assigned to this user.
+    pub assignee_id: Option<Uuid>,
+    pub limit: Option<i64>,
+    /// Cursor from the previous page's `next_cursor`.
+    pub before: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageOut {
+    pub id: i64,
+    /// in (from the user) or out (to the user).
+    pub direction: String,
+    /// user, bot, operator or system.
+    pub sender: String,
+    pub operator_id: Option<Uuid>,
+    /// text, command, callback, photo, document, voice, …
+    pub kind: String,
+    pub text: String,
+    /// For outbound messages: pending, sending, sent or failed.
+    pub delivery_status: Option<String>,
+    /// Why delivery failed (or the last transient error while retrying).
+    pub delivery_error: Option<String>,
+    pub telegram_message_id: Option<i64>,
+    /// The rule that answered (outbound) or matched (inbound).
+    pub rule_id: Option<Uuid>,
+    /// The matcher's confidence for an inbound message.
+    pub score: Option<f32>,
+    #[schema(value_type = Object)]
+    pub payload: Option<serde_json::Value>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<MessageRow> for MessageOut {
+    fn from(m: MessageRow) -> Self {
+        MessageOut {
+            id: m.id.0,
+            direction: m.direction,
+            sender: m.sender,
+            operator_id: m.operator_id.map(|u| u.0),
+            kind: m.kind,
+            text: m.text,
+            delivery_status: m.delivery_status,
+            delivery_error: m.delivery_error,
+            telegram_message_id: m.telegram_message_id,
+            rule_id: m.rule_id.map(|r| r.0),
+            score: m.score,
+            payload: m.payload,
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct MessageQuery {
+    /// Only messages with a greater id (for polling).
+    pub after: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyIn {
+    pub text: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReplyAccepted {
+    /// The stored messages (a long text is split into several), queued for delivery.
+    pub items: Vec<MessageOut>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CloseIn {
+    /// A note on how it was resolved (not sent to the user).
+    pub resolution: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignIn {
+    pub user_id: Uuid,
+}
+
+fn encode_cursor(c: &ConversationListItem) -> String {
+    format!("{}_{}", c.last_message_at.timestamp_micros(), c.id)
+}
+
+fn decode_cursor(s: &str) -> Option<(chrono::DateTime<chrono::Utc>, ConversationId)> {
+    let (micros, id) = s.split_once('_')?;
+    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((at, id.parse().ok()?))
+}
+
+async fn conversation_out(state: &AppState, tenant: switchboard_core::TenantId, c: Conversation) -> ApiResult<ConversationOut> {
+    let user = end_users::get(&state.pool, tenant, c.end_user_id).await?;
+    Ok(ConversationOut {
+        id: c.id.0,
+        status: c.status.as_str().to_string(),
+        user: EndUserOut {
+            telegram_id: user.telegram_user_id,
+            username: user.username,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            blocked: user.is_blocked,
+        },
+        assignee_id: c.assignee_id.map(|u| u.0),
+        handover_reason: c.handover_reason,
+        opened_at: c.opened_at,
+        waiting_since: c.waiting_since,
+        closed_at: c.closed_at,
+        last_message_at: c.last_message_at,
+    })
+}
+
+/// Conversations, most recently active first.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationQuery),
+    responses((status = 200, body = ConversationPage), (status = 400, body = ErrorBody)))]
+async fn list_conversations(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiQuery(q): ApiQuery<ConversationQuery>,
+) -> ApiResult<Json<ConversationPage>> {
+    p.require(Permission::Desk)?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<ConvStatus>().map_err(|e| ApiError::invalid_field("status", e.to_string()))?),
+    };
+    let before = match q.before.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::invalid_field("before", "not a valid cursor"))?),
+    };
+    let limit = page_limit(q.limit);
+    let items = conversations::list(
+        &state.pool,
+        p.tenant,
+        &ConversationFilter {
+            status,
+            assignee: q.assignee_id.map(UserId),
+            limit,
+            before,
+        },
+    )
+    .await?;
+    let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(encode_cursor)).flatten();
+    Ok(Json(ConversationPage {
+        items: items.into_iter().map(ConversationOut::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ConversationOut), (status = 404, body = ErrorBody)))]
+async fn get_conversation(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ConversationOut>> {
+    p.require(Permission::Desk)?;
+    let c = conversations::get(&state.pool, p.tenant, ConversationId(id)).await?;
+    Ok(Json(conversation_out(&state, p.tenant, c).await?))
+}
+
+/// The conversation's messages, oldest first.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = Uuid, Path), MessageQuery),
+    responses((status = 200, body = Items<MessageOut>), (status = 404, body = ErrorBody)))]
+async fn list_messages(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<MessageQuery>,
+) -> ApiResult<Json<Items<MessageOut>>> {
+    p.require(Permission::Desk)?;
+    let id = ConversationId(id);
+    conversations::get(&state.pool, p.tenant, id).await?;
+    let rows = messages::list_for_conversation(
+        &state.pool,
+        p.tenant,
+        id,
+        q.after.map(MessageId),
+        q.limit.unwrap_or(200).clamp(1, 1000),
+    )
+    .await?;
+    Ok(Json(Items {
+        items: rows.into_iter().map(MessageOut::from).collect(),
+    }))
+}
+
+/// Sends an operator's reply. It is stored and queued before this answers (202); watch
+/// its `delivery_status` in the messages list. Replying to an unassigned conversation
+/// claims it.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = Uuid, Path)), request_body = ReplyIn,
+    responses((status = 202, body = ReplyAccepted), (status = 404, body = ErrorBody),
+        (status = 409, description = "Closed, or assigned to another operator", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn send_message(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ReplyIn>,
+) -> ApiResult<impl IntoResponse> {
+    p.require(Permission::Desk)?;
+    if body.text.trim().is_empty() {
+        return Err(ApiError::invalid_field("text", "must not be empty"));
+    }
+    if body.text.chars().count() > 20_000 {
+        return Err(ApiError::invalid_field("text", "must be at most 20000 characters"));
+    }
+    let ids = state
+        .telegram
+        .reply(p.tenant, ConversationId(id), p.operator(), &body.text)
+        .await?;
+    let mut items = Vec::new();
+    for mid in ids {
+        items.push(MessageOut::from(messages::get(&state.pool, p.tenant, mid).await?));
+    }
+    Ok((StatusCode::ACCEPTED, Json(ReplyAccepted { items })))
+}
+
+async fn transition(state: &AppState, p: &ApiPrincipal, id: Uuid, action: OperatorAction) -> ApiResult<Json<ConversationOut>> {
+    p.require(Permission::Desk)?;
+    let c = state
+        .telegram
+        .change_conversation(p.tenant, ConversationId(id), p.operator(), action)
+        .await?;
+    Ok(Json(conversation_out(state, p.tenant, c).await?))
+}
+
+/// Takes the conversation (assigns it to you).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/claim", tag = "conversations", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ConversationOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn claim_conversation(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ConversationOut>> {
+    transition(&state, &p, id, OperatorAction::Claim).await
+}
+
+/// Assigns the conversation to a member (admins).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/assign", tag = "conversations", params(("id" = Uuid, Path)),
+    request_body = AssignIn,
+    responses((status = 200, body = ConversationOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn assign_conversation(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<AssignIn>,
+) -> ApiResult<Json<ConversationOut>> {
+    p.require(Permission::AssignOthers)?;
+    transition(&state, &p, id, OperatorAction::Assign { to: UserId(body.user_id) }).await
+}
+
+/// Puts the conversation back in the queue.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/release", tag = "conversations", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ConversationOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn release_conversation(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ConversationOut>> {
+    transition(&state, &p, id, OperatorAction::Release).await
+}
+
+/// Closes the conversation and sends the closing text; the user's next message starts a
+/// new conversation with the bot.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/close", tag = "conversations", params(("id" = Uuid, Path)),
+    request_body(content = CloseIn, description = "Optional"),
+    responses((status = 200, body = ConversationOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn close_conversation(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<ConversationOut>> {
+    p.require(Permission::Desk)?;
+    // The body is optional: an empty one closes without a resolution note.
+    let body: CloseIn = if body.iter().all(u8::is_ascii_whitespace) {
+        CloseIn::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", e.to_string()))?
+    };
+    let resolution = body.resolution.filter(|r| !r.trim().is_empty());
+    if resolution.as_ref().is_some_and(|r| r.chars().count() > 2000) {
+        return Err(ApiError::invalid_field("resolution", "must be at most 2000 characters"));
+    }
+    let c = state
+        .telegram
+        .close(p.tenant, ConversationId(id), p.operator(), resolution.as_deref())
+        .await?;
+    Ok(Json(conversation_out(&state, p.tenant, c).await?))
+}
+
+/// Reopens a closed conversation, assigned to you.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/reopen", tag = "conversations", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ConversationOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn reopen_conversation(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ConversationOut>> {
+    p.require(Permission::Desk)?;
+    let c = state.telegram.reopen(p.tenant, ConversationId(id), p.operator()).await?;
+    Ok(Json(conversation_out(&state, p.tenant, c).await?))
+}
+
+/// Queues a failed outbound message for delivery again.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages/{message_id}/retry", tag = "conversations",
+    params(("id" = Uuid, Path), ("message_id" = i64, Path)),
+    responses((status = 202, body = MessageOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retry_message(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath((id, message_id)): ApiPath<(Uuid, i64)>,
+) -> ApiResult<impl IntoResponse> {
+    p.require(Permission::Desk)?;
+    let conv = conversations::get(&state.pool, p.tenant, ConversationId(id)).await?;
+    let message = messages::get(&state.pool, p.tenant, MessageId(message_id)).await?;
+    if message.conversation_id != conv.id {
+        return Err(ApiError::not_found());
+    }
+    let mut tx = state.pool.begin().await?;
+    if !messages::requeue_failed(&mut *tx, p.tenant, message.id).await? {
+        return Err(ApiError::conflict("Only failed messages can be retried"));
+    }
+    enqueue_delivery(
+        &mut *tx,
+        &DeliveryJob {
+            tenant_id: p.tenant,
+            bot_id: conv.bot_id,
+            end_user_id: conv.end_user_id,
+        },
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    let updated = messages::get(&state.pool, p.tenant, message.id).await?;
+    Ok((StatusCode::ACCEPTED, Json(MessageOut::from(updated))))
+}

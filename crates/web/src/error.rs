@@ -1,0 +1,235 @@
+//! The API's error type: a stable code, a message fit for people, field errors where
+//! input was invalid. Internal details are logged, never returned.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+use switchboard_core::conversation::TransitionError;
+use switchboard_core::validate::{FieldError, Invalid};
+use switchboard_db::DbError;
+use switchboard_telegram::operator::OperatorError;
+use switchboard_telegram::setup::SetupError;
+use utoipa::ToSchema;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Vec<FieldError>,
+}
+
+/// `{"error": {"code": "...", "message": "...", "fields": [...]}}`
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: not_found, validation_failed, conflict, forbidden, …
+    pub code: String,
+    pub message: String,
+    /// For validation errors: which fields and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub fields: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found")
+    }
+
+    pub fn unauthorized(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Your role in this organization does not allow this",
+        )
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side; it has been logged",
+        )
+    }
+
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The service is temporarily unavailable; try again shortly",
+        )
+    }
+
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Invalid::single(field, message).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": ErrorDetail {
+            code: self.code.to_string(),
+            message: self.message,
+            fields: self.fields,
+        }});
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(v: Invalid) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+            message: format!("Invalid input: {v}"),
+            fields: v.errors,
+        }
+    }
+}
+
+/// Human messages for the unique constraints a client can hit.
+fn conflict_message(constraint: &str) -> String {
+    match constraint {
+        "commands_tenant_id_command_key" => "A command with this name already exists".into(),
+        "bots_one_live_per_telegram_bot" => "This bot is already connected to another organization".into(),
+        "users_email_key" => "A user with this email already exists".into(),
+        "tenants_slug_key" => "An organization with this slug already exists".into(),
+        "conversations_one_open_per_user" => "The user already has another open conversation".into(),
+        _ => "This conflicts with an existing record".into(),
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => ApiError::not_found(),
+            DbError::Conflict { constraint } => ApiError::conflict(conflict_message(&constraint)),
+            DbError::MissingReference { constraint } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!("A referenced record does not exist ({constraint})"),
+            ),
+            DbError::Check { constraint } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!("The data was rejected ({constraint})"),
+            ),
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::unavailable()
+            }
+            e => {
+                tracing::error!(error = %e, "database error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        DbError::from(e).into()
+    }
+}
+
+impl From<SetupError> for ApiError {
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::InvalidToken(m) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_token",
+                message: m.clone(),
+                fields: vec![FieldError {
+                    field: "token".into(),
+                    message: m,
+                }],
+            },
+            SetupError::AlreadyConnectedElsewhere => ApiError::conflict(e.to_string()),
+            SetupError::NoBot => ApiError::new(StatusCode::NOT_FOUND, "not_found", "No bot is connected"),
+            SetupError::Telegram(t) => {
+                tracing::warn!(error = %t, "Telegram call failed during bot setup");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "telegram_error",
+                    format!("Telegram did not accept the request: {t}"),
+                )
+            }
+            SetupError::Db(d) => d.into(),
+        }
+    }
+}
+
+impl From<OperatorError> for ApiError {
+    fn from(e: OperatorError) -> Self {
+        match e {
+            OperatorError::Db(d) => d.into(),
+            OperatorError::Transition(t) => match t {
+                TransitionError::AssignedToOther | TransitionError::NotAssignedToYou => {
+                    ApiError::conflict(t.to_string())
+                }
+                _ => ApiError::conflict(t.to_string()),
+            },
+            OperatorError::UserHasOpenConversation => ApiError::conflict(e.to_string()),
+            OperatorError::NotAMember => ApiError::invalid_field("user_id", e.to_string()),
+            OperatorError::EmptyMessage => ApiError::invalid_field("text", "must not be empty"),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let (status, code) = match r {
+            JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            _ => (StatusCode::BAD_REQUEST, "invalid_json"),
+        };
+        ApiError::new(status, code, r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        // A malformed id names nothing that exists.
+        ApiError::not_found()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

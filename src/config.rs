@@ -1,0 +1,133 @@
+//! Configuration from the environment, parsed and validated once at start-up.
+//! Every variable is documented in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use switchboard_core::vault::{MasterKey, Vault};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/switchboard";
+pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    pub db_pool_size: u32,
+    pub bind: SocketAddr,
+    pub public_url: String,
+    pub telegram_api_url: String,
+    pub data_dir: PathBuf,
+    pub worker_concurrency: usize,
+    pub json_logs: bool,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match env(name) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name}={v:?} is not valid: {e}")),
+        None => Ok(default),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let bind: SocketAddr = env_parse("SWITCHBOARD_BIND", "127.0.0.1:8080".parse()?)?;
+        let public_url = env("SWITCHBOARD_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}"));
+        let public_url = public_url.trim_end_matches('/').to_string();
+        url::Url::parse(&public_url).with_context(|| format!("SWITCHBOARD_PUBLIC_URL={public_url:?} is not a URL"))?;
+        let telegram_api_url = env("SWITCHBOARD_TELEGRAM_API_URL")
+            .unwrap_or_else(|| DEFAULT_TELEGRAM_API_URL.to_string());
+        url::Url::parse(&telegram_api_url)
+            .with_context(|| format!("SWITCHBOARD_TELEGRAM_API_URL={telegram_api_url:?} is not a URL"))?;
+        let log_format = env("SWITCHBOARD_LOG_FORMAT").unwrap_or_else(|| "text".into());
+        if log_format != "text" && log_format != "json" {
+            bail!("SWITCHBOARD_LOG_FORMAT must be text or json, not {log_format:?}");
+        }
+        Ok(Self {
+            database_url: env("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+            db_pool_size: env_parse("SWITCHBOARD_DB_POOL_SIZE", 20)?,
+            bind,
+            public_url,
+            telegram_api_url,
+            data_dir: env("SWITCHBOARD_DATA_DIR").map_or_else(|| PathBuf::from(".data"), PathBuf::from),
+            worker_concurrency: env_parse("SWITCHBOARD_WORKER_CONCURRENCY", 16)?,
+            json_logs: log_format == "json",
+        })
+    }
+
+    pub fn default_key_file(&self) -> PathBuf {
+        self.data_dir.join("master.key")
+    }
+
+    /// The vault from `SWITCHBOARD_MASTER_KEY`, `SWITCHBOARD_MASTER_KEY_FILE`, or the
+    /// local key file. With `create_local_key`, a missing local key file is created
+    /// (0600) with a warning that production must supply its own key.
+    pub fn vault(&self, create_local_key: bool) -> anyhow::Result<Vault> {
+        let current = match (env("SWITCHBOARD_MASTER_KEY"), env("SWITCHBOARD_MASTER_KEY_FILE")) {
+            (Some(_), Some(_)) => bail!("set SWITCHBOARD_MASTER_KEY or SWITCHBOARD_MASTER_KEY_FILE, not both"),
+            (Some(k), None) => MasterKey::from_base64(&k).context("SWITCHBOARD_MASTER_KEY")?,
+            (None, Some(path)) => read_key_file(Path::new(&path))?,
+            (None, None) => {
+                let path = self.default_key_file();
+                if path.exists() {
+                    read_key_file(&path)?
+                } else if create_local_key {
+                    let key = create_key_file(&path)?;
+                    tracing::warn!(
+                        path = %path.display(),
+                        "no master key configured: created a local key file. Production must set \
+                         SWITCHBOARD_MASTER_KEY or SWITCHBOARD_MASTER_KEY_FILE (and back the key up: \
+                         without it, stored bot tokens cannot be decrypted)"
+                    );
+                    key
+                } else {
+                    bail!(
+                        "no master key: set SWITCHBOARD_MASTER_KEY or SWITCHBOARD_MASTER_KEY_FILE \
+                         (or run `switchboard serve` once to create {})",
+                        path.display()
+                    )
+                }
+            }
+        };
+        let mut older = Vec::new();
+        if let Some(list) = env("SWITCHBOARD_OLD_MASTER_KEYS") {
+            for (i, k) in list.split(',').map(str::trim).filter(|k| !k.is_empty()).enumerate() {
+                older.push(MasterKey::from_base64(k).with_context(|| format!("SWITCHBOARD_OLD_MASTER_KEYS item {}", i + 1))?);
+            }
+        }
+        Ok(Vault::new(&current, &older))
+    }
+}
+
+fn read_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the master key file {}", path.display()))?;
+    MasterKey::from_base64(&text).with_context(|| format!("master key file {}", path.display()))
+}
+
+fn create_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key = MasterKey::generate();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create the key file {}", path.display()))?;
+    file.write_all(key.to_base64().as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(key)
+}

@@ -1,0 +1,148 @@
+//! The `switchboard` program: configuration, start-up of the web server and the job
+//! workers, and the bootstrap commands. The binary (`main.rs`) is a thin CLI over this.
+
+pub mod bootstrap;
+pub mod config;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use switchboard_telegram::{BotApi, Telegram};
+
+pub use config::Config;
+
+/// Telegram calls give up after this long (the delivery job retries later).
+const TELEGRAM_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Opens the pool; `serve` and `migrate` create the database if needed.
+pub async fn connect(config: &Config, create_if_missing: bool) -> anyhow::Result<PgPool> {
+    switchboard_db::connect(&switchboard_db::ConnectOptions {
+        url: config.database_url.clone(),
+        max_connections: config.db_pool_size,
+        create_if_missing,
+    })
+    .await
+    .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(&config.database_url)))
+}
+
+/// The database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(unparseable URL)".into(),
+    }
+}
+
+/// The shared Telegram side, with its cache invalidation listener running.
+pub fn telegram(config: &Config, pool: &PgPool, vault: switchboard_core::vault::Vault) -> anyhow::Result<Arc<Telegram>> {
+    let api = BotApi::new(&config.telegram_api_url, TELEGRAM_TIMEOUT).map_err(anyhow::Error::msg)?;
+    let telegram = Arc::new(Telegram::new(pool.clone(), api, Arc::new(vault), config.public_url.clone()));
+    tokio::spawn(switchboard_telegram::cache::listen_for_invalidations(
+        pool.clone(),
+        telegram.caches.clone(),
+    ));
+    Ok(telegram)
+}
+
+/// What `serve` runs.
+pub struct ServeOptions {
+    /// Also run the job workers in this process.
+    pub jobs: bool,
+}
+
+/// A running platform (for tests and embedding): its address and a way to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    pub done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Binds and starts serving (and working jobs) in the background.
+pub async fn start(config: Config, pool: PgPool, telegram: Arc<Telegram>, options: ServeOptions) -> anyhow::Result<RunningServer> {
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
+    let done = tokio::spawn(run(listener, config, pool, telegram, options, wait_for(rx)));
+    Ok(RunningServer { addr, shutdown, done })
+}
+
+async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Serves HTTP (and jobs) until `shutdown` resolves; then stops accepting, finishes
+/// in-flight requests and running jobs, and returns.
+pub async fn run<S>(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    pool: PgPool,
+    telegram: Arc<Telegram>,
+    options: ServeOptions,
+    shutdown: S,
+) -> anyhow::Result<()>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let state = switchboard_web::AppState::new(pool.clone(), telegram.clone());
+    let app = switchboard_web::app(state);
+    let http_stop = wait_for(stop_rx.clone());
+    let http = async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(http_stop)
+            .await
+            .context("HTTP server failed")
+    };
+    if options.jobs {
+        let worker_config = switchboard_jobs::WorkerConfig {
+            concurrency: config.worker_concurrency,
+            ..Default::default()
+        };
+        let jobs = switchboard_jobs::run(pool, telegram, worker_config, wait_for(stop_rx));
+        let (h, j) = tokio::join!(http, jobs);
+        h?;
+        j.context("job workers failed")?;
+    } else {
+        http.await?;
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight work");
+}
