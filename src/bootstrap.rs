@@ -23,7 +23,11 @@ pub struct CreatedTenant {
 async fn free_slug(pool: &PgPool, name: &str) -> anyhow::Result<String> {
     let base = slugify(name);
     for n in 1..1000 {
-        let candidate = if n == 1 { base.clone() } else { format!("{}-{n}", &base[..base.len().min(44)]) };
+        let candidate = if n == 1 {
+            base.clone()
+        } else {
+            format!("{}-{n}", &base[..base.len().min(44)])
+        };
         if !platform::slug_taken(pool, &candidate).await? {
             return Ok(candidate);
         }
@@ -63,7 +67,8 @@ pub async fn create_tenant(
                 move || hash_password(&p)
             })
             .await?;
-            platform::insert_user(&mut *tx, UserId::new(), owner_email, Some(&hash), "", false).await?
+            platform::insert_user(&mut *tx, UserId::new(), owner_email, Some(&hash), "", false)
+                .await?
         }
     };
     platform::add_member(&mut *tx, tenant.id, owner.id, Role::Owner).await?;
@@ -91,7 +96,12 @@ pub struct CreatedToken {
     pub prefix: String,
 }
 
-pub async fn create_token(pool: &PgPool, tenant: &str, email: &str, label: &str) -> anyhow::Result<CreatedToken> {
+pub async fn create_token(
+    pool: &PgPool,
+    tenant: &str,
+    email: &str,
+    label: &str,
+) -> anyhow::Result<CreatedToken> {
     validate::text(label, 100).map_err(|m| anyhow!("--name {m}"))?;
     let tenant = match platform::find_tenant(pool, tenant.trim()).await {
         Ok(t) => t,
@@ -106,7 +116,8 @@ pub async fn create_token(pool: &PgPool, tenant: &str, email: &str, label: &str)
         .ok_or_else(|| anyhow!("{email} is not a member of {}", tenant.slug))?;
     let (token, digest, prefix) = generate_api_token();
     let mut tx = pool.begin().await?;
-    platform::insert_api_token(&mut *tx, tenant.id, user.id, label.trim(), &digest, &prefix).await?;
+    platform::insert_api_token(&mut *tx, tenant.id, user.id, label.trim(), &digest, &prefix)
+        .await?;
     events::insert(
         &mut tx,
         tenant.id,
@@ -125,7 +136,11 @@ pub async fn create_token(pool: &PgPool, tenant: &str, email: &str, label: &str)
 }
 
 /// Creates a superuser, or makes an existing user one (setting the given password).
-pub async fn create_superuser(pool: &PgPool, email: &str, password: &str) -> anyhow::Result<(User, bool)> {
+pub async fn create_superuser(
+    pool: &PgPool,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<(User, bool)> {
     validate::email(email).map_err(|m| anyhow!("--email {m}"))?;
     validate::password(password).map_err(|m| anyhow!("--password {m}"))?;
     let hash = tokio::task::spawn_blocking({
@@ -138,6 +153,9 @@ pub async fn create_superuser(pool: &PgPool, email: &str, password: &str) -> any
             platform::set_superuser(pool, u.id, &hash).await?;
             Ok((platform::get_user(pool, u.id).await?, true))
         }
-        None => Ok((platform::insert_user(pool, UserId::new(), email, Some(&hash), "", true).await?, false)),
+        None => Ok((
+            platform::insert_user(pool, UserId::new(), email, Some(&hash), "", true).await?,
+            false,
+        )),
     }
 }

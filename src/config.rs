@@ -20,6 +20,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub worker_concurrency: usize,
     pub json_logs: bool,
+    /// Minimum spacing of messages to one chat, in milliseconds.
+    pub chat_send_interval_ms: u64,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -44,11 +46,13 @@ impl Config {
         let bind: SocketAddr = env_parse("SWITCHBOARD_BIND", "127.0.0.1:8080".parse()?)?;
         let public_url = env("SWITCHBOARD_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}"));
         let public_url = public_url.trim_end_matches('/').to_string();
-        url::Url::parse(&public_url).with_context(|| format!("SWITCHBOARD_PUBLIC_URL={public_url:?} is not a URL"))?;
+        url::Url::parse(&public_url)
+            .with_context(|| format!("SWITCHBOARD_PUBLIC_URL={public_url:?} is not a URL"))?;
         let telegram_api_url = env("SWITCHBOARD_TELEGRAM_API_URL")
             .unwrap_or_else(|| DEFAULT_TELEGRAM_API_URL.to_string());
-        url::Url::parse(&telegram_api_url)
-            .with_context(|| format!("SWITCHBOARD_TELEGRAM_API_URL={telegram_api_url:?} is not a URL"))?;
+        url::Url::parse(&telegram_api_url).with_context(|| {
+            format!("SWITCHBOARD_TELEGRAM_API_URL={telegram_api_url:?} is not a URL")
+        })?;
         let log_format = env("SWITCHBOARD_LOG_FORMAT").unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
             bail!("SWITCHBOARD_LOG_FORMAT must be text or json, not {log_format:?}");
@@ -59,9 +63,11 @@ impl Config {
             bind,
             public_url,
             telegram_api_url,
-            data_dir: env("SWITCHBOARD_DATA_DIR").map_or_else(|| PathBuf::from(".data"), PathBuf::from),
+            data_dir: env("SWITCHBOARD_DATA_DIR")
+                .map_or_else(|| PathBuf::from(".data"), PathBuf::from),
             worker_concurrency: env_parse("SWITCHBOARD_WORKER_CONCURRENCY", 16)?,
             json_logs: log_format == "json",
+            chat_send_interval_ms: env_parse("SWITCHBOARD_CHAT_SEND_INTERVAL_MS", 1000)?,
         })
     }
 
@@ -73,8 +79,13 @@ impl Config {
     /// local key file. With `create_local_key`, a missing local key file is created
     /// (0600) with a warning that production must supply its own key.
     pub fn vault(&self, create_local_key: bool) -> anyhow::Result<Vault> {
-        let current = match (env("SWITCHBOARD_MASTER_KEY"), env("SWITCHBOARD_MASTER_KEY_FILE")) {
-            (Some(_), Some(_)) => bail!("set SWITCHBOARD_MASTER_KEY or SWITCHBOARD_MASTER_KEY_FILE, not both"),
+        let current = match (
+            env("SWITCHBOARD_MASTER_KEY"),
+            env("SWITCHBOARD_MASTER_KEY_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                bail!("set SWITCHBOARD_MASTER_KEY or SWITCHBOARD_MASTER_KEY_FILE, not both")
+            }
             (Some(k), None) => MasterKey::from_base64(&k).context("SWITCHBOARD_MASTER_KEY")?,
             (None, Some(path)) => read_key_file(Path::new(&path))?,
             (None, None) => {
@@ -101,8 +112,16 @@ impl Config {
         };
         let mut older = Vec::new();
         if let Some(list) = env("SWITCHBOARD_OLD_MASTER_KEYS") {
-            for (i, k) in list.split(',').map(str::trim).filter(|k| !k.is_empty()).enumerate() {
-                older.push(MasterKey::from_base64(k).with_context(|| format!("SWITCHBOARD_OLD_MASTER_KEYS item {}", i + 1))?);
+            for (i, k) in list
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .enumerate()
+            {
+                older.push(
+                    MasterKey::from_base64(k)
+                        .with_context(|| format!("SWITCHBOARD_OLD_MASTER_KEYS item {}", i + 1))?,
+                );
             }
         }
         Ok(Vault::new(&current, &older))
@@ -110,7 +129,8 @@ impl Config {
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<MasterKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the master key file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the master key file {}", path.display()))?;
     MasterKey::from_base64(&text).with_context(|| format!("master key file {}", path.display()))
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
-use switchboard_telegram::{BotApi, Telegram};
+use switchboard_telegram::{BotApi, Telegram, TelegramSettings};
 
 pub use config::Config;
 
@@ -26,7 +26,12 @@ pub async fn connect(config: &Config, create_if_missing: bool) -> anyhow::Result
         create_if_missing,
     })
     .await
-    .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(&config.database_url)))
+    .with_context(|| {
+        format!(
+            "cannot connect to PostgreSQL at {}",
+            redact_url(&config.database_url)
+        )
+    })
 }
 
 /// The database URL without its password, for messages.
@@ -43,9 +48,18 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// The shared Telegram side, with its cache invalidation listener running.
-pub fn telegram(config: &Config, pool: &PgPool, vault: switchboard_core::vault::Vault) -> anyhow::Result<Arc<Telegram>> {
-    let api = BotApi::new(&config.telegram_api_url, TELEGRAM_TIMEOUT).map_err(anyhow::Error::msg)?;
-    let telegram = Arc::new(Telegram::new(pool.clone(), api, Arc::new(vault), config.public_url.clone()));
+pub fn telegram(
+    config: &Config,
+    pool: &PgPool,
+    vault: switchboard_core::vault::Vault,
+) -> anyhow::Result<Arc<Telegram>> {
+    let api =
+        BotApi::new(&config.telegram_api_url, TELEGRAM_TIMEOUT).map_err(anyhow::Error::msg)?;
+    let settings = TelegramSettings {
+        chat_interval: Duration::from_millis(config.chat_send_interval_ms),
+        ..TelegramSettings::new(config.public_url.clone())
+    };
+    let telegram = Arc::new(Telegram::new(pool.clone(), api, Arc::new(vault), settings));
     tokio::spawn(switchboard_telegram::cache::listen_for_invalidations(
         pool.clone(),
         telegram.caches.clone(),
@@ -67,14 +81,23 @@ pub struct RunningServer {
 }
 
 /// Binds and starts serving (and working jobs) in the background.
-pub async fn start(config: Config, pool: PgPool, telegram: Arc<Telegram>, options: ServeOptions) -> anyhow::Result<RunningServer> {
+pub async fn start(
+    config: Config,
+    pool: PgPool,
+    telegram: Arc<Telegram>,
+    options: ServeOptions,
+) -> anyhow::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = tokio::sync::watch::channel(false);
     let done = tokio::spawn(run(listener, config, pool, telegram, options, wait_for(rx)));
-    Ok(RunningServer { addr, shutdown, done })
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        done,
+    })
 }
 
 async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {
@@ -107,10 +130,13 @@ where
     let app = switchboard_web::app(state);
     let http_stop = wait_for(stop_rx.clone());
     let http = async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(http_stop)
-            .await
-            .context("HTTP server failed")
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(http_stop)
+        .await
+        .context("HTTP server failed")
     };
     if options.jobs {
         let worker_config = switchboard_jobs::WorkerConfig {

@@ -7,7 +7,11 @@ use switchboard::{bootstrap, Config, ServeOptions};
 use switchboard_core::text::Lang;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Multi-tenant helpdesk platform for Telegram bots")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Multi-tenant helpdesk platform for Telegram bots"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,7 +91,9 @@ enum SuperuserCommand {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info,apalis=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -111,43 +117,80 @@ async fn real_main() -> anyhow::Result<()> {
         Command::Serve { no_jobs } => {
             let vault = config.vault(true)?;
             let pool = switchboard::connect(&config, true).await?;
-            switchboard_db::migrate(&pool).await.context("migrations failed")?;
+            switchboard_db::migrate(&pool)
+                .await
+                .context("migrations failed")?;
             let telegram = switchboard::telegram(&config, &pool, vault)?;
             let listener = tokio::net::TcpListener::bind(config.bind)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.bind))?;
-            println!("Switchboard is running at http://{}", listener.local_addr()?);
-            println!("  public URL (for Telegram webhooks): {}", config.public_url);
+            println!(
+                "Switchboard is running at http://{}",
+                listener.local_addr()?
+            );
+            println!(
+                "  public URL (for Telegram webhooks): {}",
+                config.public_url
+            );
             println!("  Bot API: {}", config.telegram_api_url);
-            println!("  API docs: http://{}/api/v1/openapi.json", listener.local_addr()?);
+            println!(
+                "  API docs: http://{}/api/v1/openapi.json",
+                listener.local_addr()?
+            );
             println!("Next: create a tenant and an API token:");
             println!("  switchboard tenant create --name \"Acme\" --owner-email you@example.com --owner-password '…'");
             println!("  switchboard token create --tenant acme --email you@example.com --name cli");
             let options = ServeOptions { jobs: !no_jobs };
-            switchboard::run(listener, config, pool, telegram, options, switchboard::shutdown_signal()).await?;
+            switchboard::run(
+                listener,
+                config,
+                pool,
+                telegram,
+                options,
+                switchboard::shutdown_signal(),
+            )
+            .await?;
         }
         Command::Worker => {
             let vault = config.vault(false)?;
             let pool = switchboard::connect(&config, false).await?;
             if !switchboard_db::pool::migrations_current(&pool).await? {
-                anyhow::bail!("the database schema is not current: run `switchboard migrate` first");
+                anyhow::bail!(
+                    "the database schema is not current: run `switchboard migrate` first"
+                );
             }
             let telegram = switchboard::telegram(&config, &pool, vault)?;
             let worker_config = switchboard_jobs::WorkerConfig {
                 concurrency: config.worker_concurrency,
                 ..Default::default()
             };
-            switchboard_jobs::run(pool, telegram, worker_config, switchboard::shutdown_signal())
-                .await
-                .context("job workers failed")?;
+            switchboard_jobs::run(
+                pool,
+                telegram,
+                worker_config,
+                switchboard::shutdown_signal(),
+            )
+            .await
+            .context("job workers failed")?;
         }
         Command::Migrate => {
             let pool = switchboard::connect(&config, true).await?;
-            switchboard_db::migrate(&pool).await.context("migrations failed")?;
-            println!("Database {} is migrated.", switchboard::redact_url(&config.database_url));
+            switchboard_db::migrate(&pool)
+                .await
+                .context("migrations failed")?;
+            println!(
+                "Database {} is migrated.",
+                switchboard::redact_url(&config.database_url)
+            );
         }
         Command::Tenant {
-            command: TenantCommand::Create { name, owner_email, owner_password, language },
+            command:
+                TenantCommand::Create {
+                    name,
+                    owner_email,
+                    owner_password,
+                    language,
+                },
         } => {
             let lang = match language.as_str() {
                 "en" => Lang::En,
@@ -155,19 +198,29 @@ async fn real_main() -> anyhow::Result<()> {
                 other => anyhow::bail!("--language must be en or ru, not {other:?}"),
             };
             let pool = switchboard::connect(&config, false).await?;
-            let created = bootstrap::create_tenant(&pool, &name, &owner_email, &owner_password, lang).await?;
+            let created =
+                bootstrap::create_tenant(&pool, &name, &owner_email, &owner_password, lang).await?;
             println!("Created tenant {:?}", created.tenant.name);
             println!("  slug: {}", created.tenant.slug);
             println!("  id:   {}", created.tenant.id);
             println!(
                 "Owner: {} ({}, user id {})",
                 created.owner.email,
-                if created.owner_existed { "existing user" } else { "new user" },
+                if created.owner_existed {
+                    "existing user"
+                } else {
+                    "new user"
+                },
                 created.owner.id
             );
         }
         Command::Token {
-            command: TokenCommand::Create { tenant, email, name },
+            command:
+                TokenCommand::Create {
+                    tenant,
+                    email,
+                    name,
+                },
         } => {
             let pool = switchboard::connect(&config, false).await?;
             let created = bootstrap::create_token(&pool, &tenant, &email, &name).await?;
@@ -183,7 +236,10 @@ async fn real_main() -> anyhow::Result<()> {
             let pool = switchboard::connect(&config, false).await?;
             let (user, existed) = bootstrap::create_superuser(&pool, &email, &password).await?;
             if existed {
-                println!("Made existing user {} (id {}) a superuser", user.email, user.id);
+                println!(
+                    "Made existing user {} (id {}) a superuser",
+                    user.email, user.id
+                );
             } else {
                 println!("Created superuser {} (id {})", user.email, user.id);
             }

@@ -133,10 +133,18 @@ impl BotConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inbound {
     Text(String),
-    Command { name: String, args: String },
-    Callback { data: String },
+    Command {
+        name: String,
+        args: String,
+    },
+    Callback {
+        data: String,
+    },
     /// A photo, document, voice, sticker, … (`kind`), with its caption.
-    Media { kind: String, caption: Option<String> },
+    Media {
+        kind: String,
+        caption: Option<String>,
+    },
 }
 
 /// A button as sent to Telegram.
@@ -417,12 +425,28 @@ mod tests {
                 rows: vec![
                     vec![
                         btn(b_rule, "Hours", ButtonAction::Rule { rule_id: rule }),
-                        btn(b_text, "Hi", ButtonAction::Text { text: "Hello there".into() }),
+                        btn(
+                            b_text,
+                            "Hi",
+                            ButtonAction::Text {
+                                text: "Hello there".into(),
+                            },
+                        ),
                     ],
-                    vec![btn(b_sub, "More", ButtonAction::Submenu { menu_id: submenu })],
+                    vec![btn(
+                        b_sub,
+                        "More",
+                        ButtonAction::Submenu { menu_id: submenu },
+                    )],
                     vec![
                         btn(b_handover, "Human", ButtonAction::Handover),
-                        btn(b_url, "Site", ButtonAction::Url { url: "https://example.com".into() }),
+                        btn(
+                            b_url,
+                            "Site",
+                            ButtonAction::Url {
+                                url: "https://example.com".into(),
+                            },
+                        ),
                     ],
                 ],
             },
@@ -442,7 +466,11 @@ mod tests {
                 id: rule,
                 title: "Opening hours".into(),
                 answer: "We are open 9–18.".into(),
-                rows: vec![vec![btn(b_rule_in_answer, "Back", ButtonAction::Submenu { menu_id: main })]],
+                rows: vec![vec![btn(
+                    b_rule_in_answer,
+                    "Back",
+                    ButtonAction::Submenu { menu_id: main },
+                )]],
             },
         );
         let mut commands = HashMap::new();
@@ -531,7 +559,11 @@ mod tests {
     #[test]
     fn confident_text_gets_the_rule_answer_with_its_buttons() {
         let f = fixture();
-        let d = decide(&f.config, ConvStatus::Bot, &Inbound::Text("When are you open?".into()));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &Inbound::Text("When are you open?".into()),
+        );
         assert_eq!(d.status, ConvStatus::Bot);
         assert_eq!(d.replies[0].text, "We are open 9–18.");
         assert_eq!(d.replies[0].rule_id, Some(f.rule));
@@ -545,7 +577,11 @@ mod tests {
     #[test]
     fn unknown_text_hands_over() {
         let f = fixture();
-        let d = decide(&f.config, ConvStatus::Bot, &Inbound::Text("my parcel is broken".into()));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &Inbound::Text("my parcel is broken".into()),
+        );
         assert_eq!(d.status, ConvStatus::Waiting);
         assert_eq!(d.handover, Some(HandoverReason::NoMatch));
         assert_eq!(d.replies[0].text, f.config.texts.handover_text);
@@ -573,7 +609,11 @@ mod tests {
     fn with_humans_messages_go_to_the_desk_silently() {
         let f = fixture();
         for status in [ConvStatus::Waiting, ConvStatus::Assigned] {
-            for inbound in [Inbound::Text("When are you open?".into()), cmd("start"), cmd("operator")] {
+            for inbound in [
+                Inbound::Text("When are you open?".into()),
+                cmd("start"),
+                cmd("operator"),
+            ] {
                 let d = decide(&f.config, status, &inbound);
                 assert_eq!(d.status, status);
                 assert!(d.replies.is_empty());
@@ -618,7 +658,11 @@ mod tests {
     fn stale_or_forged_buttons_are_answered_with_a_notice() {
         let f = fixture();
         for data in ["b:00000000000000000000000000000000", "garbage", ""] {
-            let d = decide(&f.config, ConvStatus::Bot, &Inbound::Callback { data: data.into() });
+            let d = decide(
+                &f.config,
+                ConvStatus::Bot,
+                &Inbound::Callback { data: data.into() },
+            );
             assert!(d.replies.is_empty());
             assert_eq!(
                 d.callback_answer.as_deref(),

@@ -109,7 +109,9 @@ pub enum OperatorAction {
     /// Take it (from the queue, or from the bot).
     Claim,
     /// Give it to `to` (admins) — `force` allows taking it from another operator.
-    Assign { to: UserId },
+    Assign {
+        to: UserId,
+    },
     /// Put it back in the queue.
     Release,
     /// Send a reply (claims a conversation nobody has yet).
@@ -278,7 +280,12 @@ mod tests {
             st(Waiting, None)
         );
         assert_eq!(
-            apply(st(Assigned, Some(other)), OperatorAction::Release, me, false),
+            apply(
+                st(Assigned, Some(other)),
+                OperatorAction::Release,
+                me,
+                false
+            ),
             Err(TransitionError::NotAssignedToYou)
         );
         assert_eq!(

@@ -133,7 +133,9 @@ pub fn command_name(value: &str) -> Result<(), String> {
         return Err("must be 1–32 lowercase latin letters, digits or _ (without the /)".into());
     }
     if BUILTIN_COMMANDS.contains(&value) {
-        return Err(format!("/{value} is built in; change its text in the settings"));
+        return Err(format!(
+            "/{value} is built in; change its text in the settings"
+        ));
     }
     Ok(())
 }
@@ -157,7 +159,10 @@ pub fn email(value: &str) -> Result<(), String> {
     let v = value.trim();
     let ok = v.len() <= 254
         && v.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
         })
         && !v.chars().any(char::is_whitespace);
     if ok {
@@ -187,11 +192,36 @@ pub fn slugify(name: &str) -> String {
                 out.push(c);
                 continue;
             }
-            'а' => "a", 'б' => "b", 'в' => "v", 'г' => "g", 'д' => "d", 'е' | 'ё' => "e",
-            'ж' => "zh", 'з' => "z", 'и' => "i", 'й' => "y", 'к' => "k", 'л' => "l",
-            'м' => "m", 'н' => "n", 'о' => "o", 'п' => "p", 'р' => "r", 'с' => "s",
-            'т' => "t", 'у' => "u", 'ф' => "f", 'х' => "h", 'ц' => "ts", 'ч' => "ch",
-            'ш' => "sh", 'щ' => "sch", 'ы' => "y", 'э' => "e", 'ю' => "yu", 'я' => "ya",
+            'а' => "a",
+            'б' => "b",
+            'в' => "v",
+            'г' => "g",
+            'д' => "d",
+            'е' | 'ё' => "e",
+            'ж' => "zh",
+            'з' => "z",
+            'и' => "i",
+            'й' => "y",
+            'к' => "k",
+            'л' => "l",
+            'м' => "m",
+            'н' => "n",
+            'о' => "o",
+            'п' => "p",
+            'р' => "r",
+            'с' => "s",
+            'т' => "t",
+            'у' => "u",
+            'ф' => "f",
+            'х' => "h",
+            'ц' => "ts",
+            'ч' => "ch",
+            'ш' => "sh",
+            'щ' => "sch",
+            'ы' => "y",
+            'э' => "e",
+            'ю' => "yu",
+            'я' => "ya",
             'ъ' | 'ь' => "",
             _ => "-",
         };

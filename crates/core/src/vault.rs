@@ -90,7 +90,12 @@ pub struct Sealed {
 
 impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Sealed(key {}, {} bytes)", self.key_id, self.ciphertext.len())
+        write!(
+            f,
+            "Sealed(key {}, {} bytes)",
+            self.key_id,
+            self.ciphertext.len()
+        )
     }
 }
 
@@ -235,6 +240,14 @@ pub fn mask_bot_token(token: &str) -> String {
     }
 }
 
+/// A new personal API token: (the token to show once, its digest to store, a display prefix).
+pub fn generate_api_token() -> (String, Vec<u8>, String) {
+    let token = format!("sb_{}", random_token(40));
+    let digest = secret_digest(&token);
+    let prefix = token[..10].to_string();
+    (token, digest, prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,19 +336,17 @@ mod tests {
     }
 
     #[test]
+    fn api_tokens_are_random_and_stored_as_digests() {
+        let (token, digest, prefix) = generate_api_token();
+        assert!(token.starts_with("sb_") && token.len() == 43);
+        assert!(token.starts_with(&prefix));
+        assert!(secret_matches(&token, &digest));
+        assert_ne!(generate_api_token().0, token);
+    }
+
+    #[test]
     fn masks_hide_the_secret_part() {
-        assert_eq!(
-            mask_bot_token("123456:ABCdefGHIjklMNOpqr"),
-            "123456:…Opqr"
-        );
+        assert_eq!(mask_bot_token("123456:ABCdefGHIjklMNOpqr"), "123456:…Opqr");
         assert_eq!(mask_bot_token("abc"), "…abc");
     }
-}
-
-/// A new personal API token: (the token to show once, its digest to store, a display prefix).
-pub fn generate_api_token() -> (String, Vec<u8>, String) {
-    let token = format!("sb_{}", random_token(40));
-    let digest = secret_digest(&token);
-    let prefix = token[..10].to_string();
-    (token, digest, prefix)
 }

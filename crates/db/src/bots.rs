@@ -45,7 +45,10 @@ const COLUMNS: &str = "tenant_id, id, public_id, telegram_bot_id, username, firs
 
 /// The bot a webhook URL names: the one lookup not scoped by tenant, since it is how the
 /// tenant of an update is found.
-pub async fn find_live_by_public_id(db: impl PgExecutor<'_>, public_id: &str) -> Result<Option<Bot>> {
+pub async fn find_live_by_public_id(
+    db: impl PgExecutor<'_>,
+    public_id: &str,
+) -> Result<Option<Bot>> {
     Ok(sqlx::query_as(&format!(
         "select {COLUMNS} from bots where public_id = $1 and status <> 'removed'"
     ))

@@ -177,7 +177,9 @@ pub fn rows_of(buttons: &[&ButtonRow]) -> Vec<Vec<Button>> {
     let mut rows: Vec<Vec<Button>> = Vec::new();
     let mut current: Option<i32> = None;
     for b in buttons {
-        let Some(button) = b.to_button() else { continue };
+        let Some(button) = b.to_button() else {
+            continue;
+        };
         if current != Some(b.row_index) {
             rows.push(Vec::new());
             current = Some(b.row_index);
@@ -470,7 +472,11 @@ pub async fn update_command(
     .found()
 }
 
-pub async fn delete_command(db: impl PgExecutor<'_>, tenant: TenantId, id: CommandId) -> Result<()> {
+pub async fn delete_command(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: CommandId,
+) -> Result<()> {
     let done = sqlx::query("delete from commands where tenant_id = $1 and id = $2")
         .bind(tenant)
         .bind(id)

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use switchboard_core::conversation::ConvState;
-use switchboard_core::{BotId, ConvStatus, ConversationId, EndUserId, HandoverReason, TenantId, UserId};
+use switchboard_core::{
+    BotId, ConvStatus, ConversationId, EndUserId, HandoverReason, TenantId, UserId,
+};
 
 use crate::error::OptionExt;
 use crate::Result;
@@ -72,7 +74,11 @@ pub async fn insert(
     .await?)
 }
 
-pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: ConversationId) -> Result<Conversation> {
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: ConversationId,
+) -> Result<Conversation> {
     sqlx::query_as(&format!(
         "select {COLUMNS} from conversations where tenant_id = $1 and id = $2"
     ))

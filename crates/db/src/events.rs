@@ -59,7 +59,11 @@ impl NewEvent {
     }
 }
 
-pub async fn insert_many(conn: &mut PgConnection, tenant: TenantId, events: &[NewEvent]) -> Result<()> {
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    events: &[NewEvent],
+) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }

@@ -230,7 +230,11 @@ pub async fn authenticate_token(
     .await?)
 }
 
-pub async fn touch_api_token(db: impl PgExecutor<'_>, tenant: TenantId, id: ApiTokenId) -> Result<()> {
+pub async fn touch_api_token(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: ApiTokenId,
+) -> Result<()> {
     sqlx::query("update api_tokens set last_used_at = now() where tenant_id = $1 and id = $2")
         .bind(tenant)
         .bind(id)

@@ -58,7 +58,9 @@ async fn ensure_database(opts: &PgConnectOptions) -> Result<(), DbError> {
             {
                 Ok(_) => tracing::info!(database = %name, "created the database"),
                 // Another process created it at the same moment.
-                Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P04") => {}
+                Err(e)
+                    if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P04") => {
+                }
                 Err(e) => return Err(e.into()),
             }
             let _ = conn.close().await;
@@ -97,9 +99,7 @@ pub async fn migrations_current(pool: &PgPool) -> Result<bool, DbError> {
         sqlx::query_scalar("select version from _sqlx_migrations where success")
             .fetch_all(pool)
             .await?;
-    Ok(our_migrator()
-        .iter()
-        .all(|m| applied.contains(&m.version)))
+    Ok(our_migrator().iter().all(|m| applied.contains(&m.version)))
 }
 
 /// A fingerprint of every migration (ours and apalis's): changes when any of them does.

@@ -35,7 +35,11 @@ pub struct RuleFilter {
     pub offset: i64,
 }
 
-pub async fn list(db: impl PgExecutor<'_>, tenant: TenantId, f: &RuleFilter) -> Result<Vec<RuleRow>> {
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    f: &RuleFilter,
+) -> Result<Vec<RuleRow>> {
     let pattern = f
         .query
         .as_deref()
@@ -61,7 +65,9 @@ pub async fn list(db: impl PgExecutor<'_>, tenant: TenantId, f: &RuleFilter) -> 
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// The enabled rules, for building the matcher and the bot configuration.
@@ -165,11 +171,11 @@ pub async fn existing_ids(
     ids: &[RuleId],
 ) -> Result<Vec<RuleId>> {
     let raw: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
-    Ok(sqlx::query_scalar(
-        "select id from answer_rules where tenant_id = $1 and id = any($2)",
+    Ok(
+        sqlx::query_scalar("select id from answer_rules where tenant_id = $1 and id = any($2)")
+            .bind(tenant)
+            .bind(&raw)
+            .fetch_all(db)
+            .await?,
     )
-    .bind(tenant)
-    .bind(&raw)
-    .fetch_all(db)
-    .await?)
 }

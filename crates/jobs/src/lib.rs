@@ -58,7 +58,9 @@ where
         .set_keep_alive(Duration::from_secs(15))
         .set_reenqueue_orphaned_after(Duration::from_secs(60));
     let mut storage = PostgresStorage::<DeliveryJob>::new_with_config(pool.clone(), storage_config);
-    let mut listen = PgListen::new(pool.clone()).await.map_err(std::io::Error::other)?;
+    let mut listen = PgListen::new(pool.clone())
+        .await
+        .map_err(std::io::Error::other)?;
     listen.subscribe_with(&mut storage);
     let listener = tokio::spawn(async move {
         if let Err(e) = listen.listen().await {

@@ -88,7 +88,8 @@ impl Caches {
     }
 
     fn entry_from_row(&self, row: &bots::Bot) -> Result<Option<BotEntry>, CacheError> {
-        let (Some(sealed), Some(secret_hash)) = (row.sealed_token(), row.webhook_secret_hash.clone())
+        let (Some(sealed), Some(secret_hash)) =
+            (row.sealed_token(), row.webhook_secret_hash.clone())
         else {
             return Ok(None);
         };
@@ -111,7 +112,10 @@ impl Caches {
     }
 
     /// The live bot a webhook URL names.
-    pub async fn bot_by_public_id(&self, public_id: &str) -> Result<Option<Arc<BotEntry>>, CacheError> {
+    pub async fn bot_by_public_id(
+        &self,
+        public_id: &str,
+    ) -> Result<Option<Arc<BotEntry>>, CacheError> {
         if let Some(b) = self.bots.read().get(public_id) {
             return Ok(Some(b.clone()));
         }
@@ -128,7 +132,11 @@ impl Caches {
     }
 
     /// A tenant's bot by id (live or not: delivery of already-decided messages).
-    pub async fn bot(&self, tenant: TenantId, bot: BotId) -> Result<Option<Arc<BotEntry>>, CacheError> {
+    pub async fn bot(
+        &self,
+        tenant: TenantId,
+        bot: BotId,
+    ) -> Result<Option<Arc<BotEntry>>, CacheError> {
         if let Some(b) = self
             .bots
             .read()
@@ -183,7 +191,8 @@ pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, D
     let rule_rows = rules::list_enabled(pool, tenant).await?;
     let command_rows = config::list_commands(pool, tenant).await?;
 
-    let of_menu = |id| -> Vec<&ButtonRow> { buttons.iter().filter(|b| b.menu_id == Some(id)).collect() };
+    let of_menu =
+        |id| -> Vec<&ButtonRow> { buttons.iter().filter(|b| b.menu_id == Some(id)).collect() };
     let of_rule = |id| -> Vec<&ButtonRow> {
         buttons
             .iter()

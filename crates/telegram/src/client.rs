@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use teloxide::requests::Payload;
 use teloxide::types::ResponseParameters;
 use teloxide::ApiError;
-use teloxide::requests::Payload;
 
 /// What went wrong talking to the Bot API.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -65,7 +65,8 @@ pub struct BotApi {
 
 impl BotApi {
     pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
-        let base = url::Url::parse(base).map_err(|e| format!("invalid Bot API URL {base:?}: {e}"))?;
+        let base =
+            url::Url::parse(base).map_err(|e| format!("invalid Bot API URL {base:?}: {e}"))?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5))
@@ -96,7 +97,10 @@ impl BotApi {
         P: Payload + Serialize,
         P::Output: DeserializeOwned,
     {
-        let mut request = self.http.post(self.method_url(token, P::NAME)).json(payload);
+        let mut request = self
+            .http
+            .post(self.method_url(token, P::NAME))
+            .json(payload);
         if let Some(hint) = payload.timeout_hint() {
             request = request.timeout(hint + Duration::from_secs(10));
         }
@@ -121,8 +125,9 @@ impl BotApi {
             return Err(TgError::Server(code));
         }
         let description = envelope.description.unwrap_or_default();
-        let kind = serde_json::from_value::<ApiError>(serde_json::Value::String(description.clone()))
-            .unwrap_or(ApiError::Unknown(description.clone()));
+        let kind =
+            serde_json::from_value::<ApiError>(serde_json::Value::String(description.clone()))
+                .unwrap_or(ApiError::Unknown(description.clone()));
         Err(TgError::Api {
             code,
             description,

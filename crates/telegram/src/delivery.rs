@@ -26,8 +26,6 @@ use crate::Telegram;
 
 /// How long a worker may hold a message as `sending` before others may retry it.
 const LEASE: Duration = Duration::from_secs(60);
-/// Telegram: about one message per second to one chat.
-const CHAT_INTERVAL: Duration = Duration::from_millis(1000);
 /// Waits shorter than this happen inside the job; longer ones are rescheduled.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(3);
 /// Attempts before a transient failure becomes final.
@@ -79,10 +77,12 @@ pub fn keyboard_markup(payload: Option<&Value>) -> Option<InlineKeyboardMarkup> 
         .map(|row| {
             row.into_iter()
                 .filter_map(|b| match b {
-                    OutButton::Callback { label, data } => Some(InlineKeyboardButton::callback(label, data)),
-                    OutButton::Url { label, url } => {
-                        url::Url::parse(&url).ok().map(|u| InlineKeyboardButton::url(label, u))
+                    OutButton::Callback { label, data } => {
+                        Some(InlineKeyboardButton::callback(label, data))
                     }
+                    OutButton::Url { label, url } => url::Url::parse(&url)
+                        .ok()
+                        .map(|u| InlineKeyboardButton::url(label, u)),
                 })
                 .collect::<Vec<_>>()
         })
@@ -117,11 +117,17 @@ impl Telegram {
 
     /// Locks the chat's oldest undelivered message and decides: send it now (leased),
     /// wait a moment, or leave it (someone else has it, or it is scheduled later).
-    async fn take_next(&self, job: &DeliveryJob, report: &mut DeliveryReport) -> Result<Next, DeliveryError> {
+    async fn take_next(
+        &self,
+        job: &DeliveryJob,
+        report: &mut DeliveryReport,
+    ) -> Result<Next, DeliveryError> {
         let tenant = job.tenant_id;
         loop {
             let mut tx = self.pool.begin().await?;
-            let Some(m) = messages::first_undelivered_locked(&mut tx, tenant, job.end_user_id).await? else {
+            let Some(m) =
+                messages::first_undelivered_locked(&mut tx, tenant, job.end_user_id).await?
+            else {
                 return Ok(Next::Done);
             };
             let now = m.db_now;
@@ -147,7 +153,13 @@ impl Telegram {
                 continue;
             }
             messages::mark_sending(&mut *tx, tenant, m.id, now + chrono(LEASE)).await?;
-            messages::set_next_send_at(&mut *tx, tenant, job.end_user_id, now + chrono(CHAT_INTERVAL)).await?;
+            messages::set_next_send_at(
+                &mut *tx,
+                tenant,
+                job.end_user_id,
+                now + chrono(self.settings.chat_interval),
+            )
+            .await?;
             tx.commit().await?;
             return Ok(Next::Send(m));
         }
@@ -162,7 +174,13 @@ impl Telegram {
         let tenant = job.tenant_id;
         let attempts = m.attempts + 1;
         let Some(bot) = self.caches.bot(tenant, job.bot_id).await? else {
-            messages::mark_failed(&self.pool, tenant, m.id, "the bot was removed before this message could be sent").await?;
+            messages::mark_failed(
+                &self.pool,
+                tenant,
+                m.id,
+                "the bot was removed before this message could be sent",
+            )
+            .await?;
             report.failed += 1;
             return Ok(());
         };
@@ -189,30 +207,46 @@ impl Telegram {
                 let wait = Duration::from_secs(u64::from(secs.max(1)));
                 self.limiter.pause(job.bot_id, wait);
                 if attempts >= MAX_RATE_LIMITED_ATTEMPTS {
-                    self.fail(job, m.id, &format!("Telegram kept rate-limiting after {attempts} attempts")).await?;
+                    self.fail(
+                        job,
+                        m.id,
+                        &format!("Telegram kept rate-limiting after {attempts} attempts"),
+                    )
+                    .await?;
                     report.failed += 1;
                 } else {
-                    self.retry_later(job, m.id, wait, &TgError::RetryAfter(secs).to_string()).await?;
+                    self.retry_later(job, m.id, wait, &TgError::RetryAfter(secs).to_string())
+                        .await?;
                     report.retry_scheduled = true;
                 }
             }
             Err(e) if e.is_transient() => {
                 if attempts >= MAX_ATTEMPTS {
-                    self.fail(job, m.id, &format!("gave up after {attempts} attempts: {e}")).await?;
+                    self.fail(
+                        job,
+                        m.id,
+                        &format!("gave up after {attempts} attempts: {e}"),
+                    )
+                    .await?;
                     report.failed += 1;
                 } else {
-                    self.retry_later(job, m.id, backoff(attempts), &e.to_string()).await?;
+                    self.retry_later(job, m.id, backoff(attempts), &e.to_string())
+                        .await?;
                     report.retry_scheduled = true;
                 }
             }
-            Err(TgError::Api { kind, description, .. }) => {
+            Err(TgError::Api {
+                kind, description, ..
+            }) => {
                 let reason = match kind {
                     ApiError::BotBlocked => {
                         end_users::set_blocked(&self.pool, tenant, job.end_user_id, true).await?;
                         "the user blocked the bot".to_string()
                     }
                     ApiError::UserDeactivated => "the user's account is deactivated".to_string(),
-                    ApiError::ChatNotFound => "chat not found (the user never started the bot)".to_string(),
+                    ApiError::ChatNotFound => {
+                        "chat not found (the user never started the bot)".to_string()
+                    }
                     ApiError::InvalidToken => {
                         switchboard_db::bots::set_error(
                             &self.pool,
@@ -236,7 +270,13 @@ impl Telegram {
         Ok(())
     }
 
-    async fn retry_later(&self, job: &DeliveryJob, id: MessageId, wait: Duration, error: &str) -> Result<(), DeliveryError> {
+    async fn retry_later(
+        &self,
+        job: &DeliveryJob,
+        id: MessageId,
+        wait: Duration,
+        error: &str,
+    ) -> Result<(), DeliveryError> {
         let mut tx = self.pool.begin().await?;
         let at: DateTime<Utc> = Utc::now() + chrono(wait);
         messages::mark_retry(&mut *tx, job.tenant_id, id, at, error).await?;
@@ -246,7 +286,12 @@ impl Telegram {
         Ok(())
     }
 
-    async fn fail(&self, job: &DeliveryJob, id: MessageId, reason: &str) -> Result<(), DeliveryError> {
+    async fn fail(
+        &self,
+        job: &DeliveryJob,
+        id: MessageId,
+        reason: &str,
+    ) -> Result<(), DeliveryError> {
         let mut tx = self.pool.begin().await?;
         messages::mark_failed(&mut *tx, job.tenant_id, id, reason).await?;
         let mut event = NewEvent::new("message.delivery_failed", Actor::System)

@@ -48,7 +48,11 @@ impl From<sqlx::Error> for EngineError {
 }
 
 /// Serialises the processing of one chat's updates across all app processes.
-pub(crate) async fn lock_chat(conn: &mut PgConnection, bot: &BotEntry, chat_id: i64) -> Result<(), DbError> {
+pub(crate) async fn lock_chat(
+    conn: &mut PgConnection,
+    bot: &BotEntry,
+    chat_id: i64,
+) -> Result<(), DbError> {
     sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!("chat:{}:{chat_id}", bot.bot_id))
         .execute(conn)
@@ -103,24 +107,53 @@ pub(crate) fn outbound_rows(
 impl Telegram {
     /// Handles one webhook delivery for `bot`. Returns only after everything decided is
     /// committed; an error means nothing was stored and Telegram should retry.
-    pub async fn handle_update(&self, bot: &Arc<BotEntry>, raw: &Value) -> Result<WebhookOutcome, EngineError> {
+    pub async fn handle_update(
+        &self,
+        bot: &Arc<BotEntry>,
+        raw: &Value,
+    ) -> Result<WebhookOutcome, EngineError> {
         let update = parse(raw)?;
         let tenant = bot.tenant_id;
         match update.action {
             UpdateAction::Ignore { reason } => {
-                let stored = inbox::insert(&self.pool, tenant, bot.bot_id, update.update_id, raw, "ignored").await?;
+                let stored = inbox::insert(
+                    &self.pool,
+                    tenant,
+                    bot.bot_id,
+                    update.update_id,
+                    raw,
+                    "ignored",
+                )
+                .await?;
                 tracing::debug!(%tenant, update_id = update.update_id, reason, "update ignored");
-                Ok(if stored { WebhookOutcome::Ignored } else { WebhookOutcome::Duplicate })
+                Ok(if stored {
+                    WebhookOutcome::Ignored
+                } else {
+                    WebhookOutcome::Duplicate
+                })
             }
             UpdateAction::Membership { user, blocked } => {
                 let mut tx = self.pool.begin().await?;
                 lock_chat(&mut tx, bot, user.chat_id).await?;
-                if !inbox::insert(&mut *tx, tenant, bot.bot_id, update.update_id, raw, "processed").await? {
+                if !inbox::insert(
+                    &mut *tx,
+                    tenant,
+                    bot.bot_id,
+                    update.update_id,
+                    raw,
+                    "processed",
+                )
+                .await?
+                {
                     return Ok(WebhookOutcome::Duplicate);
                 }
                 let end_user = end_users::upsert(&mut *tx, tenant, bot.bot_id, &user).await?;
                 end_users::set_blocked(&mut *tx, tenant, end_user.id, blocked).await?;
-                let kind = if blocked { "end_user.blocked_bot" } else { "end_user.unblocked_bot" };
+                let kind = if blocked {
+                    "end_user.blocked_bot"
+                } else {
+                    "end_user.unblocked_bot"
+                };
                 let mut event = NewEvent::new(kind, Actor::EndUser(end_user.id));
                 event.end_user_id = Some(end_user.id);
                 events::insert(&mut tx, tenant, event).await?;
@@ -156,7 +189,10 @@ impl Telegram {
             Some(c) => c,
             None => {
                 let c = conversations::insert(&mut *tx, tenant, bot.bot_id, end_user.id).await?;
-                log.push(NewEvent::new("conversation.opened", actor.clone()).conversation(c.id, end_user.id));
+                log.push(
+                    NewEvent::new("conversation.opened", actor.clone())
+                        .conversation(c.id, end_user.id),
+                );
                 c
             }
         };
@@ -165,7 +201,16 @@ impl Telegram {
                 status: decision.status,
                 assignee: conversation.assignee_id,
             };
-            conversations::set_state(&mut *tx, tenant, conversation.id, to, decision.handover, None, None).await?;
+            conversations::set_state(
+                &mut *tx,
+                tenant,
+                conversation.id,
+                to,
+                decision.handover,
+                None,
+                None,
+            )
+            .await?;
             if let Some(reason) = decision.handover {
                 log.push(
                     NewEvent::new("conversation.handover", actor.clone())
@@ -198,7 +243,8 @@ impl Telegram {
                 payload: act.payload.clone(),
                 rule_id: matched.and_then(|m| m.rule_id),
                 score: matched.map(|m| m.score),
-                match_info: matched.map(|m| serde_json::to_value(m).expect("match info serialises")),
+                match_info: matched
+                    .map(|m| serde_json::to_value(m).expect("match info serialises")),
                 update_id: Some(update_id),
                 telegram_message_id: act.telegram_message_id,
             },

@@ -21,6 +21,27 @@ pub use cache::{BotEntry, Caches};
 pub use client::{BotApi, TgError};
 pub use engine::{EngineError, WebhookOutcome};
 
+/// How the Telegram side talks to Telegram.
+#[derive(Clone, Debug)]
+pub struct TelegramSettings {
+    /// Base URL Telegram reaches us at (for webhook URLs).
+    pub public_url: String,
+    /// Minimum spacing of messages to one chat (Telegram: about one per second).
+    pub chat_interval: std::time::Duration,
+    /// Messages per second per bot (Telegram: about 30).
+    pub bot_rate: u32,
+}
+
+impl TelegramSettings {
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into(),
+            chat_interval: std::time::Duration::from_secs(1),
+            bot_rate: 30,
+        }
+    }
+}
+
 /// Everything the Telegram side needs, shared by the web server and the workers.
 pub struct Telegram {
     pub pool: PgPool,
@@ -28,20 +49,19 @@ pub struct Telegram {
     pub vault: Arc<Vault>,
     pub caches: Arc<Caches>,
     pub limiter: limiter::BotRateLimiter,
-    /// Base URL Telegram reaches us at (for webhook URLs).
-    pub public_url: String,
+    pub settings: TelegramSettings,
 }
 
 impl Telegram {
-    pub fn new(pool: PgPool, api: BotApi, vault: Arc<Vault>, public_url: String) -> Self {
+    pub fn new(pool: PgPool, api: BotApi, vault: Arc<Vault>, settings: TelegramSettings) -> Self {
         let caches = Arc::new(Caches::new(pool.clone(), vault.clone()));
         Self {
             pool,
             api,
             vault,
             caches,
-            limiter: limiter::BotRateLimiter::new(30),
-            public_url,
+            limiter: limiter::BotRateLimiter::new(settings.bot_rate),
+            settings,
         }
     }
 }

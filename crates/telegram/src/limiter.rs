@@ -58,7 +58,10 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(400));
         let before_b = Instant::now();
         limiter.acquire(b).await;
-        assert!(before_b.elapsed() < Duration::from_millis(10), "another bot is not held back");
+        assert!(
+            before_b.elapsed() < Duration::from_millis(10),
+            "another bot is not held back"
+        );
         limiter.pause(a, Duration::from_secs(3));
         let before = Instant::now();
         limiter.acquire(a).await;

@@ -74,7 +74,8 @@ impl Telegram {
         let mut tx = self.pool.begin().await?;
         let conv = conversations::get_locked(&mut tx, tenant, id).await?;
         let to = apply(conv.state(), action, op.user, op.can_override())?;
-        let updated = conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None).await?;
+        let updated =
+            conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None).await?;
         let (kind, data) = match action {
             OperatorAction::Claim => ("conversation.claimed", json!({})),
             OperatorAction::Assign { to } => ("conversation.assigned", json!({"to": to})),
@@ -102,19 +103,26 @@ impl Telegram {
         id: ConversationId,
         op: Operator,
         text: &str,
+        parse_mode: Option<&str>,
     ) -> Result<Vec<MessageId>, OperatorError> {
         if text.trim().is_empty() {
             return Err(OperatorError::EmptyMessage);
         }
         let mut tx = self.pool.begin().await?;
         let conv = conversations::get_locked(&mut tx, tenant, id).await?;
-        let to = apply(conv.state(), OperatorAction::Reply, op.user, op.can_override())?;
+        let to = apply(
+            conv.state(),
+            OperatorAction::Reply,
+            op.user,
+            op.can_override(),
+        )?;
         if to != conv.state() {
             conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None).await?;
             events::insert(
                 &mut tx,
                 tenant,
-                NewEvent::new("conversation.claimed", op.actor()).conversation(id, conv.end_user_id),
+                NewEvent::new("conversation.claimed", op.actor())
+                    .conversation(id, conv.end_user_id),
             )
             .await?;
         }
@@ -122,7 +130,12 @@ impl Telegram {
             text: text.to_string(),
             ..Reply::default()
         };
-        let rows = outbound_rows(id, conv.end_user_id, Sender::Operator(op.user), &[reply]);
+        let mut rows = outbound_rows(id, conv.end_user_id, Sender::Operator(op.user), &[reply]);
+        if let Some(mode) = parse_mode {
+            for row in &mut rows {
+                row.payload = Some(json!({ "parse_mode": mode }));
+            }
+        }
         let ids = messages::insert_outbound(&mut tx, tenant, &rows).await?;
         enqueue_delivery(
             &mut *tx,
@@ -151,8 +164,15 @@ impl Telegram {
         let settings = config::get_settings(&self.pool, tenant).await?;
         let mut tx = self.pool.begin().await?;
         let conv = conversations::get_locked(&mut tx, tenant, id).await?;
-        let to = apply(conv.state(), OperatorAction::Close, op.user, op.can_override())?;
-        let updated = conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), resolution).await?;
+        let to = apply(
+            conv.state(),
+            OperatorAction::Close,
+            op.user,
+            op.can_override(),
+        )?;
+        let updated =
+            conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), resolution)
+                .await?;
         let reply = Reply {
             text: settings.closing_text.clone(),
             ..Reply::default()
@@ -192,12 +212,22 @@ impl Telegram {
     ) -> Result<Conversation, OperatorError> {
         let mut tx = self.pool.begin().await?;
         let conv = conversations::get_locked(&mut tx, tenant, id).await?;
-        let to: ConvState = apply(conv.state(), OperatorAction::Reopen, op.user, op.can_override())?;
-        let updated = match conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None).await {
-            Ok(c) => c,
-            Err(DbError::Conflict { .. }) => return Err(OperatorError::UserHasOpenConversation),
-            Err(e) => return Err(e.into()),
-        };
+        let to: ConvState = apply(
+            conv.state(),
+            OperatorAction::Reopen,
+            op.user,
+            op.can_override(),
+        )?;
+        let updated =
+            match conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None)
+                .await
+            {
+                Ok(c) => c,
+                Err(DbError::Conflict { .. }) => {
+                    return Err(OperatorError::UserHasOpenConversation)
+                }
+                Err(e) => return Err(e.into()),
+            };
         events::insert(
             &mut tx,
             tenant,

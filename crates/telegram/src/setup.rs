@@ -44,17 +44,28 @@ fn allowed_updates() -> Vec<AllowedUpdate> {
 
 impl Telegram {
     pub fn webhook_url(&self, public_id: &str) -> String {
-        format!("{}/telegram/{public_id}", self.public_url.trim_end_matches('/'))
+        format!(
+            "{}/telegram/{public_id}",
+            self.settings.public_url.trim_end_matches('/')
+        )
     }
 
     /// Connects (or replaces) the tenant's bot. Nothing is stored unless Telegram accepts
     /// both the token and the webhook.
-    pub async fn connect_bot(&self, tenant: TenantId, token: &str, actor: Actor) -> Result<Bot, SetupError> {
+    pub async fn connect_bot(
+        &self,
+        tenant: TenantId,
+        token: &str,
+        actor: Actor,
+    ) -> Result<Bot, SetupError> {
         let token = token.trim();
-        validate::bot_token(token).map_err(|m| SetupError::InvalidToken(format!("The token {m}")))?;
+        validate::bot_token(token)
+            .map_err(|m| SetupError::InvalidToken(format!("The token {m}")))?;
         let me = match self.api.call(token, &GetMe::new()).await {
             Ok(me) => me,
-            Err(TgError::Api { code: 401 | 404, .. }) => {
+            Err(TgError::Api {
+                code: 401 | 404, ..
+            }) => {
                 return Err(SetupError::InvalidToken(
                     "Telegram does not accept this token (check it with @BotFather)".into(),
                 ))
@@ -64,16 +75,22 @@ impl Telegram {
         let telegram_bot_id = me.user.id.0 as i64;
         let username = me.user.username.clone().unwrap_or_default();
         let existing = bots::get_live(&self.pool, tenant).await?;
-        let same_bot = existing.as_ref().filter(|b| b.telegram_bot_id == telegram_bot_id);
+        let same_bot = existing
+            .as_ref()
+            .filter(|b| b.telegram_bot_id == telegram_bot_id);
         let (bot_id, public_id) = match same_bot {
             Some(b) => (b.id, b.public_id.clone()),
             None => (BotId::new(), random_token(24)),
         };
         let secret = random_token(48);
         let secret_hash = secret_digest(&secret);
-        let sealed = self
-            .vault
-            .seal(SecretPurpose::BotToken { tenant, bot: bot_id }, token.as_bytes());
+        let sealed = self.vault.seal(
+            SecretPurpose::BotToken {
+                tenant,
+                bot: bot_id,
+            },
+            token.as_bytes(),
+        );
         let hint = mask_bot_token(token);
         let webhook_url = self.webhook_url(&public_id);
         let new_bot = NewBot {
@@ -103,7 +120,9 @@ impl Telegram {
         };
         let saved = match saved {
             Ok(b) => b,
-            Err(DbError::Conflict { constraint }) if constraint == "bots_one_live_per_telegram_bot" => {
+            Err(DbError::Conflict { constraint })
+                if constraint == "bots_one_live_per_telegram_bot" =>
+            {
                 return Err(SetupError::AlreadyConnectedElsewhere)
             }
             Err(e) => return Err(e.into()),
@@ -136,7 +155,9 @@ impl Telegram {
 
     /// Best effort: stop Telegram from calling a retired bot's webhook.
     async fn forget_webhook(&self, old: &Bot) {
-        let Some(sealed) = old.sealed_token() else { return };
+        let Some(sealed) = old.sealed_token() else {
+            return;
+        };
         let Ok(token) = self.vault.open(
             SecretPurpose::BotToken {
                 tenant: old.tenant_id,
@@ -155,14 +176,17 @@ impl Telegram {
     /// Removes the tenant's bot: the webhook is deleted (if Telegram still accepts the
     /// token), the token wiped; conversations and messages stay.
     pub async fn remove_bot(&self, tenant: TenantId, actor: Actor) -> Result<(), SetupError> {
-        let bot = bots::get_live(&self.pool, tenant).await?.ok_or(SetupError::NoBot)?;
+        let bot = bots::get_live(&self.pool, tenant)
+            .await?
+            .ok_or(SetupError::NoBot)?;
         self.forget_webhook(&bot).await;
         let mut tx = self.pool.begin().await?;
         bots::mark_removed(&mut *tx, tenant, bot.id).await?;
         events::insert(
             &mut tx,
             tenant,
-            NewEvent::new("bot.removed", actor).data(json!({"bot_id": bot.id, "username": bot.username})),
+            NewEvent::new("bot.removed", actor)
+                .data(json!({"bot_id": bot.id, "username": bot.username})),
         )
         .await?;
         tx.commit().await?;
@@ -185,9 +209,17 @@ impl Telegram {
         let settings = config::get_settings(&self.pool, tenant).await?;
         let ru = settings.default_language == "ru";
         let builtin = if ru {
-            [("start", "Главное меню"), ("help", "Помощь"), ("operator", "Связаться с оператором")]
+            [
+                ("start", "Главное меню"),
+                ("help", "Помощь"),
+                ("operator", "Связаться с оператором"),
+            ]
         } else {
-            [("start", "Main menu"), ("help", "Help"), ("operator", "Talk to a person")]
+            [
+                ("start", "Main menu"),
+                ("help", "Help"),
+                ("operator", "Talk to a person"),
+            ]
         };
         let mut commands: Vec<BotCommand> = builtin
             .iter()
@@ -199,13 +231,17 @@ impl Telegram {
             }
         }
         commands.truncate(100);
-        self.api.call(entry.token(), &SetMyCommands::new(commands)).await?;
+        self.api
+            .call(entry.token(), &SetMyCommands::new(commands))
+            .await?;
         Ok(())
     }
 
     /// Telegram's view of the webhook (pending updates, last error).
     pub async fn webhook_info(&self, tenant: TenantId) -> Result<WebhookInfo, SetupError> {
-        let bot = bots::get_live(&self.pool, tenant).await?.ok_or(SetupError::NoBot)?;
+        let bot = bots::get_live(&self.pool, tenant)
+            .await?
+            .ok_or(SetupError::NoBot)?;
         let entry = self
             .caches
             .bot(tenant, bot.id)

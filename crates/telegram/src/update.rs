@@ -10,7 +10,12 @@ use teloxide::types::{
 };
 
 /// The update types Switchboard asks Telegram for.
-pub const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "callback_query", "my_chat_member"];
+pub const ALLOWED_UPDATES: &[&str] = &[
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+];
 
 #[derive(Debug)]
 pub struct ParsedUpdate {
@@ -106,21 +111,40 @@ fn on_message(m: &Message, raw: Option<&Value>) -> UpdateAction {
                 "command".to_string(),
                 t.text.clone(),
             ),
-            None => (Inbound::Text(t.text.clone()), "text".to_string(), t.text.clone()),
+            None => (
+                Inbound::Text(t.text.clone()),
+                "text".to_string(),
+                t.text.clone(),
+            ),
         },
         other => {
             let kind = media_name(other).to_string();
             let caption = m.caption().map(String::from);
             let text = caption.clone().unwrap_or_default();
-            (Inbound::Media { kind: kind.clone(), caption }, kind, text)
+            (
+                Inbound::Media {
+                    kind: kind.clone(),
+                    caption,
+                },
+                kind,
+                text,
+            )
         }
     };
     // Keep the media part of the raw message (file ids, sizes) for the desk.
     let payload = raw.and_then(|r| {
         let mut media = serde_json::Map::new();
         for key in [
-            "photo", "document", "voice", "audio", "video", "video_note", "sticker", "animation",
-            "location", "contact",
+            "photo",
+            "document",
+            "voice",
+            "audio",
+            "video",
+            "video_note",
+            "sticker",
+            "animation",
+            "location",
+            "contact",
         ] {
             if let Some(v) = r.get(key) {
                 media.insert(key.to_string(), v.clone());
@@ -212,7 +236,9 @@ mod tests {
     fn text_messages_become_text() {
         let p = parse(&msg("Где мой заказ?", json!([]))).unwrap();
         assert_eq!(p.update_id, 10);
-        let UpdateAction::Act(a) = p.action else { panic!() };
+        let UpdateAction::Act(a) = p.action else {
+            panic!()
+        };
         assert_eq!(a.inbound, Inbound::Text("Где мой заказ?".into()));
         assert_eq!(a.user.telegram_user_id, 42);
         assert_eq!(a.user.language_code.as_deref(), Some("ru"));
@@ -226,7 +252,9 @@ mod tests {
             json!([{"type": "bot_command", "offset": 0, "length": 14}]),
         ))
         .unwrap();
-        let UpdateAction::Act(a) = p.action else { panic!() };
+        let UpdateAction::Act(a) = p.action else {
+            panic!()
+        };
         assert_eq!(
             a.inbound,
             Inbound::Command {
@@ -240,7 +268,9 @@ mod tests {
     #[test]
     fn slash_without_entity_is_text() {
         let p = parse(&msg("/ not a command", json!([]))).unwrap();
-        let UpdateAction::Act(a) = p.action else { panic!() };
+        let UpdateAction::Act(a) = p.action else {
+            panic!()
+        };
         assert!(matches!(a.inbound, Inbound::Text(_)));
     }
 
@@ -251,8 +281,15 @@ mod tests {
             "from": {"id": 42, "is_bot": false, "first_name": "Ann"},
             "message": {"message_id": 7, "date": 1700000000,
                 "chat": {"id": 42, "type": "private", "first_name": "Ann"}, "text": "menu"}}});
-        let UpdateAction::Act(a) = parse(&raw).unwrap().action else { panic!() };
-        assert_eq!(a.inbound, Inbound::Callback { data: "b:abc".into() });
+        let UpdateAction::Act(a) = parse(&raw).unwrap().action else {
+            panic!()
+        };
+        assert_eq!(
+            a.inbound,
+            Inbound::Callback {
+                data: "b:abc".into()
+            }
+        );
         assert_eq!(a.callback_query_id.as_deref(), Some("cq1"));
         assert_eq!(a.telegram_message_id, Some(7));
     }
@@ -265,7 +302,9 @@ mod tests {
             "chat": {"id": 42, "type": "private", "first_name": "Ann"},
             "photo": [{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1}],
             "caption": "broken screen"}});
-        let UpdateAction::Act(a) = parse(&raw).unwrap().action else { panic!() };
+        let UpdateAction::Act(a) = parse(&raw).unwrap().action else {
+            panic!()
+        };
         assert_eq!(
             a.inbound,
             Inbound::Media {
@@ -282,12 +321,18 @@ mod tests {
             "message_id": 9, "date": 1700000000,
             "from": {"id": 42, "is_bot": false, "first_name": "Ann"},
             "chat": {"id": -100, "type": "group", "title": "G"}, "text": "hi"}});
-        assert!(matches!(parse(&raw).unwrap().action, UpdateAction::Ignore { .. }));
+        assert!(matches!(
+            parse(&raw).unwrap().action,
+            UpdateAction::Ignore { .. }
+        ));
         let raw = json!({"update_id": 14, "edited_message": {
             "message_id": 9, "date": 1700000000, "edit_date": 1700000001,
             "from": {"id": 42, "is_bot": false, "first_name": "Ann"},
             "chat": {"id": 42, "type": "private", "first_name": "Ann"}, "text": "hi"}});
-        assert!(matches!(parse(&raw).unwrap().action, UpdateAction::Ignore { .. }));
+        assert!(matches!(
+            parse(&raw).unwrap().action,
+            UpdateAction::Ignore { .. }
+        ));
     }
 
     #[test]

@@ -68,15 +68,15 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
         let admin = self.admin.clone();
-        let pool = self.pool.clone();
-        // Drop cannot await; do it on a helper thread with its own runtime.
+        // Drop cannot await; do it on a helper thread with its own runtime. The pool is
+        // left alone (its sockets belong to the test's runtime, which is blocked here);
+        // `with (force)` ends its connections.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                pool.close().await;
                 if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
                     let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
                         .execute(&mut conn)
@@ -96,7 +96,10 @@ fn random_suffix() -> String {
 
 /// Builds the template for the current migrations once; returns its name.
 async fn ensure_template(admin: &PgConnectOptions) -> String {
-    let name = format!("sb_template_{}", &switchboard_db::pool::migration_fingerprint()[..12]);
+    let name = format!(
+        "sb_template_{}",
+        &switchboard_db::pool::migration_fingerprint()[..12]
+    );
     let mut conn = PgConnection::connect_with(admin)
         .await
         .expect("connect to the test PostgreSQL server (is it running?)");
@@ -127,7 +130,9 @@ async fn ensure_template(admin: &PgConnectOptions) -> String {
             .connect_with(admin.clone().database(&name))
             .await
             .expect("connect to the template");
-        switchboard_db::migrate(&pool).await.expect("migrate the template");
+        switchboard_db::migrate(&pool)
+            .await
+            .expect("migrate the template");
         pool.close().await;
         sqlx::query(&format!("comment on database {name} is 'ready'"))
             .execute(&mut conn)

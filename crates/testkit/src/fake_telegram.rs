@@ -67,7 +67,11 @@ impl SentMessage {
         self.buttons()
             .into_iter()
             .find(|(l, _)| l == label)
-            .and_then(|(_, b)| b.get("callback_data").and_then(Value::as_str).map(String::from))
+            .and_then(|(_, b)| {
+                b.get("callback_data")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
     }
 
     /// Labels and raw JSON of the inline buttons, row by row.
@@ -84,7 +88,10 @@ impl SentMessage {
             .flatten()
             .map(|b| {
                 (
-                    b.get("text").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    b.get("text")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     b.clone(),
                 )
             })
@@ -303,7 +310,11 @@ impl FakeTelegram {
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 let calls = self.calls_of(method);
-                assert!(calls.len() >= n, "expected {n} {method} calls, got {}", calls.len());
+                assert!(
+                    calls.len() >= n,
+                    "expected {n} {method} calls, got {}",
+                    calls.len()
+                );
                 return calls;
             }
         }
@@ -347,7 +358,12 @@ impl FakeTelegram {
     }
 
     /// A photo from `user` (for media hand-over tests).
-    pub async fn send_photo(&self, bot: &FakeBot, user: &FakeUser, caption: Option<&str>) -> Delivery {
+    pub async fn send_photo(
+        &self,
+        bot: &FakeBot,
+        user: &FakeUser,
+        caption: Option<&str>,
+    ) -> Delivery {
         let update_id = self.shared.next_update_id.fetch_add(1, Ordering::SeqCst);
         let mut message = base_message(&self.shared, user);
         message["photo"] = json!([{"file_id": "photo-1", "file_unique_id": "u1", "width": 90, "height": 90, "file_size": 1024}]);
@@ -430,7 +446,12 @@ fn text_update(shared: &Shared, _bot: &FakeBot, user: &FakeUser, text: &str) -> 
     let mut message = base_message(shared, user);
     message["text"] = json!(text);
     if text.starts_with('/') {
-        let len = text.split_whitespace().next().unwrap_or(text).encode_utf16().count();
+        let len = text
+            .split_whitespace()
+            .next()
+            .unwrap_or(text)
+            .encode_utf16()
+            .count();
         message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
     }
     json!({"update_id": update_id, "message": message})
@@ -469,7 +490,13 @@ async fn deliver(shared: &Shared, bot: &FakeBot, update: Value) -> Delivery {
         Some(hook) => post_update(shared, &hook.url, hook.secret_token.as_deref(), &update).await,
         None => {
             let update_id = update["update_id"].as_i64().unwrap_or_default();
-            shared.inner.lock().pending.entry(bot.id).or_default().push(update);
+            shared
+                .inner
+                .lock()
+                .pending
+                .entry(bot.id)
+                .or_default()
+                .push(update);
             shared.changed.notify_waiters();
             Delivery {
                 update_id,
@@ -551,7 +578,8 @@ fn parse_params(headers: &HeaderMap, query: &HashMap<String, String>, body: &Byt
 }
 
 fn as_i64(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
 async fn bot_api(
@@ -562,7 +590,10 @@ async fn bot_api(
     body: Bytes,
 ) -> Response {
     let params = parse_params(&headers, &query, &body);
-    let token = bot_token.strip_prefix("bot").unwrap_or_default().to_string();
+    let token = bot_token
+        .strip_prefix("bot")
+        .unwrap_or_default()
+        .to_string();
     let bot = shared.inner.lock().bots.get(&token).cloned();
     let method_lc = method.to_ascii_lowercase();
 
@@ -584,7 +615,9 @@ async fn bot_api(
                    "description": format!("Too Many Requests: retry after {seconds}"),
                    "parameters": {"retry_after": seconds}}),
         ),
-        (Some(_), Some(FailKind::ServerError { status })) => api_error(status, "Internal Server Error"),
+        (Some(_), Some(FailKind::ServerError { status })) => {
+            api_error(status, "Internal Server Error")
+        }
         (Some(_), Some(FailKind::Api { code, description })) => api_error(code, &description),
         (Some(bot), delay) => {
             if let Some(FailKind::Delay { millis }) = delay {
@@ -625,19 +658,27 @@ fn handle_method(shared: &Shared, bot: &FakeBot, method: &str, p: &Value) -> (St
             }
             if let Some(secret) = p.get("secret_token").and_then(Value::as_str) {
                 let valid = (1..=256).contains(&secret.len())
-                    && secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    && secret
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                 if !valid {
-                    return api_error(400, "Bad Request: secret token contains unallowed characters");
+                    return api_error(
+                        400,
+                        "Bad Request: secret token contains unallowed characters",
+                    );
                 }
             }
             inner.webhooks.insert(
                 bot.id,
                 Webhook {
                     url: url.to_string(),
-                    secret_token: p.get("secret_token").and_then(Value::as_str).map(String::from),
-                    allowed_updates: p.get("allowed_updates").and_then(|v| {
-                        serde_json::from_value(v.clone()).ok()
-                    }),
+                    secret_token: p
+                        .get("secret_token")
+                        .and_then(Value::as_str)
+                        .map(String::from),
+                    allowed_updates: p
+                        .get("allowed_updates")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok()),
                     max_connections: p.get("max_connections").and_then(Value::as_u64),
                 },
             );
@@ -703,7 +744,11 @@ fn send_message(shared: &Shared, bot: &FakeBot, p: &Value) -> (StatusCode, Value
     let Some(chat_id) = p.get("chat_id").and_then(as_i64) else {
         return api_error(400, "Bad Request: chat not found");
     };
-    let text = p.get("text").and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = p
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if text.trim().is_empty() {
         return api_error(400, "Bad Request: message text is empty");
     }
@@ -713,7 +758,10 @@ fn send_message(shared: &Shared, bot: &FakeBot, p: &Value) -> (StatusCode, Value
     if shared.inner.lock().blocked.contains(&(bot.id, chat_id)) {
         return api_error(403, "Forbidden: bot was blocked by the user");
     }
-    let parse_mode = p.get("parse_mode").and_then(Value::as_str).map(String::from);
+    let parse_mode = p
+        .get("parse_mode")
+        .and_then(Value::as_str)
+        .map(String::from);
     if parse_mode.as_deref() == Some("HTML") {
         if let Err(e) = check_html(&text) {
             return api_error(400, &format!("Bad Request: can't parse entities: {e}"));
@@ -763,15 +811,32 @@ fn send_message(shared: &Shared, bot: &FakeBot, p: &Value) -> (StatusCode, Value
 /// The subset of Telegram's HTML parser that matters: known tags, properly nested.
 fn check_html(text: &str) -> Result<(), String> {
     const TAGS: &[&str] = &[
-        "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
-        "tg-spoiler", "span", "blockquote", "tg-emoji",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "a",
+        "code",
+        "pre",
+        "tg-spoiler",
+        "span",
+        "blockquote",
+        "tg-emoji",
     ];
     let mut stack: Vec<String> = Vec::new();
     let mut rest = text;
     let mut offset = 0;
     while let Some(start) = rest.find('<') {
         let Some(end) = rest[start..].find('>') else {
-            return Err(format!("unclosed start tag at byte offset {}", offset + start));
+            return Err(format!(
+                "unclosed start tag at byte offset {}",
+                offset + start
+            ));
         };
         let tag = &rest[start + 1..start + end];
         let (closing, name) = match tag.strip_prefix('/') {
@@ -798,7 +863,9 @@ fn check_html(text: &str) -> Result<(), String> {
         rest = &rest[start + end + 1..];
     }
     match stack.pop() {
-        Some(open) => Err(format!("Can't find end tag corresponding to start tag \"{open}\"")),
+        Some(open) => Err(format!(
+            "Can't find end tag corresponding to start tag \"{open}\""
+        )),
         None => Ok(()),
     }
 }

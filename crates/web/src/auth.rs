@@ -46,21 +46,30 @@ impl ApiPrincipal {
 impl FromRequestParts<AppState> for ApiPrincipal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::unauthorized("Send an API token: Authorization: Bearer <token>"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("Send an API token: Authorization: Bearer <token>")
+            })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("The Authorization header must be: Bearer <token>"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("The Authorization header must be: Bearer <token>")
+            })?;
         let principal = platform::authenticate_token(&state.pool, &secret_digest(token))
             .await?
-            .ok_or_else(|| ApiError::unauthorized("The API token is invalid, expired or revoked"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("The API token is invalid, expired or revoked")
+            })?;
         let stale = principal
             .last_used_at
             .is_none_or(|t| chrono::Utc::now() - t > chrono::Duration::seconds(60));

@@ -123,10 +123,14 @@ impl From<Invalid> for ApiError {
 fn conflict_message(constraint: &str) -> String {
     match constraint {
         "commands_tenant_id_command_key" => "A command with this name already exists".into(),
-        "bots_one_live_per_telegram_bot" => "This bot is already connected to another organization".into(),
+        "bots_one_live_per_telegram_bot" => {
+            "This bot is already connected to another organization".into()
+        }
         "users_email_key" => "A user with this email already exists".into(),
         "tenants_slug_key" => "An organization with this slug already exists".into(),
-        "conversations_one_open_per_user" => "The user already has another open conversation".into(),
+        "conversations_one_open_per_user" => {
+            "The user already has another open conversation".into()
+        }
         _ => "This conflicts with an existing record".into(),
     }
 }
@@ -177,7 +181,9 @@ impl From<SetupError> for ApiError {
                 }],
             },
             SetupError::AlreadyConnectedElsewhere => ApiError::conflict(e.to_string()),
-            SetupError::NoBot => ApiError::new(StatusCode::NOT_FOUND, "not_found", "No bot is connected"),
+            SetupError::NoBot => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "No bot is connected")
+            }
             SetupError::Telegram(t) => {
                 tracing::warn!(error = %t, "Telegram call failed during bot setup");
                 ApiError::new(
@@ -211,8 +217,12 @@ impl From<OperatorError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let (status, code) = match r {
-            JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            JsonRejection::JsonDataError(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             _ => (StatusCode::BAD_REQUEST, "invalid_json"),
         };
         ApiError::new(status, code, r.body_text())

@@ -38,10 +38,12 @@ pub fn app(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            // The webhook path carries only the bot's public id; never log headers (secrets).
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                // The webhook path carries only the bot's public id; never log headers (secrets).
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .layer(CatchPanicLayer::new())
         .with_state(state)
 }

@@ -7,10 +7,18 @@ use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
-#[command(name = "fake-telegram", about = "A fake Telegram Bot API server for trying Switchboard")]
+#[command(
+    name = "fake-telegram",
+    about = "A fake Telegram Bot API server for trying Switchboard"
+)]
 struct Cli {
     /// Where the fake server listens (for the client commands: where to find it).
-    #[arg(long, global = true, env = "FAKE_TELEGRAM_ADDR", default_value = "127.0.0.1:8081")]
+    #[arg(
+        long,
+        global = true,
+        env = "FAKE_TELEGRAM_ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
     addr: String,
     #[command(subcommand)]
     command: Command,
@@ -73,7 +81,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { bots } => {
             let server = switchboard_testkit::FakeTelegram::bind(cli.addr.parse()?).await;
             println!("fake Telegram Bot API listening on {}", server.url());
-            println!("point Switchboard at it: SWITCHBOARD_TELEGRAM_API_URL={}", server.url());
+            println!(
+                "point Switchboard at it: SWITCHBOARD_TELEGRAM_API_URL={}",
+                server.url()
+            );
             for username in bots {
                 let bot = server.add_bot(&username);
                 println!("bot @{} token: {}", bot.username, bot.token);
@@ -133,17 +144,29 @@ async fn main() -> anyhow::Result<()> {
             for m in v.as_array().into_iter().flatten() {
                 println!(
                     "#{} to chat {}: {}",
-                    m["message_id"], m["chat_id"], m["text"].as_str().unwrap_or_default()
+                    m["message_id"],
+                    m["chat_id"],
+                    m["text"].as_str().unwrap_or_default()
                 );
-                let rows = m["reply_markup"]["inline_keyboard"].as_array().cloned().unwrap_or_default();
+                let rows = m["reply_markup"]["inline_keyboard"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 for row in rows {
                     let labels: Vec<String> = row
                         .as_array()
                         .into_iter()
                         .flatten()
                         .map(|b| match b.get("callback_data").and_then(Value::as_str) {
-                            Some(d) => format!("[{}] (press with: {d})", b["text"].as_str().unwrap_or_default()),
-                            None => format!("[{}] → {}", b["text"].as_str().unwrap_or_default(), b["url"].as_str().unwrap_or_default()),
+                            Some(d) => format!(
+                                "[{}] (press with: {d})",
+                                b["text"].as_str().unwrap_or_default()
+                            ),
+                            None => format!(
+                                "[{}] → {}",
+                                b["text"].as_str().unwrap_or_default(),
+                                b["url"].as_str().unwrap_or_default()
+                            ),
                         })
                         .collect();
                     println!("    {}", labels.join("  "));

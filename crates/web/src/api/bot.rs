@@ -68,7 +68,9 @@ impl From<Bot> for BotOut {
     responses((status = 200, body = BotOut), (status = 404, description = "No bot connected", body = ErrorBody)))]
 async fn get_bot(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<BotOut>> {
     p.require(Permission::ReadConfig)?;
-    let bot = bots::get_live(&state.pool, p.tenant).await?.ok_or_else(ApiError::not_found)?;
+    let bot = bots::get_live(&state.pool, p.tenant)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
     Ok(Json(bot.into()))
 }
 
@@ -86,14 +88,20 @@ async fn put_bot(
     ApiJson(body): ApiJson<BotTokenIn>,
 ) -> ApiResult<Json<BotOut>> {
     p.require(Permission::WriteConfig)?;
-    let bot = state.telegram.connect_bot(p.tenant, &body.token, p.actor()).await?;
+    let bot = state
+        .telegram
+        .connect_bot(p.tenant, &body.token, p.actor())
+        .await?;
     Ok(Json(bot.into()))
 }
 
 /// Disconnects the bot: deletes its webhook and forgets its token. History stays.
 #[utoipa::path(delete, path = "/api/v1/bot", tag = "bot",
     responses((status = 204), (status = 404, body = ErrorBody)))]
-async fn delete_bot(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<impl IntoResponse> {
+async fn delete_bot(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+) -> ApiResult<impl IntoResponse> {
     p.require(Permission::WriteConfig)?;
     state.telegram.remove_bot(p.tenant, p.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -110,7 +118,10 @@ pub struct WebhookInfoOut {
 /// Telegram's view of the webhook: pending updates and the last delivery error.
 #[utoipa::path(get, path = "/api/v1/bot/webhook", tag = "bot",
     responses((status = 200, body = WebhookInfoOut), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)))]
-async fn get_webhook_info(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<WebhookInfoOut>> {
+async fn get_webhook_info(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+) -> ApiResult<Json<WebhookInfoOut>> {
     p.require(Permission::ReadConfig)?;
     let info = state.telegram.webhook_info(p.tenant).await?;
     Ok(Json(WebhookInfoOut {

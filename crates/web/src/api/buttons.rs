@@ -85,8 +85,16 @@ pub async fn validate_rows(
     if rows.iter().map(Vec::len).sum::<usize>() > MAX_BUTTONS {
         errors.add(field, format!("at most {MAX_BUTTONS} buttons"));
     }
-    let rule_ids: Vec<RuleId> = rows.iter().flatten().filter_map(|b| b.rule_id.map(RuleId)).collect();
-    let menu_ids: Vec<MenuId> = rows.iter().flatten().filter_map(|b| b.menu_id.map(MenuId)).collect();
+    let rule_ids: Vec<RuleId> = rows
+        .iter()
+        .flatten()
+        .filter_map(|b| b.rule_id.map(RuleId))
+        .collect();
+    let menu_ids: Vec<MenuId> = rows
+        .iter()
+        .flatten()
+        .filter_map(|b| b.menu_id.map(MenuId))
+        .collect();
     let known_rules = if rule_ids.is_empty() {
         Vec::new()
     } else {
@@ -100,7 +108,10 @@ pub async fn validate_rows(
     let mut out = Vec::new();
     for (ri, row) in rows.iter().enumerate() {
         if row.len() > MAX_PER_ROW {
-            errors.add(&format!("{field}[{ri}]"), format!("at most {MAX_PER_ROW} buttons in a row"));
+            errors.add(
+                &format!("{field}[{ri}]"),
+                format!("at most {MAX_PER_ROW} buttons in a row"),
+            );
         }
         let mut out_row = Vec::new();
         for (bi, b) in row.iter().enumerate() {
@@ -108,7 +119,9 @@ pub async fn validate_rows(
             errors.check(&format!("{f}.label"), validate::text(&b.label, 64));
             let action = match b.action.as_str() {
                 "rule" => match b.rule_id.map(RuleId) {
-                    Some(id) if known_rules.contains(&id) => Some(ButtonAction::Rule { rule_id: id }),
+                    Some(id) if known_rules.contains(&id) => {
+                        Some(ButtonAction::Rule { rule_id: id })
+                    }
                     Some(_) => {
                         errors.add(&format!("{f}.rule_id"), "no such rule");
                         None
@@ -119,7 +132,9 @@ pub async fn validate_rows(
                     }
                 },
                 "submenu" => match b.menu_id.map(MenuId) {
-                    Some(id) if known_menus.contains(&id) => Some(ButtonAction::Submenu { menu_id: id }),
+                    Some(id) if known_menus.contains(&id) => {
+                        Some(ButtonAction::Submenu { menu_id: id })
+                    }
                     Some(_) => {
                         errors.add(&format!("{f}.menu_id"), "no such menu");
                         None

@@ -77,7 +77,10 @@ fn normalize_name(name: &str) -> String {
 
 /// All custom commands.
 #[utoipa::path(get, path = "/api/v1/commands", tag = "commands", responses((status = 200, body = Items<CommandOut>)))]
-async fn list_commands(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<Items<CommandOut>>> {
+async fn list_commands(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+) -> ApiResult<Json<Items<CommandOut>>> {
     p.require(Permission::ReadConfig)?;
     let items = config::list_commands(&state.pool, p.tenant)
         .await?
@@ -132,7 +135,11 @@ async fn get_command(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<CommandOut>> {
     p.require(Permission::ReadConfig)?;
-    Ok(Json(config::get_command(&state.pool, p.tenant, CommandId(id)).await?.into()))
+    Ok(Json(
+        config::get_command(&state.pool, p.tenant, CommandId(id))
+            .await?
+            .into(),
+    ))
 }
 
 /// Changes a command.

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::conversation::OperatorAction;
 use switchboard_core::{ConvStatus, ConversationId, MessageId, Permission, UserId};
 use switchboard_db::conversations::{self, Conversation, ConversationFilter, ConversationListItem};
+use switchboard_db::end_users;
 use switchboard_db::messages::{self, MessageRow};
 use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
-use switchboard_db::end_users;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -158,6 +158,9 @@ pub struct MessageQuery {
 #[serde(deny_unknown_fields)]
 pub struct ReplyIn {
     pub text: String,
+    /// `HTML` or `MarkdownV2` for Telegram formatting; plain text when absent. A text
+    /// Telegram cannot parse is sent as plain text rather than lost.
+    pub parse_mode: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -189,7 +192,11 @@ fn decode_cursor(s: &str) -> Option<(chrono::DateTime<chrono::Utc>, Conversation
     Some((at, id.parse().ok()?))
 }
 
-async fn conversation_out(state: &AppState, tenant: switchboard_core::TenantId, c: Conversation) -> ApiResult<ConversationOut> {
+async fn conversation_out(
+    state: &AppState,
+    tenant: switchboard_core::TenantId,
+    c: Conversation,
+) -> ApiResult<ConversationOut> {
     let user = end_users::get(&state.pool, tenant, c.end_user_id).await?;
     Ok(ConversationOut {
         id: c.id.0,
@@ -221,11 +228,17 @@ async fn list_conversations(
     p.require(Permission::Desk)?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse::<ConvStatus>().map_err(|e| ApiError::invalid_field("status", e.to_string()))?),
+        Some(s) => Some(
+            s.parse::<ConvStatus>()
+                .map_err(|e| ApiError::invalid_field("status", e.to_string()))?,
+        ),
     };
     let before = match q.before.as_deref() {
         None | Some("") => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::invalid_field("before", "not a valid cursor"))?),
+        Some(c) => Some(
+            decode_cursor(c)
+                .ok_or_else(|| ApiError::invalid_field("before", "not a valid cursor"))?,
+        ),
     };
     let limit = page_limit(q.limit);
     let items = conversations::list(
@@ -239,7 +252,9 @@ async fn list_conversations(
         },
     )
     .await?;
-    let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(encode_cursor)).flatten();
+    let next_cursor = (items.len() as i64 == limit)
+        .then(|| items.last().map(encode_cursor))
+        .flatten();
     Ok(Json(ConversationPage {
         items: items.into_iter().map(ConversationOut::from).collect(),
         next_cursor,
@@ -304,20 +319,44 @@ async fn send_message(
         return Err(ApiError::invalid_field("text", "must not be empty"));
     }
     if body.text.chars().count() > 20_000 {
-        return Err(ApiError::invalid_field("text", "must be at most 20000 characters"));
+        return Err(ApiError::invalid_field(
+            "text",
+            "must be at most 20000 characters",
+        ));
+    }
+    if let Some(mode) = body.parse_mode.as_deref() {
+        if mode != "HTML" && mode != "MarkdownV2" {
+            return Err(ApiError::invalid_field(
+                "parse_mode",
+                "must be HTML or MarkdownV2",
+            ));
+        }
     }
     let ids = state
         .telegram
-        .reply(p.tenant, ConversationId(id), p.operator(), &body.text)
+        .reply(
+            p.tenant,
+            ConversationId(id),
+            p.operator(),
+            &body.text,
+            body.parse_mode.as_deref(),
+        )
         .await?;
     let mut items = Vec::new();
     for mid in ids {
-        items.push(MessageOut::from(messages::get(&state.pool, p.tenant, mid).await?));
+        items.push(MessageOut::from(
+            messages::get(&state.pool, p.tenant, mid).await?,
+        ));
     }
     Ok((StatusCode::ACCEPTED, Json(ReplyAccepted { items })))
 }
 
-async fn transition(state: &AppState, p: &ApiPrincipal, id: Uuid, action: OperatorAction) -> ApiResult<Json<ConversationOut>> {
+async fn transition(
+    state: &AppState,
+    p: &ApiPrincipal,
+    id: Uuid,
+    action: OperatorAction,
+) -> ApiResult<Json<ConversationOut>> {
     p.require(Permission::Desk)?;
     let c = state
         .telegram
@@ -349,7 +388,15 @@ async fn assign_conversation(
     ApiJson(body): ApiJson<AssignIn>,
 ) -> ApiResult<Json<ConversationOut>> {
     p.require(Permission::AssignOthers)?;
-    transition(&state, &p, id, OperatorAction::Assign { to: UserId(body.user_id) }).await
+    transition(
+        &state,
+        &p,
+        id,
+        OperatorAction::Assign {
+            to: UserId(body.user_id),
+        },
+    )
+    .await
 }
 
 /// Puts the conversation back in the queue.
@@ -379,16 +426,32 @@ async fn close_conversation(
     let body: CloseIn = if body.iter().all(u8::is_ascii_whitespace) {
         CloseIn::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", e.to_string()))?
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                e.to_string(),
+            )
+        })?
     };
     let resolution = body.resolution.filter(|r| !r.trim().is_empty());
-    if resolution.as_ref().is_some_and(|r| r.chars().count() > 2000) {
-        return Err(ApiError::invalid_field("resolution", "must be at most 2000 characters"));
+    if resolution
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 2000)
+    {
+        return Err(ApiError::invalid_field(
+            "resolution",
+            "must be at most 2000 characters",
+        ));
     }
     let c = state
         .telegram
-        .close(p.tenant, ConversationId(id), p.operator(), resolution.as_deref())
+        .close(
+            p.tenant,
+            ConversationId(id),
+            p.operator(),
+            resolution.as_deref(),
+        )
         .await?;
     Ok(Json(conversation_out(&state, p.tenant, c).await?))
 }
@@ -402,7 +465,10 @@ async fn reopen_conversation(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ConversationOut>> {
     p.require(Permission::Desk)?;
-    let c = state.telegram.reopen(p.tenant, ConversationId(id), p.operator()).await?;
+    let c = state
+        .telegram
+        .reopen(p.tenant, ConversationId(id), p.operator())
+        .await?;
     Ok(Json(conversation_out(&state, p.tenant, c).await?))
 }
 

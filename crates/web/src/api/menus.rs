@@ -81,7 +81,10 @@ async fn load_menu(state: &AppState, tenant: TenantId, id: MenuId) -> ApiResult<
 
 /// All menus, the main one first.
 #[utoipa::path(get, path = "/api/v1/menus", tag = "menus", responses((status = 200, body = Items<MenuOut>)))]
-async fn list_menus(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<Items<MenuOut>>> {
+async fn list_menus(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+) -> ApiResult<Json<Items<MenuOut>>> {
     p.require(Permission::ReadConfig)?;
     let menus = config::list_menus(&state.pool, p.tenant).await?;
     let buttons = config::list_buttons(&state.pool, p.tenant).await?;
@@ -106,7 +109,15 @@ async fn create_menu(
     errors.into_result()?;
     let id = MenuId::new();
     let mut tx = state.pool.begin().await?;
-    config::insert_menu(&mut tx, p.tenant, id, body.name.trim(), body.text.trim(), body.is_main).await?;
+    config::insert_menu(
+        &mut tx,
+        p.tenant,
+        id,
+        body.name.trim(),
+        body.text.trim(),
+        body.is_main,
+    )
+    .await?;
     config::replace_buttons(&mut tx, p.tenant, ButtonOwner::Menu(id), &rows).await?;
     events::insert(
         &mut tx,
@@ -115,7 +126,10 @@ async fn create_menu(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(load_menu(&state, p.tenant, id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(load_menu(&state, p.tenant, id).await?),
+    ))
 }
 
 /// One menu.

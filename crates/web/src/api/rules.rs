@@ -139,7 +139,10 @@ async fn list_rules(
     let items = rows
         .into_iter()
         .map(|r| {
-            let mine: Vec<_> = buttons.iter().filter(|b| b.owner_rule_id == Some(r.id)).collect();
+            let mine: Vec<_> = buttons
+                .iter()
+                .filter(|b| b.owner_rule_id == Some(r.id))
+                .collect();
             RuleOut {
                 id: r.id.0,
                 buttons: rows_out(&rows_of(&mine)),
@@ -178,7 +181,9 @@ async fn create_rule(
     let mut errors = Invalid::new();
     validate_rule(&input, &mut errors);
     let buttons = match &body.buttons {
-        Some(rows) => Some(validate_rows(&state.pool, p.tenant, rows, "buttons", &mut errors).await?),
+        Some(rows) => {
+            Some(validate_rows(&state.pool, p.tenant, rows, "buttons", &mut errors).await?)
+        }
         None => None,
     };
     errors.into_result()?;
@@ -195,7 +200,10 @@ async fn create_rule(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(rule_out(&state, p.tenant, row).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(rule_out(&state, p.tenant, row).await?),
+    ))
 }
 
 /// One rule.
@@ -225,10 +233,22 @@ async fn update_rule(
     let id = RuleId(id);
     let current = rules::get(&state.pool, p.tenant, id).await?;
     let input = RuleInput {
-        title: body.title.as_deref().map_or(current.title.clone(), |t| t.trim().to_string()),
-        answer: body.answer.as_deref().map_or(current.answer.clone(), |t| t.trim().to_string()),
-        examples: body.examples.as_deref().map_or(current.examples.clone(), clean_list),
-        keywords: body.keywords.as_deref().map_or(current.keywords.clone(), clean_list),
+        title: body
+            .title
+            .as_deref()
+            .map_or(current.title.clone(), |t| t.trim().to_string()),
+        answer: body
+            .answer
+            .as_deref()
+            .map_or(current.answer.clone(), |t| t.trim().to_string()),
+        examples: body
+            .examples
+            .as_deref()
+            .map_or(current.examples.clone(), clean_list),
+        keywords: body
+            .keywords
+            .as_deref()
+            .map_or(current.keywords.clone(), clean_list),
         priority: body.priority.unwrap_or(current.priority),
         enabled: body.enabled.unwrap_or(current.enabled),
         featured: current.featured,
@@ -236,7 +256,9 @@ async fn update_rule(
     let mut errors = Invalid::new();
     validate_rule(&input, &mut errors);
     let buttons = match &body.buttons {
-        Some(rows) => Some(validate_rows(&state.pool, p.tenant, rows, "buttons", &mut errors).await?),
+        Some(rows) => {
+            Some(validate_rows(&state.pool, p.tenant, rows, "buttons", &mut errors).await?)
+        }
         None => None,
     };
     errors.into_result()?;

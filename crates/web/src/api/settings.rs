@@ -73,9 +73,14 @@ pub struct SettingsPatchIn {
 
 /// The bot's settings.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "settings", responses((status = 200, body = SettingsOut)))]
-async fn get_settings(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<SettingsOut>> {
+async fn get_settings(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+) -> ApiResult<Json<SettingsOut>> {
     p.require(Permission::ReadConfig)?;
-    Ok(Json(config::get_settings(&state.pool, p.tenant).await?.into()))
+    Ok(Json(
+        config::get_settings(&state.pool, p.tenant).await?.into(),
+    ))
 }
 
 /// Changes any of the settings; fields left out keep their value.
@@ -98,8 +103,15 @@ async fn patch_settings(
     ];
     for (field, value) in texts {
         if let Some(v) = value {
-            let limit = if field.ends_with("_button_text") || field == "already_waiting_text" { 200 } else { 4096 };
-            errors.check(field, validate::text(v, limit).and_then(|_| validate::message_text(v)));
+            let limit = if field.ends_with("_button_text") || field == "already_waiting_text" {
+                200
+            } else {
+                4096
+            };
+            errors.check(
+                field,
+                validate::text(v, limit).and_then(|_| validate::message_text(v)),
+            );
         }
     }
     if let Some(t) = body.answer_threshold {

@@ -1,0 +1,564 @@
+//! The REST API's contract: authentication, roles, validation, CRUD shapes, OpenAPI.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use switchboard_core::Role;
+
+use crate::harness::TestApp;
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_unauthorized() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let r = app
+        .http
+        .get(format!("{}/api/v1/rules", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (s, _) = app.get("sb_not_a_real_token", "/api/v1/rules").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = app.get(&t.token, "/api/v1/rules").await;
+    assert_eq!(s, StatusCode::OK);
+    // A revoked token stops working.
+    sqlx::query("update api_tokens set revoked_at = now()")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (s, _) = app.get(&t.token, "/api/v1/rules").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_invalid_bot_token_is_rejected_and_nothing_is_stored() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    // Well-formed, but Telegram does not know it.
+    let (s, body) = app
+        .put(
+            &t.token,
+            "/api/v1/bot",
+            json!({"token": "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_token");
+    // Malformed: rejected before asking Telegram.
+    let calls_before = app.tg.calls().len();
+    let (s, body) = app
+        .put(&t.token, "/api/v1/bot", json!({"token": "hello"}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["fields"][0]["field"], "token");
+    assert_eq!(app.tg.calls().len(), calls_before);
+    let bots: i64 = sqlx::query_scalar("select count(*) from bots")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(bots, 0);
+    let (s, _) = app.get(&t.token, "/api/v1/bot").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_bot_token_is_stored_encrypted_and_shown_masked() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let (s, body) = app.get(&t.token, "/api/v1/bot").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["username"], "acme_bot");
+    assert_eq!(body["telegram_id"], bot.id);
+    let masked = body["token"].as_str().unwrap();
+    let secret = bot.token.split(':').nth(1).unwrap();
+    assert!(!masked.contains(secret));
+    assert!(masked.ends_with(&secret[secret.len() - 4..]));
+    let (ciphertext, key_id): (Vec<u8>, String) =
+        sqlx::query_as("select token_ciphertext, token_key_id from bots")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert!(!ciphertext
+        .windows(secret.len())
+        .any(|w| w == secret.as_bytes()));
+    assert_eq!(key_id.len(), 12);
+
+    // Replacing the token of the same bot keeps the bot; removing it deletes the webhook.
+    let first_url = app.tg.webhook(&bot).unwrap().url;
+    let (s, again) = app
+        .put(&t.token, "/api/v1/bot", json!({"token": bot.token}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again["id"], body["id"]);
+    assert_eq!(app.tg.webhook(&bot).unwrap().url, first_url);
+    let (s, _) = app.delete(&t.token, "/api/v1/bot").await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(app.tg.webhook(&bot).is_none());
+    let (s, _) = app.get(&t.token, "/api/v1/bot").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app.delete(&t.token, "/api/v1/bot").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn connecting_another_bot_replaces_the_first() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let first = app.connect_bot(&t, "first_bot").await;
+    let second = app.connect_bot(&t, "second_bot").await;
+    assert!(
+        app.tg.webhook(&first).is_none(),
+        "the old bot's webhook is removed"
+    );
+    assert!(app.tg.webhook(&second).is_some());
+    let (_, body) = app.get(&t.token, "/api/v1/bot").await;
+    assert_eq!(body["username"], "second_bot");
+    // The first bot's (stale) webhook no longer reaches us.
+    let stale: i64 = sqlx::query_scalar("select count(*) from bots where status = 'removed'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stale, 1);
+}
+
+#[tokio::test]
+async fn operators_work_conversations_but_cannot_configure() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let op = app.member(&t, "op@acme.test", Role::Operator).await;
+    let admin = app.member(&t, "admin@acme.test", Role::Admin).await;
+    let (s, body) = app
+        .post(&op, "/api/v1/rules", json!({"title": "x", "answer": "y"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "forbidden");
+    let (s, _) = app.put(&op, "/api/v1/bot", json!({"token": "1:x"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .patch(&op, "/api/v1/settings", json!({"help_text": "x"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .post(
+            &op,
+            "/api/v1/commands",
+            json!({"command": "x", "description": "x", "response": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .post(&op, "/api/v1/menus", json!({"name": "x", "text": "x"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Reading the configuration and the desk is fine.
+    for path in [
+        "/api/v1/rules",
+        "/api/v1/settings",
+        "/api/v1/menus",
+        "/api/v1/commands",
+        "/api/v1/conversations",
+    ] {
+        let (s, _) = app.get(&op, path).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+    }
+    let (s, _) = app
+        .post(
+            &admin,
+            "/api/v1/rules",
+            json!({"title": "x", "answer": "y"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // An operator cannot take a conversation another operator has; an admin can assign.
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    app.say(&bot, &crate::harness::alice(), "/operator").await;
+    let id = app.conversation(&t, "waiting").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = app
+        .post(&op, &format!("/api/v1/conversations/{id}/claim"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let op2 = app.member(&t, "op2@acme.test", Role::Operator).await;
+    let (s, body) = app
+        .post(
+            &op2,
+            &format!("/api/v1/conversations/{id}/claim"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    let (s, _) = app
+        .post(
+            &op2,
+            &format!("/api/v1/conversations/{id}/messages"),
+            json!({"text": "mine?"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = app
+        .post(
+            &op2,
+            &format!("/api/v1/conversations/{id}/assign"),
+            json!({"user_id": uuid::Uuid::nil()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let op2_id: uuid::Uuid =
+        sqlx::query_scalar("select id from users where email = 'op2@acme.test'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let (s, body) = app
+        .post(
+            &admin,
+            &format!("/api/v1/conversations/{id}/assign"),
+            json!({"user_id": op2_id}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["assignee_id"], op2_id.to_string());
+    let (s, body) = app
+        .post(
+            &admin,
+            &format!("/api/v1/conversations/{id}/assign"),
+            json!({"user_id": uuid::Uuid::now_v7()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (s, body) = app
+        .post(
+            &op2,
+            &format!("/api/v1/conversations/{id}/release"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body["status"], "waiting");
+}
+
+#[tokio::test]
+async fn rules_crud_with_validation_search_and_buttons() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let (s, body) = app
+        .post(
+            &t.token,
+            "/api/v1/rules",
+            json!({"title": "", "answer": "", "examples": ["ok", " "]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["title", "answer"]);
+    let (s, body) = app
+        .post(
+            &t.token,
+            "/api/v1/rules",
+            json!({"title": "x", "answer": "y", "colour": "red"}),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown fields are errors: {body}"
+    );
+    let (s, body) = app
+        .post(&t.token, "/api/v1/rules", json!({"title": "x", "answer": "y", "buttons": [[{"label": "Go", "action": "rule", "rule_id": uuid::Uuid::now_v7()}]]}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["fields"][0]["field"], "buttons[0][0].rule_id");
+    let count: i64 = sqlx::query_scalar("select count(*) from answer_rules")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "invalid input changes nothing");
+
+    let (s, a) = app
+        .post(&t.token, "/api/v1/rules", json!({"title": "Delivery", "answer": "2-3 days", "examples": ["how long is delivery", "how long is delivery", " when will it arrive "], "keywords": ["courier"]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    assert_eq!(
+        a["examples"],
+        json!(["how long is delivery", "when will it arrive"])
+    );
+    assert_eq!(a["enabled"], true);
+    let (s, b) = app
+        .post(&t.token, "/api/v1/rules", json!({"title": "Refunds", "answer": "Within 14 days", "enabled": false,
+            "buttons": [[{"label": "Delivery", "action": "rule", "rule_id": a["id"]}, {"label": "Human", "action": "handover"}]]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["buttons"][0][0]["rule_id"], a["id"]);
+    assert_eq!(b["buttons"][0][1]["action"], "handover");
+
+    let (_, list) = app.get(&t.token, "/api/v1/rules").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    let (_, found) = app.get(&t.token, "/api/v1/rules?q=courier").await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1);
+    assert_eq!(found["items"][0]["id"], a["id"]);
+    let (_, disabled) = app.get(&t.token, "/api/v1/rules?enabled=false").await;
+    assert_eq!(disabled["items"][0]["id"], b["id"]);
+
+    let path = format!("/api/v1/rules/{}", a["id"].as_str().unwrap());
+    let (s, patched) = app
+        .patch(&t.token, &path, json!({"answer": "1-2 days"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(patched["answer"], "1-2 days");
+    assert_eq!(patched["title"], "Delivery", "unchanged fields stay");
+    let (s, _) = app.delete(&t.token, &path).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.get(&t.token, &path).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The button that showed the deleted rule went with it.
+    let (_, b) = app
+        .get(
+            &t.token,
+            &format!("/api/v1/rules/{}", b["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(
+        b["buttons"],
+        json!([[{"id": b["buttons"][0][0]["id"], "label": "Human", "action": "handover"}]])
+    );
+    let (s, _) = app.get(&t.token, "/api/v1/rules/not-a-uuid").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let events: Vec<String> =
+        sqlx::query_scalar("select kind from events where kind like 'rule.%' order by id")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        events,
+        [
+            "rule.created",
+            "rule.created",
+            "rule.updated",
+            "rule.deleted"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn menus_and_commands_crud() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let (s, m1) = app
+        .post(
+            &t.token,
+            "/api/v1/menus",
+            json!({"name": "Main", "text": "Choose:", "is_main": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, m2) = app
+        .post(
+            &t.token,
+            "/api/v1/menus",
+            json!({"name": "Other", "text": "Other:", "is_main": true,
+        "rows": [[{"label": "Back", "action": "submenu", "menu_id": m1["id"]}]]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{m2}");
+    let (_, m1_now) = app
+        .get(
+            &t.token,
+            &format!("/api/v1/menus/{}", m1["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(m1_now["is_main"], false, "only one main menu");
+    let (s, body) = app
+        .patch(
+            &t.token,
+            &format!("/api/v1/menus/{}", m2["id"].as_str().unwrap()),
+            json!({"rows": [[{"label": "Site", "action": "url", "url": "javascript:alert(1)"}]]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (s, patched) = app
+        .patch(&t.token, &format!("/api/v1/menus/{}", m2["id"].as_str().unwrap()), json!({"name": "Renamed", "rows": [[{"label": "Site", "action": "url", "url": "https://acme.example"}]]}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(patched["name"], "Renamed");
+    assert_eq!(patched["rows"][0][0]["url"], "https://acme.example");
+    let (s, _) = app
+        .delete(
+            &t.token,
+            &format!("/api/v1/menus/{}", m1["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, list) = app.get(&t.token, "/api/v1/menus").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    let (s, c) = app
+        .post(
+            &t.token,
+            "/api/v1/commands",
+            json!({"command": "prices", "description": "Prices", "response": "Cheap"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, body) = app
+        .post(
+            &t.token,
+            "/api/v1/commands",
+            json!({"command": "prices", "description": "Again", "response": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(
+        body["error"]["message"],
+        "A command with this name already exists"
+    );
+    let (s, body) = app
+        .post(
+            &t.token,
+            "/api/v1/commands",
+            json!({"command": "start", "description": "x", "response": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (s, body) = app
+        .post(
+            &t.token,
+            "/api/v1/commands",
+            json!({"command": "Bad Name", "description": "x", "response": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let path = format!("/api/v1/commands/{}", c["id"].as_str().unwrap());
+    let (s, upd) = app.patch(&t.token, &path, json!({"enabled": false})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(upd["enabled"], false);
+    let (s, _) = app.delete(&t.token, &path).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.get(&t.token, &path).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn conversations_list_filters_and_pages() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    for i in 0..5 {
+        let user = switchboard_testkit::FakeUser::new(3000 + i, "U");
+        app.say(&bot, &user, if i % 2 == 0 { "/operator" } else { "/start" })
+            .await;
+    }
+    let (_, waiting) = app
+        .get(&t.token, "/api/v1/conversations?status=waiting")
+        .await;
+    assert_eq!(waiting["items"].as_array().unwrap().len(), 3);
+    let (_, bot_only) = app.get(&t.token, "/api/v1/conversations?status=bot").await;
+    assert_eq!(bot_only["items"].as_array().unwrap().len(), 2);
+    let (s, body) = app.get(&t.token, "/api/v1/conversations?status=open").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, page1) = app.get(&t.token, "/api/v1/conversations?limit=2").await;
+    assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = app
+        .get(
+            &t.token,
+            &format!("/api/v1/conversations?limit=2&before={cursor}"),
+        )
+        .await;
+    let (_, page3) = app
+        .get(
+            &t.token,
+            &format!(
+                "/api/v1/conversations?limit=2&before={}",
+                page2["next_cursor"].as_str().unwrap()
+            ),
+        )
+        .await;
+    let mut ids: Vec<String> = [&page1, &page2, &page3]
+        .iter()
+        .flat_map(|p| {
+            p["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(ids.len(), 5);
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+    assert!(page3["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_whole_api() {
+    let app = TestApp::start().await;
+    let r = app
+        .http
+        .get(format!("{}/api/v1/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: serde_json::Value = r.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/bot", "put"),
+        ("/api/v1/bot", "get"),
+        ("/api/v1/bot", "delete"),
+        ("/api/v1/settings", "patch"),
+        ("/api/v1/rules", "post"),
+        ("/api/v1/rules/{id}", "patch"),
+        ("/api/v1/menus", "post"),
+        ("/api/v1/commands/{id}", "delete"),
+        ("/api/v1/conversations", "get"),
+        ("/api/v1/conversations/{id}/messages", "post"),
+        ("/api/v1/conversations/{id}/claim", "post"),
+        ("/api/v1/conversations/{id}/close", "post"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["schemas"]["RuleOut"]["properties"]["examples"].is_object());
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = TestApp::start().await;
+    let r = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    app.telegram.pool.close().await;
+    let r = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+}

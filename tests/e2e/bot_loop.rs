@@ -1,0 +1,434 @@
+//! The core loop: user → bot (rules, menus, commands) or hand-over → operator → user.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::{alice, bob, TestApp};
+
+#[tokio::test]
+async fn start_shows_the_welcome_with_the_main_menu_and_buttons_work() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let (_, rule) = app
+        .post(&t.token, "/api/v1/rules", json!({"title": "Hours", "answer": "We are open 9–18, Mon–Fri.", "examples": ["when are you open"]}))
+        .await;
+    let (s, sub) = app
+        .post(&t.token, "/api/v1/menus", json!({"name": "More", "text": "More topics:", "rows": [[{"label": "Back to hours", "action": "rule", "rule_id": rule["id"]}]]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{sub}");
+    let (s, main) = app
+        .post(
+            &t.token,
+            "/api/v1/menus",
+            json!({
+            "name": "Main", "text": "unused for /start", "is_main": true,
+            "rows": [
+                [{"label": "Opening hours", "action": "rule", "rule_id": rule["id"]},
+                 {"label": "Say hi", "action": "text", "text": "Hello from Acme!"}],
+                [{"label": "More…", "action": "submenu", "menu_id": sub["id"]}],
+                [{"label": "Talk to a person", "action": "handover"},
+                 {"label": "Website", "action": "url", "url": "https://acme.example"}]
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{main}");
+    assert_eq!(main["rows"].as_array().unwrap().len(), 3);
+
+    let user = alice();
+    app.say(&bot, &user, "/start").await;
+    let sent = app.expect_sent(&bot, user.id, 1).await;
+    let settings = app.get(&t.token, "/api/v1/settings").await.1;
+    assert_eq!(sent[0].text, settings["welcome_text"].as_str().unwrap());
+    let labels: Vec<String> = sent[0].buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(
+        labels,
+        [
+            "Opening hours",
+            "Say hi",
+            "More…",
+            "Talk to a person",
+            "Website"
+        ]
+    );
+    let website = sent[0]
+        .buttons()
+        .into_iter()
+        .find(|(l, _)| l == "Website")
+        .unwrap()
+        .1;
+    // teloxide sends the URL normalised.
+    assert_eq!(website["url"], "https://acme.example/");
+
+    let press = |label: &str| sent[0].button_data(label).unwrap();
+    let d = app
+        .tg
+        .press(&bot, &user, &press("Opening hours"), sent[0].message_id)
+        .await;
+    assert_eq!(d.status, 200);
+    let sent2 = app.expect_sent(&bot, user.id, 2).await;
+    assert_eq!(sent2[1].text, "We are open 9–18, Mon–Fri.");
+
+    app.tg
+        .press(&bot, &user, &press("Say hi"), sent[0].message_id)
+        .await;
+    let sent3 = app.expect_sent(&bot, user.id, 3).await;
+    assert_eq!(sent3[2].text, "Hello from Acme!");
+
+    app.tg
+        .press(&bot, &user, &press("More…"), sent[0].message_id)
+        .await;
+    let sent4 = app.expect_sent(&bot, user.id, 4).await;
+    assert_eq!(sent4[3].text, "More topics:");
+    assert_eq!(sent4[3].buttons()[0].0, "Back to hours");
+
+    // Every press was answered, so the user's app stops its spinner.
+    let answers = app
+        .tg
+        .wait_for_calls("answerCallbackQuery", 3, std::time::Duration::from_secs(10))
+        .await;
+    assert!(answers.iter().all(|c| c.status == 200));
+
+    app.tg
+        .press(&bot, &user, &press("Talk to a person"), sent[0].message_id)
+        .await;
+    let sent5 = app.expect_sent(&bot, user.id, 5).await;
+    assert_eq!(sent5[4].text, settings["handover_text"].as_str().unwrap());
+    let conv = app.conversation(&t, "waiting").await;
+    assert_eq!(conv["handover_reason"], "button");
+
+    // Button presses are stored as messages and events.
+    let messages = app.messages(&t, conv["id"].as_str().unwrap()).await;
+    let pressed: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["kind"] == "callback")
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pressed,
+        ["Opening hours", "Say hi", "More…", "Talk to a person"]
+    );
+    let pressed_events: i64 =
+        sqlx::query_scalar("select count(*) from events where kind = 'button.pressed'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(pressed_events, 4);
+}
+
+#[tokio::test]
+async fn a_matching_question_gets_the_rules_answer_in_russian_too() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Ромашка").await;
+    let bot = app.connect_bot(&t, "romashka_bot").await;
+    let (s, rule) = app
+        .post(&t.token, "/api/v1/rules", json!({
+            "title": "Доставка", "answer": "Доставка занимает 2–3 дня.",
+            "examples": ["сколько идет доставка", "когда привезут заказ"], "keywords": ["курьер"]
+        }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let user = alice().lang("ru");
+    app.say(&bot, &user, "Сколько идёт доставка?").await;
+    app.say(&bot, &user, "а курьер когда будет").await;
+    let sent = app.expect_sent(&bot, user.id, 2).await;
+    assert_eq!(sent[0].text, "Доставка занимает 2–3 дня.");
+    assert_eq!(sent[1].text, "Доставка занимает 2–3 дня.");
+
+    let conv = app.conversation(&t, "bot").await;
+    let messages = app.messages(&t, conv["id"].as_str().unwrap()).await;
+    let inbound = &messages[0];
+    assert_eq!(inbound["direction"], "in");
+    assert_eq!(inbound["rule_id"], rule["id"]);
+    assert!(inbound["score"].as_f64().unwrap() >= 0.5);
+    assert_eq!(messages[1]["sender"], "bot");
+    assert_eq!(messages[1]["rule_id"], rule["id"]);
+    assert_eq!(messages[1]["delivery_status"], "sent");
+    // The explanation is stored with the message.
+    let m: serde_json::Value =
+        sqlx::query_scalar("select match from messages where direction = 'in' order by id limit 1")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(m["candidates"][0]["rule_id"], rule["id"]);
+}
+
+#[tokio::test]
+async fn unknown_questions_are_handed_over_and_the_operator_reply_reaches_the_user() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    app.post(
+        &t.token,
+        "/api/v1/rules",
+        json!({"title": "Hours", "answer": "9–18", "examples": ["opening hours"]}),
+    )
+    .await;
+    let user = alice();
+    app.say(&bot, &user, "My order arrived broken").await;
+    let sent = app.expect_sent(&bot, user.id, 1).await;
+    let settings = app.get(&t.token, "/api/v1/settings").await.1;
+    assert_eq!(sent[0].text, settings["handover_text"].as_str().unwrap());
+
+    let conv = app.conversation(&t, "waiting").await;
+    assert_eq!(conv["user"]["telegram_id"], user.id);
+    assert_eq!(conv["user"]["first_name"], "Alice");
+    assert_eq!(conv["handover_reason"], "no_match");
+    let id = conv["id"].as_str().unwrap().to_string();
+
+    // While waiting, the user's messages go to the desk — even ones a rule would answer.
+    app.say(&bot, &user, "opening hours?").await;
+    app.say(&bot, &user, "/start").await;
+    let messages = app.messages(&t, &id).await;
+    let texts: Vec<&str> = messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "My order arrived broken",
+            settings["handover_text"].as_str().unwrap(),
+            "opening hours?",
+            "/start"
+        ]
+    );
+    assert_eq!(
+        app.tg.sent_to(&bot, user.id).len(),
+        1,
+        "the bot stays silent while operators have it"
+    );
+
+    let (s, claimed) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/claim"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{claimed}");
+    assert_eq!(claimed["status"], "assigned");
+    assert!(claimed["assignee_id"].is_string());
+
+    let (s, accepted) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/messages"),
+            json!({"text": "Sorry! A replacement is on its way."}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["items"][0]["delivery_status"], "pending");
+    let sent = app.expect_sent(&bot, user.id, 2).await;
+    assert_eq!(sent[1].text, "Sorry! A replacement is on its way.");
+    app.eventually("the reply is marked sent", || async {
+        let m = app.messages(&t, &id).await;
+        let last = m.last().unwrap();
+        last["sender"] == "operator"
+            && last["delivery_status"] == "sent"
+            && last["telegram_message_id"].is_i64()
+    })
+    .await;
+
+    // The user's answer lands in the same conversation.
+    app.say(&bot, &user, "Thank you!").await;
+    let messages = app.messages(&t, &id).await;
+    assert_eq!(messages.last().unwrap()["text"], "Thank you!");
+    assert_eq!(messages.last().unwrap()["direction"], "in");
+}
+
+#[tokio::test]
+async fn closing_sends_the_closing_text_and_the_next_message_starts_over_with_the_bot() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    app.post(
+        &t.token,
+        "/api/v1/rules",
+        json!({"title": "Hours", "answer": "9–18", "examples": ["opening hours"]}),
+    )
+    .await;
+    let user = alice();
+    app.say(&bot, &user, "/operator").await;
+    let conv = app.conversation(&t, "waiting").await;
+    assert_eq!(conv["handover_reason"], "requested");
+    let id = conv["id"].as_str().unwrap().to_string();
+    app.post(
+        &t.token,
+        &format!("/api/v1/conversations/{id}/messages"),
+        json!({"text": "How can I help?"}),
+    )
+    .await;
+    let (s, closed) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/close"),
+            json!({"resolution": "answered"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{closed}");
+    assert_eq!(closed["status"], "closed");
+    let settings = app.get(&t.token, "/api/v1/settings").await.1;
+    let sent = app.expect_sent(&bot, user.id, 3).await;
+    assert_eq!(sent[2].text, settings["closing_text"].as_str().unwrap());
+
+    // Closed stays closed for operator actions.
+    let (s, _) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/messages"),
+            json!({"text": "late"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    // The bot answers again, in a new conversation.
+    app.say(&bot, &user, "opening hours").await;
+    let sent = app.expect_sent(&bot, user.id, 4).await;
+    assert_eq!(sent[3].text, "9–18");
+    let new_conv = app.conversation(&t, "bot").await;
+    assert_ne!(new_conv["id"], conv["id"]);
+
+    // The old one cannot be reopened while the user has an open conversation.
+    let (s, body) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/reopen"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+}
+
+#[tokio::test]
+async fn an_operator_can_reopen_a_closed_conversation_and_the_user_continues_there() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let user = bob();
+    app.say(&bot, &user, "/operator").await;
+    let id = app.conversation(&t, "waiting").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post(
+        &t.token,
+        &format!("/api/v1/conversations/{id}/close"),
+        json!({}),
+    )
+    .await;
+    let (s, reopened) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/reopen"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{reopened}");
+    assert_eq!(reopened["status"], "assigned");
+    assert!(reopened["closed_at"].is_null());
+    app.say(&bot, &user, "one more thing").await;
+    let messages = app.messages(&t, &id).await;
+    assert_eq!(messages.last().unwrap()["text"], "one more thing");
+    // Still one conversation.
+    let (_, all) = app.get(&t.token, "/api/v1/conversations").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    let events: Vec<String> =
+        sqlx::query_scalar("select kind from events where conversation_id is not null order by id")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        events,
+        [
+            "conversation.opened",
+            "conversation.handover",
+            "conversation.closed",
+            "conversation.reopened"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn media_and_custom_commands() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let (s, cmd) = app
+        .post(&t.token, "/api/v1/commands", json!({"command": "/prices", "description": "Our prices", "response": "Basic: $10, Pro: $20"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cmd}");
+    assert_eq!(cmd["command"], "prices");
+    // Published to Telegram with the built-in ones.
+    app.eventually("commands published", || async {
+        app.tg.commands(&bot).is_some_and(|c| {
+            let names: Vec<&str> = c
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["command"].as_str().unwrap())
+                .collect();
+            names == ["start", "help", "operator", "prices"]
+        })
+    })
+    .await;
+    let user = alice();
+    app.say(&bot, &user, "/prices").await;
+    app.say(&bot, &user, "/help").await;
+    let sent = app.expect_sent(&bot, user.id, 2).await;
+    assert_eq!(sent[0].text, "Basic: $10, Pro: $20");
+    let settings = app.get(&t.token, "/api/v1/settings").await.1;
+    assert_eq!(sent[1].text, settings["help_text"].as_str().unwrap());
+
+    let d = app.tg.send_photo(&bot, &user, Some("this is broken")).await;
+    assert_eq!(d.status, 200);
+    let conv = app.conversation(&t, "waiting").await;
+    assert_eq!(conv["handover_reason"], "media");
+    let messages = app.messages(&t, conv["id"].as_str().unwrap()).await;
+    let photo = messages.iter().find(|m| m["kind"] == "photo").unwrap();
+    assert_eq!(photo["text"], "this is broken");
+    assert_eq!(photo["payload"]["photo"][0]["file_id"], "photo-1");
+}
+
+#[tokio::test]
+async fn settings_texts_change_what_the_bot_says() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let (s, body) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"welcome_text": "Hi, this is Acme!", "handover_text": "A human will answer."}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["welcome_text"], "Hi, this is Acme!");
+    let user = alice();
+    app.say(&bot, &user, "/start").await;
+    app.say(&bot, &user, "something nobody configured").await;
+    let sent = app.expect_sent(&bot, user.id, 2).await;
+    assert_eq!(sent[0].text, "Hi, this is Acme!");
+    assert_eq!(sent[1].text, "A human will answer.");
+
+    // Invalid settings change nothing.
+    let (s, body) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"welcome_text": "  ", "answer_threshold": 3.0}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields: Vec<&str> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["welcome_text", "answer_threshold"]);
+    assert_eq!(
+        app.get(&t.token, "/api/v1/settings").await.1["welcome_text"],
+        "Hi, this is Acme!"
+    );
+}

@@ -1,0 +1,278 @@
+//! Starts the whole platform (HTTP + job workers) on a fresh database, against the fake
+//! Telegram server, and talks to it over real HTTP.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use switchboard::bootstrap;
+use switchboard::Config;
+use switchboard_core::text::Lang;
+use switchboard_core::vault::{MasterKey, Vault};
+use switchboard_testkit::{FakeBot, FakeTelegram, FakeUser, TestDb};
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub tg: FakeTelegram,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub telegram: std::sync::Arc<switchboard_telegram::Telegram>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct Tenant {
+    pub slug: String,
+    pub id: switchboard_core::TenantId,
+    pub token: String,
+}
+
+pub struct Options {
+    pub chat_interval_ms: u64,
+    pub jobs: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            chat_interval_ms: 50,
+            jobs: true,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let db = TestDb::new().await;
+        let tg = FakeTelegram::start().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Config {
+            database_url: db.url.clone(),
+            db_pool_size: 10,
+            bind: addr,
+            public_url: format!("http://{addr}"),
+            telegram_api_url: tg.url(),
+            data_dir: std::env::temp_dir(),
+            worker_concurrency: 8,
+            json_logs: false,
+            chat_send_interval_ms: options.chat_interval_ms,
+        };
+        let pool = switchboard::connect(&config, false).await.unwrap();
+        let vault = Vault::new(&MasterKey::generate(), &[]);
+        let telegram = switchboard::telegram(&config, &pool, vault).unwrap();
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(switchboard::run(
+            listener,
+            config,
+            pool,
+            telegram.clone(),
+            switchboard::ServeOptions { jobs: options.jobs },
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        ));
+        Self {
+            db,
+            tg,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            telegram,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        let email = format!("owner@{}.test", switchboard_core::validate::slugify(name));
+        let created =
+            bootstrap::create_tenant(&self.db.pool, name, &email, "password123", Lang::En)
+                .await
+                .unwrap();
+        let token = bootstrap::create_token(&self.db.pool, &created.tenant.slug, &email, "tests")
+            .await
+            .unwrap();
+        Tenant {
+            slug: created.tenant.slug,
+            id: created.tenant.id,
+            token: token.token,
+        }
+    }
+
+    /// Adds a member with `role` to the tenant and returns their API token.
+    pub async fn member(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        role: switchboard_core::Role,
+    ) -> String {
+        let user = switchboard_db::platform::insert_user(
+            &self.db.pool,
+            switchboard_core::UserId::new(),
+            email,
+            None,
+            "",
+            false,
+        )
+        .await
+        .unwrap();
+        switchboard_db::platform::add_member(&self.db.pool, tenant.id, user.id, role)
+            .await
+            .unwrap();
+        bootstrap::create_token(&self.db.pool, &tenant.slug, email, "tests")
+            .await
+            .unwrap()
+            .token
+    }
+
+    pub async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.call(token, Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(token, Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(token, Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn put(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(token, Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.call(token, Method::DELETE, path, None).await
+    }
+
+    /// Creates a bot in the fake Telegram and connects it to the tenant.
+    pub async fn connect_bot(&self, tenant: &Tenant, username: &str) -> FakeBot {
+        let bot = self.tg.add_bot(username);
+        let (status, body) = self
+            .put(
+                &tenant.token,
+                "/api/v1/bot",
+                serde_json::json!({"token": bot.token}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        bot
+    }
+
+    /// Sends a text as `user` and asserts the webhook accepted it.
+    pub async fn say(&self, bot: &FakeBot, user: &FakeUser, text: &str) {
+        let d = self.tg.send_text(bot, user, text).await;
+        assert_eq!(d.status, 200, "webhook answered {}: {}", d.status, d.body);
+    }
+
+    /// Waits until the chat has received `n` messages from the bot.
+    pub async fn expect_sent(
+        &self,
+        bot: &FakeBot,
+        chat: i64,
+        n: usize,
+    ) -> Vec<switchboard_testkit::SentMessage> {
+        self.tg
+            .wait_for_sent(bot, chat, n, Duration::from_secs(20))
+            .await
+    }
+
+    /// The only conversation with `status`, as the API lists it.
+    pub async fn conversation(&self, tenant: &Tenant, status: &str) -> Value {
+        let (s, body) = self
+            .get(
+                &tenant.token,
+                &format!("/api/v1/conversations?status={status}"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let items = body["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "expected one {status} conversation: {body}");
+        items[0].clone()
+    }
+
+    pub async fn messages(&self, tenant: &Tenant, conversation: &str) -> Vec<Value> {
+        let (s, body) = self
+            .get(
+                &tenant.token,
+                &format!("/api/v1/conversations/{conversation}/messages"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body["items"].as_array().unwrap().clone()
+    }
+
+    /// Polls until `check` holds (panics after 15 s).
+    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while tokio::time::Instant::now() < deadline {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+pub fn alice() -> FakeUser {
+    FakeUser::new(1001, "Alice")
+}
+
+pub fn bob() -> FakeUser {
+    FakeUser::new(1002, "Bob")
+}

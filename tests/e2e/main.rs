@@ -1,0 +1,10 @@
+//! End-to-end tests of the whole platform: real PostgreSQL (a fresh database per test),
+//! the fake Telegram Bot API, the HTTP API and the job workers, all over real HTTP.
+
+mod api;
+mod bot_loop;
+mod cli;
+mod delivery;
+mod harness;
+mod isolation;
+mod webhook;

@@ -1,0 +1,222 @@
+//! The webhook's guarantees: authenticity, exactly-once processing, per-chat order, and
+//! 5xx (so Telegram retries) when the database is unavailable.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_testkit::FakeUser;
+
+use crate::harness::{alice, TestApp};
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_redelivered_update_is_acknowledged_and_ignored() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let update = app.tg.text_update(&bot, &alice(), "/start");
+    let first = app.tg.deliver(&bot, update.clone()).await;
+    let second = app.tg.deliver(&bot, update.clone()).await;
+    assert_eq!((first.status, second.status), (200, 200));
+    app.expect_sent(&bot, alice().id, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.tg.sent_to(&bot, alice().id).len(),
+        1,
+        "the welcome went out once"
+    );
+    assert_eq!(count(&app, "select count(*) from inbox").await, 1);
+    assert_eq!(
+        count(&app, "select count(*) from messages where direction = 'in'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_secret_is_rejected_and_nothing_is_stored() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let hook = app.tg.webhook(&bot).unwrap();
+    assert_eq!(hook.secret_token.as_ref().unwrap().len(), 48);
+    let update = app.tg.text_update(&bot, &alice(), "hello");
+    let wrong = app
+        .tg
+        .deliver_with_secret(&bot, update.clone(), Some("not-the-secret"))
+        .await;
+    let missing = app.tg.deliver_with_secret(&bot, update.clone(), None).await;
+    assert_eq!((wrong.status, missing.status), (401, 401));
+    // An unknown bot id in the URL is not found.
+    let r = app
+        .http
+        .post(format!("{}/telegram/nosuchbot", app.base))
+        .header(
+            "X-Telegram-Bot-Api-Secret-Token",
+            hook.secret_token.clone().unwrap(),
+        )
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(count(&app, "select count(*) from inbox").await, 0);
+    assert_eq!(count(&app, "select count(*) from end_users").await, 0);
+    // The right secret still works.
+    assert_eq!(app.tg.deliver(&bot, update).await.status, 200);
+    assert_eq!(count(&app, "select count(*) from inbox").await, 1);
+}
+
+#[tokio::test]
+async fn the_webhook_is_registered_with_a_secret_and_the_allowed_updates() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let hook = app.tg.webhook(&bot).unwrap();
+    let (_, info) = app.get(&t.token, "/api/v1/bot").await;
+    assert_eq!(hook.url, info["webhook_url"].as_str().unwrap());
+    assert!(hook.url.starts_with(&format!("{}/telegram/", app.base)));
+    assert!(
+        !hook.url.contains(&bot.token),
+        "the token is never in the webhook URL"
+    );
+    assert_eq!(
+        hook.allowed_updates.unwrap(),
+        [
+            "message",
+            "edited_message",
+            "callback_query",
+            "my_chat_member"
+        ]
+    );
+    let set = app.tg.calls_of("setWebhook");
+    assert!(set[0].params.get("drop_pending_updates").is_none());
+}
+
+#[tokio::test]
+async fn garbage_bodies_are_rejected_without_storing() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let hook = app.tg.webhook(&bot).unwrap();
+    for body in ["not json", "{\"hello\": 1}"] {
+        let r = app
+            .http
+            .post(&hook.url)
+            .header(
+                "X-Telegram-Bot-Api-Secret-Token",
+                hook.secret_token.clone().unwrap(),
+            )
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+    }
+    assert_eq!(count(&app, "select count(*) from inbox").await, 0);
+}
+
+#[tokio::test]
+async fn replies_keep_each_chats_order_under_concurrent_updates() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    // Ten rules, each answering its number.
+    for i in 0..10 {
+        let (s, _) = app
+            .post(&t.token, "/api/v1/rules", json!({
+                "title": format!("Topic {i}"), "answer": format!("answer {i}"),
+                "examples": [format!("question number {} {}", i, ["alpha","bravo","charlie","delta","echo","foxtrot","golf","hotel","india","juliet"][i])]
+            }))
+            .await;
+        assert_eq!(s, 201);
+    }
+    let users: Vec<FakeUser> = (0..5).map(|i| FakeUser::new(2000 + i, "User")).collect();
+    // Every chat gets 10 updates at once, all chats concurrently.
+    let mut tasks = Vec::new();
+    for user in &users {
+        for i in 0..10 {
+            let tg = app.tg.clone();
+            let bot = bot.clone();
+            let user = user.clone();
+            let word = [
+                "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+                "juliet",
+            ][i];
+            tasks.push(tokio::spawn(async move {
+                tg.send_text(&bot, &user, &format!("question number {i} {word}"))
+                    .await
+            }));
+        }
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().status, 200);
+    }
+    for user in &users {
+        let sent = app.expect_sent(&bot, user.id, 10).await;
+        // The order the bot processed this chat's questions (inbound message ids)...
+        let processed: Vec<String> = sqlx::query_scalar(
+            "select m.text from messages m join end_users u on u.tenant_id = m.tenant_id and u.id = m.end_user_id
+             where u.telegram_user_id = $1 and m.direction = 'in' order by m.id",
+        )
+        .bind(user.id)
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+        let expected: Vec<String> = processed
+            .iter()
+            .map(|q| format!("answer {}", q.split_whitespace().nth(2).unwrap()))
+            .collect();
+        // ...is the order the answers reached the user.
+        let got: Vec<String> = sent.iter().map(|m| m.text.clone()).collect();
+        assert_eq!(got, expected, "chat {}", user.id);
+    }
+    assert_eq!(count(&app, "select count(*) from inbox").await, 50);
+    app.eventually("all 50 replies marked sent", || async {
+        count(
+            &app,
+            "select count(*) from messages where direction = 'out' and delivery_status = 'sent'",
+        )
+        .await
+            == 50
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_webhook_answers_5xx_when_the_database_is_unavailable() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    // Warm the bot cache, then take the database away from the app.
+    app.say(&bot, &alice(), "/start").await;
+    app.expect_sent(&bot, alice().id, 1).await;
+    app.telegram.pool.close().await;
+    let d = app.tg.send_text(&bot, &alice(), "/help").await;
+    assert!(d.status >= 500, "Telegram must retry: got {}", d.status);
+    // Nothing was stored for it.
+    assert_eq!(count(&app, "select count(*) from inbox").await, 1);
+}
+
+#[tokio::test]
+async fn blocking_the_bot_marks_the_user() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    app.say(&bot, &alice(), "/start").await;
+    let update = json!({"update_id": 999, "my_chat_member": {
+        "chat": {"id": alice().id, "type": "private", "first_name": "Alice"},
+        "from": {"id": alice().id, "is_bot": false, "first_name": "Alice"},
+        "date": 1700000000,
+        "old_chat_member": {"user": {"id": bot.id, "is_bot": true, "first_name": "b"}, "status": "member"},
+        "new_chat_member": {"user": {"id": bot.id, "is_bot": true, "first_name": "b"}, "status": "kicked", "until_date": 0}}});
+    assert_eq!(app.tg.deliver(&bot, update).await.status, 200);
+    let (_, list) = app.get(&t.token, "/api/v1/conversations").await;
+    assert_eq!(list["items"][0]["user"]["blocked"], true);
+}
