@@ -252,8 +252,6 @@ create table end_users (
     language_code    text,
     is_blocked       boolean not null default false,
     notes            text not null default '',
-    -- Delivery pacing: the earliest time the next message may go to this chat.
-    next_send_at     timestamptz,
     first_seen_at    timestamptz not null default now(),
     last_seen_at     timestamptz not null default now(),
     primary key (tenant_id, id),

@@ -22,6 +22,8 @@ pub struct Config {
     pub json_logs: bool,
     /// Minimum spacing of messages to one chat, in milliseconds.
     pub chat_send_interval_ms: u64,
+    /// Messages per second one bot may send (per process).
+    pub bot_send_rate: u32,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -68,6 +70,7 @@ impl Config {
             worker_concurrency: env_parse("SWITCHBOARD_WORKER_CONCURRENCY", 16)?,
             json_logs: log_format == "json",
             chat_send_interval_ms: env_parse("SWITCHBOARD_CHAT_SEND_INTERVAL_MS", 1000)?,
+            bot_send_rate: env_parse("SWITCHBOARD_BOT_SEND_RATE", 30)?,
         })
     }
 

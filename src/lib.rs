@@ -57,6 +57,7 @@ pub fn telegram(
         BotApi::new(&config.telegram_api_url, TELEGRAM_TIMEOUT).map_err(anyhow::Error::msg)?;
     let settings = TelegramSettings {
         chat_interval: Duration::from_millis(config.chat_send_interval_ms),
+        bot_rate: config.bot_send_rate.max(1),
         ..TelegramSettings::new(config.public_url.clone())
     };
     let telegram = Arc::new(Telegram::new(pool.clone(), api, Arc::new(vault), settings));

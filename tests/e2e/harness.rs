@@ -68,6 +68,7 @@ impl TestApp {
             worker_concurrency: 8,
             json_logs: false,
             chat_send_interval_ms: options.chat_interval_ms,
+            bot_send_rate: 30,
         };
         let pool = switchboard::connect(&config, false).await.unwrap();
         let vault = Vault::new(&MasterKey::generate(), &[]);

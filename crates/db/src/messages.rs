@@ -173,62 +173,74 @@ pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: MessageId) -> Re
 
 // Delivery ------------------------------------------------------------------------------
 
-/// The first undelivered message of a chat, as the delivery loop sees it.
+/// A message taken for sending.
 #[derive(Clone, Debug, sqlx::FromRow)]
-pub struct Undelivered {
+pub struct Claimed {
     pub id: MessageId,
     pub text: String,
     pub payload: Option<Value>,
-    pub delivery_status: String,
+    /// Attempts including this one.
     pub attempts: i32,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub lease_until: Option<DateTime<Utc>>,
     pub chat_id: i64,
-    pub next_send_at: Option<DateTime<Utc>>,
-    pub db_now: DateTime<Utc>,
 }
 
-/// Locks and returns the chat's oldest message still `pending` or `sending`.
-pub async fn first_undelivered_locked(
-    conn: &mut PgConnection,
+/// Takes the chat's oldest undelivered message for sending (`sending`, leased for
+/// `lease_ms`) — if it is ready: not leased by another worker, not waiting for a retry.
+/// Only ever the oldest, so a chat's messages go out in order.
+pub async fn claim_next(
+    db: impl PgExecutor<'_>,
     tenant: TenantId,
     end_user: EndUserId,
-) -> Result<Option<Undelivered>> {
+    lease_ms: i64,
+) -> Result<Option<Claimed>> {
     Ok(sqlx::query_as(
-        "select m.id, m.text, m.payload, m.delivery_status, m.attempts, m.next_attempt_at,
-                m.lease_until, u.chat_id, u.next_send_at, now() as db_now
-         from messages m
-         join end_users u on u.tenant_id = m.tenant_id and u.id = m.end_user_id
-         where m.tenant_id = $1 and m.end_user_id = $2
-           and m.delivery_status in ('pending', 'sending')
-         order by m.id
-         limit 1
-         for update of m",
+        "with head as (
+            select id from messages
+            where tenant_id = $1 and end_user_id = $2 and delivery_status in ('pending', 'sending')
+            order by id
+            limit 1
+            for update
+         )
+         update messages m set delivery_status = 'sending',
+            lease_until = now() + make_interval(secs => $3::float8 / 1000),
+            attempts = m.attempts + 1
+         from head, end_users u
+         where m.tenant_id = $1 and m.id = head.id
+           and u.tenant_id = $1 and u.id = $2
+           and (m.delivery_status = 'pending' or m.lease_until < now())
+           and (m.next_attempt_at is null or m.next_attempt_at <= now())
+         returning m.id, m.text, m.payload, m.attempts, u.chat_id",
     )
     .bind(tenant)
     .bind(end_user)
-    .fetch_optional(conn)
+    .bind(lease_ms)
+    .fetch_optional(db)
     .await?)
 }
 
-/// Takes a message for sending until `lease_until`.
-pub async fn mark_sending(
+/// Why [`claim_next`] found nothing: the chat's oldest undelivered message, if any.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct QueueHead {
+    pub delivery_status: String,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub db_now: DateTime<Utc>,
+}
+
+pub async fn queue_head(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
-    id: MessageId,
-    lease_until: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query(
-        "update messages set delivery_status = 'sending', lease_until = $3,
-            attempts = attempts + 1
-         where tenant_id = $1 and id = $2",
+    end_user: EndUserId,
+) -> Result<Option<QueueHead>> {
+    Ok(sqlx::query_as(
+        "select delivery_status, lease_until, next_attempt_at, now() as db_now from messages
+         where tenant_id = $1 and end_user_id = $2 and delivery_status in ('pending', 'sending')
+         order by id limit 1",
     )
     .bind(tenant)
-    .bind(id)
-    .bind(lease_until)
-    .execute(db)
-    .await?;
-    Ok(())
+    .bind(end_user)
+    .fetch_optional(db)
+    .await?)
 }
 
 pub async fn mark_sent(
@@ -288,22 +300,6 @@ pub async fn mark_retry(
     .bind(error)
     .execute(db)
     .await?;
-    Ok(())
-}
-
-/// Sets when the next message may go to this chat (one message per second per chat).
-pub async fn set_next_send_at(
-    db: impl PgExecutor<'_>,
-    tenant: TenantId,
-    end_user: EndUserId,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query("update end_users set next_send_at = $3 where tenant_id = $1 and id = $2")
-        .bind(tenant)
-        .bind(end_user)
-        .bind(at)
-        .execute(db)
-        .await?;
     Ok(())
 }
 

@@ -23,30 +23,31 @@ pub struct DeliveryJob {
 /// Telegram failures on its own, with backoff, by scheduling a new job).
 pub const DELIVERY_JOB_MAX_ATTEMPTS: i32 = 5;
 
-/// Queues a delivery job to run now, or at `run_at`, and wakes the workers.
+/// Queues a delivery job to run now, or at `run_at`. After committing, call
+/// [`crate::notify::Notifier::jobs_queued`] to wake the workers at once (they also poll).
 pub async fn enqueue_delivery(
     db: impl PgExecutor<'_>,
     job: &DeliveryJob,
     run_at: Option<DateTime<Utc>>,
 ) -> Result<()> {
     let payload = serde_json::to_value(job).expect("a delivery job serialises");
-    // apalis's own trigger notifies with a fixed payload its listener does not route; we
-    // notify with the job type, which is what the workers' listener filters on.
     sqlx::query(
-        "with job as (
-            insert into apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority)
-            values ($1, generate_ulid(), $2, 'Pending', 0, $3, coalesce($4, now()), 0)
-            returning 1
-         )
-         select pg_notify('apalis::job', $2) from job",
+        "insert into apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority)
+         values ($1, $5, $2, 'Pending', 0, $3, coalesce($4, now()), 0)",
     )
     .bind(payload)
     .bind(DELIVERY_QUEUE)
     .bind(DELIVERY_JOB_MAX_ATTEMPTS)
     .bind(run_at)
+    .bind(job_id())
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// A job id in apalis's format (a ULID).
+pub fn job_id() -> String {
+    ulid::Ulid::new().to_string()
 }
 
 /// Chats with messages that no job is moving: leases that expired (a worker died while

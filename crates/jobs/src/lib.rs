@@ -54,7 +54,7 @@ where
 {
     let storage_config = apalis_sql::Config::new(DELIVERY_QUEUE)
         .set_buffer_size(config.concurrency.max(1))
-        .set_poll_interval(Duration::from_millis(500))
+        .set_poll_interval(Duration::from_millis(200))
         .set_keep_alive(Duration::from_secs(15))
         .set_reenqueue_orphaned_after(Duration::from_secs(60));
     let mut storage = PostgresStorage::<DeliveryJob>::new_with_config(pool.clone(), storage_config);
@@ -67,7 +67,7 @@ where
             tracing::error!(error = %e, "job notification listener stopped; falling back to polling");
         }
     });
-    let upkeep = tokio::spawn(upkeep(pool.clone()));
+    let upkeep = tokio::spawn(upkeep(pool.clone(), telegram.clone()));
 
     let worker_name = format!("switchboard-deliver-{}", uuid::Uuid::now_v7().simple());
     tracing::info!(worker = %worker_name, concurrency = config.concurrency, "delivery workers starting");
@@ -91,8 +91,8 @@ where
     result
 }
 
-/// Every 30 s: re-queue deliveries no job is moving, and drop finished jobs after a day.
-async fn upkeep(pool: PgPool) {
+/// Every 30 s: re-queue deliveries no job is moving, and drop finished jobs after an hour.
+async fn upkeep(pool: PgPool, telegram: Arc<Telegram>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -105,12 +105,13 @@ async fn upkeep(pool: PgPool) {
                     }
                 }
                 if !jobs.is_empty() {
+                    telegram.notifier.jobs_queued();
                     tracing::warn!(chats = jobs.len(), "re-queued stranded deliveries");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "stranded delivery check failed"),
         }
-        if let Err(e) = outbox::purge_finished_jobs(&pool, 86_400).await {
+        if let Err(e) = outbox::purge_finished_jobs(&pool, 3_600).await {
             tracing::warn!(error = %e, "purging finished jobs failed");
         }
     }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use switchboard_core::bot::OutButton;
 use switchboard_core::{BotId, EndUserId, MessageId, TenantId};
 use switchboard_db::events::{Actor, NewEvent};
-use switchboard_db::messages::{self, Undelivered};
+use switchboard_db::messages::{self, Claimed};
 use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
 use switchboard_db::{end_users, events, DbError};
 use teloxide::payloads::SendMessage;
@@ -53,11 +53,6 @@ pub struct DeliveryReport {
     pub sent: u32,
     pub failed: u32,
     pub retry_scheduled: bool,
-}
-
-enum Next {
-    Send(Undelivered),
-    Done,
 }
 
 fn backoff(attempts: i32) -> Duration {
@@ -103,76 +98,60 @@ impl Telegram {
     /// Runs one delivery job: sends the chat's pending messages in order.
     pub async fn deliver_chat(&self, job: &DeliveryJob) -> Result<DeliveryReport, DeliveryError> {
         let mut report = DeliveryReport::default();
-        loop {
-            match self.take_next(job, &mut report).await? {
-                Next::Done => return Ok(report),
-                Next::Send(m) => self.send_one(job, m, &mut report).await?,
-            }
-            // A scheduled retry owns the rest of this chat's queue (order is kept).
-            if report.retry_scheduled {
-                return Ok(report);
-            }
-        }
-    }
-
-    /// Locks the chat's oldest undelivered message and decides: send it now (leased),
-    /// wait a moment, or leave it (someone else has it, or it is scheduled later).
-    async fn take_next(
-        &self,
-        job: &DeliveryJob,
-        report: &mut DeliveryReport,
-    ) -> Result<Next, DeliveryError> {
         let tenant = job.tenant_id;
         loop {
-            let mut tx = self.pool.begin().await?;
-            let Some(m) =
-                messages::first_undelivered_locked(&mut tx, tenant, job.end_user_id).await?
-            else {
-                return Ok(Next::Done);
-            };
-            let now = m.db_now;
-            if m.delivery_status == "sending" && m.lease_until.is_some_and(|l| l > now) {
-                // Another worker is sending this chat's messages and will continue.
-                return Ok(Next::Done);
-            }
-            let not_before = [m.next_attempt_at, m.next_send_at]
-                .into_iter()
-                .flatten()
-                .max()
-                .filter(|t| *t > now);
-            if let Some(at) = not_before {
-                let wait = (at - now).to_std().unwrap_or_default();
-                if wait > MAX_INLINE_WAIT {
-                    enqueue_delivery(&mut *tx, job, Some(at)).await?;
-                    tx.commit().await?;
-                    report.retry_scheduled = true;
-                    return Ok(Next::Done);
+            let lease_ms = LEASE.as_millis() as i64;
+            match messages::claim_next(&self.pool, tenant, job.end_user_id, lease_ms).await? {
+                Some(m) => {
+                    // One message per interval to a chat (Telegram's limit). We hold the
+                    // chat's lease, so no other worker sends to it while we wait.
+                    self.pacer
+                        .take(job.end_user_id, self.settings.chat_interval)
+                        .await;
+                    self.send_one(job, m, &mut report).await?;
+                    // A scheduled retry owns the rest of this chat's queue (order is kept).
+                    if report.retry_scheduled {
+                        return Ok(report);
+                    }
                 }
-                drop(tx);
-                tokio::time::sleep(wait).await;
-                continue;
+                None => {
+                    let Some(head) =
+                        messages::queue_head(&self.pool, tenant, job.end_user_id).await?
+                    else {
+                        return Ok(report);
+                    };
+                    let now = head.db_now;
+                    if head.delivery_status == "sending"
+                        && head.lease_until.is_some_and(|l| l > now)
+                    {
+                        // Another worker is sending this chat's messages and will continue.
+                        return Ok(report);
+                    }
+                    match head.next_attempt_at.filter(|t| *t > now) {
+                        Some(at) if (at - now).to_std().unwrap_or_default() > MAX_INLINE_WAIT => {
+                            enqueue_delivery(&self.pool, job, Some(at)).await?;
+                            report.retry_scheduled = true;
+                            return Ok(report);
+                        }
+                        Some(at) => {
+                            tokio::time::sleep((at - now).to_std().unwrap_or_default()).await
+                        }
+                        // Changed under us (a lease just expired, a retry just came due).
+                        None => {}
+                    }
+                }
             }
-            messages::mark_sending(&mut *tx, tenant, m.id, now + chrono(LEASE)).await?;
-            messages::set_next_send_at(
-                &mut *tx,
-                tenant,
-                job.end_user_id,
-                now + chrono(self.settings.chat_interval),
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Next::Send(m));
         }
     }
 
     async fn send_one(
         &self,
         job: &DeliveryJob,
-        m: Undelivered,
+        m: Claimed,
         report: &mut DeliveryReport,
     ) -> Result<(), DeliveryError> {
         let tenant = job.tenant_id;
-        let attempts = m.attempts + 1;
+        let attempts = m.attempts;
         let Some(bot) = self.caches.bot(tenant, job.bot_id).await? else {
             messages::mark_failed(
                 &self.pool,

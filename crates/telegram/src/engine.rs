@@ -4,23 +4,18 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use sqlx::PgConnection;
 use switchboard_core::bot::{decide, Reply};
-use switchboard_core::conversation::ConvState;
 use switchboard_core::text::{split_message, TELEGRAM_TEXT_LIMIT};
-use switchboard_core::{ConvStatus, ConversationId, EndUserId, TenantId};
+use switchboard_core::{ConvStatus, ConversationId, EndUserId};
 use switchboard_db::events::{Actor, NewEvent};
-use switchboard_db::messages::{NewInbound, NewOutbound, Sender};
-use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
-use switchboard_db::{conversations, end_users, events, inbox, messages, DbError};
+use switchboard_db::inbound::{self, EventRecord, InboundRecord, OutboundRecord, Record};
+use switchboard_db::messages::{NewOutbound, Sender};
+use switchboard_db::{end_users, events, inbox, DbError};
 use teloxide::payloads::AnswerCallbackQuery;
 
 use crate::cache::{BotEntry, CacheError};
 use crate::update::{parse, Act, NotAnUpdate, UpdateAction};
 use crate::Telegram;
-
-/// The channel on which the desk hears about new messages and state changes.
-pub const DESK_CHANNEL: &str = "switchboard_desk";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum WebhookOutcome {
@@ -45,35 +40,6 @@ impl From<sqlx::Error> for EngineError {
     fn from(e: sqlx::Error) -> Self {
         EngineError::Db(e.into())
     }
-}
-
-/// Serialises the processing of one chat's updates across all app processes.
-pub(crate) async fn lock_chat(
-    conn: &mut PgConnection,
-    bot: &BotEntry,
-    chat_id: i64,
-) -> Result<(), DbError> {
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("chat:{}:{chat_id}", bot.bot_id))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Tells the desks (in every replica) that a conversation changed; sent on commit.
-pub(crate) async fn notify_desk(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    conversation: ConversationId,
-    what: &str,
-) -> Result<(), DbError> {
-    let payload = json!({"tenant_id": tenant, "conversation_id": conversation, "event": what});
-    sqlx::query("select pg_notify($1, $2)")
-        .bind(DESK_CHANNEL)
-        .bind(payload.to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Turns replies into outbound rows: long texts split into several messages, the buttons
@@ -134,7 +100,9 @@ impl Telegram {
             }
             UpdateAction::Membership { user, blocked } => {
                 let mut tx = self.pool.begin().await?;
-                lock_chat(&mut tx, bot, user.chat_id).await?;
+                // The end user's row lock (taken by the upsert) orders this with the
+                // chat's other updates.
+                let end_user = end_users::upsert(&mut *tx, tenant, bot.bot_id, &user).await?;
                 if !inbox::insert(
                     &mut *tx,
                     tenant,
@@ -147,7 +115,6 @@ impl Telegram {
                 {
                     return Ok(WebhookOutcome::Duplicate);
                 }
-                let end_user = end_users::upsert(&mut *tx, tenant, bot.bot_id, &user).await?;
                 end_users::set_blocked(&mut *tx, tenant, end_user.id, blocked).await?;
                 let kind = if blocked {
                     "end_user.blocked_bot"
@@ -160,7 +127,23 @@ impl Telegram {
                 tx.commit().await?;
                 Ok(WebhookOutcome::Processed)
             }
-            UpdateAction::Act(act) => self.handle_act(bot, update.update_id, raw, act).await,
+            UpdateAction::Act(act) => {
+                // The first statement's snapshot predates the end-user row lock it waits
+                // for, so a conversation opened by a concurrent update of the same new
+                // chat can be invisible to it; the unique index then refuses a second
+                // open conversation and we simply run the update again.
+                let mut attempt = 0;
+                loop {
+                    match self.handle_act(bot, update.update_id, raw, &act).await {
+                        Err(EngineError::Db(DbError::Conflict { constraint }))
+                            if constraint == "conversations_one_open_per_user" && attempt < 3 =>
+                        {
+                            attempt += 1;
+                        }
+                        other => return other,
+                    }
+                }
+            }
         }
     }
 
@@ -169,110 +152,91 @@ impl Telegram {
         bot: &Arc<BotEntry>,
         update_id: i64,
         raw: &Value,
-        act: Act,
+        act: &Act,
     ) -> Result<WebhookOutcome, EngineError> {
         let tenant = bot.tenant_id;
         let config = self.caches.config(tenant).await?;
         let mut tx = self.pool.begin().await?;
-        lock_chat(&mut tx, bot, act.user.chat_id).await?;
-        if !inbox::insert(&mut *tx, tenant, bot.bot_id, update_id, raw, "processed").await? {
+        let received =
+            inbound::receive(&mut tx, tenant, bot.bot_id, update_id, raw, &act.user).await?;
+        if !received.fresh {
             return Ok(WebhookOutcome::Duplicate);
         }
-        let end_user = end_users::upsert(&mut *tx, tenant, bot.bot_id, &act.user).await?;
-        let existing = conversations::open_for_user_locked(&mut tx, tenant, end_user.id).await?;
-        let before = existing.as_ref().map_or(ConvStatus::Closed, |c| c.status);
+        let end_user = received.end_user.id;
+        let before = received
+            .conversation
+            .map_or(ConvStatus::Closed, |(_, status, _)| status);
         let decision = decide(&config, before, &act.inbound);
-        let actor = Actor::EndUser(end_user.id);
-        let mut log = Vec::new();
 
-        let conversation = match existing {
-            Some(c) => c,
-            None => {
-                let c = conversations::insert(&mut *tx, tenant, bot.bot_id, end_user.id).await?;
-                log.push(
-                    NewEvent::new("conversation.opened", actor.clone())
-                        .conversation(c.id, end_user.id),
-                );
-                c
-            }
+        let (conversation, new_conversation) = match received.conversation {
+            Some((id, _, _)) => (id, false),
+            None => (ConversationId::new(), true),
         };
-        if decision.status != conversation.status {
-            let to = ConvState {
-                status: decision.status,
-                assignee: conversation.assignee_id,
-            };
-            conversations::set_state(
-                &mut *tx,
-                tenant,
-                conversation.id,
-                to,
-                decision.handover,
-                None,
-                None,
-            )
-            .await?;
-            if let Some(reason) = decision.handover {
-                log.push(
-                    NewEvent::new("conversation.handover", actor.clone())
-                        .conversation(conversation.id, end_user.id)
-                        .data(json!({"reason": reason.as_str(), "from": conversation.status.as_str()})),
-                );
-            }
+        let mut events = Vec::new();
+        if new_conversation {
+            events.push(EventRecord {
+                kind: "conversation.opened",
+                data: json!({}),
+            });
         }
-
-        let (text, kind) = match &decision.button {
-            Some((_, label)) => (label.clone(), act.kind.clone()),
-            None => (act.text.clone(), act.kind.clone()),
-        };
+        if let Some(reason) = decision.handover {
+            events.push(EventRecord {
+                kind: "conversation.handover",
+                data: json!({"reason": reason.as_str(), "from": before.as_str()}),
+            });
+        }
         if let Some((button_id, label)) = &decision.button {
-            log.push(
-                NewEvent::new("button.pressed", actor.clone())
-                    .conversation(conversation.id, end_user.id)
-                    .data(json!({"button_id": button_id, "label": label})),
-            );
+            events.push(EventRecord {
+                kind: "button.pressed",
+                data: json!({"button_id": button_id, "label": label}),
+            });
         }
         let matched = decision.matched.as_ref();
-        messages::insert_inbound(
-            &mut *tx,
-            tenant,
-            &NewInbound {
-                conversation_id: conversation.id,
-                end_user_id: end_user.id,
-                kind,
+        let text = match &decision.button {
+            Some((_, label)) => label.clone(),
+            None => act.text.clone(),
+        };
+        let outbound = outbound_rows(conversation, end_user, Sender::Bot, &decision.replies)
+            .into_iter()
+            .map(|o| OutboundRecord {
+                text: o.text,
+                payload: o.payload,
+                rule_id: o.rule_id,
+            })
+            .collect();
+        let record = Record {
+            bot: bot.bot_id,
+            end_user,
+            conversation,
+            new_conversation,
+            status: decision.status,
+            handover_reason: decision.handover.map(|h| h.as_str()),
+            inbound: InboundRecord {
+                kind: act.kind.clone(),
                 text,
                 payload: act.payload.clone(),
                 rule_id: matched.and_then(|m| m.rule_id),
                 score: matched.map(|m| m.score),
                 match_info: matched
                     .map(|m| serde_json::to_value(m).expect("match info serialises")),
-                update_id: Some(update_id),
+                update_id,
                 telegram_message_id: act.telegram_message_id,
             },
-        )
-        .await?;
-
-        let rows = outbound_rows(conversation.id, end_user.id, Sender::Bot, &decision.replies);
-        if !rows.is_empty() {
-            messages::insert_outbound(&mut tx, tenant, &rows).await?;
-            enqueue_delivery(
-                &mut *tx,
-                &DeliveryJob {
-                    tenant_id: tenant,
-                    bot_id: bot.bot_id,
-                    end_user_id: end_user.id,
-                },
-                None,
-            )
-            .await?;
-        }
-        events::insert_many(&mut tx, tenant, &log).await?;
-        conversations::touch(&mut *tx, tenant, conversation.id, false).await?;
-        if decision.status.with_humans() || before.with_humans() {
-            notify_desk(&mut tx, tenant, conversation.id, "message").await?;
-        }
+            outbound,
+            events,
+        };
+        inbound::record(&mut tx, tenant, &record).await?;
         tx.commit().await?;
+        if !record.outbound.is_empty() {
+            self.notifier.jobs_queued();
+        }
+        if decision.status.with_humans() || before.with_humans() {
+            self.notifier.desk(tenant, conversation, "message");
+        }
 
-        if let (Some(query_id), Some(answer)) = (act.callback_query_id, decision.callback_answer) {
+        if let (Some(query_id), Some(answer)) =
+            (act.callback_query_id.clone(), decision.callback_answer)
+        {
             self.answer_callback(bot.clone(), query_id, answer);
         }
         Ok(WebhookOutcome::Processed)

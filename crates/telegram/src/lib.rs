@@ -49,19 +49,24 @@ pub struct Telegram {
     pub vault: Arc<Vault>,
     pub caches: Arc<Caches>,
     pub limiter: limiter::BotRateLimiter,
+    pub pacer: limiter::ChatPacer,
     pub settings: TelegramSettings,
+    /// Post-commit notifications (job wake-ups, desk events).
+    pub notifier: switchboard_db::notify::Notifier,
 }
 
 impl Telegram {
     pub fn new(pool: PgPool, api: BotApi, vault: Arc<Vault>, settings: TelegramSettings) -> Self {
         let caches = Arc::new(Caches::new(pool.clone(), vault.clone()));
         Self {
-            pool,
             api,
             vault,
             caches,
             limiter: limiter::BotRateLimiter::new(settings.bot_rate),
+            pacer: limiter::ChatPacer::default(),
             settings,
+            notifier: switchboard_db::notify::Notifier::start(pool.clone()),
+            pool,
         }
     }
 }

@@ -12,7 +12,7 @@ use switchboard_db::messages::{self, Sender};
 use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
 use switchboard_db::{config, events, platform, DbError};
 
-use crate::engine::{notify_desk, outbound_rows};
+use crate::engine::outbound_rows;
 use crate::Telegram;
 
 /// Who is acting: the user, their role in the tenant, and whether through the API.
@@ -90,8 +90,8 @@ impl Telegram {
                 .data(data),
         )
         .await?;
-        notify_desk(&mut tx, tenant, id, "state").await?;
         tx.commit().await?;
+        self.notifier.desk(tenant, id, "state");
         Ok(updated)
     }
 
@@ -148,8 +148,9 @@ impl Telegram {
         )
         .await?;
         conversations::touch(&mut *tx, tenant, id, true).await?;
-        notify_desk(&mut tx, tenant, id, "message").await?;
         tx.commit().await?;
+        self.notifier.jobs_queued();
+        self.notifier.desk(tenant, id, "message");
         Ok(ids)
     }
 
@@ -197,8 +198,9 @@ impl Telegram {
                 .data(json!({"resolution": resolution})),
         )
         .await?;
-        notify_desk(&mut tx, tenant, id, "state").await?;
         tx.commit().await?;
+        self.notifier.jobs_queued();
+        self.notifier.desk(tenant, id, "state");
         Ok(updated)
     }
 
@@ -234,8 +236,8 @@ impl Telegram {
             NewEvent::new("conversation.reopened", op.actor()).conversation(id, conv.end_user_id),
         )
         .await?;
-        notify_desk(&mut tx, tenant, id, "state").await?;
         tx.commit().await?;
+        self.notifier.desk(tenant, id, "state");
         Ok(updated)
     }
 }

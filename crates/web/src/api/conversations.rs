@@ -502,6 +502,7 @@ async fn retry_message(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.notifier.jobs_queued();
     let updated = messages::get(&state.pool, p.tenant, message.id).await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::from(updated))))
 }

@@ -1,0 +1,111 @@
+//! Post-commit notifications, coalesced.
+//!
+//! A transaction that calls `pg_notify` takes a database-wide lock while it commits, so
+//! notifying from inside every webhook transaction would make them commit one at a time.
+//! Instead, callers note what happened *after* their commit, and one background task per
+//! process sends the notifications a few milliseconds later, merged: one wake-up for any
+//! number of queued jobs, desk events batched into JSON arrays. A notification lost in a
+//! crash costs latency only: the job workers poll, and desks catch up when they reconnect.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sqlx::PgPool;
+use switchboard_core::{ConversationId, TenantId};
+
+use crate::outbox::DELIVERY_QUEUE;
+
+/// The channel apalis's job listener listens on (payload: the job type).
+pub const JOBS_CHANNEL: &str = "apalis::job";
+/// The channel desks listen on (payload: a JSON array of desk events).
+pub const DESK_CHANNEL: &str = "switchboard_desk";
+/// PostgreSQL's limit for a notification payload is 8000 bytes.
+const MAX_PAYLOAD: usize = 7900;
+const TICK: Duration = Duration::from_millis(5);
+
+#[derive(Default)]
+struct Pending {
+    jobs: bool,
+    desk: BTreeSet<String>,
+}
+
+/// Handle to the process's notifier. Cheap to clone.
+#[derive(Clone)]
+pub struct Notifier {
+    pending: Arc<Mutex<Pending>>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Notifier {
+    /// Starts the background task that sends the notifications on `pool`.
+    pub fn start(pool: PgPool) -> Self {
+        let notifier = Self {
+            pending: Arc::default(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        };
+        tokio::spawn(notifier.clone().run(pool));
+        notifier
+    }
+
+    /// Delivery jobs were committed: wake the workers.
+    pub fn jobs_queued(&self) {
+        self.pending.lock().jobs = true;
+        self.wake.notify_one();
+    }
+
+    /// Something changed in a conversation the desks show (`event`: message, state, …).
+    pub fn desk(&self, tenant: TenantId, conversation: ConversationId, event: &str) {
+        let item = serde_json::json!({
+            "tenant_id": tenant, "conversation_id": conversation, "event": event
+        })
+        .to_string();
+        self.pending.lock().desk.insert(item);
+        self.wake.notify_one();
+    }
+
+    async fn run(self, pool: PgPool) {
+        loop {
+            self.wake.notified().await;
+            // Let a burst of commits pile up into one round of notifications.
+            tokio::time::sleep(TICK).await;
+            let Pending { jobs, desk } = std::mem::take(&mut *self.pending.lock());
+            let mut sends: Vec<(&str, String)> = Vec::new();
+            if jobs {
+                sends.push((JOBS_CHANNEL, DELIVERY_QUEUE.to_string()));
+            }
+            let mut batch = String::from("[");
+            for item in desk {
+                if batch.len() + item.len() + 2 > MAX_PAYLOAD && batch.len() > 1 {
+                    batch.push(']');
+                    sends.push((
+                        DESK_CHANNEL,
+                        std::mem::replace(&mut batch, String::from("[")),
+                    ));
+                }
+                if batch.len() > 1 {
+                    batch.push(',');
+                }
+                batch.push_str(&item);
+            }
+            if batch.len() > 1 {
+                batch.push(']');
+                sends.push((DESK_CHANNEL, batch));
+            }
+            for (channel, payload) in sends {
+                if let Err(e) = sqlx::query("select pg_notify($1, $2)")
+                    .bind(channel)
+                    .bind(&payload)
+                    .execute(&pool)
+                    .await
+                {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::debug!(error = %e, channel, "notification not sent");
+                }
+            }
+        }
+    }
+}
