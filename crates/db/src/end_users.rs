@@ -36,35 +36,40 @@ pub struct TelegramUser {
     pub language_code: Option<String>,
 }
 
-/// Creates or refreshes the end user; writing to the bot also means they unblocked it.
+/// The upsert of an end user, binding $1 tenant, $2 new id, $3 bot, $4 Telegram user id,
+/// $5 chat id, $6 username, $7 first name, $8 last name, $9 language; returns [`EndUser`].
+/// Writing to the bot also means the user unblocked it.
+pub(crate) const UPSERT_SQL: &str =
+    "insert into end_users (tenant_id, id, bot_id, telegram_user_id,
+        chat_id, username, first_name, last_name, language_code)
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    on conflict (tenant_id, bot_id, telegram_user_id) do update set
+        chat_id = excluded.chat_id, username = excluded.username,
+        first_name = excluded.first_name, last_name = excluded.last_name,
+        language_code = coalesce(excluded.language_code, end_users.language_code),
+        is_blocked = false, last_seen_at = now()
+    returning id, bot_id, telegram_user_id, chat_id, username, first_name, last_name,
+        language_code, is_blocked, first_seen_at, last_seen_at";
+
+/// Creates or refreshes the end user.
 pub async fn upsert(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
     bot: BotId,
     u: &TelegramUser,
 ) -> Result<EndUser> {
-    Ok(sqlx::query_as(&format!(
-        "insert into end_users (tenant_id, id, bot_id, telegram_user_id, chat_id, username,
-            first_name, last_name, language_code)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         on conflict (tenant_id, bot_id, telegram_user_id) do update set
-            chat_id = excluded.chat_id, username = excluded.username,
-            first_name = excluded.first_name, last_name = excluded.last_name,
-            language_code = coalesce(excluded.language_code, end_users.language_code),
-            is_blocked = false, last_seen_at = now()
-         returning {COLUMNS}"
-    ))
-    .bind(tenant)
-    .bind(EndUserId::new())
-    .bind(bot)
-    .bind(u.telegram_user_id)
-    .bind(u.chat_id)
-    .bind(&u.username)
-    .bind(&u.first_name)
-    .bind(&u.last_name)
-    .bind(&u.language_code)
-    .fetch_one(db)
-    .await?)
+    Ok(sqlx::query_as(UPSERT_SQL)
+        .bind(tenant)
+        .bind(EndUserId::new())
+        .bind(bot)
+        .bind(u.telegram_user_id)
+        .bind(u.chat_id)
+        .bind(&u.username)
+        .bind(&u.first_name)
+        .bind(&u.last_name)
+        .bind(&u.language_code)
+        .fetch_one(db)
+        .await?)
 }
 
 pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: EndUserId) -> Result<EndUser> {

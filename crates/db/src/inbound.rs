@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use switchboard_core::{BotId, ConvStatus, ConversationId, EndUserId, RuleId, TenantId};
 
-use crate::end_users::{EndUser, TelegramUser};
+use crate::end_users::{EndUser, TelegramUser, UPSERT_SQL};
 use crate::outbox::{DeliveryJob, DELIVERY_JOB_MAX_ATTEMPTS, DELIVERY_QUEUE};
 use crate::Result;
 
@@ -50,19 +50,8 @@ pub async fn receive(
     payload: &Value,
     user: &TelegramUser,
 ) -> Result<Received> {
-    let row: ReceivedRow = sqlx::query_as(
-        "with u as (
-            insert into end_users (tenant_id, id, bot_id, telegram_user_id, chat_id, username,
-                first_name, last_name, language_code)
-            values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            on conflict (tenant_id, bot_id, telegram_user_id) do update set
-                chat_id = excluded.chat_id, username = excluded.username,
-                first_name = excluded.first_name, last_name = excluded.last_name,
-                language_code = coalesce(excluded.language_code, end_users.language_code),
-                is_blocked = false, last_seen_at = now()
-            returning id, bot_id, telegram_user_id, chat_id, username, first_name, last_name,
-                language_code, is_blocked, first_seen_at, last_seen_at
-         ), ib as (
+    let row: ReceivedRow = sqlx::query_as(&format!(
+        "with u as ({UPSERT_SQL}         ), ib as (
             insert into inbox (tenant_id, bot_id, update_id, payload, status)
             select $1, $3, $10, $11, 'processed' from u
             on conflict do nothing
@@ -74,8 +63,8 @@ pub async fn receive(
          )
          select exists (select 1 from ib) as fresh, u.*,
                 c.id as conversation_id, c.status as conversation_status, c.assignee_id
-         from u left join c on true",
-    )
+         from u left join c on true"
+    ))
     .bind(tenant)
     .bind(EndUserId::new())
     .bind(bot)

@@ -19,6 +19,16 @@ pub struct DeliveryJob {
     pub end_user_id: EndUserId,
 }
 
+impl DeliveryJob {
+    pub fn new(tenant_id: TenantId, bot_id: BotId, end_user_id: EndUserId) -> Self {
+        Self {
+            tenant_id,
+            bot_id,
+            end_user_id,
+        }
+    }
+}
+
 /// How many times apalis itself retries a delivery job that errored (the job retries
 /// Telegram failures on its own, with backoff, by scheduling a new job).
 pub const DELIVERY_JOB_MAX_ATTEMPTS: i32 = 5;

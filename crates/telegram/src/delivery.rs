@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use switchboard_core::bot::OutButton;
-use switchboard_core::{BotId, EndUserId, MessageId, TenantId};
+use switchboard_core::MessageId;
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::messages::{self, Claimed};
 use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
@@ -280,15 +280,6 @@ impl Telegram {
         tx.commit().await?;
         tracing::warn!(tenant = %job.tenant_id, message = %id, reason, "delivery failed");
         Ok(())
-    }
-}
-
-/// Ids for a delivery job (used by callers that queue one outside a webhook).
-pub fn delivery_job(tenant: TenantId, bot: BotId, end_user: EndUserId) -> DeliveryJob {
-    DeliveryJob {
-        tenant_id: tenant,
-        bot_id: bot,
-        end_user_id: end_user,
     }
 }
 

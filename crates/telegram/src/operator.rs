@@ -139,11 +139,7 @@ impl Telegram {
         let ids = messages::insert_outbound(&mut tx, tenant, &rows).await?;
         enqueue_delivery(
             &mut *tx,
-            &DeliveryJob {
-                tenant_id: tenant,
-                bot_id: conv.bot_id,
-                end_user_id: conv.end_user_id,
-            },
+            &DeliveryJob::new(tenant, conv.bot_id, conv.end_user_id),
             None,
         )
         .await?;
@@ -182,11 +178,7 @@ impl Telegram {
         messages::insert_outbound(&mut tx, tenant, &rows).await?;
         enqueue_delivery(
             &mut *tx,
-            &DeliveryJob {
-                tenant_id: tenant,
-                bot_id: conv.bot_id,
-                end_user_id: conv.end_user_id,
-            },
+            &DeliveryJob::new(tenant, conv.bot_id, conv.end_user_id),
             None,
         )
         .await?;

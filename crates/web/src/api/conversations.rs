@@ -493,11 +493,7 @@ async fn retry_message(
     }
     enqueue_delivery(
         &mut *tx,
-        &DeliveryJob {
-            tenant_id: p.tenant,
-            bot_id: conv.bot_id,
-            end_user_id: conv.end_user_id,
-        },
+        &DeliveryJob::new(p.tenant, conv.bot_id, conv.end_user_id),
         None,
     )
     .await?;
