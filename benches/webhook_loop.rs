@@ -54,16 +54,11 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = Config {
-        database_url: db.url.clone(),
         db_pool_size: 40,
-        bind: addr,
-        public_url: format!("http://{addr}"),
-        telegram_api_url: tg.url(),
-        data_dir: std::env::temp_dir(),
         worker_concurrency: 32,
-        json_logs: false,
         chat_send_interval_ms: 0,
         bot_send_rate: arg("--bot-rate", 30) as u32,
+        ..Config::embedded(&db.url, addr, &tg.url())
     };
     let pool = switchboard::connect(&config, false).await.unwrap();
     let telegram =

@@ -6,33 +6,17 @@ use anyhow::{anyhow, bail};
 use sqlx::PgPool;
 use switchboard_core::password::{hash_password, verify_password};
 use switchboard_core::text::Lang;
-use switchboard_core::validate::{self, slugify};
+use switchboard_core::validate;
 use switchboard_core::vault::generate_api_token;
-use switchboard_core::{Role, TenantId, UserId};
+use switchboard_core::{Role, UserId};
 use switchboard_db::events::{self, Actor, NewEvent};
 use switchboard_db::platform::{self, Tenant, User};
-use switchboard_db::{config, DbError};
+use switchboard_db::{accounts, DbError};
 
 pub struct CreatedTenant {
     pub tenant: Tenant,
     pub owner: User,
     pub owner_existed: bool,
-}
-
-/// A free slug for `name`: the name's slug, or with -2, -3, … appended.
-async fn free_slug(pool: &PgPool, name: &str) -> anyhow::Result<String> {
-    let base = slugify(name);
-    for n in 1..1000 {
-        let candidate = if n == 1 {
-            base.clone()
-        } else {
-            format!("{}-{n}", &base[..base.len().min(44)])
-        };
-        if !platform::slug_taken(pool, &candidate).await? {
-            return Ok(candidate);
-        }
-    }
-    bail!("no free slug for {name:?}")
 }
 
 pub async fn create_tenant(
@@ -56,9 +40,7 @@ pub async fn create_tenant(
             bail!("a user with email {owner_email} already exists and the password does not match theirs");
         }
     }
-    let slug = free_slug(pool, name).await?;
     let mut tx = pool.begin().await?;
-    let tenant = platform::insert_tenant(&mut *tx, TenantId::new(), &slug, name).await?;
     let owner = match existing.clone() {
         Some(u) => u,
         None => {
@@ -71,15 +53,7 @@ pub async fn create_tenant(
                 .await?
         }
     };
-    platform::add_member(&mut *tx, tenant.id, owner.id, Role::Owner).await?;
-    config::insert_default_settings(&mut *tx, tenant.id, language).await?;
-    events::insert(
-        &mut tx,
-        tenant.id,
-        NewEvent::new("tenant.created", Actor::System)
-            .data(serde_json::json!({"name": name, "owner": owner.email, "via": "cli"})),
-    )
-    .await?;
+    let tenant = accounts::create_tenant(&mut tx, name, owner.id, language, "cli").await?;
     tx.commit().await?;
     Ok(CreatedTenant {
         tenant,

@@ -24,6 +24,11 @@ pub struct Config {
     pub chat_send_interval_ms: u64,
     /// Messages per second one bot may send (per process).
     pub bot_send_rate: u32,
+    /// The web panel's settings (sign-up, sessions, OAuth providers, proxy).
+    pub web: switchboard_web::WebSettings,
+    /// `smtp://user:pass@host:587` to send mail; else the log and the dev mailbox.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -44,6 +49,27 @@ where
 }
 
 impl Config {
+    /// Defaults for running the platform inside another program (tests, benches): the
+    /// given database, listener address and Bot API, nothing read from the environment.
+    pub fn embedded(database_url: &str, bind: SocketAddr, telegram_api_url: &str) -> Self {
+        let public_url = format!("http://{bind}");
+        Self {
+            database_url: database_url.to_string(),
+            db_pool_size: 10,
+            bind,
+            web: switchboard_web::WebSettings::new(public_url.clone()),
+            public_url,
+            telegram_api_url: telegram_api_url.to_string(),
+            data_dir: std::env::temp_dir(),
+            worker_concurrency: 8,
+            json_logs: false,
+            chat_send_interval_ms: 1000,
+            bot_send_rate: 30,
+            smtp_url: None,
+            mail_from: "Switchboard <noreply@localhost>".into(),
+        }
+    }
+
     pub fn from_env() -> anyhow::Result<Self> {
         let bind: SocketAddr = env_parse("SWITCHBOARD_BIND", "127.0.0.1:8080".parse()?)?;
         let public_url = env("SWITCHBOARD_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}"));
@@ -63,7 +89,6 @@ impl Config {
             database_url: env("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
             db_pool_size: env_parse("SWITCHBOARD_DB_POOL_SIZE", 20)?,
             bind,
-            public_url,
             telegram_api_url,
             data_dir: env("SWITCHBOARD_DATA_DIR")
                 .map_or_else(|| PathBuf::from(".data"), PathBuf::from),
@@ -71,6 +96,11 @@ impl Config {
             json_logs: log_format == "json",
             chat_send_interval_ms: env_parse("SWITCHBOARD_CHAT_SEND_INTERVAL_MS", 1000)?,
             bot_send_rate: env_parse("SWITCHBOARD_BOT_SEND_RATE", 30)?,
+            web: web_settings(&public_url)?,
+            smtp_url: env("SWITCHBOARD_SMTP_URL"),
+            mail_from: env("SWITCHBOARD_MAIL_FROM")
+                .unwrap_or_else(|| "Switchboard <noreply@localhost>".into()),
+            public_url,
         })
     }
 
@@ -129,6 +159,66 @@ impl Config {
         }
         Ok(Vault::new(&current, &older))
     }
+}
+
+fn flag(name: &str, default: bool) -> anyhow::Result<bool> {
+    match env(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => bail!("{name}={other:?} must be true or false"),
+    }
+}
+
+/// The web panel's settings: sign-up, proxy trust, session lifetimes, OAuth providers.
+fn web_settings(public_url: &str) -> anyhow::Result<switchboard_web::WebSettings> {
+    use switchboard_web::oauth::{OAuthProvider, ProviderKind};
+    let mut web = switchboard_web::WebSettings::new(public_url);
+    web.allow_signup = flag("SWITCHBOARD_ALLOW_SIGNUP", true)?;
+    web.trust_proxy = flag("SWITCHBOARD_TRUST_PROXY", false)?;
+    web.session_idle = std::time::Duration::from_secs(
+        60 * env_parse::<u64>("SWITCHBOARD_SESSION_IDLE_MINUTES", 720)?,
+    );
+    web.session_max_age = std::time::Duration::from_secs(
+        86_400 * env_parse::<u64>("SWITCHBOARD_SESSION_MAX_DAYS", 7)?,
+    );
+    let pair = |id: &str| -> Option<(String, String)> {
+        Some((
+            env(&format!("SWITCHBOARD_OAUTH_{id}_CLIENT_ID"))?,
+            env(&format!("SWITCHBOARD_OAUTH_{id}_CLIENT_SECRET")).unwrap_or_default(),
+        ))
+    };
+    if let Some((id, secret)) = pair("GOOGLE") {
+        web.oauth.push(OAuthProvider::google(id, secret));
+    }
+    if let Some((id, secret)) = pair("GITHUB") {
+        web.oauth.push(OAuthProvider::github(id, secret));
+    }
+    if let Some((id, secret)) = pair("SSO") {
+        let need = |k: &str| {
+            env(&format!("SWITCHBOARD_OAUTH_SSO_{k}")).with_context(|| {
+                format!(
+                    "SWITCHBOARD_OAUTH_SSO_{k} is required with SWITCHBOARD_OAUTH_SSO_CLIENT_ID"
+                )
+            })
+        };
+        web.oauth.push(OAuthProvider {
+            id: "sso".into(),
+            label: env("SWITCHBOARD_OAUTH_SSO_NAME").unwrap_or_else(|| "SSO".into()),
+            kind: ProviderKind::Oidc,
+            auth_url: need("AUTH_URL")?,
+            token_url: need("TOKEN_URL")?,
+            userinfo_url: need("USERINFO_URL")?,
+            client_id: id,
+            client_secret: secret,
+            scopes: env("SWITCHBOARD_OAUTH_SSO_SCOPES")
+                .unwrap_or_else(|| "openid email profile".into())
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+        });
+    }
+    Ok(web)
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<MasterKey> {

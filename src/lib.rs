@@ -18,6 +18,17 @@ pub use config::Config;
 /// Telegram calls give up after this long (the delivery job retries later).
 const TELEGRAM_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Applies every migration: apalis's and ours, and the session table.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    switchboard_db::migrate(pool)
+        .await
+        .context("migrations failed")?;
+    switchboard_web::migrate_sessions(pool)
+        .await
+        .context("session table migration failed")?;
+    Ok(())
+}
+
 /// Opens the pool; `serve` and `migrate` create the database if needed.
 pub async fn connect(config: &Config, create_if_missing: bool) -> anyhow::Result<PgPool> {
     switchboard_db::connect(&switchboard_db::ConnectOptions {
@@ -127,7 +138,14 @@ where
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let state = switchboard_web::AppState::new(pool.clone(), telegram.clone());
+    let mailer = match &config.smtp_url {
+        Some(url) => switchboard_web::mail::Mailer::smtp(url, &config.mail_from)
+            .context("SWITCHBOARD_SMTP_URL")?,
+        None => switchboard_web::mail::Mailer::Log { pool: pool.clone() },
+    };
+    let state =
+        switchboard_web::AppState::new(pool.clone(), telegram.clone(), config.web.clone(), mailer);
+    tokio::spawn(switchboard_web::delete_expired_sessions(pool.clone()));
     let app = switchboard_web::app(state);
     let http_stop = wait_for(stop_rx.clone());
     let http = async move {

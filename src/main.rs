@@ -117,9 +117,7 @@ async fn real_main() -> anyhow::Result<()> {
         Command::Serve { no_jobs } => {
             let vault = config.vault(true)?;
             let pool = switchboard::connect(&config, true).await?;
-            switchboard_db::migrate(&pool)
-                .await
-                .context("migrations failed")?;
+            switchboard::migrate(&pool).await?;
             let telegram = switchboard::telegram(&config, &pool, vault)?;
             let listener = tokio::net::TcpListener::bind(config.bind)
                 .await
@@ -137,9 +135,11 @@ async fn real_main() -> anyhow::Result<()> {
                 "  API docs: http://{}/api/v1/openapi.json",
                 listener.local_addr()?
             );
-            println!("Next: create a tenant and an API token:");
-            println!("  switchboard tenant create --name \"Acme\" --owner-email you@example.com --owner-password '…'");
-            println!("  switchboard token create --tenant acme --email you@example.com --name cli");
+            println!(
+                "Next: open {} and create your organization (or from the command line:",
+                config.public_url
+            );
+            println!("  switchboard tenant create --name \"Acme\" --owner-email you@example.com --owner-password '…')");
             let options = ServeOptions { jobs: !no_jobs };
             switchboard::run(
                 listener,
@@ -175,9 +175,7 @@ async fn real_main() -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let pool = switchboard::connect(&config, true).await?;
-            switchboard_db::migrate(&pool)
-                .await
-                .context("migrations failed")?;
+            switchboard::migrate(&pool).await?;
             println!(
                 "Database {} is migrated.",
                 switchboard::redact_url(&config.database_url)

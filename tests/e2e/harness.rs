@@ -59,16 +59,8 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = Config {
-            database_url: db.url.clone(),
-            db_pool_size: 10,
-            bind: addr,
-            public_url: format!("http://{addr}"),
-            telegram_api_url: tg.url(),
-            data_dir: std::env::temp_dir(),
-            worker_concurrency: 8,
-            json_logs: false,
             chat_send_interval_ms: options.chat_interval_ms,
-            bot_send_rate: 30,
+            ..Config::embedded(&db.url, addr, &tg.url())
         };
         let pool = switchboard::connect(&config, false).await.unwrap();
         let vault = Vault::new(&MasterKey::generate(), &[]);

@@ -60,6 +60,8 @@ pub struct Rule {
     pub id: RuleId,
     pub title: String,
     pub answer: String,
+    /// The answer uses Telegram's HTML formatting.
+    pub html: bool,
     pub rows: Vec<Vec<Button>>,
 }
 
@@ -81,9 +83,24 @@ pub struct BotTexts {
     pub already_waiting_text: String,
     /// Shown (as a callback notification) for a button that no longer exists.
     pub stale_button_text: String,
+    /// Sent instead of the hand-over text outside working hours.
+    pub offhours_text: String,
 }
 
 impl BotTexts {
+    /// The texts with the fields set in `overrides` (a JSON object) replaced.
+    pub fn overridden(&self, overrides: &serde_json::Value) -> Self {
+        let mut merged = serde_json::to_value(self).expect("texts serialise");
+        if let (Some(base), Some(over)) = (merged.as_object_mut(), overrides.as_object()) {
+            for (k, v) in over {
+                if base.contains_key(k) && v.as_str().is_some_and(|s| !s.trim().is_empty()) {
+                    base.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        serde_json::from_value(merged).unwrap_or_else(|_| self.clone())
+    }
+
     pub fn defaults(lang: Lang) -> Self {
         match lang {
             Lang::En => Self {
@@ -93,6 +110,7 @@ impl BotTexts {
                 closing_text: "The conversation is closed. If you have another question, just write here.".into(),
                 already_waiting_text: "An operator will reply soon.".into(),
                 stale_button_text: "This button is no longer available.".into(),
+                offhours_text: "Our operators are not at work right now. Your question is saved, and we will answer as soon as we are back.".into(),
             },
             Lang::Ru => Self {
                 welcome_text: "Здравствуйте! Я бот поддержки. Задайте вопрос или выберите тему ниже.".into(),
@@ -101,6 +119,7 @@ impl BotTexts {
                 closing_text: "Диалог закрыт. Если появится новый вопрос, просто напишите сюда.".into(),
                 already_waiting_text: "Оператор скоро ответит.".into(),
                 stale_button_text: "Эта кнопка больше не действует.".into(),
+                offhours_text: "Сейчас операторы не работают. Ваш вопрос сохранён — мы ответим, как только вернёмся.".into(),
             },
         }
     }
@@ -109,7 +128,13 @@ impl BotTexts {
 /// Everything the bot needs to decide, built from the tenant's configuration and cached.
 #[derive(Debug)]
 pub struct BotConfig {
+    /// Texts in the bot's default language.
     pub texts: BotTexts,
+    /// Texts for users of another language (Telegram's `language_code`).
+    pub translations: HashMap<Lang, BotTexts>,
+    /// When operators answer; empty means always.
+    pub hours: crate::hours::WorkingHours,
+    pub zone: chrono_tz::Tz,
     /// Minimum matcher score for answering with a rule.
     pub answer_threshold: f32,
     pub main_menu: Option<MenuId>,
@@ -120,6 +145,12 @@ pub struct BotConfig {
 }
 
 impl BotConfig {
+    /// The texts for a user of `lang` (the default language's when not translated).
+    pub fn texts_for(&self, lang: Option<Lang>) -> &BotTexts {
+        lang.and_then(|l| self.translations.get(&l))
+            .unwrap_or(&self.texts)
+    }
+
     fn button(&self, id: ButtonId) -> Option<&Button> {
         self.menus
             .values()
@@ -164,6 +195,9 @@ pub struct Reply {
     /// The rule whose answer this is, if any.
     #[serde(skip)]
     pub rule_id: Option<RuleId>,
+    /// Send with Telegram's HTML parse mode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub html: bool,
 }
 
 /// How a message was matched, stored on the inbound message row.
@@ -234,29 +268,67 @@ pub fn keyboard(rows: &[Vec<Button>]) -> Vec<Vec<OutButton>> {
         .collect()
 }
 
+/// The circumstances of an event that the decision depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct Context {
+    /// The user's language (from Telegram), for the bot's texts.
+    pub lang: Option<Lang>,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Self {
+            lang: None,
+            now: chrono::Utc::now(),
+        }
+    }
+}
+
+struct Ctx<'a> {
+    config: &'a BotConfig,
+    texts: &'a BotTexts,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
 /// Decides what to do with one inbound event of a conversation in `status`
 /// (`Closed` means the event opens a new conversation).
-pub fn decide(config: &BotConfig, status: ConvStatus, inbound: &Inbound) -> Decision {
+pub fn decide(
+    config: &BotConfig,
+    status: ConvStatus,
+    inbound: &Inbound,
+    context: Context,
+) -> Decision {
     let status = if status == ConvStatus::Closed {
         ConvStatus::Bot
     } else {
         status
     };
+    let ctx = Ctx {
+        config,
+        texts: config.texts_for(context.lang),
+        now: context.now,
+    };
     match inbound {
-        Inbound::Callback { data } => on_callback(config, status, data),
+        Inbound::Callback { data } => on_callback(&ctx, status, data),
         // With humans involved, whatever the user writes goes to the desk.
         _ if status.with_humans() => Decision::stay(status),
-        Inbound::Command { name, args } => on_command(config, status, name, args),
-        Inbound::Text(text) => on_text(config, status, text),
-        Inbound::Media { .. } => handover(config, HandoverReason::Media),
+        Inbound::Command { name, args } => on_command(&ctx, status, name, args),
+        Inbound::Text(text) => on_text(&ctx, status, text),
+        Inbound::Media { .. } => handover(&ctx, HandoverReason::Media),
     }
 }
 
-fn handover(config: &BotConfig, reason: HandoverReason) -> Decision {
+fn handover(ctx: &Ctx, reason: HandoverReason) -> Decision {
+    let text = if ctx.config.hours.is_open(ctx.now, ctx.config.zone) {
+        &ctx.texts.handover_text
+    } else {
+        &ctx.texts.offhours_text
+    };
     Decision {
         status: ConvStatus::Waiting,
         replies: vec![Reply {
-            text: config.texts.handover_text.clone(),
+            text: text.clone(),
             ..Reply::default()
         }],
         handover: Some(reason),
@@ -276,7 +348,7 @@ fn menu_reply(config: &BotConfig, menu_id: MenuId, text_override: Option<&str>) 
     Some(Reply {
         text: text_override.unwrap_or(&menu.text).to_string(),
         keyboard: keyboard(&menu.rows),
-        rule_id: None,
+        ..Reply::default()
     })
 }
 
@@ -285,22 +357,24 @@ fn rule_reply(rule: &Rule) -> Reply {
         text: rule.answer.clone(),
         keyboard: keyboard(&rule.rows),
         rule_id: Some(rule.id),
+        html: rule.html,
     }
 }
 
-fn on_command(config: &BotConfig, status: ConvStatus, name: &str, args: &str) -> Decision {
+fn on_command(ctx: &Ctx, status: ConvStatus, name: &str, args: &str) -> Decision {
+    let config = ctx.config;
     let reply = match name {
         "start" => config
             .main_menu
-            .and_then(|m| menu_reply(config, m, Some(&config.texts.welcome_text)))
-            .unwrap_or_else(|| text_reply(&config.texts.welcome_text)),
-        "help" => text_reply(&config.texts.help_text),
-        "operator" => return handover(config, HandoverReason::Requested),
+            .and_then(|m| menu_reply(config, m, Some(&ctx.texts.welcome_text)))
+            .unwrap_or_else(|| text_reply(&ctx.texts.welcome_text)),
+        "help" => text_reply(&ctx.texts.help_text),
+        "operator" => return handover(ctx, HandoverReason::Requested),
         other => match config.commands.get(other) {
             Some(cmd) => text_reply(&cmd.response),
             // An unknown command may still be a question ("/delivery cost").
-            None if !args.trim().is_empty() => return on_text(config, status, args),
-            None => text_reply(&config.texts.help_text),
+            None if !args.trim().is_empty() => return on_text(ctx, status, args),
+            None => text_reply(&ctx.texts.help_text),
         },
     };
     Decision {
@@ -309,7 +383,8 @@ fn on_command(config: &BotConfig, status: ConvStatus, name: &str, args: &str) ->
     }
 }
 
-fn on_text(config: &BotConfig, status: ConvStatus, text: &str) -> Decision {
+fn on_text(ctx: &Ctx, status: ConvStatus, text: &str) -> Decision {
+    let config = ctx.config;
     let result: MatchResult = config.matcher.find(text);
     let threshold = config.answer_threshold;
     let best = result
@@ -328,33 +403,35 @@ fn on_text(config: &BotConfig, status: ConvStatus, text: &str) -> Decision {
             replies: vec![rule_reply(rule)],
             ..Decision::stay(status)
         },
-        None => handover(config, HandoverReason::NoMatch),
+        None => handover(ctx, HandoverReason::NoMatch),
     };
     decision.matched = Some(info);
     decision
 }
 
-fn on_callback(config: &BotConfig, status: ConvStatus, data: &str) -> Decision {
+fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
+    let config = ctx.config;
+    let stale = || Some(ctx.texts.stale_button_text.clone());
     let Some(button) = parse_button_callback(data).and_then(|id| config.button(id)) else {
         return Decision {
-            callback_answer: Some(config.texts.stale_button_text.clone()),
+            callback_answer: stale(),
             ..Decision::stay(status)
         };
     };
     let pressed = Some((button.id, button.label.clone()));
     let mut decision = match &button.action {
         ButtonAction::Handover if status.with_humans() => Decision {
-            callback_answer: Some(config.texts.already_waiting_text.clone()),
+            callback_answer: Some(ctx.texts.already_waiting_text.clone()),
             ..Decision::stay(status)
         },
-        ButtonAction::Handover => handover(config, HandoverReason::Button),
+        ButtonAction::Handover => handover(ctx, HandoverReason::Button),
         ButtonAction::Rule { rule_id } => match config.rules.get(rule_id) {
             Some(rule) => Decision {
                 replies: vec![rule_reply(rule)],
                 ..Decision::stay(status)
             },
             None => Decision {
-                callback_answer: Some(config.texts.stale_button_text.clone()),
+                callback_answer: stale(),
                 ..Decision::stay(status)
             },
         },
@@ -368,13 +445,13 @@ fn on_callback(config: &BotConfig, status: ConvStatus, data: &str) -> Decision {
                 ..Decision::stay(status)
             },
             None => Decision {
-                callback_answer: Some(config.texts.stale_button_text.clone()),
+                callback_answer: stale(),
                 ..Decision::stay(status)
             },
         },
         // URL buttons never call back; treat a forged one as stale.
         ButtonAction::Url { .. } => Decision {
-            callback_answer: Some(config.texts.stale_button_text.clone()),
+            callback_answer: stale(),
             ..Decision::stay(status)
         },
     };
@@ -466,6 +543,7 @@ mod tests {
                 id: rule,
                 title: "Opening hours".into(),
                 answer: "We are open 9–18.".into(),
+                html: false,
                 rows: vec![vec![btn(
                     b_rule_in_answer,
                     "Back",
@@ -492,6 +570,11 @@ mod tests {
         Fixture {
             config: BotConfig {
                 texts: BotTexts::defaults(Lang::En),
+                translations: [(Lang::Ru, BotTexts::defaults(Lang::Ru))]
+                    .into_iter()
+                    .collect(),
+                hours: crate::hours::WorkingHours::default(),
+                zone: chrono_tz::Tz::UTC,
                 answer_threshold: 0.5,
                 main_menu: Some(main),
                 menus,
@@ -525,7 +608,12 @@ mod tests {
     #[test]
     fn start_sends_welcome_with_the_main_menu() {
         let f = fixture();
-        let d = decide(&f.config, ConvStatus::Bot, &cmd("start"));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &cmd("start"),
+            Context::default(),
+        );
         assert_eq!(d.status, ConvStatus::Bot);
         assert_eq!(d.replies.len(), 1);
         assert_eq!(d.replies[0].text, f.config.texts.welcome_text);
@@ -547,12 +635,22 @@ mod tests {
     #[test]
     fn help_and_custom_commands_answer_their_text() {
         let f = fixture();
-        let d = decide(&f.config, ConvStatus::Bot, &cmd("help"));
+        let d = decide(&f.config, ConvStatus::Bot, &cmd("help"), Context::default());
         assert_eq!(d.replies[0].text, f.config.texts.help_text);
-        let d = decide(&f.config, ConvStatus::Closed, &cmd("prices"));
+        let d = decide(
+            &f.config,
+            ConvStatus::Closed,
+            &cmd("prices"),
+            Context::default(),
+        );
         assert_eq!(d.replies[0].text, "See our prices");
         assert_eq!(d.status, ConvStatus::Bot);
-        let d = decide(&f.config, ConvStatus::Bot, &cmd("nonsense"));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &cmd("nonsense"),
+            Context::default(),
+        );
         assert_eq!(d.replies[0].text, f.config.texts.help_text);
     }
 
@@ -563,6 +661,7 @@ mod tests {
             &f.config,
             ConvStatus::Bot,
             &Inbound::Text("When are you open?".into()),
+            Context::default(),
         );
         assert_eq!(d.status, ConvStatus::Bot);
         assert_eq!(d.replies[0].text, "We are open 9–18.");
@@ -581,6 +680,7 @@ mod tests {
             &f.config,
             ConvStatus::Bot,
             &Inbound::Text("my parcel is broken".into()),
+            Context::default(),
         );
         assert_eq!(d.status, ConvStatus::Waiting);
         assert_eq!(d.handover, Some(HandoverReason::NoMatch));
@@ -592,7 +692,12 @@ mod tests {
     #[test]
     fn operator_command_and_media_hand_over() {
         let f = fixture();
-        let d = decide(&f.config, ConvStatus::Bot, &cmd("operator"));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &cmd("operator"),
+            Context::default(),
+        );
         assert_eq!(d.handover, Some(HandoverReason::Requested));
         let d = decide(
             &f.config,
@@ -601,6 +706,7 @@ mod tests {
                 kind: "photo".into(),
                 caption: None,
             },
+            Context::default(),
         );
         assert_eq!(d.handover, Some(HandoverReason::Media));
     }
@@ -614,7 +720,7 @@ mod tests {
                 cmd("start"),
                 cmd("operator"),
             ] {
-                let d = decide(&f.config, status, &inbound);
+                let d = decide(&f.config, status, &inbound, Context::default());
                 assert_eq!(d.status, status);
                 assert!(d.replies.is_empty());
                 assert!(d.handover.is_none());
@@ -625,18 +731,43 @@ mod tests {
     #[test]
     fn buttons_do_their_action_and_are_answered() {
         let f = fixture();
-        let d = decide(&f.config, ConvStatus::Bot, &press(f.b_rule));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &press(f.b_rule),
+            Context::default(),
+        );
         assert_eq!(d.replies[0].text, "We are open 9–18.");
         assert_eq!(d.callback_answer.as_deref(), Some(""));
         assert_eq!(d.button.as_ref().unwrap().1, "Hours");
-        let d = decide(&f.config, ConvStatus::Bot, &press(f.b_text));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &press(f.b_text),
+            Context::default(),
+        );
         assert_eq!(d.replies[0].text, "Hello there");
-        let d = decide(&f.config, ConvStatus::Bot, &press(f.b_sub));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &press(f.b_sub),
+            Context::default(),
+        );
         assert_eq!(d.replies[0].text, "More topics");
         assert_eq!(f.config.menus[&f.submenu].rows.len(), 0);
-        let d = decide(&f.config, ConvStatus::Bot, &press(f.b_rule_in_answer));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &press(f.b_rule_in_answer),
+            Context::default(),
+        );
         assert_eq!(d.replies[0].text, "Main");
-        let d = decide(&f.config, ConvStatus::Bot, &press(f.b_handover));
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &press(f.b_handover),
+            Context::default(),
+        );
         assert_eq!(d.status, ConvStatus::Waiting);
         assert_eq!(d.handover, Some(HandoverReason::Button));
         assert_eq!(d.callback_answer.as_deref(), Some(""));
@@ -645,13 +776,69 @@ mod tests {
     #[test]
     fn handover_button_while_waiting_only_reassures() {
         let f = fixture();
-        let d = decide(&f.config, ConvStatus::Waiting, &press(f.b_handover));
+        let d = decide(
+            &f.config,
+            ConvStatus::Waiting,
+            &press(f.b_handover),
+            Context::default(),
+        );
         assert_eq!(d.status, ConvStatus::Waiting);
         assert!(d.replies.is_empty());
         assert_eq!(
             d.callback_answer.as_deref(),
             Some(f.config.texts.already_waiting_text.as_str())
         );
+    }
+
+    #[test]
+    fn texts_follow_the_users_language() {
+        let f = fixture();
+        let ru = Context {
+            lang: Some(Lang::Ru),
+            ..Context::default()
+        };
+        let d = decide(&f.config, ConvStatus::Bot, &cmd("help"), ru);
+        assert_eq!(d.replies[0].text, BotTexts::defaults(Lang::Ru).help_text);
+        let d = decide(&f.config, ConvStatus::Bot, &cmd("help"), Context::default());
+        assert_eq!(d.replies[0].text, f.config.texts.help_text);
+    }
+
+    #[test]
+    fn outside_working_hours_the_handover_says_so() {
+        let mut f = fixture();
+        f.config.hours.days[0] = vec![("09:00".into(), "18:00".into())];
+        // Monday 2026-11-23: 20:00 is closed, 10:00 is open.
+        let at = |t: &str| Context {
+            lang: None,
+            now: chrono::DateTime::parse_from_rfc3339(t)
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+        };
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &cmd("operator"),
+            at("2026-11-23T20:00:00Z"),
+        );
+        assert_eq!(d.status, ConvStatus::Waiting);
+        assert_eq!(d.replies[0].text, f.config.texts.offhours_text);
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &cmd("operator"),
+            at("2026-11-23T10:00:00Z"),
+        );
+        assert_eq!(d.replies[0].text, f.config.texts.handover_text);
+    }
+
+    #[test]
+    fn translations_override_only_what_they_set() {
+        let base = BotTexts::defaults(Lang::En);
+        let t = base.overridden(
+            &serde_json::json!({"welcome_text": "Hi!", "help_text": "  ", "nonsense": "x"}),
+        );
+        assert_eq!(t.welcome_text, "Hi!");
+        assert_eq!(t.help_text, base.help_text);
     }
 
     #[test]
@@ -662,6 +849,7 @@ mod tests {
                 &f.config,
                 ConvStatus::Bot,
                 &Inbound::Callback { data: data.into() },
+                Context::default(),
             );
             assert!(d.replies.is_empty());
             assert_eq!(

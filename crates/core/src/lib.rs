@@ -4,6 +4,8 @@
 
 pub mod bot;
 pub mod conversation;
+pub mod format;
+pub mod hours;
 pub mod ids;
 pub mod matcher;
 pub mod password;

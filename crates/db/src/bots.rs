@@ -50,7 +50,8 @@ pub async fn find_live_by_public_id(
     public_id: &str,
 ) -> Result<Option<Bot>> {
     Ok(sqlx::query_as(&format!(
-        "select {COLUMNS} from bots where public_id = $1 and status <> 'removed'"
+        "select {COLUMNS} from bots b where public_id = $1 and status in ('active', 'error')
+           and exists (select 1 from tenants t where t.id = b.tenant_id and t.status = 'active')"
     ))
     .bind(public_id)
     .fetch_optional(db)
@@ -60,7 +61,7 @@ pub async fn find_live_by_public_id(
 /// The tenant's current bot, if one is connected.
 pub async fn get_live(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Option<Bot>> {
     Ok(sqlx::query_as(&format!(
-        "select {COLUMNS} from bots where tenant_id = $1 and status <> 'removed'"
+        "select {COLUMNS} from bots where tenant_id = $1 and status in ('active', 'error')"
     ))
     .bind(tenant)
     .fetch_optional(db)
@@ -125,7 +126,7 @@ pub async fn update_token(
         "update bots set username = $3, first_name = $4, token_ciphertext = $5, token_nonce = $6,
             token_key_id = $7, token_hint = $8, webhook_secret_hash = $9, webhook_url = $10,
             status = 'active', last_error = null
-         where tenant_id = $1 and id = $2 and status <> 'removed'
+         where tenant_id = $1 and id = $2 and status in ('active', 'error')
          returning {COLUMNS}"
     ))
     .bind(tenant)
@@ -148,7 +149,7 @@ pub async fn mark_removed(db: impl PgExecutor<'_>, tenant: TenantId, id: BotId) 
     let done = sqlx::query(
         "update bots set status = 'removed', removed_at = now(), token_ciphertext = null,
             token_nonce = null, token_key_id = null, webhook_secret_hash = null
-         where tenant_id = $1 and id = $2 and status <> 'removed'",
+         where tenant_id = $1 and id = $2 and status in ('active', 'error')",
     )
     .bind(tenant)
     .bind(id)
@@ -170,7 +171,7 @@ pub async fn set_error(
     sqlx::query(
         "update bots set last_error = $3,
             status = case when $3::text is null then 'active' else 'error' end
-         where tenant_id = $1 and id = $2 and status <> 'removed'",
+         where tenant_id = $1 and id = $2 and status in ('active', 'error')",
     )
     .bind(tenant)
     .bind(id)
@@ -178,4 +179,48 @@ pub async fn set_error(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Records a new webhook secret and URL (and clears an error).
+pub async fn set_webhook(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: BotId,
+    secret_hash: &[u8],
+    url: &str,
+) -> Result<Bot> {
+    sqlx::query_as(&format!(
+        "update bots set webhook_secret_hash = $3, webhook_url = $4, status = 'active', last_error = null
+         where tenant_id = $1 and id = $2 and status in ('active', 'error')
+         returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(secret_hash)
+    .bind(url)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+/// The tenant's sandbox bot (for the "Try it" chat), created on first use. It never talks
+/// to Telegram.
+pub async fn ensure_sandbox(db: impl PgExecutor<'_> + Copy, tenant: TenantId) -> Result<Bot> {
+    sqlx::query(
+        "insert into bots (tenant_id, id, public_id, telegram_bot_id, username, first_name, token_hint, status)
+         values ($1, $2, $3, 0, 'sandbox', 'Sandbox', '', 'sandbox')
+         on conflict (tenant_id) where status = 'sandbox' do nothing",
+    )
+    .bind(tenant)
+    .bind(BotId::new())
+    .bind(format!("sandbox-{}", uuid::Uuid::now_v7().simple()))
+    .execute(db)
+    .await?;
+    sqlx::query_as(&format!(
+        "select {COLUMNS} from bots where tenant_id = $1 and status = 'sandbox'"
+    ))
+    .bind(tenant)
+    .fetch_optional(db)
+    .await?
+    .found()
 }

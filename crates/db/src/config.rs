@@ -21,10 +21,20 @@ pub struct Settings {
     pub answer_threshold: f32,
     pub suggest_threshold: f32,
     pub timezone: String,
+    pub offhours_text: Option<String>,
+    /// `{"ru": {"welcome_text": …}}`: texts for users of other languages.
+    pub translations: serde_json::Value,
+    /// [`switchboard_core::hours::WorkingHours`] as JSON, or null for always open.
+    pub working_hours: Option<serde_json::Value>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Settings {
+    pub fn lang(&self) -> switchboard_core::text::Lang {
+        switchboard_core::text::Lang::from_code(&self.default_language)
+            .unwrap_or(switchboard_core::text::Lang::En)
+    }
+
     pub fn texts(&self) -> BotTexts {
         BotTexts {
             welcome_text: self.welcome_text.clone(),
@@ -33,13 +43,37 @@ impl Settings {
             closing_text: self.closing_text.clone(),
             already_waiting_text: self.already_waiting_text.clone(),
             stale_button_text: self.stale_button_text.clone(),
+            offhours_text: self
+                .offhours_text
+                .clone()
+                .unwrap_or_else(|| BotTexts::defaults(self.lang()).offhours_text),
         }
+    }
+
+    /// The texts for users of `lang`: the translation over that language's defaults.
+    pub fn texts_in(&self, lang: switchboard_core::text::Lang) -> BotTexts {
+        if lang == self.lang() {
+            return self.texts();
+        }
+        let overrides = self
+            .translations
+            .get(lang.code())
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        BotTexts::defaults(lang).overridden(&overrides)
+    }
+
+    pub fn hours(&self) -> switchboard_core::hours::WorkingHours {
+        self.working_hours
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
     }
 }
 
 const SETTINGS_COLUMNS: &str = "tenant_id, default_language, welcome_text, help_text,
     handover_text, closing_text, already_waiting_text, stale_button_text, answer_threshold,
-    suggest_threshold, timezone, updated_at";
+    suggest_threshold, timezone, offhours_text, translations, working_hours, updated_at";
 
 /// Creates a tenant's settings with the default texts of its language.
 pub async fn insert_default_settings(
@@ -50,8 +84,8 @@ pub async fn insert_default_settings(
     let t = BotTexts::defaults(lang);
     Ok(sqlx::query_as(&format!(
         "insert into bot_settings (tenant_id, default_language, welcome_text, help_text,
-            handover_text, closing_text, already_waiting_text, stale_button_text)
-         values ($1, $2, $3, $4, $5, $6, $7, $8) returning {SETTINGS_COLUMNS}"
+            handover_text, closing_text, already_waiting_text, stale_button_text, offhours_text)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning {SETTINGS_COLUMNS}"
     ))
     .bind(tenant)
     .bind(lang.code())
@@ -61,6 +95,7 @@ pub async fn insert_default_settings(
     .bind(&t.closing_text)
     .bind(&t.already_waiting_text)
     .bind(&t.stale_button_text)
+    .bind(&t.offhours_text)
     .fetch_one(db)
     .await?)
 }
@@ -86,6 +121,11 @@ pub struct SettingsPatch {
     pub stale_button_text: Option<String>,
     pub answer_threshold: Option<f32>,
     pub default_language: Option<String>,
+    pub offhours_text: Option<String>,
+    pub translations: Option<serde_json::Value>,
+    pub timezone: Option<String>,
+    /// `Some(None)` sets "always open".
+    pub working_hours: Option<Option<serde_json::Value>>,
 }
 
 pub async fn update_settings(
@@ -102,7 +142,11 @@ pub async fn update_settings(
             already_waiting_text = coalesce($6, already_waiting_text),
             stale_button_text = coalesce($7, stale_button_text),
             answer_threshold = coalesce($8, answer_threshold),
-            default_language = coalesce($9, default_language)
+            default_language = coalesce($9, default_language),
+            offhours_text = coalesce($10, offhours_text),
+            translations = coalesce($11, translations),
+            timezone = coalesce($12, timezone),
+            working_hours = case when $13 then $14 else working_hours end
          where tenant_id = $1 returning {SETTINGS_COLUMNS}"
     ))
     .bind(tenant)
@@ -114,6 +158,11 @@ pub async fn update_settings(
     .bind(&patch.stale_button_text)
     .bind(patch.answer_threshold)
     .bind(&patch.default_language)
+    .bind(&patch.offhours_text)
+    .bind(&patch.translations)
+    .bind(&patch.timezone)
+    .bind(patch.working_hours.is_some())
+    .bind(patch.working_hours.clone().flatten())
     .fetch_optional(db)
     .await?
     .found()

@@ -222,3 +222,18 @@ pub async fn list(
     .fetch_all(db)
     .await?)
 }
+
+/// The end user's open conversation, if any (not locked).
+pub async fn open_for_user(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    end_user: EndUserId,
+) -> Result<Option<Conversation>> {
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from conversations where tenant_id = $1 and end_user_id = $2 and status <> 'closed'"
+    ))
+    .bind(tenant)
+    .bind(end_user)
+    .fetch_optional(db)
+    .await?)
+}

@@ -150,6 +150,9 @@ pub struct Record {
     pub inbound: InboundRecord,
     pub outbound: Vec<OutboundRecord>,
     pub events: Vec<EventRecord>,
+    /// Test traffic from the "Try it" chat: the conversation is marked as a test, replies
+    /// are stored as delivered and no delivery job is queued.
+    pub sandbox: bool,
 }
 
 /// Writes what an update decided, in one statement: the conversation (new or changed),
@@ -170,8 +173,8 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
     sqlx::query(
         "with new_conv as (
             insert into conversations (tenant_id, id, bot_id, end_user_id, status, handover_reason,
-                waiting_since)
-            select $1, $2, $3, $4, $6, $7, case when $6 = 'waiting' then now() end
+                waiting_since, is_test)
+            select $1, $2, $3, $4, $6, $7, case when $6 = 'waiting' then now() end, $25
             where $5
             returning id
          ), changed_conv as (
@@ -185,14 +188,17 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
             returning id
          ), msgs as (
             insert into messages (tenant_id, conversation_id, end_user_id, direction, sender, kind,
-                text, payload, rule_id, score, match, update_id, telegram_message_id, delivery_status)
-            select $1, $2, $4, dir, snd, knd, txt, pl, rl, sc, mt, upd, tmid, ds
+                text, payload, rule_id, score, match, update_id, telegram_message_id, delivery_status,
+                sent_at)
+            select $1, $2, $4, dir, snd, knd, txt, pl, rl, sc, mt, upd, tmid, ds,
+                case when ds = 'sent' then now() end
             from (
                 select 0 as ord, 'in' as dir, 'user' as snd, $8::text as knd, $9::text as txt,
                        $10::jsonb as pl, $11::uuid as rl, $12::real as sc, $13::jsonb as mt,
                        $14::bigint as upd, $15::bigint as tmid, null::text as ds
                 union all
-                select o.ord, 'out', 'bot', 'text', o.txt, o.pl, o.rl, null, null, null, null, 'pending'
+                select o.ord, 'out', 'bot', 'text', o.txt, o.pl, o.rl, null, null, null, null,
+                       case when $25 then 'sent' else 'pending' end
                 from unnest($16::text[], $17::jsonb[], $18::uuid[]) with ordinality as o(txt, pl, rl, ord)
             ) m
             order by ord
@@ -205,7 +211,7 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
          ), job as (
             insert into apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority)
             select $21, $24, $22, 'Pending', 0, $23, now(), 0
-            where cardinality($16::text[]) > 0
+            where cardinality($16::text[]) > 0 and not $25
             returning 1
          )
          select
@@ -238,6 +244,7 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
     .bind(DELIVERY_QUEUE)
     .bind(DELIVERY_JOB_MAX_ATTEMPTS)
     .bind(crate::outbox::job_id())
+    .bind(r.sandbox)
     .execute(conn)
     .await?;
     Ok(())

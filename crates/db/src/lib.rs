@@ -5,6 +5,7 @@
 //! Functions take `impl PgExecutor` (or `&mut PgConnection`) so that callers compose them
 //! in one transaction.
 
+pub mod accounts;
 pub mod bots;
 pub mod config;
 pub mod conversations;
@@ -16,6 +17,7 @@ pub mod inbox;
 pub mod messages;
 pub mod notify;
 pub mod outbox;
+pub mod overview;
 pub mod platform;
 pub mod pool;
 pub mod rules;

@@ -320,3 +320,23 @@ pub async fn requeue_failed(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// An end user's latest messages across conversations, oldest first.
+pub async fn recent_for_end_user(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    end_user: EndUserId,
+    limit: i64,
+) -> Result<Vec<MessageRow>> {
+    let mut rows: Vec<MessageRow> = sqlx::query_as(&format!(
+        "select {COLUMNS} from messages where tenant_id = $1 and end_user_id = $2
+         order by id desc limit $3"
+    ))
+    .bind(tenant)
+    .bind(end_user)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.reverse();
+    Ok(rows)
+}

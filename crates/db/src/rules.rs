@@ -17,12 +17,13 @@ pub struct RuleRow {
     pub priority: i32,
     pub enabled: bool,
     pub featured: bool,
+    pub format: String,
     pub hit_count: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, title, answer, examples, keywords, priority, enabled, featured,
+const COLUMNS: &str = "id, title, answer, examples, keywords, priority, enabled, featured, format,
     hit_count, created_at, updated_at";
 
 /// Filters for listing rules.
@@ -64,6 +65,64 @@ pub async fn list(
     .await?)
 }
 
+/// How often each rule answered (inbound messages matched to it), all time.
+pub async fn hit_counts(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+) -> Result<std::collections::HashMap<RuleId, i64>> {
+    let rows: Vec<(RuleId, i64)> = sqlx::query_as(
+        "select rule_id, count(*) from messages
+         where tenant_id = $1 and direction = 'in' and rule_id is not null
+         group by rule_id",
+    )
+    .bind(tenant)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Turns rules on or off in bulk; returns how many changed.
+pub async fn set_enabled(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    ids: &[RuleId],
+    enabled: bool,
+) -> Result<u64> {
+    let raw: Vec<uuid::Uuid> = ids.iter().map(|i| i.0).collect();
+    Ok(sqlx::query("update answer_rules set enabled = $3 where tenant_id = $1 and id = any($2) and enabled <> $3")
+        .bind(tenant)
+        .bind(&raw)
+        .bind(enabled)
+        .execute(db)
+        .await?
+        .rows_affected())
+}
+
+/// Every rule of the tenant (for export).
+pub async fn all(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<RuleRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from answer_rules where tenant_id = $1 order by created_at, id"
+    ))
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A rule by its exact title (import matches on it).
+pub async fn find_by_title(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    title: &str,
+) -> Result<Option<RuleRow>> {
+    Ok(sqlx::query_as(&format!(
+        "select {COLUMNS} from answer_rules where tenant_id = $1 and title = $2 order by created_at limit 1"
+    ))
+    .bind(tenant)
+    .bind(title)
+    .fetch_optional(db)
+    .await?)
+}
+
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -101,6 +160,8 @@ pub struct RuleInput {
     pub priority: i32,
     pub enabled: bool,
     pub featured: bool,
+    /// `plain` or `html` (Telegram's HTML formatting).
+    pub format: String,
 }
 
 pub async fn insert(
@@ -111,8 +172,8 @@ pub async fn insert(
 ) -> Result<RuleRow> {
     Ok(sqlx::query_as(&format!(
         "insert into answer_rules (tenant_id, id, title, answer, examples, keywords, priority,
-            enabled, featured)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning {COLUMNS}"
+            enabled, featured, format)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning {COLUMNS}"
     ))
     .bind(tenant)
     .bind(id)
@@ -123,6 +184,7 @@ pub async fn insert(
     .bind(r.priority)
     .bind(r.enabled)
     .bind(r.featured)
+    .bind(&r.format)
     .fetch_one(db)
     .await?)
 }
@@ -135,7 +197,7 @@ pub async fn update(
 ) -> Result<RuleRow> {
     sqlx::query_as(&format!(
         "update answer_rules set title = $3, answer = $4, examples = $5, keywords = $6,
-            priority = $7, enabled = $8, featured = $9
+            priority = $7, enabled = $8, featured = $9, format = $10
          where tenant_id = $1 and id = $2 returning {COLUMNS}"
     ))
     .bind(tenant)
@@ -147,6 +209,7 @@ pub async fn update(
     .bind(r.priority)
     .bind(r.enabled)
     .bind(r.featured)
+    .bind(&r.format)
     .fetch_optional(db)
     .await?
     .found()

@@ -10,6 +10,7 @@ use parking_lot::RwLock;
 use sqlx::PgPool;
 use switchboard_core::bot::{BotConfig, Command, Menu, Rule};
 use switchboard_core::matcher::{MatcherIndex, RuleSpec};
+use switchboard_core::text::Lang;
 use switchboard_core::vault::{SecretPurpose, Vault};
 use switchboard_core::{BotId, TenantId};
 use switchboard_db::config::{rows_of, ButtonRow};
@@ -26,12 +27,27 @@ pub struct BotEntry {
     pub public_id: String,
     pub username: String,
     pub webhook_secret_hash: Vec<u8>,
+    /// The tenant's "Try it" bot: replies are stored as delivered, nothing goes to Telegram.
+    pub sandbox: bool,
     token: Zeroizing<String>,
 }
 
 impl BotEntry {
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The sandbox bot of a tenant (no token, no webhook).
+    pub fn sandbox(tenant_id: TenantId, bot_id: BotId) -> Self {
+        Self {
+            tenant_id,
+            bot_id,
+            public_id: String::new(),
+            username: "sandbox".into(),
+            webhook_secret_hash: Vec::new(),
+            sandbox: true,
+            token: Zeroizing::new(String::new()),
+        }
     }
 }
 
@@ -107,6 +123,7 @@ impl Caches {
             public_id: row.public_id.clone(),
             username: row.username.clone(),
             webhook_secret_hash: secret_hash,
+            sandbox: false,
             token,
         }))
     }
@@ -155,7 +172,7 @@ impl Caches {
             return Ok(None);
         };
         let entry = Arc::new(entry);
-        if row.status != "removed" {
+        if row.status == "active" || row.status == "error" {
             self.store_bot(generation, &entry);
         }
         Ok(Some(entry))
@@ -231,6 +248,7 @@ pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, D
                     id: r.id,
                     title: r.title.clone(),
                     answer: r.answer.clone(),
+                    html: r.format == "html",
                     rows: rows_of(&of_rule(r.id)),
                 },
             )
@@ -250,8 +268,17 @@ pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, D
             )
         })
         .collect();
+    let default_lang = settings.lang();
+    let translations = [Lang::En, Lang::Ru]
+        .into_iter()
+        .filter(|l| *l != default_lang)
+        .map(|l| (l, settings.texts_in(l)))
+        .collect();
     Ok(BotConfig {
         texts: settings.texts(),
+        translations,
+        hours: settings.hours(),
+        zone: switchboard_core::hours::parse_zone(&settings.timezone).unwrap_or(chrono_tz::Tz::UTC),
         answer_threshold: settings.answer_threshold,
         main_menu: menu_rows.iter().find(|m| m.is_main).map(|m| m.id),
         menus,

@@ -163,6 +163,12 @@ impl Telegram {
             report.failed += 1;
             return Ok(());
         };
+        if bot.sandbox {
+            // The "Try it" chat reads replies from the database.
+            messages::mark_sent(&self.pool, tenant, m.id, 0).await?;
+            report.sent += 1;
+            return Ok(());
+        }
         self.limiter.acquire(job.bot_id).await;
         let mut payload = SendMessage::new(ChatId(m.chat_id), m.text.clone());
         payload.reply_markup = keyboard_markup(m.payload.as_ref()).map(ReplyMarkup::InlineKeyboard);

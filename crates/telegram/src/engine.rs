@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use switchboard_core::bot::{decide, Reply};
+use switchboard_core::bot::{decide, Context, Reply};
+use switchboard_core::text::Lang;
 use switchboard_core::text::{split_message, TELEGRAM_TEXT_LIMIT};
 use switchboard_core::{ConvStatus, ConversationId, EndUserId};
 use switchboard_db::events::{Actor, NewEvent};
@@ -55,8 +56,14 @@ pub(crate) fn outbound_rows(
         let parts = split_message(&reply.text, TELEGRAM_TEXT_LIMIT);
         let last = parts.len() - 1;
         for (i, part) in parts.into_iter().enumerate() {
-            let payload = (i == last && !reply.keyboard.is_empty())
-                .then(|| json!({ "keyboard": reply.keyboard }));
+            let mut payload = serde_json::Map::new();
+            if i == last && !reply.keyboard.is_empty() {
+                payload.insert("keyboard".into(), json!(reply.keyboard));
+            }
+            if reply.html {
+                payload.insert("parse_mode".into(), json!("HTML"));
+            }
+            let payload = (!payload.is_empty()).then_some(Value::Object(payload));
             rows.push(NewOutbound {
                 conversation_id: conversation,
                 end_user_id: end_user,
@@ -166,7 +173,11 @@ impl Telegram {
         let before = received
             .conversation
             .map_or(ConvStatus::Closed, |(_, status, _)| status);
-        let decision = decide(&config, before, &act.inbound);
+        let context = Context {
+            lang: act.user.language_code.as_deref().and_then(Lang::from_code),
+            now: chrono::Utc::now(),
+        };
+        let decision = decide(&config, before, &act.inbound, context);
 
         let (conversation, new_conversation) = match received.conversation {
             Some((id, _, _)) => (id, false),
@@ -224,10 +235,11 @@ impl Telegram {
             },
             outbound,
             events,
+            sandbox: bot.sandbox,
         };
         inbound::record(&mut tx, tenant, &record).await?;
         tx.commit().await?;
-        if !record.outbound.is_empty() {
+        if !record.outbound.is_empty() && !bot.sandbox {
             self.notifier.jobs_queued();
         }
         if decision.status.with_humans() || before.with_humans() {

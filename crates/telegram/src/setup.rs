@@ -251,3 +251,50 @@ impl Telegram {
         Ok(self.api.call(entry.token(), &GetWebhookInfo::new()).await?)
     }
 }
+
+impl Telegram {
+    /// Registers the webhook again with a fresh secret (e.g. after the public URL changed
+    /// or Telegram reports delivery errors).
+    pub async fn reregister_webhook(
+        &self,
+        tenant: TenantId,
+        actor: Actor,
+    ) -> Result<Bot, SetupError> {
+        let bot = bots::get_live(&self.pool, tenant)
+            .await?
+            .ok_or(SetupError::NoBot)?;
+        let entry = self
+            .caches
+            .bot(tenant, bot.id)
+            .await
+            .map_err(|e| SetupError::InvalidToken(e.to_string()))?
+            .ok_or(SetupError::NoBot)?;
+        let secret = random_token(48);
+        let webhook_url = self.webhook_url(&bot.public_id);
+        let mut tx = self.pool.begin().await?;
+        let saved = bots::set_webhook(
+            &mut *tx,
+            tenant,
+            bot.id,
+            &secret_digest(&secret),
+            &webhook_url,
+        )
+        .await?;
+        let url = url::Url::parse(&webhook_url)
+            .map_err(|e| SetupError::InvalidToken(format!("the public URL is not valid: {e}")))?;
+        let mut hook = SetWebhook::new(url);
+        hook.secret_token = Some(secret);
+        hook.allowed_updates = Some(allowed_updates());
+        self.api.call(entry.token(), &hook).await?;
+        events::insert(
+            &mut tx,
+            tenant,
+            NewEvent::new("bot.webhook_registered", actor)
+                .data(json!({"bot_id": bot.id, "url": webhook_url})),
+        )
+        .await?;
+        tx.commit().await?;
+        self.caches.invalidate(tenant);
+        Ok(saved)
+    }
+}

@@ -1,24 +1,103 @@
 //! Switchboard's HTTP side (axum): the Telegram webhook endpoint, the REST API with its
-//! OpenAPI document, and health checks. One module per resource, each exposing a router;
-//! [`app`] merges them.
+//! OpenAPI document, the web panel (sessions, CSRF, pages), static assets and health
+//! checks. One module per resource or screen, each exposing a router; [`app`] merges them.
 
 pub mod api;
 pub mod auth;
+pub mod csrf;
 pub mod error;
 pub mod health;
+pub mod i18n;
+pub mod mail;
+pub mod oauth;
+pub mod pages;
+pub mod session;
 pub mod state;
+pub mod static_files;
+pub mod templates;
 pub mod webhook;
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue};
-use axum::Router;
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::{middleware, Router};
+use axum_login::AuthManagerLayerBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
 
-pub use state::AppState;
+pub use state::{AppState, WebSettings};
+
+/// The session table (tower-sessions' own schema), created if missing.
+pub async fn migrate_sessions(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    PostgresStore::new(pool.clone()).migrate().await
+}
+
+/// Deletes expired sessions every few minutes (until the pool closes).
+pub async fn delete_expired_sessions(pool: sqlx::PgPool) {
+    use tower_sessions::ExpiredDeletion;
+    let store = PostgresStore::new(pool);
+    if let Err(e) = store
+        .continuously_delete_expired(tokio::time::Duration::from_secs(300))
+        .await
+    {
+        tracing::warn!(error = %e, "expired session cleanup stopped");
+    }
+}
+
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+    script-src 'self'; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; \
+    base-uri 'self'; form-action 'self'";
+
+/// The web panel with its session, authentication, CSRF and error-page layers.
+fn panel(state: &AppState) -> Router<AppState> {
+    let settings = &state.web.settings;
+    let secure = settings.secure_cookies();
+    let idle = time::Duration::seconds(settings.session_idle.as_secs() as i64);
+    let sessions = SessionManagerLayer::new(PostgresStore::new(state.pool.clone()))
+        .with_name(if secure {
+            "__Host-sb_session"
+        } else {
+            "sb_session"
+        })
+        .with_secure(secure)
+        .with_http_only(true)
+        // Lax, so the browser sends the cookie back from an OAuth provider's redirect.
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(idle));
+    let auth = AuthManagerLayerBuilder::new(state.web.backend.clone(), sessions).build();
+    let mut router = pages::router()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            pages::render_errors,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::protect))
+        .layer(auth)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+        ));
+    if secure {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    router
+}
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
@@ -26,6 +105,8 @@ pub fn app(state: AppState) -> Router {
         .merge(webhook::router())
         .merge(api::router())
         .merge(health::router())
+        .merge(static_files::router())
+        .merge(panel(&state))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -40,7 +121,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                // The webhook path carries only the bot's public id; never log headers (secrets).
+                // Paths only: never headers or bodies (secrets, tokens).
                 tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
             }),
         )

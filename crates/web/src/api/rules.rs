@@ -41,6 +41,8 @@ pub struct RuleOut {
     pub enabled: bool,
     /// Wins ties between equally good rules (higher first).
     pub priority: i32,
+    /// `plain` or `html`.
+    pub format: String,
     /// Buttons sent with the answer, row by row.
     pub buttons: Vec<Vec<ButtonOut>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -58,6 +60,8 @@ pub struct RuleIn {
     pub keywords: Vec<String>,
     pub enabled: Option<bool>,
     pub priority: Option<i32>,
+    /// `plain` (default) or `html` (Telegram's HTML formatting).
+    pub format: Option<String>,
     pub buttons: Option<Vec<Vec<ButtonIn>>>,
 }
 
@@ -71,6 +75,7 @@ pub struct RulePatch {
     pub keywords: Option<Vec<String>>,
     pub enabled: Option<bool>,
     pub priority: Option<i32>,
+    pub format: Option<String>,
     pub buttons: Option<Vec<Vec<ButtonIn>>>,
 }
 
@@ -95,13 +100,15 @@ async fn rule_out(state: &AppState, tenant: TenantId, r: RuleRow) -> ApiResult<R
         keywords: r.keywords,
         enabled: r.enabled,
         priority: r.priority,
+        format: r.format,
         buttons: rows_out(&rows),
         created_at: r.created_at,
         updated_at: r.updated_at,
     })
 }
 
-fn clean_list(items: &[String]) -> Vec<String> {
+/// Trims, drops empty and repeated items.
+pub fn clean_list(items: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for i in items {
         let t = i.trim().to_string();
@@ -112,11 +119,21 @@ fn clean_list(items: &[String]) -> Vec<String> {
     out
 }
 
-fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
+/// Checks a rule as written by an admin (shared by the API and the panel).
+pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
     errors.check("title", validate::text(&r.title, 200));
     errors.check("answer", validate::text(&r.answer, 20_000));
     errors.check("examples", validate::text_list(&r.examples, 1000, 500));
     errors.check("keywords", validate::text_list(&r.keywords, 200, 100));
+    match r.format.as_str() {
+        "plain" => {}
+        "html" => {
+            if let Err(e) = switchboard_core::format::check_telegram_html(&r.answer) {
+                errors.add("answer", e.to_string());
+            }
+        }
+        _ => errors.add("format", "must be plain or html"),
+    }
 }
 
 /// Rules, oldest first, with search and filters.
@@ -152,6 +169,7 @@ async fn list_rules(
                 keywords: r.keywords,
                 enabled: r.enabled,
                 priority: r.priority,
+                format: r.format,
                 created_at: r.created_at,
                 updated_at: r.updated_at,
             }
@@ -177,6 +195,7 @@ async fn create_rule(
         priority: body.priority.unwrap_or(0),
         enabled: body.enabled.unwrap_or(true),
         featured: false,
+        format: body.format.clone().unwrap_or_else(|| "plain".into()),
     };
     let mut errors = Invalid::new();
     validate_rule(&input, &mut errors);
@@ -252,6 +271,7 @@ async fn update_rule(
         priority: body.priority.unwrap_or(current.priority),
         enabled: body.enabled.unwrap_or(current.enabled),
         featured: current.featured,
+        format: body.format.clone().unwrap_or(current.format.clone()),
     };
     let mut errors = Invalid::new();
     validate_rule(&input, &mut errors);

@@ -39,11 +39,22 @@ pub struct SettingsOut {
     pub answer_threshold: f32,
     /// en or ru: the language of the default texts and command descriptions.
     pub default_language: String,
+    /// Sent instead of the hand-over text outside working hours.
+    pub offhours_text: String,
+    /// IANA time zone of the working hours, e.g. Europe/Moscow.
+    pub timezone: String,
+    /// `{"days": [[["09:00","18:00"]], …]}` Monday first; null: always open.
+    #[schema(value_type = Option<Object>)]
+    pub working_hours: Option<serde_json::Value>,
+    /// Texts for users of the other language: `{"ru": {"welcome_text": "…"}}`.
+    #[schema(value_type = Object)]
+    pub translations: serde_json::Value,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl From<Settings> for SettingsOut {
     fn from(s: Settings) -> Self {
+        let offhours_text = s.texts().offhours_text;
         SettingsOut {
             welcome_text: s.welcome_text,
             help_text: s.help_text,
@@ -52,7 +63,11 @@ impl From<Settings> for SettingsOut {
             already_waiting_text: s.already_waiting_text,
             stale_button_text: s.stale_button_text,
             answer_threshold: s.answer_threshold,
+            offhours_text,
             default_language: s.default_language,
+            timezone: s.timezone,
+            working_hours: s.working_hours,
+            translations: s.translations,
             updated_at: s.updated_at,
         }
     }
@@ -69,6 +84,84 @@ pub struct SettingsPatchIn {
     pub stale_button_text: Option<String>,
     pub answer_threshold: Option<f32>,
     pub default_language: Option<String>,
+    pub offhours_text: Option<String>,
+    pub timezone: Option<String>,
+    /// Null for "always open".
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub working_hours: Option<Option<serde_json::Value>>,
+    #[schema(value_type = Option<Object>)]
+    pub translations: Option<serde_json::Value>,
+}
+
+/// Tells an absent field (keep) from an explicit null (clear).
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<serde_json::Value>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+/// Checks the texts, hours and zone of a settings change (shared with the panel).
+pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
+    let texts = [
+        ("welcome_text", &p.welcome_text, 4096),
+        ("help_text", &p.help_text, 4096),
+        ("handover_text", &p.handover_text, 4096),
+        ("closing_text", &p.closing_text, 4096),
+        ("offhours_text", &p.offhours_text, 4096),
+        ("already_waiting_text", &p.already_waiting_text, 200),
+        ("stale_button_text", &p.stale_button_text, 200),
+    ];
+    for (field, value, limit) in texts {
+        if let Some(v) = value {
+            errors.check(
+                field,
+                validate::text(v, limit).and_then(|_| validate::message_text(v)),
+            );
+        }
+    }
+    if let Some(t) = p.answer_threshold {
+        if !(0.0..=1.0).contains(&t) || t.is_nan() {
+            errors.add("answer_threshold", "must be between 0 and 1");
+        }
+    }
+    if let Some(l) = &p.default_language {
+        if l != "en" && l != "ru" {
+            errors.add("default_language", "must be en or ru");
+        }
+    }
+    if let Some(z) = &p.timezone {
+        if let Err(e) = switchboard_core::hours::parse_zone(z) {
+            errors.add("timezone", e.to_string());
+        }
+    }
+    if let Some(Some(h)) = &p.working_hours {
+        match serde_json::from_value::<switchboard_core::hours::WorkingHours>(h.clone()) {
+            Ok(hours) => {
+                if let Err(e) = hours.validate() {
+                    errors.add("working_hours", e.to_string());
+                }
+            }
+            Err(_) => errors.add(
+                "working_hours",
+                "must be {\"days\": [7 lists of [\"HH:MM\", \"HH:MM\"] pairs]}",
+            ),
+        }
+    }
+    if let Some(t) = &p.translations {
+        let ok = t.as_object().is_some_and(|langs| {
+            langs.iter().all(|(lang, texts)| {
+                (lang == "en" || lang == "ru")
+                    && texts.as_object().is_some_and(|m| {
+                        m.values()
+                            .all(|v| v.as_str().is_some_and(|s| s.chars().count() <= 4096))
+                    })
+            })
+        });
+        if !ok {
+            errors.add("translations", "must be {\"en\"|\"ru\": {text name: text}}");
+        }
+    }
 }
 
 /// The bot's settings.
@@ -92,46 +185,6 @@ async fn patch_settings(
     ApiJson(body): ApiJson<SettingsPatchIn>,
 ) -> ApiResult<Json<SettingsOut>> {
     p.require(Permission::WriteConfig)?;
-    let mut errors = Invalid::new();
-    let texts = [
-        ("welcome_text", &body.welcome_text),
-        ("help_text", &body.help_text),
-        ("handover_text", &body.handover_text),
-        ("closing_text", &body.closing_text),
-        ("already_waiting_text", &body.already_waiting_text),
-        ("stale_button_text", &body.stale_button_text),
-    ];
-    for (field, value) in texts {
-        if let Some(v) = value {
-            let limit = if field.ends_with("_button_text") || field == "already_waiting_text" {
-                200
-            } else {
-                4096
-            };
-            errors.check(
-                field,
-                validate::text(v, limit).and_then(|_| validate::message_text(v)),
-            );
-        }
-    }
-    if let Some(t) = body.answer_threshold {
-        if !(0.0..=1.0).contains(&t) || t.is_nan() {
-            errors.add("answer_threshold", "must be between 0 and 1");
-        }
-    }
-    if let Some(l) = &body.default_language {
-        if l != "en" && l != "ru" {
-            errors.add("default_language", "must be en or ru");
-        }
-    }
-    errors.into_result()?;
-    let changed: Vec<&str> = texts
-        .iter()
-        .filter(|(_, v)| v.is_some())
-        .map(|(f, _)| *f)
-        .chain(body.answer_threshold.map(|_| "answer_threshold"))
-        .chain(body.default_language.as_ref().map(|_| "default_language"))
-        .collect();
     let patch = SettingsPatch {
         welcome_text: body.welcome_text.clone(),
         help_text: body.help_text.clone(),
@@ -141,7 +194,15 @@ async fn patch_settings(
         stale_button_text: body.stale_button_text.clone(),
         answer_threshold: body.answer_threshold,
         default_language: body.default_language.clone(),
+        offhours_text: body.offhours_text.clone(),
+        timezone: body.timezone.clone(),
+        working_hours: body.working_hours.clone(),
+        translations: body.translations.clone(),
     };
+    let mut errors = Invalid::new();
+    validate_patch(&patch, &mut errors);
+    errors.into_result()?;
+    let changed = changed_fields(&patch);
     let mut tx = state.pool.begin().await?;
     let saved = config::update_settings(&mut *tx, p.tenant, &patch).await?;
     events::insert(
@@ -155,6 +216,31 @@ async fn patch_settings(
         republish_commands(&state, p.tenant);
     }
     Ok(Json(saved.into()))
+}
+
+/// The names of the fields a change sets (for the events log).
+pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let fields: [(&'static str, bool); 12] = [
+        ("welcome_text", p.welcome_text.is_some()),
+        ("help_text", p.help_text.is_some()),
+        ("handover_text", p.handover_text.is_some()),
+        ("closing_text", p.closing_text.is_some()),
+        ("already_waiting_text", p.already_waiting_text.is_some()),
+        ("stale_button_text", p.stale_button_text.is_some()),
+        ("answer_threshold", p.answer_threshold.is_some()),
+        ("default_language", p.default_language.is_some()),
+        ("offhours_text", p.offhours_text.is_some()),
+        ("timezone", p.timezone.is_some()),
+        ("working_hours", p.working_hours.is_some()),
+        ("translations", p.translations.is_some()),
+    ];
+    for (name, set) in fields {
+        if set {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// Publishes the bot's command list to Telegram in the background (best effort).

@@ -1,0 +1,586 @@
+//! Accounts for the web panel: memberships listing, invitations, password resets,
+//! login throttling, the development mailbox, team management.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use switchboard_core::{ApiTokenId, Role, TenantId, UserId};
+
+use crate::error::OptionExt;
+use crate::{DbError, Result};
+
+/// A tenant the user belongs to, with their role there.
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct MembershipOf {
+    pub tenant_id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+}
+
+pub async fn memberships_of(db: impl PgExecutor<'_>, user: UserId) -> Result<Vec<MembershipOf>> {
+    Ok(sqlx::query_as(
+        "select t.id as tenant_id, t.slug, t.name, t.status, m.role
+         from memberships m join tenants t on t.id = m.tenant_id
+         where m.user_id = $1 order by t.name, t.slug",
+    )
+    .bind(user)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A member as the team page shows them.
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct Member {
+    pub user_id: UserId,
+    pub email: String,
+    pub display_name: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub joined_at: DateTime<Utc>,
+}
+
+pub async fn members(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<Member>> {
+    Ok(sqlx::query_as(
+        "select u.id as user_id, u.email, u.display_name, m.role, u.last_login_at, m.created_at as joined_at
+         from memberships m join users u on u.id = m.user_id
+         where m.tenant_id = $1
+         order by case m.role when 'owner' then 0 when 'admin' then 1 else 2 end, lower(u.email)",
+    )
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn count_owners(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "select count(*) from memberships where tenant_id = $1 and role = 'owner'",
+    )
+    .bind(tenant)
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn set_role(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    user: UserId,
+    role: Role,
+) -> Result<()> {
+    let done =
+        sqlx::query("update memberships set role = $3 where tenant_id = $1 and user_id = $2")
+            .bind(tenant)
+            .bind(user)
+            .bind(role.as_str())
+            .execute(db)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn remove_member(db: impl PgExecutor<'_>, tenant: TenantId, user: UserId) -> Result<()> {
+    let done = sqlx::query("delete from memberships where tenant_id = $1 and user_id = $2")
+        .bind(tenant)
+        .bind(user)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+// Invitations ------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct Invitation {
+    pub id: uuid::Uuid,
+    pub tenant_id: TenantId,
+    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+const INVITATION_COLUMNS: &str = "id, tenant_id, email, role, expires_at, accepted_at, created_at";
+
+pub async fn insert_invitation(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    email: &str,
+    role: Role,
+    token_hash: &[u8],
+    invited_by: UserId,
+    expires_at: DateTime<Utc>,
+) -> Result<Invitation> {
+    Ok(sqlx::query_as(&format!(
+        "insert into invitations (tenant_id, id, email, role, token_hash, invited_by, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7) returning {INVITATION_COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(uuid::Uuid::now_v7())
+    .bind(email.trim())
+    .bind(role.as_str())
+    .bind(token_hash)
+    .bind(invited_by)
+    .bind(expires_at)
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn pending_invitations(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+) -> Result<Vec<Invitation>> {
+    Ok(sqlx::query_as(&format!(
+        "select {INVITATION_COLUMNS} from invitations
+         where tenant_id = $1 and accepted_at is null and expires_at > now()
+         order by created_at desc"
+    ))
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
+}
+
+/// An invitation by its token (any tenant: the token is the capability).
+pub async fn invitation_by_token(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+) -> Result<Option<Invitation>> {
+    Ok(sqlx::query_as(&format!(
+        "select {INVITATION_COLUMNS} from invitations where token_hash = $1"
+    ))
+    .bind(token_hash)
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn mark_invitation_accepted(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: uuid::Uuid,
+) -> Result<()> {
+    sqlx::query("update invitations set accepted_at = now() where tenant_id = $1 and id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke_invitation(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: uuid::Uuid,
+) -> Result<()> {
+    let done = sqlx::query(
+        "delete from invitations where tenant_id = $1 and id = $2 and accepted_at is null",
+    )
+    .bind(tenant)
+    .bind(id)
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Adds the member, or changes their role if they already are one.
+pub async fn upsert_member(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    user: UserId,
+    role: Role,
+) -> Result<()> {
+    sqlx::query(
+        "insert into memberships (tenant_id, user_id, role) values ($1, $2, $3)
+         on conflict (tenant_id, user_id) do update set role = excluded.role",
+    )
+    .bind(tenant)
+    .bind(user)
+    .bind(role.as_str())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+// Passwords ---------------------------------------------------------------------------------
+
+pub async fn insert_password_reset(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+    token_hash: &[u8],
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "insert into password_resets (token_hash, user_id, expires_at) values ($1, $2, $3)",
+    )
+    .bind(token_hash)
+    .bind(user)
+    .bind(expires_at)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The user a live, unused reset token belongs to.
+pub async fn password_reset_user(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+) -> Result<Option<UserId>> {
+    Ok(sqlx::query_scalar(
+        "select user_id from password_resets
+         where token_hash = $1 and used_at is null and expires_at > now()",
+    )
+    .bind(token_hash)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Uses up every reset token of the user (after a reset or a password change).
+pub async fn use_password_resets(db: impl PgExecutor<'_>, user: UserId) -> Result<()> {
+    sqlx::query(
+        "update password_resets set used_at = now() where user_id = $1 and used_at is null",
+    )
+    .bind(user)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_password(db: impl PgExecutor<'_>, user: UserId, hash: &str) -> Result<()> {
+    sqlx::query("update users set password_hash = $2 where id = $1")
+        .bind(user)
+        .bind(hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn update_profile(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+    display_name: &str,
+    locale: Option<&str>,
+) -> Result<()> {
+    sqlx::query("update users set display_name = $2, locale = $3 where id = $1")
+        .bind(user)
+        .bind(display_name)
+        .bind(locale)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn touch_login(db: impl PgExecutor<'_>, user: UserId) -> Result<()> {
+    sqlx::query("update users set last_login_at = now() where id = $1")
+        .bind(user)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+// Login throttling --------------------------------------------------------------------------
+
+pub async fn record_login_failure(db: impl PgExecutor<'_>, email: &str, ip: &str) -> Result<()> {
+    sqlx::query("insert into login_failures (email, ip) values ($1, $2)")
+        .bind(email.trim())
+        .bind(ip)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Recent failures (within `window_seconds`) for this account and for this address.
+pub async fn recent_login_failures(
+    db: impl PgExecutor<'_>,
+    email: &str,
+    ip: &str,
+    window_seconds: i64,
+) -> Result<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "select
+            (select count(*) from login_failures where lower(email) = lower($1)
+                and created_at > now() - make_interval(secs => $3)),
+            (select count(*) from login_failures where ip = $2
+                and created_at > now() - make_interval(secs => $3))",
+    )
+    .bind(email.trim())
+    .bind(ip)
+    .bind(window_seconds as f64)
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn clear_login_failures(db: impl PgExecutor<'_>, email: &str) -> Result<()> {
+    sqlx::query("delete from login_failures where lower(email) = lower($1)")
+        .bind(email.trim())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+// Platform events ---------------------------------------------------------------------------
+
+pub async fn platform_event(
+    db: impl PgExecutor<'_>,
+    user: Option<UserId>,
+    kind: &str,
+    ip: Option<&str>,
+    data: serde_json::Value,
+) -> Result<()> {
+    sqlx::query("insert into platform_events (user_id, kind, ip, data) values ($1, $2, $3, $4)")
+        .bind(user)
+        .bind(kind)
+        .bind(ip)
+        .bind(data)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+// Development mailbox ------------------------------------------------------------------------
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct StoredEmail {
+    pub id: i64,
+    pub to_address: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn store_email(
+    db: impl PgExecutor<'_>,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> Result<()> {
+    sqlx::query("insert into outbound_emails (to_address, subject, body) values ($1, $2, $3)")
+        .bind(to)
+        .bind(subject)
+        .bind(body)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn recent_emails(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<StoredEmail>> {
+    Ok(sqlx::query_as(
+        "select id, to_address, subject, body, created_at from outbound_emails order by id desc limit $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+// API tokens in the panel ---------------------------------------------------------------------
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct TokenListItem {
+    pub id: ApiTokenId,
+    pub name: String,
+    pub prefix: String,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn tokens_of(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Vec<TokenListItem>> {
+    Ok(sqlx::query_as(
+        "select id, name, prefix, last_used_at, created_at from api_tokens
+         where tenant_id = $1 and user_id = $2 and revoked_at is null order by created_at desc",
+    )
+    .bind(tenant)
+    .bind(user)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn revoke_token(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    user: UserId,
+    id: ApiTokenId,
+) -> Result<()> {
+    let done = sqlx::query(
+        "update api_tokens set revoked_at = now()
+         where tenant_id = $1 and user_id = $2 and id = $3 and revoked_at is null",
+    )
+    .bind(tenant)
+    .bind(user)
+    .bind(id)
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+// Platform superadmin ----------------------------------------------------------------------------
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct TenantOverview {
+    pub id: TenantId,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub members: i64,
+    pub bot_username: Option<String>,
+    pub conversations: i64,
+}
+
+pub async fn tenants_overview(
+    db: impl PgExecutor<'_>,
+    query: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<TenantOverview>> {
+    let pattern = query
+        .filter(|q| !q.trim().is_empty())
+        .map(|q| format!("%{}%", q.trim()));
+    Ok(sqlx::query_as(
+        "select t.id, t.slug, t.name, t.status, t.created_at,
+            (select count(*) from memberships m where m.tenant_id = t.id) as members,
+            (select b.username from bots b where b.tenant_id = t.id and b.status in ('active', 'error')) as bot_username,
+            (select count(*) from conversations c where c.tenant_id = t.id) as conversations
+         from tenants t
+         where ($1::text is null or t.name ilike $1 or t.slug ilike $1)
+         order by t.created_at desc limit $2 offset $3",
+    )
+    .bind(pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn set_tenant_status(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    status: &str,
+) -> Result<()> {
+    sqlx::query("update tenants set status = $2 where id = $1")
+        .bind(tenant)
+        .bind(status)
+        .execute(db)
+        .await?
+        .rows_affected()
+        .eq(&1)
+        .then_some(())
+        .found()
+}
+
+pub async fn delete_tenant(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<()> {
+    sqlx::query("delete from tenants where id = $1")
+        .bind(tenant)
+        .execute(db)
+        .await?
+        .rows_affected()
+        .eq(&1)
+        .then_some(())
+        .found()
+}
+
+// OAuth identities ----------------------------------------------------------------------------
+
+pub async fn identity_user(
+    db: impl PgExecutor<'_>,
+    provider: &str,
+    subject: &str,
+) -> Result<Option<UserId>> {
+    Ok(sqlx::query_scalar(
+        "select user_id from oauth_identities where provider = $1 and subject = $2",
+    )
+    .bind(provider)
+    .bind(subject)
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn link_identity(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+    provider: &str,
+    subject: &str,
+    email: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "insert into oauth_identities (id, user_id, provider, subject, email) values ($1, $2, $3, $4, $5)",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(user)
+    .bind(provider)
+    .bind(subject)
+    .bind(email)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct Identity {
+    pub provider: String,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn identities_of(db: impl PgExecutor<'_>, user: UserId) -> Result<Vec<Identity>> {
+    Ok(sqlx::query_as("select provider, email, created_at from oauth_identities where user_id = $1 order by created_at")
+        .bind(user)
+        .fetch_all(db)
+        .await?)
+}
+
+pub async fn mark_email_verified(db: impl PgExecutor<'_>, user: UserId) -> Result<()> {
+    sqlx::query(
+        "update users set email_verified_at = coalesce(email_verified_at, now()) where id = $1",
+    )
+    .bind(user)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Creates an organization owned by `owner`: a free slug from the name, the owner's
+/// membership, the bot's default texts in `lang`, and the event.
+pub async fn create_tenant(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+    owner: UserId,
+    lang: switchboard_core::text::Lang,
+    via: &str,
+) -> Result<crate::platform::Tenant> {
+    let base = switchboard_core::validate::slugify(name);
+    let mut slug = base.clone();
+    for n in 2..10_000 {
+        if !crate::platform::slug_taken(&mut *conn, &slug).await? {
+            break;
+        }
+        slug = format!("{}-{n}", &base[..base.len().min(40)]);
+    }
+    let tenant =
+        crate::platform::insert_tenant(&mut *conn, TenantId::new(), &slug, name.trim()).await?;
+    crate::platform::add_member(&mut *conn, tenant.id, owner, Role::Owner).await?;
+    crate::config::insert_default_settings(&mut *conn, tenant.id, lang).await?;
+    crate::events::insert(
+        conn,
+        tenant.id,
+        crate::events::NewEvent::new("tenant.created", crate::events::Actor::User(owner))
+            .data(serde_json::json!({"name": name.trim(), "via": via})),
+    )
+    .await?;
+    Ok(tenant)
+}

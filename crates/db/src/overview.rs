@@ -1,0 +1,48 @@
+//! The numbers on a tenant's dashboard (live; the statistics pages read roll-ups).
+
+use sqlx::PgExecutor;
+use switchboard_core::TenantId;
+
+use crate::Result;
+
+#[derive(Clone, Debug, Default, sqlx::FromRow, serde::Serialize)]
+pub struct Overview {
+    pub waiting: i64,
+    pub assigned: i64,
+    pub messages_in_today: i64,
+    pub messages_out_today: i64,
+    pub failed_today: i64,
+    pub rules: i64,
+    pub enabled_rules: i64,
+    pub menus: i64,
+    pub has_main_menu: bool,
+    pub commands: i64,
+    pub members: i64,
+    pub has_bot: bool,
+    pub tried: bool,
+}
+
+pub async fn overview(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Overview> {
+    Ok(sqlx::query_as(
+        "select
+            (select count(*) from conversations where tenant_id = $1 and status = 'waiting') as waiting,
+            (select count(*) from conversations where tenant_id = $1 and status = 'assigned') as assigned,
+            (select count(*) from messages where tenant_id = $1 and direction = 'in'
+                and created_at >= date_trunc('day', now())) as messages_in_today,
+            (select count(*) from messages where tenant_id = $1 and direction = 'out'
+                and created_at >= date_trunc('day', now())) as messages_out_today,
+            (select count(*) from messages where tenant_id = $1 and delivery_status = 'failed'
+                and created_at >= date_trunc('day', now())) as failed_today,
+            (select count(*) from answer_rules where tenant_id = $1) as rules,
+            (select count(*) from answer_rules where tenant_id = $1 and enabled) as enabled_rules,
+            (select count(*) from menus where tenant_id = $1) as menus,
+            exists (select 1 from menus where tenant_id = $1 and is_main) as has_main_menu,
+            (select count(*) from commands where tenant_id = $1) as commands,
+            (select count(*) from memberships where tenant_id = $1) as members,
+            exists (select 1 from bots where tenant_id = $1 and status in ('active', 'error')) as has_bot,
+            exists (select 1 from conversations where tenant_id = $1 and is_test) as tried",
+    )
+    .bind(tenant)
+    .fetch_one(db)
+    .await?)
+}

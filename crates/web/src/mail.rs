@@ -1,0 +1,80 @@
+//! Outgoing email (password resets, invitations). The default mailer writes each message
+//! to the log and to the development mailbox (`/dev/mailbox`, for platform superusers);
+//! with SMTP configured, messages go out through it.
+
+use lettre::message::{header::ContentType, Mailbox};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sqlx::PgPool;
+use switchboard_db::accounts;
+
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+pub enum Mailer {
+    /// Log + development mailbox.
+    Log { pool: PgPool },
+    Smtp {
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
+        from: Mailbox,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid address: {0}")]
+    Address(String),
+    #[error("the mail could not be sent: {0}")]
+    Send(String),
+}
+
+impl Mailer {
+    /// `smtp_url` like `smtp://user:password@host:587` (STARTTLS) or `smtps://…:465`.
+    pub fn smtp(smtp_url: &str, from: &str) -> Result<Self, MailError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
+            .map_err(|e| MailError::Send(e.to_string()))?
+            .build();
+        let from = from
+            .parse()
+            .map_err(|_| MailError::Address(from.to_string()))?;
+        Ok(Mailer::Smtp {
+            transport: Box::new(transport),
+            from,
+        })
+    }
+
+    pub fn is_dev_mailbox(&self) -> bool {
+        matches!(self, Mailer::Log { .. })
+    }
+
+    pub async fn send(&self, email: Email) -> Result<(), MailError> {
+        match self {
+            Mailer::Log { pool } => {
+                tracing::info!(to = %email.to, subject = %email.subject, "mail (development mailbox):\n{}", email.body);
+                accounts::store_email(pool, &email.to, &email.subject, &email.body)
+                    .await
+                    .map_err(|e| MailError::Send(e.to_string()))
+            }
+            Mailer::Smtp { transport, from } => {
+                let to: Mailbox = email
+                    .to
+                    .parse()
+                    .map_err(|_| MailError::Address(email.to.clone()))?;
+                let message = Message::builder()
+                    .from(from.clone())
+                    .to(to)
+                    .subject(email.subject)
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(email.body)
+                    .map_err(|e| MailError::Send(e.to_string()))?;
+                transport
+                    .send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| MailError::Send(e.to_string()))
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! A tenant's dashboard: what needs attention, and the steps to a working bot.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use switchboard_core::ConvStatus;
+use switchboard_db::conversations::{self, ConversationFilter};
+use switchboard_db::overview;
+
+use super::{render, Member, PageResult};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/t/{slug}", get(dashboard))
+}
+
+async fn dashboard(State(state): State<AppState>, member: Member) -> PageResult {
+    let numbers = overview::overview(&state.pool, member.tenant.id).await?;
+    let waiting = conversations::list(
+        &state.pool,
+        member.tenant.id,
+        &ConversationFilter {
+            status: Some(ConvStatus::Waiting),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let waiting: Vec<_> = waiting
+        .iter()
+        .map(|c| {
+            json!({"id": c.id, "name": c.first_name, "username": c.username, "since": c.waiting_since,
+                   "reason": c.handover_reason})
+        })
+        .collect();
+    let steps = [
+        ("bot", numbers.has_bot, member.url("/bot")),
+        ("rules", numbers.enabled_rules > 0, member.url("/rules/new")),
+        ("menu", numbers.has_main_menu, member.url("/menus")),
+        ("try", numbers.tried, member.url("/try")),
+        ("team", numbers.members > 1, member.url("/team")),
+    ];
+    let steps: Vec<_> = steps
+        .iter()
+        .map(|(key, done, url)| json!({"key": key, "done": done, "url": url}))
+        .collect();
+    let onboarding_done = steps.iter().all(|s| s["done"] == true);
+    render(
+        &state,
+        &member.viewer,
+        Some(&member),
+        "admin/dashboard.html",
+        json!({"numbers": numbers, "waiting": waiting, "steps": steps, "onboarding_done": onboarding_done}),
+    )
+    .await
+}

@@ -1,0 +1,532 @@
+//! The web panel: server-rendered pages (minijinja + Bootstrap + htmx). Modules by
+//! screen; each exposes `router()`. Tenant pages live under `/t/{slug}/…`; membership is
+//! checked on every request (a stranger gets 404, an operator 403 on admin pages).
+
+pub mod account;
+pub mod auth;
+pub mod bot;
+pub mod commands;
+pub mod dashboard;
+pub mod menus;
+pub mod platform;
+pub mod rules;
+pub mod settings;
+pub mod team;
+pub mod try_it;
+
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Router;
+use serde_json::{json, Value};
+use switchboard_core::validate::Invalid;
+use switchboard_core::{Permission, Role};
+use switchboard_db::accounts::{self, MembershipOf};
+use switchboard_db::platform::Tenant;
+
+use crate::i18n::UiLang;
+use crate::session::{self, AuthSession, WebUser};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(auth::router())
+        .merge(account::router())
+        .merge(dashboard::router())
+        .merge(bot::router())
+        .merge(rules::router())
+        .merge(menus::router())
+        .merge(commands::router())
+        .merge(settings::router())
+        .merge(team::router())
+        .merge(try_it::router())
+        .merge(platform::router())
+}
+
+// Errors -------------------------------------------------------------------------------
+
+/// What went wrong, as the person sees it. Rendered into a page by [`render_errors`].
+#[derive(Debug)]
+pub enum PageError {
+    NotFound,
+    Forbidden,
+    /// Sign in first, then come back to this path.
+    Login(String),
+    BadRequest(String),
+    Internal,
+}
+
+/// Marks a response whose body [`render_errors`] should replace with the error page.
+#[derive(Clone, Debug)]
+struct ErrorPage(StatusCode, Option<String>);
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, detail) = match self {
+            PageError::Login(next) => {
+                let target = format!("/login?next={}", urlencode(&next));
+                return Redirect::to(&target).into_response();
+            }
+            PageError::NotFound => (StatusCode::NOT_FOUND, None),
+            PageError::Forbidden => (StatusCode::FORBIDDEN, None),
+            PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, Some(m)),
+            PageError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        };
+        let mut r = status.into_response();
+        r.extensions_mut().insert(ErrorPage(status, detail));
+        r
+    }
+}
+
+impl From<switchboard_db::DbError> for PageError {
+    fn from(e: switchboard_db::DbError) -> Self {
+        match e {
+            switchboard_db::DbError::NotFound => PageError::NotFound,
+            e => {
+                tracing::error!(error = %e, "page: database error");
+                PageError::Internal
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for PageError {
+    fn from(e: sqlx::Error) -> Self {
+        switchboard_db::DbError::from(e).into()
+    }
+}
+
+impl From<minijinja::Error> for PageError {
+    fn from(e: minijinja::Error) -> Self {
+        tracing::error!(error = %e, "page: template error");
+        PageError::Internal
+    }
+}
+
+pub type PageResult<T = Response> = Result<T, PageError>;
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Replaces the body of error responses from pages with a rendered error page.
+pub async fn render_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let accept_lang = req
+        .headers()
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(UiLang::from_accept_language)
+        .unwrap_or(UiLang::En);
+    let response = next.run(req).await;
+    let Some(ErrorPage(status, detail)) = response.extensions().get::<ErrorPage>().cloned() else {
+        return response;
+    };
+    let ctx = json!({"lang": accept_lang.code(), "status": status.as_u16(), "detail": detail});
+    match state
+        .web
+        .templates
+        .render("errors/error.html", minijinja::Value::from_serialize(&ctx))
+    {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "the error page itself failed");
+            response
+        }
+    }
+}
+
+// Who is asking ---------------------------------------------------------------------------
+
+/// Any visitor: maybe signed in, with their language and CSRF token.
+pub struct Viewer {
+    pub auth: AuthSession,
+    pub user: Option<WebUser>,
+    pub lang: UiLang,
+    pub csrf: String,
+    pub path: String,
+    pub htmx: bool,
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let mut auth = AuthSession::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, m)| {
+                tracing::error!(error = m, "session unavailable");
+                PageError::Internal
+            })?;
+        // The absolute lifetime of a sign-in, whatever the activity.
+        if auth.user.is_some() {
+            let login_at: Option<i64> = auth.session.get(session::LOGIN_AT).await.ok().flatten();
+            let max = state.web.session_max_age.as_secs() as i64;
+            if login_at.is_none_or(|t| chrono::Utc::now().timestamp() - t > max) {
+                let _ = auth.logout().await;
+            }
+        }
+        let user = auth.user.clone();
+        let lang = session::request_lang(parts, user.as_ref(), &auth.session).await;
+        let csrf = session::csrf_token(&auth.session).await;
+        Ok(Viewer {
+            path: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            htmx: parts.headers.contains_key("hx-request"),
+            auth,
+            user,
+            lang,
+            csrf,
+        })
+    }
+}
+
+/// A signed-in visitor (else: to the login page and back).
+pub struct SignedIn(pub Viewer);
+
+impl SignedIn {
+    pub fn user(&self) -> &WebUser {
+        self.0.user.as_ref().expect("a signed-in viewer has a user")
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        if viewer.user.is_none() {
+            return Err(PageError::Login(viewer.path.clone()));
+        }
+        Ok(SignedIn(viewer))
+    }
+}
+
+/// A member of the tenant named by `{slug}` in the path.
+pub struct Member {
+    pub viewer: Viewer,
+    pub tenant: Tenant,
+    pub role: Role,
+    pub memberships: Vec<MembershipOf>,
+}
+
+impl Member {
+    pub fn user(&self) -> &WebUser {
+        self.viewer.user.as_ref().expect("a member is signed in")
+    }
+
+    pub fn require(&self, permission: Permission) -> Result<(), PageError> {
+        if self.role.can(permission) {
+            Ok(())
+        } else {
+            Err(PageError::Forbidden)
+        }
+    }
+
+    pub fn actor(&self) -> switchboard_db::events::Actor {
+        switchboard_db::events::Actor::User(self.user().id)
+    }
+
+    /// `/t/{slug}{rest}`
+    pub fn url(&self, rest: &str) -> String {
+        format!("/t/{}{rest}", self.tenant.slug)
+    }
+}
+
+impl FromRequestParts<AppState> for Member {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let SignedIn(viewer) = SignedIn::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| PageError::NotFound)?;
+        let slug = params
+            .iter()
+            .find(|(k, _)| *k == "slug")
+            .map(|(_, v)| v.to_string())
+            .ok_or(PageError::NotFound)?;
+        let user = viewer.user.as_ref().expect("signed in");
+        let memberships = accounts::memberships_of(&state.pool, user.id).await?;
+        let Some(m) = memberships.iter().find(|m| m.slug == slug).cloned() else {
+            return Err(PageError::NotFound);
+        };
+        if m.status != "active" && !user.is_superuser {
+            return Err(PageError::BadRequest(
+                "This organization is suspended. Contact the platform administrators.".into(),
+            ));
+        }
+        let tenant = switchboard_db::platform::get_tenant(&state.pool, m.tenant_id).await?;
+        Ok(Member {
+            viewer,
+            tenant,
+            role: m.role,
+            memberships,
+        })
+    }
+}
+
+// Rendering -------------------------------------------------------------------------------
+
+/// Renders a page with the layout's context: who is signed in, their organizations, the
+/// current one and what their role allows, the CSRF token, one-time messages.
+pub async fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    member: Option<&Member>,
+    template: &str,
+    ctx: Value,
+) -> PageResult {
+    let flashes = session::take_flashes(&viewer.auth.session).await;
+    let memberships = match (member, &viewer.user) {
+        (Some(m), _) => m.memberships.clone(),
+        (None, Some(u)) => accounts::memberships_of(&state.pool, u.id).await?,
+        (None, None) => Vec::new(),
+    };
+    let mut base = json!({
+        "lang": viewer.lang.code(),
+        "csrf": viewer.csrf,
+        "path": viewer.path,
+        "flashes": flashes,
+        "tenants": memberships,
+        "dev_mailbox": state.web.mailer.is_dev_mailbox(),
+        "user": viewer.user.as_ref().map(|u| json!({
+            "id": u.id, "email": u.email, "name": u.name(), "is_superuser": u.is_superuser,
+            "has_password": u.has_password,
+        })),
+    });
+    if let Some(m) = member {
+        base["tenant"] = json!({"id": m.tenant.id, "slug": m.tenant.slug, "name": m.tenant.name, "status": m.tenant.status});
+        base["role"] = json!(m.role.as_str());
+        base["can"] = json!({
+            "configure": m.role.can(Permission::WriteConfig),
+            "manage_team": m.role.can(Permission::ManageTeam),
+            "own": m.role.can(Permission::OwnTenant),
+        });
+    }
+    if let (Value::Object(b), Value::Object(extra)) = (&mut base, ctx) {
+        b.extend(extra);
+    }
+    let html = state
+        .web
+        .templates
+        .render(template, minijinja::Value::from_serialize(&base))?;
+    let mut response = Html(html).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+/// Renders one block of a template for an htmx swap.
+pub fn render_block(
+    state: &AppState,
+    viewer: &Viewer,
+    template: &str,
+    block: &str,
+    ctx: Value,
+) -> PageResult {
+    let mut base = json!({"lang": viewer.lang.code(), "csrf": viewer.csrf});
+    if let (Value::Object(b), Value::Object(extra)) = (&mut base, ctx) {
+        b.extend(extra);
+    }
+    let html = state.web.templates.render_block(
+        template,
+        block,
+        minijinja::Value::from_serialize(&base),
+    )?;
+    Ok(Html(html).into_response())
+}
+
+/// Field errors as `{"field": "message"}` for the form macros.
+pub fn field_errors(invalid: &Invalid) -> Value {
+    let mut map = serde_json::Map::new();
+    for e in &invalid.errors {
+        map.entry(e.field.clone())
+            .or_insert_with(|| json!(e.message));
+    }
+    Value::Object(map)
+}
+
+/// Redirect after a successful form (post/redirect/get), with a one-time message.
+pub async fn done(viewer: &Viewer, to: &str, message: String) -> PageResult {
+    session::flash(&viewer.auth.session, "success", message).await;
+    if viewer.htmx {
+        let mut r = StatusCode::OK.into_response();
+        r.headers_mut().insert(
+            "hx-redirect",
+            HeaderValue::from_str(to).map_err(|_| PageError::Internal)?,
+        );
+        return Ok(r);
+    }
+    Ok(Redirect::to(to).into_response())
+}
+
+/// A message in the viewer's language.
+pub fn t(state: &AppState, viewer: &Viewer, key: &str, args: &[(&str, String)]) -> String {
+    state.web.catalogs.t(viewer.lang, key, args)
+}
+
+/// Only local paths are allowed as "come back here" targets.
+pub fn safe_next(next: Option<&str>) -> Option<String> {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+        .map(String::from)
+}
+
+/// A form body as ordered pairs, for forms with repeated fields (lists, button rows).
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or_default().to_string()
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some("on" | "true" | "1" | "yes"))
+    }
+
+    /// Non-empty lines of a textarea.
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Fields {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| PageError::BadRequest("the form could not be read".into()))?;
+        Ok(Fields(
+            url::form_urlencoded::parse(&bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+/// Button rows posted by the buttons editor: parallel lists `b_row`, `b_id`, `b_label`,
+/// `b_action`, `b_target` (one entry per button, in display order).
+pub fn posted_buttons(fields: &Fields) -> Vec<Vec<crate::api::buttons::ButtonIn>> {
+    let rows = fields.all("b_row");
+    let ids = fields.all("b_id");
+    let labels = fields.all("b_label");
+    let actions = fields.all("b_action");
+    let targets = fields.all("b_target");
+    let mut out: Vec<(String, Vec<crate::api::buttons::ButtonIn>)> = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        let label = label.trim();
+        if label.is_empty() {
+            continue;
+        }
+        let row = rows.get(i).copied().unwrap_or("0").to_string();
+        let action = actions.get(i).copied().unwrap_or("text").to_string();
+        let target = targets
+            .get(i)
+            .copied()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let uuid = |s: &str| uuid::Uuid::parse_str(s).ok();
+        let button = crate::api::buttons::ButtonIn {
+            id: ids.get(i).and_then(|s| uuid(s)),
+            label: label.to_string(),
+            rule_id: (action == "rule").then(|| uuid(&target)).flatten(),
+            menu_id: (action == "submenu").then(|| uuid(&target)).flatten(),
+            url: (action == "url").then(|| target.clone()),
+            text: (action == "text").then(|| target.clone()),
+            action,
+        };
+        match out.iter_mut().find(|(r, _)| *r == row) {
+            Some((_, buttons)) => buttons.push(button),
+            None => out.push((row, vec![button])),
+        }
+    }
+    out.into_iter().map(|(_, b)| b).collect()
+}
+
+/// Rows of buttons as the editor shows them.
+pub fn editor_rows(rows: &[Vec<crate::api::buttons::ButtonIn>]) -> Value {
+    json!(rows
+        .iter()
+        .map(|row| row
+            .iter()
+            .map(|b| json!({
+                "id": b.id, "label": b.label, "action": b.action,
+                "target": b.rule_id.map(|r| r.to_string())
+                    .or_else(|| b.menu_id.map(|m| m.to_string()))
+                    .or_else(|| b.url.clone())
+                    .or_else(|| b.text.clone())
+                    .unwrap_or_default(),
+            }))
+            .collect::<Vec<_>>())
+        .collect::<Vec<_>>())
+}
+
+/// Domain button rows → the editor's shape.
+pub fn editor_rows_of(rows: &[Vec<switchboard_core::bot::Button>]) -> Value {
+    let out: Vec<Vec<crate::api::buttons::ButtonOut>> = crate::api::buttons::rows_out(rows);
+    json!(out
+        .iter()
+        .map(|row| row
+            .iter()
+            .map(|b| json!({
+                "id": b.id, "label": b.label, "action": b.action,
+                "target": b.rule_id.map(|r| r.to_string())
+                    .or_else(|| b.menu_id.map(|m| m.to_string()))
+                    .or_else(|| b.url.clone())
+                    .or_else(|| b.text.clone())
+                    .unwrap_or_default(),
+            }))
+            .collect::<Vec<_>>())
+        .collect::<Vec<_>>())
+}
+
+/// Rules and menus a button can point at (for the editor's pickers).
+pub async fn button_targets(
+    state: &AppState,
+    tenant: switchboard_core::TenantId,
+) -> PageResult<Value> {
+    let rules = switchboard_db::rules::all(&state.pool, tenant).await?;
+    let menus = switchboard_db::config::list_menus(&state.pool, tenant).await?;
+    Ok(json!({
+        "rules": rules.iter().map(|r| json!({"id": r.id, "title": r.title})).collect::<Vec<_>>(),
+        "menus": menus.iter().map(|m| json!({"id": m.id, "name": m.name})).collect::<Vec<_>>(),
+    }))
+}

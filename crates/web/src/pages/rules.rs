@@ -1,0 +1,762 @@
+//! Answer rules in the panel: a searchable, filterable list with bulk actions; the rule
+//! editor (answer with a formatting preview, example questions and keywords as lists,
+//! buttons); deletion with confirmation; CSV/JSON import and export.
+
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use switchboard_core::validate::Invalid;
+use switchboard_core::{Permission, RuleId, TenantId};
+use switchboard_db::config::{self, rows_of, ButtonOwner};
+use switchboard_db::events::{self, NewEvent};
+use switchboard_db::rules::{self, RuleFilter, RuleInput, RuleRow};
+
+use super::{
+    button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons, render,
+    render_block, t, Fields, Member, PageError, PageResult,
+};
+use crate::api::buttons::validate_rows;
+use crate::api::rules::{clean_list, validate_rule};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/t/{slug}/rules", get(list).post(create))
+        .route("/t/{slug}/rules/new", get(new_form))
+        .route("/t/{slug}/rules/bulk", post(bulk))
+        .route("/t/{slug}/rules/preview", post(preview))
+        .route("/t/{slug}/rules/export", get(export))
+        .route("/t/{slug}/rules/import", get(import_form).post(import))
+        .route("/t/{slug}/rules/{id}", get(edit_form).post(update))
+        .route(
+            "/t/{slug}/rules/{id}/delete",
+            get(confirm_delete).post(delete),
+        )
+}
+
+const PAGE_SIZE: i64 = 50;
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    q: Option<String>,
+    /// all, on, off
+    enabled: Option<String>,
+    /// all, yes, no
+    buttons: Option<String>,
+    /// title, hits, updated
+    sort: Option<String>,
+    page: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    member: Member,
+    Query(q): Query<ListQuery>,
+) -> PageResult {
+    member.require(Permission::ReadConfig)?;
+    let tenant = member.tenant.id;
+    let enabled = match q.enabled.as_deref() {
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        _ => None,
+    };
+    // Filtering by buttons and sorting by hits need every match; rule sets are small
+    // enough (thousands) to do that here, then page.
+    let rows = rules::list(
+        &state.pool,
+        tenant,
+        &RuleFilter {
+            query: q.q.clone(),
+            enabled,
+            limit: 100_000,
+            offset: 0,
+        },
+    )
+    .await?;
+    let buttons = config::list_buttons(&state.pool, tenant).await?;
+    let hits = rules::hit_counts(&state.pool, tenant).await?;
+    let mut items: Vec<_> = rows
+        .into_iter()
+        .map(|r| {
+            let n_buttons = buttons
+                .iter()
+                .filter(|b| b.owner_rule_id == Some(r.id))
+                .count();
+            let hit = hits.get(&r.id).copied().unwrap_or(0);
+            (r, n_buttons, hit)
+        })
+        .filter(|(_, n, _)| match q.buttons.as_deref() {
+            Some("yes") => *n > 0,
+            Some("no") => *n == 0,
+            _ => true,
+        })
+        .collect();
+    match q.sort.as_deref() {
+        Some("hits") => items.sort_by_key(|item| std::cmp::Reverse(item.2)),
+        Some("updated") => items.sort_by_key(|item| std::cmp::Reverse(item.0.updated_at)),
+        _ => items.sort_by_key(|item| item.0.title.to_lowercase()),
+    }
+    let total = items.len() as i64;
+    let page = q.page.unwrap_or(1).max(1);
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let shown: Vec<_> = items
+        .into_iter()
+        .skip(((page - 1) * PAGE_SIZE) as usize)
+        .take(PAGE_SIZE as usize)
+        .map(|(r, n, hit)| {
+            json!({"id": r.id, "title": r.title, "answer": r.answer, "enabled": r.enabled,
+                   "examples": r.examples.len(), "keywords": r.keywords.len(), "buttons": n,
+                   "hits": hit, "updated_at": r.updated_at})
+        })
+        .collect();
+    let ctx = json!({
+        "section": "rules", "rules": shown, "total": total, "page": page, "pages": pages,
+        "filter": {"q": q.q, "enabled": q.enabled.unwrap_or_else(|| "all".into()),
+                   "buttons": q.buttons.unwrap_or_else(|| "all".into()),
+                   "sort": q.sort.unwrap_or_else(|| "title".into())},
+    });
+    if member.viewer.htmx {
+        return render_block(
+            &state,
+            &member.viewer,
+            "admin/rules/list.html",
+            "results",
+            ctx_with_member(&member, ctx),
+        );
+    }
+    render(
+        &state,
+        &member.viewer,
+        Some(&member),
+        "admin/rules/list.html",
+        ctx,
+    )
+    .await
+}
+
+/// htmx partials render outside the layout; give them what the layout would.
+fn ctx_with_member(member: &Member, mut ctx: serde_json::Value) -> serde_json::Value {
+    ctx["tenant"] = json!({"slug": member.tenant.slug});
+    ctx["can"] = json!({"configure": member.role.can(Permission::WriteConfig)});
+    ctx
+}
+
+/// What the editor form holds.
+#[derive(Serialize, Default)]
+struct RuleForm {
+    title: String,
+    answer: String,
+    examples: String,
+    keywords: String,
+    enabled: bool,
+    priority: i32,
+    format: String,
+}
+
+impl RuleForm {
+    fn of(r: &RuleRow) -> Self {
+        RuleForm {
+            title: r.title.clone(),
+            answer: r.answer.clone(),
+            examples: r.examples.join("\n"),
+            keywords: r.keywords.join("\n"),
+            enabled: r.enabled,
+            priority: r.priority,
+            format: r.format.clone(),
+        }
+    }
+}
+
+async fn editor(
+    state: &AppState,
+    member: &Member,
+    rule: Option<RuleId>,
+    form: &RuleForm,
+    buttons: serde_json::Value,
+    errors: serde_json::Value,
+) -> PageResult {
+    let targets = button_targets(state, member.tenant.id).await?;
+    let preview = switchboard_core::format::preview_html(&form.answer, form.format == "html");
+    render(
+        state,
+        &member.viewer,
+        Some(member),
+        "admin/rules/form.html",
+        json!({"section": "rules", "rule_id": rule, "form": form, "buttons": buttons,
+               "targets": targets, "errors": errors, "preview": preview}),
+    )
+    .await
+}
+
+async fn new_form(State(state): State<AppState>, member: Member) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let form = RuleForm {
+        enabled: true,
+        format: "plain".into(),
+        ..Default::default()
+    };
+    editor(&state, &member, None, &form, json!([]), json!({})).await
+}
+
+async fn edit_form(
+    State(state): State<AppState>,
+    member: Member,
+    Path((_, id)): Path<(String, uuid::Uuid)>,
+) -> PageResult {
+    member.require(Permission::ReadConfig)?;
+    let rule = rules::get(&state.pool, member.tenant.id, RuleId(id)).await?;
+    let buttons = config::rule_buttons(&state.pool, member.tenant.id, rule.id).await?;
+    let rows = rows_of(&buttons.iter().collect::<Vec<_>>());
+    editor(
+        &state,
+        &member,
+        Some(rule.id),
+        &RuleForm::of(&rule),
+        editor_rows_of(&rows),
+        json!({}),
+    )
+    .await
+}
+
+fn input_of(fields: &Fields) -> RuleInput {
+    RuleInput {
+        title: fields.text("title").trim().to_string(),
+        answer: fields.text("answer").trim().to_string(),
+        examples: clean_list(&fields.lines("examples")),
+        keywords: clean_list(&fields.lines("keywords")),
+        priority: fields.text("priority").trim().parse().unwrap_or(0),
+        enabled: fields.flag("enabled"),
+        featured: false,
+        format: if fields.get("format") == Some("html") {
+            "html".into()
+        } else {
+            "plain".into()
+        },
+    }
+}
+
+/// Validates and saves a rule from the editor; on errors, the editor again with them.
+async fn save(state: &AppState, member: &Member, id: Option<RuleId>, fields: Fields) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let tenant = member.tenant.id;
+    let mut input = input_of(&fields);
+    if let Some(id) = id {
+        input.featured = rules::get(&state.pool, tenant, id).await?.featured;
+    }
+    if fields
+        .get("priority")
+        .is_some_and(|p| !p.trim().is_empty() && p.trim().parse::<i32>().is_err())
+    {
+        // Keep the typed value visible and say why.
+        let mut errors = Invalid::new();
+        errors.add("priority", t(state, &member.viewer, "form.number", &[]));
+        let form = form_of(&fields, &input);
+        return editor(
+            state,
+            member,
+            id,
+            &form,
+            editor_rows(&posted_buttons(&fields)),
+            field_errors(&errors),
+        )
+        .await;
+    }
+    let posted = posted_buttons(&fields);
+    let mut errors = Invalid::new();
+    validate_rule(&input, &mut errors);
+    let rows = validate_rows(&state.pool, tenant, &posted, "buttons", &mut errors).await?;
+    if !errors.errors.is_empty() {
+        let form = form_of(&fields, &input);
+        return editor(
+            state,
+            member,
+            id,
+            &form,
+            editor_rows(&posted),
+            field_errors(&errors),
+        )
+        .await;
+    }
+    let rule_id = id.unwrap_or_default();
+    let mut tx = state.pool.begin().await?;
+    let kind = match id {
+        Some(id) => {
+            rules::update(&mut *tx, tenant, id, &input).await?;
+            "rule.updated"
+        }
+        None => {
+            rules::insert(&mut *tx, tenant, rule_id, &input).await?;
+            "rule.created"
+        }
+    };
+    config::replace_buttons(&mut tx, tenant, ButtonOwner::Rule(rule_id), &rows).await?;
+    events::insert(
+        &mut tx,
+        tenant,
+        NewEvent::new(kind, member.actor()).data(json!({"rule_id": rule_id, "title": input.title})),
+    )
+    .await?;
+    tx.commit().await?;
+    let message = t(
+        state,
+        &member.viewer,
+        "rules.saved",
+        &[("title", input.title.clone())],
+    );
+    done(&member.viewer, &member.url("/rules"), message).await
+}
+
+fn form_of(fields: &Fields, input: &RuleInput) -> RuleForm {
+    RuleForm {
+        title: fields.text("title"),
+        answer: fields.text("answer"),
+        examples: fields.text("examples"),
+        keywords: fields.text("keywords"),
+        enabled: input.enabled,
+        priority: input.priority,
+        format: input.format.clone(),
+    }
+}
+
+async fn create(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
+    save(&state, &member, None, fields).await
+}
+
+async fn update(
+    State(state): State<AppState>,
+    member: Member,
+    Path((_, id)): Path<(String, uuid::Uuid)>,
+    fields: Fields,
+) -> PageResult {
+    let id = RuleId(id);
+    rules::get(&state.pool, member.tenant.id, id).await?;
+    save(&state, &member, Some(id), fields).await
+}
+
+async fn confirm_delete(
+    State(state): State<AppState>,
+    member: Member,
+    Path((_, id)): Path<(String, uuid::Uuid)>,
+) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let rule = rules::get(&state.pool, member.tenant.id, RuleId(id)).await?;
+    render(
+        &state,
+        &member.viewer,
+        Some(&member),
+        "admin/confirm.html",
+        json!({"section": "rules", "action": member.url(&format!("/rules/{id}/delete")),
+               "cancel": member.url(&format!("/rules/{id}")),
+               "question": t(&state, &member.viewer, "rules.delete.question", &[("title", rule.title)]),
+               "warning": t(&state, &member.viewer, "rules.delete.warning", &[])}),
+    )
+    .await
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    member: Member,
+    Path((_, id)): Path<(String, uuid::Uuid)>,
+) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let tenant = member.tenant.id;
+    let rule = rules::get(&state.pool, tenant, RuleId(id)).await?;
+    let mut tx = state.pool.begin().await?;
+    rules::delete(&mut *tx, tenant, rule.id).await?;
+    events::insert(
+        &mut tx,
+        tenant,
+        NewEvent::new("rule.deleted", member.actor())
+            .data(json!({"rule_id": rule.id, "title": rule.title})),
+    )
+    .await?;
+    tx.commit().await?;
+    let message = t(
+        &state,
+        &member.viewer,
+        "rules.deleted",
+        &[("title", rule.title)],
+    );
+    done(&member.viewer, &member.url("/rules"), message).await
+}
+
+async fn bulk(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let ids: Vec<RuleId> = fields
+        .all("ids")
+        .iter()
+        .filter_map(|s| uuid::Uuid::parse_str(s).ok().map(RuleId))
+        .collect();
+    let enabled = match fields.get("action") {
+        Some("enable") => true,
+        Some("disable") => false,
+        _ => return Err(PageError::BadRequest("unknown action".into())),
+    };
+    let tenant = member.tenant.id;
+    let mut tx = state.pool.begin().await?;
+    let changed = rules::set_enabled(&mut *tx, tenant, &ids, enabled).await?;
+    events::insert(
+        &mut tx,
+        tenant,
+        NewEvent::new(
+            if enabled {
+                "rule.bulk_enabled"
+            } else {
+                "rule.bulk_disabled"
+            },
+            member.actor(),
+        )
+        .data(json!({"rule_ids": ids, "changed": changed})),
+    )
+    .await?;
+    tx.commit().await?;
+    let key = if enabled {
+        "rules.bulk.enabled"
+    } else {
+        "rules.bulk.disabled"
+    };
+    let message = t(&state, &member.viewer, key, &[("n", changed.to_string())]);
+    done(&member.viewer, &member.url("/rules"), message).await
+}
+
+/// The formatting preview (htmx, as the admin types).
+async fn preview(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
+    member.require(Permission::ReadConfig)?;
+    let html = fields.get("format") == Some("html");
+    let answer = fields.text("answer");
+    let problem = if html {
+        switchboard_core::format::check_telegram_html(&answer)
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
+    render_block(
+        &state,
+        &member.viewer,
+        "admin/rules/form.html",
+        "preview",
+        json!({"preview": switchboard_core::format::preview_html(&answer, html), "preview_problem": problem}),
+    )
+}
+
+// Import and export -------------------------------------------------------------------------
+
+/// A rule as exported and imported (JSON; CSV has the same columns, lists joined by
+/// newlines).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PortableRule {
+    #[serde(default)]
+    pub id: Option<uuid::Uuid>,
+    pub title: String,
+    pub answer: String,
+    #[serde(default)]
+    pub examples: Vec<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default = "plain")]
+    pub format: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn plain() -> String {
+    "plain".into()
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+async fn export(
+    State(state): State<AppState>,
+    member: Member,
+    Query(q): Query<ExportQuery>,
+) -> PageResult<Response> {
+    member.require(Permission::ReadConfig)?;
+    let rows = rules::all(&state.pool, member.tenant.id).await?;
+    let portable: Vec<PortableRule> = rows
+        .into_iter()
+        .map(|r| PortableRule {
+            id: Some(r.id.0),
+            title: r.title,
+            answer: r.answer,
+            examples: r.examples,
+            keywords: r.keywords,
+            enabled: r.enabled,
+            priority: r.priority,
+            format: r.format,
+        })
+        .collect();
+    let slug = &member.tenant.slug;
+    let (body, content_type, ext) = match q.format.as_deref() {
+        Some("json") => (
+            serde_json::to_vec_pretty(&portable).map_err(|_| PageError::Internal)?,
+            "application/json",
+            "json",
+        ),
+        _ => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record([
+                "id", "title", "answer", "examples", "keywords", "enabled", "priority", "format",
+            ])
+            .map_err(|_| PageError::Internal)?;
+            for r in &portable {
+                w.write_record([
+                    r.id.map(|i| i.to_string()).unwrap_or_default(),
+                    r.title.clone(),
+                    r.answer.clone(),
+                    r.examples.join("\n"),
+                    r.keywords.join("\n"),
+                    r.enabled.to_string(),
+                    r.priority.to_string(),
+                    r.format.clone(),
+                ])
+                .map_err(|_| PageError::Internal)?;
+            }
+            (
+                w.into_inner().map_err(|_| PageError::Internal)?,
+                "text/csv; charset=utf-8",
+                "csv",
+            )
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{slug}-rules.{ext}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn import_form(State(state): State<AppState>, member: Member) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    render(
+        &state,
+        &member.viewer,
+        Some(&member),
+        "admin/rules/import.html",
+        json!({"section": "rules"}),
+    )
+    .await
+}
+
+/// Parses an uploaded file (CSV or JSON, told apart by content).
+pub fn parse_import(bytes: &[u8]) -> Result<Vec<PortableRule>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())?;
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.starts_with('[') {
+        return serde_json::from_str(trimmed).map_err(|e| format!("JSON: {e}"));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(trimmed.as_bytes());
+    let headers = reader.headers().map_err(|e| format!("CSV: {e}"))?.clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+    };
+    let (Some(title), Some(answer)) = (col("title"), col("answer")) else {
+        return Err("CSV: the header must have at least the columns title and answer".into());
+    };
+    let (id, examples, keywords, enabled, priority, format) = (
+        col("id"),
+        col("examples"),
+        col("keywords"),
+        col("enabled"),
+        col("priority"),
+        col("format"),
+    );
+    let mut out = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| format!("CSV line {}: {e}", i + 2))?;
+        let get = |c: Option<usize>| {
+            c.and_then(|c| record.get(c))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let list = |c: Option<usize>| -> Vec<String> {
+            get(c)
+                .split(['\n', '|'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        out.push(PortableRule {
+            id: uuid::Uuid::parse_str(get(id).trim()).ok(),
+            title: get(Some(title)),
+            answer: get(Some(answer)),
+            examples: list(examples),
+            keywords: list(keywords),
+            enabled: !matches!(
+                get(enabled).trim().to_lowercase().as_str(),
+                "false" | "0" | "no" | "off"
+            ),
+            priority: get(priority).trim().parse().unwrap_or(0),
+            format: match get(format).trim() {
+                "" => "plain".into(),
+                f => f.to_string(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Imports all rules or none: each is matched by id, then by exact title, else created.
+pub async fn import_rules(
+    state: &AppState,
+    tenant: TenantId,
+    actor: switchboard_db::events::Actor,
+    incoming: Vec<PortableRule>,
+) -> Result<(usize, usize), Vec<String>> {
+    let mut problems = Vec::new();
+    let mut inputs = Vec::new();
+    for (i, r) in incoming.into_iter().enumerate() {
+        let input = RuleInput {
+            title: r.title.trim().to_string(),
+            answer: r.answer.trim().to_string(),
+            examples: clean_list(&r.examples),
+            keywords: clean_list(&r.keywords),
+            priority: r.priority,
+            enabled: r.enabled,
+            featured: false,
+            format: r.format,
+        };
+        let mut errors = Invalid::new();
+        validate_rule(&input, &mut errors);
+        if !errors.errors.is_empty() {
+            problems.push(format!("#{} ({}): {errors}", i + 1, input.title));
+        }
+        inputs.push((r.id, input));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let run = async {
+        let mut tx = state.pool.begin().await?;
+        let (mut created, mut updated) = (0, 0);
+        for (id, input) in &inputs {
+            let existing = match id {
+                Some(id) => match rules::get(&mut *tx, tenant, RuleId(*id)).await {
+                    Ok(r) => Some(r),
+                    Err(switchboard_db::DbError::NotFound) => None,
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            let existing = match existing {
+                Some(r) => Some(r),
+                None => rules::find_by_title(&mut *tx, tenant, &input.title).await?,
+            };
+            match existing {
+                Some(r) => {
+                    let mut input = input.clone();
+                    input.featured = r.featured;
+                    rules::update(&mut *tx, tenant, r.id, &input).await?;
+                    updated += 1;
+                }
+                None => {
+                    rules::insert(&mut *tx, tenant, RuleId::new(), input).await?;
+                    created += 1;
+                }
+            }
+        }
+        events::insert(
+            &mut tx,
+            tenant,
+            NewEvent::new("rule.imported", actor)
+                .data(json!({"created": created, "updated": updated})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, switchboard_db::DbError>((created, updated))
+    };
+    run.await.map_err(|e| vec![e.to_string()])
+}
+
+async fn import(
+    State(state): State<AppState>,
+    member: Member,
+    mut multipart: Multipart,
+) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let mut bytes = Vec::new();
+    while let Ok(Some(field)) = multipart.next_field().await {
+        if field.name() == Some("file") {
+            bytes = field
+                .bytes()
+                .await
+                .map_err(|_| PageError::BadRequest("the upload failed".into()))?
+                .to_vec();
+        }
+    }
+    let outcome = match parse_import(&bytes) {
+        Err(e) => Err(vec![e]),
+        Ok(rules) if rules.is_empty() => {
+            Err(vec![t(&state, &member.viewer, "rules.import.empty", &[])])
+        }
+        Ok(rules) => import_rules(&state, member.tenant.id, member.actor(), rules).await,
+    };
+    match outcome {
+        Ok((created, updated)) => {
+            let message = t(
+                &state,
+                &member.viewer,
+                "rules.import.done",
+                &[
+                    ("created", created.to_string()),
+                    ("updated", updated.to_string()),
+                ],
+            );
+            done(&member.viewer, &member.url("/rules"), message).await
+        }
+        Err(problems) => {
+            render(
+                &state,
+                &member.viewer,
+                Some(&member),
+                "admin/rules/import.html",
+                json!({"section": "rules", "problems": problems}),
+            )
+            .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_and_json_imports_parse() {
+        let csv = "title,answer,examples,keywords,enabled\nHours,9-18,\"when open\nopening hours\",hours,true\nPrices,Cheap,,,no\n";
+        let rules = parse_import(csv.as_bytes()).unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].examples, ["when open", "opening hours"]);
+        assert!(!rules[1].enabled);
+        let json = r#"[{"title": "Hours", "answer": "9-18", "examples": ["a"]}]"#;
+        let rules = parse_import(json.as_bytes()).unwrap();
+        assert_eq!(rules[0].format, "plain");
+        assert!(rules[0].enabled);
+        assert!(parse_import(b"name,text\nx,y\n").is_err());
+        assert!(parse_import(&[0xff, 0xfe]).is_err());
+    }
+}

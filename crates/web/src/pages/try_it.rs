@@ -1,0 +1,198 @@
+//! "Try it": a chat in the panel that talks to the tenant's bot exactly as a Telegram user
+//! would — the same pipeline as real updates, through a sandbox bot, marked as test
+//! traffic. Buttons under the replies can be pressed.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use switchboard_core::{EndUserId, Permission};
+use switchboard_db::{bots, conversations, messages};
+use switchboard_telegram::BotEntry;
+
+use super::{render, render_block, Fields, Member, PageError, PageResult};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/t/{slug}/try", get(try_page))
+        .route("/t/{slug}/try/messages", get(transcript))
+        .route("/t/{slug}/try/say", post(say))
+        .route("/t/{slug}/try/press", post(press))
+        .route("/t/{slug}/try/reset", post(reset))
+}
+
+/// The sandbox user standing in for this admin: a negative Telegram id no real user has.
+fn sandbox_user_id(member: &Member) -> i64 {
+    let bytes = member.user().id.0.as_bytes();
+    let n = i64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")) & 0x0fff_ffff_ffff_ffff;
+    -(n.max(1))
+}
+
+fn user_json(member: &Member) -> Value {
+    json!({"id": sandbox_user_id(member), "is_bot": false, "first_name": member.user().name(),
+           "language_code": member.viewer.lang.code()})
+}
+
+fn next_update_id() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+async fn sandbox(state: &AppState, member: &Member) -> PageResult<Arc<BotEntry>> {
+    let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
+    Ok(Arc::new(BotEntry::sandbox(member.tenant.id, bot.id)))
+}
+
+/// The sandbox user's messages, oldest first (the last 60).
+async fn chat(state: &AppState, member: &Member) -> PageResult<Value> {
+    let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
+    let tg_id = sandbox_user_id(member);
+    let end_user: Option<EndUserId> = sqlx::query_scalar(
+        "select id from end_users where tenant_id = $1 and bot_id = $2 and telegram_user_id = $3",
+    )
+    .bind(member.tenant.id)
+    .bind(bot.id)
+    .bind(tg_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(end_user) = end_user else {
+        return Ok(json!({"messages": [], "status": null}));
+    };
+    let rows = messages::recent_for_end_user(&state.pool, member.tenant.id, end_user, 60).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|m| {
+            let keyboard = m.payload.as_ref().and_then(|p| p.get("keyboard")).cloned().unwrap_or(json!([]));
+            let html = m.payload.as_ref().and_then(|p| p.get("parse_mode")).and_then(Value::as_str) == Some("HTML");
+            json!({"id": m.id, "direction": m.direction, "sender": m.sender, "kind": m.kind,
+                   "html": switchboard_core::format::preview_html(&m.text, html),
+                   "keyboard": keyboard, "created_at": m.created_at, "delivery_status": m.delivery_status})
+        })
+        .collect();
+    let open = conversations::open_for_user(&state.pool, member.tenant.id, end_user).await?;
+    Ok(json!({"messages": items, "status": open.map(|c| c.status.as_str().to_string())}))
+}
+
+async fn try_page(State(state): State<AppState>, member: Member) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let chat = chat(&state, &member).await?;
+    render(
+        &state,
+        &member.viewer,
+        Some(&member),
+        "admin/try.html",
+        json!({"section": "try", "chat": chat}),
+    )
+    .await
+}
+
+async fn transcript(State(state): State<AppState>, member: Member) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let chat = chat(&state, &member).await?;
+    render_block(
+        &state,
+        &member.viewer,
+        "admin/try.html",
+        "transcript",
+        json!({"chat": chat, "tenant": {"slug": member.tenant.slug}}),
+    )
+}
+
+async fn run(state: &AppState, member: &Member, update: Value) -> PageResult {
+    let bot = sandbox(state, member).await?;
+    state
+        .telegram
+        .handle_update(&bot, &update)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "try-it update failed");
+            PageError::Internal
+        })?;
+    let chat = chat(state, member).await?;
+    render_block(
+        state,
+        &member.viewer,
+        "admin/try.html",
+        "transcript",
+        json!({"chat": chat, "tenant": {"slug": member.tenant.slug}}),
+    )
+}
+
+async fn say(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let text = fields.text("text");
+    if text.trim().is_empty() {
+        return transcript(State(state), member).await;
+    }
+    let id = sandbox_user_id(&member);
+    let mut message = json!({
+        "message_id": next_update_id() % 1_000_000_000,
+        "date": chrono::Utc::now().timestamp(),
+        "chat": {"id": id, "type": "private", "first_name": member.user().name()},
+        "from": user_json(&member),
+        "text": text,
+    });
+    if text.starts_with('/') {
+        let len = text
+            .split_whitespace()
+            .next()
+            .unwrap_or(&text)
+            .encode_utf16()
+            .count();
+        message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
+    }
+    let update = json!({"update_id": next_update_id(), "message": message});
+    run(&state, &member, update).await
+}
+
+async fn press(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let id = sandbox_user_id(&member);
+    let update = json!({"update_id": next_update_id(), "callback_query": {
+        "id": format!("try{}", next_update_id()),
+        "from": user_json(&member),
+        "chat_instance": "try",
+        "data": fields.text("data"),
+        "message": {"message_id": fields.text("message_id").parse::<i64>().unwrap_or(1),
+                    "date": chrono::Utc::now().timestamp(),
+                    "chat": {"id": id, "type": "private", "first_name": member.user().name()}, "text": "…"},
+    }});
+    run(&state, &member, update).await
+}
+
+/// Closes the sandbox conversation so the next message starts over.
+async fn reset(State(state): State<AppState>, member: Member) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
+    sqlx::query(
+        "update conversations c set status = 'closed', closed_at = now()
+         from end_users u
+         where c.tenant_id = $1 and c.bot_id = $2 and c.status <> 'closed'
+           and u.tenant_id = c.tenant_id and u.id = c.end_user_id and u.telegram_user_id = $3",
+    )
+    .bind(member.tenant.id)
+    .bind(bot.id)
+    .bind(sandbox_user_id(&member))
+    .execute(&state.pool)
+    .await?;
+    sqlx::query(
+        "delete from messages m using end_users u
+         where m.tenant_id = $1 and u.tenant_id = m.tenant_id and u.id = m.end_user_id
+           and u.bot_id = $2 and u.telegram_user_id = $3",
+    )
+    .bind(member.tenant.id)
+    .bind(bot.id)
+    .bind(sandbox_user_id(&member))
+    .execute(&state.pool)
+    .await?;
+    let chat = chat(&state, &member).await?;
+    render_block(
+        &state,
+        &member.viewer,
+        "admin/try.html",
+        "transcript",
+        json!({"chat": chat, "tenant": {"slug": member.tenant.slug}}),
+    )
+}
