@@ -30,6 +30,7 @@ pub struct Tenant {
 pub struct Options {
     pub chat_interval_ms: u64,
     pub jobs: bool,
+    pub oauth: Vec<switchboard_web::oauth::OAuthProvider>,
 }
 
 impl Default for Options {
@@ -37,6 +38,7 @@ impl Default for Options {
         Self {
             chat_interval_ms: 50,
             jobs: true,
+            oauth: Vec::new(),
         }
     }
 }
@@ -58,10 +60,11 @@ impl TestApp {
         let tg = FakeTelegram::start().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = Config {
+        let mut config = Config {
             chat_send_interval_ms: options.chat_interval_ms,
             ..Config::embedded(&db.url, addr, &tg.url())
         };
+        config.web.oauth = options.oauth;
         let pool = switchboard::connect(&config, false).await.unwrap();
         let vault = Vault::new(&MasterKey::generate(), &[]);
         let telegram = switchboard::telegram(&config, &pool, vault).unwrap();
@@ -268,4 +271,166 @@ pub fn alice() -> FakeUser {
 
 pub fn bob() -> FakeUser {
     FakeUser::new(1002, "Bob")
+}
+
+/// A browser without a browser: cookies, the CSRF token of the last page, no redirects
+/// followed (so tests see them).
+pub struct Web {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub csrf: std::sync::Mutex<String>,
+}
+
+/// What a page request returned.
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    pub fn has(&self, text: &str) -> bool {
+        self.body.contains(text)
+    }
+}
+
+fn csrf_of(body: &str) -> Option<String> {
+    let i = body.find("data-csrf=\"")? + "data-csrf=\"".len();
+    Some(body[i..i + body[i..].find('"')?].to_string())
+}
+
+impl Web {
+    pub async fn get(&self, path: &str) -> Page {
+        self.request(self.client.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn request(&self, req: reqwest::RequestBuilder) -> Page {
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let location = headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = resp.text().await.unwrap();
+        if let Some(t) = csrf_of(&body) {
+            *self.csrf.lock().unwrap() = t;
+        }
+        Page {
+            status,
+            location,
+            body,
+            headers,
+        }
+    }
+
+    /// Posts a form with the current CSRF token.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.csrf.lock().unwrap().clone();
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        self.request(self.client.post(format!("{}{path}", self.base)).form(&all))
+            .await
+    }
+
+    /// Posts a form without any CSRF token.
+    pub async fn post_without_csrf(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.request(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .form(fields),
+        )
+        .await
+    }
+
+    /// Loads a page (for its CSRF token) and posts a form.
+    pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let p = self.get(page).await;
+        assert!(p.status.is_success(), "GET {page}: {}", p.status);
+        self.post(action, fields).await
+    }
+}
+
+impl TestApp {
+    /// A fresh cookie-keeping client.
+    pub fn web(&self) -> Web {
+        Web {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            base: self.base.clone(),
+            csrf: std::sync::Mutex::new(String::new()),
+        }
+    }
+
+    /// Signs in with email and password; panics if that fails.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Web {
+        let web = self.web();
+        let r = web
+            .submit(
+                "/login",
+                "/login",
+                &[("email", email), ("password", password)],
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "sign-in as {email} failed: {}",
+            r.body
+        );
+        // Signing in issues a new CSRF token: pick it up as a browser would on the next page.
+        web.get("/account").await;
+        web
+    }
+
+    /// A member with a password, signed in.
+    pub async fn member_web(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        role: switchboard_core::Role,
+    ) -> Web {
+        let hash = switchboard_core::password::hash_password("password123");
+        let user = switchboard_db::platform::insert_user(
+            &self.db.pool,
+            switchboard_core::UserId::new(),
+            email,
+            Some(&hash),
+            "",
+            false,
+        )
+        .await
+        .unwrap();
+        switchboard_db::platform::add_member(&self.db.pool, tenant.id, user.id, role)
+            .await
+            .unwrap();
+        self.sign_in(email, "password123").await
+    }
+
+    /// The owner of a tenant made with [`TestApp::tenant`], signed in.
+    pub async fn owner_web(&self, tenant: &Tenant) -> Web {
+        self.sign_in(&format!("owner@{}.test", tenant.slug), "password123")
+            .await
+    }
+
+    /// The newest mail in the development mailbox to `to`.
+    pub async fn last_mail(&self, to: &str) -> (String, String) {
+        sqlx::query_as("select subject, body from outbound_emails where to_address = $1 order by id desc limit 1")
+            .bind(to)
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// The first `http…` link in a text.
+pub fn link_in(text: &str) -> String {
+    let i = text.find("http").expect("a link");
+    text[i..].split_whitespace().next().unwrap().to_string()
 }

@@ -7,4 +7,5 @@ mod cli;
 mod delivery;
 mod harness;
 mod isolation;
+mod panel;
 mod webhook;

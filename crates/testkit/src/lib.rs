@@ -3,7 +3,9 @@
 //! wants to try the platform without Telegram.
 
 pub mod db;
+pub mod fake_oauth;
 pub mod fake_telegram;
 
 pub use db::TestDb;
+pub use fake_oauth::FakeOAuth;
 pub use fake_telegram::{FailKind, FakeBot, FakeTelegram, FakeUser, SentMessage};

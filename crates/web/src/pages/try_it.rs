@@ -10,7 +10,7 @@ use axum::Router;
 use serde_json::{json, Value};
 use switchboard_core::{EndUserId, Permission};
 use switchboard_db::{bots, conversations, messages};
-use switchboard_telegram::BotEntry;
+use switchboard_telegram::{BotEntry, WebhookOutcome};
 
 use super::{render, render_block, Fields, Member, PageError, PageResult};
 use crate::AppState;
@@ -24,11 +24,12 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/try/reset", post(reset))
 }
 
-/// The sandbox user standing in for this admin: a negative Telegram id no real user has.
+/// The sandbox user standing in for this admin. Sandbox end users belong to the sandbox
+/// bot, so the id cannot meet a real user's; it only has to be a valid Telegram id.
 fn sandbox_user_id(member: &Member) -> i64 {
     let bytes = member.user().id.0.as_bytes();
-    let n = i64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")) & 0x0fff_ffff_ffff_ffff;
-    -(n.max(1))
+    let n = i64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")) & 0x00ff_ffff_ffff;
+    n.max(1)
 }
 
 fn user_json(member: &Member) -> Value {
@@ -36,8 +37,20 @@ fn user_json(member: &Member) -> Value {
            "language_code": member.viewer.lang.code()})
 }
 
-fn next_update_id() -> i64 {
-    chrono::Utc::now().timestamp_micros()
+/// Telegram's update ids fit in 31 bits and only need to be unique per bot: the sandbox
+/// bot's next one follows its last.
+async fn next_update_id(state: &AppState, member: &Member, bot: &BotEntry) -> PageResult<i64> {
+    Ok(sqlx::query_scalar(
+        "select coalesce(max(update_id), 0) + 1 from inbox where tenant_id = $1 and bot_id = $2",
+    )
+    .bind(member.tenant.id)
+    .bind(bot.bot_id)
+    .fetch_one(&state.pool)
+    .await?)
+}
+
+fn next_message_id() -> i64 {
+    chrono::Utc::now().timestamp_millis() % 1_000_000_000
 }
 
 async fn sandbox(state: &AppState, member: &Member) -> PageResult<Arc<BotEntry>> {
@@ -100,16 +113,20 @@ async fn transcript(State(state): State<AppState>, member: Member) -> PageResult
     )
 }
 
-async fn run(state: &AppState, member: &Member, update: Value) -> PageResult {
+async fn run(state: &AppState, member: &Member, mut update: Value) -> PageResult {
     let bot = sandbox(state, member).await?;
-    state
-        .telegram
-        .handle_update(&bot, &update)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "try-it update failed");
-            PageError::Internal
-        })?;
+    // Two tabs may race for the same id: the loser gets the next one.
+    for _ in 0..3 {
+        update["update_id"] = json!(next_update_id(state, member, &bot).await?);
+        match state.telegram.handle_update(&bot, &update).await {
+            Ok(WebhookOutcome::Duplicate) => continue,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "try-it update failed");
+                return Err(PageError::Internal);
+            }
+        }
+    }
     let chat = chat(state, member).await?;
     render_block(
         state,
@@ -128,7 +145,7 @@ async fn say(State(state): State<AppState>, member: Member, fields: Fields) -> P
     }
     let id = sandbox_user_id(&member);
     let mut message = json!({
-        "message_id": next_update_id() % 1_000_000_000,
+        "message_id": next_message_id(),
         "date": chrono::Utc::now().timestamp(),
         "chat": {"id": id, "type": "private", "first_name": member.user().name()},
         "from": user_json(&member),
@@ -143,15 +160,15 @@ async fn say(State(state): State<AppState>, member: Member, fields: Fields) -> P
             .count();
         message["entities"] = json!([{"type": "bot_command", "offset": 0, "length": len}]);
     }
-    let update = json!({"update_id": next_update_id(), "message": message});
+    let update = json!({"message": message});
     run(&state, &member, update).await
 }
 
 async fn press(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
     member.require(Permission::WriteConfig)?;
     let id = sandbox_user_id(&member);
-    let update = json!({"update_id": next_update_id(), "callback_query": {
-        "id": format!("try{}", next_update_id()),
+    let update = json!({"callback_query": {
+        "id": format!("try{}", next_message_id()),
         "from": user_json(&member),
         "chat_instance": "try",
         "data": fields.text("data"),
