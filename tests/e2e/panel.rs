@@ -972,9 +972,8 @@ async fn oauth_sign_in_with_pkce_links_by_verified_email() {
     // A forged state is refused.
     let forged = web
         .get(
-            &format!("{}&state=forged", callback.split("&state=").next().unwrap())
-                .trim_start_matches(&app.base)
-                .to_string(),
+            format!("{}&state=forged", callback.split("&state=").next().unwrap())
+                .trim_start_matches(&app.base),
         )
         .await;
     assert_eq!(forged.location.as_deref(), Some("/login"));
