@@ -372,6 +372,14 @@ async fn media_and_custom_commands() {
         })
     })
     .await;
+    // Russian speakers see the built-in commands described in Russian.
+    let localized = app.tg.calls_of("setMyCommands");
+    let ru = localized
+        .iter()
+        .rev()
+        .find(|c| c.params["language_code"] == "ru")
+        .expect("a Russian command list");
+    assert_eq!(ru.params["commands"][0]["description"], "Главное меню");
     let user = alice();
     app.say(&bot, &user, "/prices").await;
     app.say(&bot, &user, "/help").await;

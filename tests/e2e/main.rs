@@ -3,6 +3,7 @@
 
 mod api;
 mod bot_loop;
+mod browser;
 mod cli;
 mod delivery;
 mod harness;

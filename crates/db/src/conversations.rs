@@ -25,6 +25,7 @@ pub struct Conversation {
     pub assigned_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     pub last_message_at: DateTime<Utc>,
+    pub is_test: bool,
 }
 
 impl Conversation {
@@ -37,7 +38,7 @@ impl Conversation {
 }
 
 const COLUMNS: &str = "id, bot_id, end_user_id, status, assignee_id, handover_reason, resolution,
-    opened_at, waiting_since, assigned_at, closed_at, last_message_at";
+    opened_at, waiting_since, assigned_at, closed_at, last_message_at, is_test";
 
 /// The end user's open conversation, locked for the rest of the transaction.
 pub async fn open_for_user_locked(
@@ -179,6 +180,8 @@ pub struct ConversationListItem {
     pub first_name: String,
     pub last_name: Option<String>,
     pub is_blocked: bool,
+    /// Test traffic from the panel's "Try it" chat.
+    pub is_test: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -203,7 +206,7 @@ pub async fn list(
     Ok(sqlx::query_as(
         "select c.id, c.status, c.assignee_id, c.handover_reason, c.opened_at, c.waiting_since,
                 c.closed_at, c.last_message_at, c.end_user_id, u.telegram_user_id, u.username,
-                u.first_name, u.last_name, u.is_blocked
+                u.first_name, u.last_name, u.is_blocked, c.is_test
          from conversations c
          join end_users u on u.tenant_id = c.tenant_id and u.id = c.end_user_id
          where c.tenant_id = $1

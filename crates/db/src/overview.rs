@@ -27,10 +27,12 @@ pub async fn overview(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Overv
         "select
             (select count(*) from conversations where tenant_id = $1 and status = 'waiting') as waiting,
             (select count(*) from conversations where tenant_id = $1 and status = 'assigned') as assigned,
-            (select count(*) from messages where tenant_id = $1 and direction = 'in'
-                and created_at >= date_trunc('day', now())) as messages_in_today,
-            (select count(*) from messages where tenant_id = $1 and direction = 'out'
-                and created_at >= date_trunc('day', now())) as messages_out_today,
+            (select count(*) from messages m join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+                where m.tenant_id = $1 and m.direction = 'in' and not c.is_test
+                and m.created_at >= date_trunc('day', now())) as messages_in_today,
+            (select count(*) from messages m join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+                where m.tenant_id = $1 and m.direction = 'out' and not c.is_test
+                and m.created_at >= date_trunc('day', now())) as messages_out_today,
             (select count(*) from messages where tenant_id = $1 and delivery_status = 'failed'
                 and created_at >= date_trunc('day', now())) as failed_today,
             (select count(*) from answer_rules where tenant_id = $1) as rules,

@@ -2,6 +2,7 @@
 //! registration with a per-bot secret, command publishing; and removing it again.
 
 use serde_json::json;
+use switchboard_core::text::Lang;
 use switchboard_core::vault::{mask_bot_token, random_token, secret_digest, SecretPurpose};
 use switchboard_core::{validate, BotId, TenantId};
 use switchboard_db::bots::{self, Bot, NewBot};
@@ -207,33 +208,50 @@ impl Telegram {
             return Ok(());
         };
         let settings = config::get_settings(&self.pool, tenant).await?;
-        let ru = settings.default_language == "ru";
-        let builtin = if ru {
-            [
-                ("start", "Главное меню"),
-                ("help", "Помощь"),
-                ("operator", "Связаться с оператором"),
-            ]
-        } else {
-            [
-                ("start", "Main menu"),
-                ("help", "Help"),
-                ("operator", "Talk to a person"),
-            ]
-        };
-        let mut commands: Vec<BotCommand> = builtin
-            .iter()
-            .map(|(c, d)| BotCommand::new(*c, *d))
+        let custom: Vec<(String, String)> = config::list_commands(&self.pool, tenant)
+            .await?
+            .into_iter()
+            .filter(|c| c.enabled)
+            .map(|c| (c.command, c.description))
             .collect();
-        for c in config::list_commands(&self.pool, tenant).await? {
-            if c.enabled {
-                commands.push(BotCommand::new(c.command, c.description));
-            }
-        }
-        commands.truncate(100);
+        let list = |lang: Lang| -> Vec<BotCommand> {
+            let builtin = match lang {
+                Lang::Ru => [
+                    ("start", "Главное меню"),
+                    ("help", "Помощь"),
+                    ("operator", "Связаться с оператором"),
+                ],
+                Lang::En => [
+                    ("start", "Main menu"),
+                    ("help", "Help"),
+                    ("operator", "Talk to a person"),
+                ],
+            };
+            let mut commands: Vec<BotCommand> = builtin
+                .iter()
+                .map(|(c, d)| BotCommand::new(*c, *d))
+                .collect();
+            commands.extend(
+                custom
+                    .iter()
+                    .map(|(c, d)| BotCommand::new(c.clone(), d.clone())),
+            );
+            commands.truncate(100);
+            commands
+        };
+        // The default list, in the bot's language, for everyone…
+        let default_lang = settings.lang();
         self.api
-            .call(entry.token(), &SetMyCommands::new(commands))
+            .call(entry.token(), &SetMyCommands::new(list(default_lang)))
             .await?;
+        // …and the built-in commands described in the other language for its speakers.
+        let other = match default_lang {
+            Lang::En => Lang::Ru,
+            Lang::Ru => Lang::En,
+        };
+        let mut localized = SetMyCommands::new(list(other));
+        localized.language_code = Some(other.code().to_string());
+        self.api.call(entry.token(), &localized).await?;
         Ok(())
     }
 

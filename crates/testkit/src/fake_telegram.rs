@@ -702,7 +702,10 @@ fn handle_method(shared: &Shared, bot: &FakeBot, method: &str, p: &Value) -> (St
         }
         "setmycommands" => {
             let commands = p.get("commands").cloned().unwrap_or(json!([]));
-            shared.inner.lock().commands.insert(bot.id, commands);
+            // Lists for a language are kept apart (as Telegram does); `commands()` shows the default.
+            if p.get("language_code").and_then(Value::as_str).is_none() {
+                shared.inner.lock().commands.insert(bot.id, commands);
+            }
             ok(json!(true))
         }
         "deletemycommands" => {

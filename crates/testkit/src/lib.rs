@@ -5,6 +5,7 @@
 pub mod db;
 pub mod fake_oauth;
 pub mod fake_telegram;
+pub mod webdriver;
 
 pub use db::TestDb;
 pub use fake_oauth::FakeOAuth;

@@ -71,6 +71,30 @@ const MAX_PER_ROW: usize = 8;
 const MAX_ROWS: usize = 20;
 const MAX_BUTTONS: usize = 100;
 
+/// Prefixes each message with the button's label.
+struct Labelled<'a> {
+    errors: &'a mut Invalid,
+    label: &'a str,
+}
+
+impl Labelled<'_> {
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        let message = message.into();
+        if self.label.is_empty() {
+            self.errors.add(field, message);
+        } else {
+            self.errors
+                .add(field, format!("“{}”: {message}", self.label));
+        }
+    }
+
+    fn check(&mut self, field: &str, result: Result<(), String>) {
+        if let Err(m) = result {
+            self.add(field, m);
+        }
+    }
+}
+
 /// Validates rows of buttons (targets must exist in the tenant) into domain buttons.
 pub async fn validate_rows(
     pool: &PgPool,
@@ -116,6 +140,12 @@ pub async fn validate_rows(
         let mut out_row = Vec::new();
         for (bi, b) in row.iter().enumerate() {
             let f = format!("{field}[{ri}][{bi}]");
+            // Messages name the button, so they make sense wherever they are shown.
+            let label = b.label.trim().to_string();
+            let mut errors = Labelled {
+                errors: &mut *errors,
+                label: &label,
+            };
             errors.check(&format!("{f}.label"), validate::text(&b.label, 64));
             let action = match b.action.as_str() {
                 "rule" => match b.rule_id.map(RuleId) {

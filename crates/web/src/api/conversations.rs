@@ -58,6 +58,8 @@ pub struct ConversationOut {
     pub waiting_since: Option<chrono::DateTime<chrono::Utc>>,
     pub closed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub last_message_at: chrono::DateTime<chrono::Utc>,
+    /// Test traffic from the panel's "Try it" chat.
+    pub is_test: bool,
 }
 
 impl From<ConversationListItem> for ConversationOut {
@@ -78,6 +80,7 @@ impl From<ConversationListItem> for ConversationOut {
             waiting_since: c.waiting_since,
             closed_at: c.closed_at,
             last_message_at: c.last_message_at,
+            is_test: c.is_test,
         }
     }
 }
@@ -214,6 +217,7 @@ async fn conversation_out(
         waiting_since: c.waiting_since,
         closed_at: c.closed_at,
         last_message_at: c.last_message_at,
+        is_test: c.is_test,
     })
 }
 

@@ -31,7 +31,7 @@ async fn dashboard(State(state): State<AppState>, member: Member) -> PageResult 
         .iter()
         .map(|c| {
             json!({"id": c.id, "name": c.first_name, "username": c.username, "since": c.waiting_since,
-                   "reason": c.handover_reason})
+                   "reason": c.handover_reason, "test": c.is_test})
         })
         .collect();
     let steps = [

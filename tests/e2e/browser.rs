@@ -1,0 +1,285 @@
+//! The panel in a real browser (headless Chromium through chromedriver): what a person
+//! sees and does, from sign-up to a working bot. Screenshots of each step go to
+//! `target/screenshots/` (and, on failure, `failure-*.png`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::FutureExt;
+use switchboard_testkit::webdriver::{Chrome, Element};
+
+use crate::harness::TestApp;
+
+pub struct Browser {
+    pub chrome: Chrome,
+    base: String,
+}
+
+pub fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Browser {
+    pub async fn start(base: &str) -> Self {
+        Self {
+            chrome: Chrome::start().await.expect("a browser session"),
+            base: base.to_string(),
+        }
+    }
+
+    pub async fn goto(&self, path: &str) {
+        self.chrome
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    pub async fn wait(&self, css: &str) -> Element {
+        self.chrome
+            .wait_for(css, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+    }
+
+    pub async fn fill(&self, css: &str, text: &str) {
+        let el = self.wait(css).await;
+        self.chrome.clear(&el).await.unwrap();
+        self.chrome.type_text(&el, text).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        let el = self.wait(css).await;
+        // As a person would: bring it into view first (the navigation bar is sticky).
+        self.chrome
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});",
+                vec![Chrome::element_arg(&el)],
+            )
+            .await
+            .unwrap();
+        self.chrome
+            .click(&el)
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Picks an option of a select by value (and lets the page react).
+    pub async fn select(&self, css: &str, value: &str) {
+        let el = self.wait(css).await;
+        self.chrome
+            .execute(
+                "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+                vec![Chrome::element_arg(&el), serde_json::json!(value)],
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        let el = self.wait(css).await;
+        self.chrome.text(&el).await.unwrap_or_default()
+    }
+
+    /// Waits until the page's visible text contains `text`.
+    pub async fn see(&self, text: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let body = match self.chrome.find("body").await {
+                Ok(b) => self.chrome.text(&b).await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if body.contains(text) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("the page never showed {text:?}; it shows:\n{body}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn screenshot(&self, name: &str) {
+        if let Ok(png) = self.chrome.screenshot().await {
+            let _ = std::fs::write(screenshots_dir().join(format!("{name}.png")), png);
+        }
+    }
+}
+
+/// Runs a browser scenario; on failure keeps a screenshot of where it stopped.
+async fn scenario<F, Fut>(name: &str, app: &TestApp, f: F)
+where
+    F: FnOnce(std::sync::Arc<Browser>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let browser = std::sync::Arc::new(Browser::start(&app.base).await);
+    let outcome = std::panic::AssertUnwindSafe(f(browser.clone()))
+        .catch_unwind()
+        .await;
+    if let Err(panic) = outcome {
+        if let Ok(png) = browser.chrome.screenshot().await {
+            let _ = std::fs::write(screenshots_dir().join(format!("failure-{name}.png")), png);
+        }
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test]
+async fn from_sign_up_to_a_working_bot_in_the_browser() {
+    let app = TestApp::start().await;
+    let fake_bot = app.tg.add_bot("shop_helper_bot");
+    let token = fake_bot.token.clone();
+    let db = app.db.pool.clone();
+    scenario("sign-up-to-bot", &app, |b| async move {
+        // Sign up.
+        b.goto("/signup").await;
+        b.fill("#f-name", "Anna Petrova").await;
+        b.fill("#f-email", "anna@shop.test").await;
+        b.fill("#f-password", "correct horse battery").await;
+        b.fill("#f-organization", "Flower Shop").await;
+        b.screenshot("signup").await;
+        b.click("#signup-submit").await;
+        b.see("Welcome to Flower Shop").await;
+
+        // Connect the bot.
+        b.fill("#f-token", &token).await;
+        b.click("#connect-bot").await;
+        b.see("@shop_helper_bot is connected").await;
+        b.see("Working").await;
+        b.screenshot("bot").await;
+
+        // A rule with a button.
+        b.goto("/t/flower-shop/rules/new").await;
+        b.fill("#f-title", "Opening hours").await;
+        b.fill("#f-answer", "We are open every day, 9:00–20:00.")
+            .await;
+        b.fill(
+            "#f-examples",
+            "when are you open\nopening hours\nво сколько вы открыты",
+        )
+        .await;
+        b.click("#add-row").await;
+        b.fill(".button-item input[name=b_label]", "Talk to a person")
+            .await;
+        b.select(".button-item select[name=b_action]", "handover")
+            .await;
+        b.see("As Telegram shows it").await;
+        b.screenshot("rule-form").await;
+        b.click("#save-rule").await;
+        b.see("“Opening hours” has been saved").await;
+        b.screenshot("rules").await;
+
+        // Try it: the answer and its button, then the hand-over.
+        b.goto("/t/flower-shop/try").await;
+        b.fill("#try-input", "When are you open?").await;
+        b.click("#try-send").await;
+        b.see("We are open every day, 9:00–20:00.").await;
+        b.click("#transcript button.tg-button").await;
+        b.see("I am passing your question to an operator").await;
+        b.screenshot("try").await;
+
+        // Invite an operator.
+        b.goto("/t/flower-shop/team").await;
+        b.fill("#invite-email", "oleg@shop.test").await;
+        b.click("#send-invite").await;
+        b.see("An invitation has been sent to oleg@shop.test").await;
+        b.screenshot("team").await;
+    })
+    .await;
+
+    // The operator accepts in another session and signs in.
+    let body: String =
+        sqlx::query_scalar("select body from outbound_emails where to_address = 'oleg@shop.test'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let link = crate::harness::link_in(&body);
+    let path = link.trim_start_matches(&app.base).to_string();
+    scenario("operator-joins", &app, |b| async move {
+        b.goto(&path).await;
+        b.see("Join Flower Shop as Operator").await;
+        b.fill("#f-name", "Oleg").await;
+        b.fill("#f-password", "operator password").await;
+        b.click("#accept-invite").await;
+        b.see("You are now a member of Flower Shop").await;
+        let nav = b.text("aside").await;
+        assert!(
+            !nav.contains("Team"),
+            "operators do not manage the team: {nav}"
+        );
+        b.screenshot("dashboard-operator").await;
+        // Signing out and in again works.
+        b.click("#user-menu").await;
+        b.click("#logout").await;
+        b.fill("#f-email", "oleg@shop.test").await;
+        b.fill("#f-password", "operator password").await;
+        b.click("#login-submit").await;
+        b.see("Flower Shop").await;
+        // Switch the interface to Russian.
+        b.click("button[name=lang][value=ru]").await;
+        b.see("Ответы").await;
+        b.screenshot("dashboard-ru").await;
+    })
+    .await;
+
+    let members: i64 = sqlx::query_scalar("select count(*) from memberships")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(members, 2);
+    let rules: i64 = sqlx::query_scalar("select count(*) from buttons where action = 'handover'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rules, 1);
+}
+
+#[tokio::test]
+async fn the_menu_editor_builds_rows_and_reorders_them() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    app.post(
+        &t.token,
+        "/api/v1/rules",
+        serde_json::json!({"title": "Hours", "answer": "9–18"}),
+    )
+    .await;
+    scenario("menu-editor", &app, |b| async move {
+        b.goto("/login").await;
+        b.fill("#f-email", "owner@acme.test").await;
+        b.fill("#f-password", "password123").await;
+        b.click("#login-submit").await;
+        b.see("Acme").await;
+        b.goto("/t/acme/menus/new").await;
+        b.fill("#f-name", "Main").await;
+        b.click("#add-row").await;
+        b.fill(".button-row:nth-child(2) input[name=b_label]", "First")
+            .await;
+        b.select(".button-row:nth-child(2) select[name=b_action]", "url")
+            .await;
+        b.fill(
+            ".button-row:nth-child(2) input[data-target-for=url]",
+            "https://acme.example",
+        )
+        .await;
+        b.click("#add-row").await;
+        b.fill(".button-row:nth-child(3) input[name=b_label]", "Second")
+            .await;
+        b.select(".button-row:nth-child(3) select[name=b_action]", "handover")
+            .await;
+        // Move "Second" above "First".
+        b.click(".button-row:nth-child(3) [data-row-up]").await;
+        b.screenshot("menu-editor").await;
+        b.click("#save-menu").await;
+        b.see("Menu “Main” has been saved").await;
+        b.screenshot("menus").await;
+    })
+    .await;
+    let (_, menus) = app.get(&t.token, "/api/v1/menus").await;
+    let rows = &menus["items"][0]["rows"];
+    assert_eq!(rows[0][0]["label"], "Second");
+    assert_eq!(rows[0][0]["action"], "handover");
+    assert_eq!(rows[1][0]["label"], "First");
+    assert_eq!(rows[1][0]["url"], "https://acme.example");
+}
