@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::{ConvStatus, HandoverReason};
-use crate::ids::{ButtonId, MenuId, RuleId};
+use crate::ids::{ButtonId, ConversationId, MenuId, RuleId};
 use crate::matcher::{Candidate, MatchResult, MatcherIndex};
 use crate::text::Lang;
 
@@ -85,6 +85,20 @@ pub struct BotTexts {
     pub stale_button_text: String,
     /// Sent instead of the hand-over text outside working hours.
     pub offhours_text: String,
+    /// Asks for a rating after a conversation is closed (when rating is on).
+    #[serde(default = "default_rating_text")]
+    pub rating_text: String,
+    /// The notification after a rating button is pressed.
+    #[serde(default = "default_rating_thanks")]
+    pub rating_thanks: String,
+}
+
+fn default_rating_text() -> String {
+    BotTexts::defaults(Lang::En).rating_text
+}
+
+fn default_rating_thanks() -> String {
+    BotTexts::defaults(Lang::En).rating_thanks
 }
 
 impl BotTexts {
@@ -111,6 +125,8 @@ impl BotTexts {
                 already_waiting_text: "An operator will reply soon.".into(),
                 stale_button_text: "This button is no longer available.".into(),
                 offhours_text: "Our operators are not at work right now. Your question is saved, and we will answer as soon as we are back.".into(),
+                rating_text: "How did we do? Please rate the help you got:".into(),
+                rating_thanks: "Thank you for your rating!".into(),
             },
             Lang::Ru => Self {
                 welcome_text: "Здравствуйте! Я бот поддержки. Задайте вопрос или выберите тему ниже.".into(),
@@ -120,6 +136,8 @@ impl BotTexts {
                 already_waiting_text: "Оператор скоро ответит.".into(),
                 stale_button_text: "Эта кнопка больше не действует.".into(),
                 offhours_text: "Сейчас операторы не работают. Ваш вопрос сохранён — мы ответим, как только вернёмся.".into(),
+                rating_text: "Оцените, пожалуйста, насколько мы помогли:".into(),
+                rating_thanks: "Спасибо за оценку!".into(),
             },
         }
     }
@@ -222,6 +240,8 @@ pub struct Decision {
     pub callback_answer: Option<String>,
     /// The button pressed, for the log.
     pub button: Option<(ButtonId, String)>,
+    /// A rating (1–5) given to a closed conversation.
+    pub rating: Option<(ConversationId, i16)>,
 }
 
 impl Decision {
@@ -233,6 +253,7 @@ impl Decision {
             matched: None,
             callback_answer: None,
             button: None,
+            rating: None,
         }
     }
 }
@@ -240,6 +261,23 @@ impl Decision {
 /// Callback data of a menu or rule button: `b:` and the id's 32 hex digits (34 bytes).
 pub fn button_callback_data(id: ButtonId) -> String {
     format!("b:{}", id.0.simple())
+}
+
+/// The keyboard that asks to rate a closed conversation: ★1 … ★5.
+pub fn rating_keyboard(conversation: ConversationId) -> Vec<Vec<OutButton>> {
+    vec![(1..=5)
+        .map(|n| OutButton::Callback {
+            label: "★".repeat(n as usize),
+            data: format!("r:{n}:{}", conversation.0.simple()),
+        })
+        .collect()]
+}
+
+fn parse_rating_callback(data: &str) -> Option<(ConversationId, i16)> {
+    let rest = data.strip_prefix("r:")?;
+    let (n, id) = rest.split_once(':')?;
+    let n: i16 = n.parse().ok().filter(|n| (1..=5).contains(n))?;
+    Some((ConversationId(uuid::Uuid::try_parse(id).ok()?), n))
 }
 
 fn parse_button_callback(data: &str) -> Option<ButtonId> {
@@ -412,6 +450,13 @@ fn on_text(ctx: &Ctx, status: ConvStatus, text: &str) -> Decision {
 fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
     let config = ctx.config;
     let stale = || Some(ctx.texts.stale_button_text.clone());
+    if let Some(rating) = parse_rating_callback(data) {
+        return Decision {
+            callback_answer: Some(ctx.texts.rating_thanks.clone()),
+            rating: Some(rating),
+            ..Decision::stay(status)
+        };
+    }
     let Some(button) = parse_button_callback(data).and_then(|id| config.button(id)) else {
         return Decision {
             callback_answer: stale(),
@@ -839,6 +884,39 @@ mod tests {
         );
         assert_eq!(t.welcome_text, "Hi!");
         assert_eq!(t.help_text, base.help_text);
+    }
+
+    #[test]
+    fn rating_buttons_rate_the_conversation_they_name() {
+        let f = fixture();
+        let conv = ConversationId::new();
+        let kb = rating_keyboard(conv);
+        assert_eq!(kb[0].len(), 5);
+        let OutButton::Callback { data, .. } = &kb[0][3] else {
+            panic!()
+        };
+        assert!(data.len() <= 64);
+        let d = decide(
+            &f.config,
+            ConvStatus::Closed,
+            &Inbound::Callback { data: data.clone() },
+            Context::default(),
+        );
+        assert_eq!(d.rating, Some((conv, 4)));
+        assert!(d.replies.is_empty());
+        assert_eq!(
+            d.callback_answer.as_deref(),
+            Some(f.config.texts.rating_thanks.as_str())
+        );
+        for bad in ["r:9:00000000000000000000000000000000", "r:3:xyz", "r:3"] {
+            let d = decide(
+                &f.config,
+                ConvStatus::Bot,
+                &Inbound::Callback { data: bad.into() },
+                Context::default(),
+            );
+            assert!(d.rating.is_none(), "{bad}");
+        }
     }
 
     #[test]

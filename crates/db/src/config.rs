@@ -26,6 +26,9 @@ pub struct Settings {
     pub translations: serde_json::Value,
     /// [`switchboard_core::hours::WorkingHours`] as JSON, or null for always open.
     pub working_hours: Option<serde_json::Value>,
+    /// Ask users to rate the help after a conversation is closed.
+    pub rating_enabled: bool,
+    pub rating_text: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -36,6 +39,7 @@ impl Settings {
     }
 
     pub fn texts(&self) -> BotTexts {
+        let defaults = BotTexts::defaults(self.lang());
         BotTexts {
             welcome_text: self.welcome_text.clone(),
             help_text: self.help_text.clone(),
@@ -43,10 +47,9 @@ impl Settings {
             closing_text: self.closing_text.clone(),
             already_waiting_text: self.already_waiting_text.clone(),
             stale_button_text: self.stale_button_text.clone(),
-            offhours_text: self
-                .offhours_text
-                .clone()
-                .unwrap_or_else(|| BotTexts::defaults(self.lang()).offhours_text),
+            offhours_text: self.offhours_text.clone().unwrap_or(defaults.offhours_text),
+            rating_text: self.rating_text.clone().unwrap_or(defaults.rating_text),
+            rating_thanks: defaults.rating_thanks,
         }
     }
 
@@ -73,7 +76,8 @@ impl Settings {
 
 const SETTINGS_COLUMNS: &str = "tenant_id, default_language, welcome_text, help_text,
     handover_text, closing_text, already_waiting_text, stale_button_text, answer_threshold,
-    suggest_threshold, timezone, offhours_text, translations, working_hours, updated_at";
+    suggest_threshold, timezone, offhours_text, translations, working_hours, rating_enabled,
+    rating_text, updated_at";
 
 /// Creates a tenant's settings with the default texts of its language.
 pub async fn insert_default_settings(
@@ -126,6 +130,8 @@ pub struct SettingsPatch {
     pub timezone: Option<String>,
     /// `Some(None)` sets "always open".
     pub working_hours: Option<Option<serde_json::Value>>,
+    pub rating_enabled: Option<bool>,
+    pub rating_text: Option<String>,
 }
 
 pub async fn update_settings(
@@ -146,7 +152,9 @@ pub async fn update_settings(
             offhours_text = coalesce($10, offhours_text),
             translations = coalesce($11, translations),
             timezone = coalesce($12, timezone),
-            working_hours = case when $13 then $14 else working_hours end
+            working_hours = case when $13 then $14 else working_hours end,
+            rating_enabled = coalesce($15, rating_enabled),
+            rating_text = coalesce($16, rating_text)
          where tenant_id = $1 returning {SETTINGS_COLUMNS}"
     ))
     .bind(tenant)
@@ -163,6 +171,8 @@ pub async fn update_settings(
     .bind(&patch.timezone)
     .bind(patch.working_hours.is_some())
     .bind(patch.working_hours.clone().flatten())
+    .bind(patch.rating_enabled)
+    .bind(&patch.rating_text)
     .fetch_optional(db)
     .await?
     .found()

@@ -249,3 +249,54 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
     .await?;
     Ok(())
 }
+
+/// A rating button was pressed: the closed conversation it names gets the rating (the
+/// first one counts), the press is stored in it, and the rating is logged. Nothing opens.
+/// Returns false when the conversation is not this user's closed conversation.
+pub async fn record_rating(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    end_user: EndUserId,
+    conversation: ConversationId,
+    rating: i16,
+    inbound: &InboundRecord,
+) -> Result<bool> {
+    let rated: Option<ConversationId> = sqlx::query_scalar(
+        "update conversations set rating = coalesce(rating, $4)
+         where tenant_id = $1 and id = $2 and end_user_id = $3 and status = 'closed'
+         returning id",
+    )
+    .bind(tenant)
+    .bind(conversation)
+    .bind(end_user)
+    .bind(rating)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if rated.is_none() {
+        return Ok(false);
+    }
+    crate::messages::insert_inbound(
+        &mut *conn,
+        tenant,
+        &crate::messages::NewInbound {
+            conversation_id: conversation,
+            end_user_id: end_user,
+            kind: inbound.kind.clone(),
+            text: inbound.text.clone(),
+            payload: inbound.payload.clone(),
+            update_id: Some(inbound.update_id),
+            telegram_message_id: inbound.telegram_message_id,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut event = crate::events::NewEvent::new(
+        "conversation.rated",
+        crate::events::Actor::EndUser(end_user),
+    )
+    .conversation(conversation, end_user)
+    .data(serde_json::json!({"rating": rating}));
+    event.end_user_id = Some(end_user);
+    crate::events::insert(conn, tenant, event).await?;
+    Ok(true)
+}

@@ -6,9 +6,11 @@
 //! in one transaction.
 
 pub mod accounts;
+pub mod attachments;
 pub mod bots;
 pub mod config;
 pub mod conversations;
+pub mod desk;
 pub mod end_users;
 pub mod error;
 pub mod events;

@@ -73,6 +73,8 @@ pub struct NewOutbound {
     pub conversation_id: ConversationId,
     pub end_user_id: EndUserId,
     pub sender: Sender,
+    /// text, or photo/document for a file (its bytes in the attachments table).
+    pub kind: &'static str,
     pub text: String,
     /// `{"keyboard": [[…]]}` and other sending options.
     pub payload: Option<Value>,
@@ -103,7 +105,7 @@ pub async fn insert_outbound(
             .push("'out'")
             .push_bind(m.sender.as_str())
             .push_bind(operator)
-            .push("'text'")
+            .push_bind(m.kind)
             .push_bind(&m.text)
             .push_bind(&m.payload)
             .push_bind(m.rule_id)
@@ -177,6 +179,9 @@ pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: MessageId) -> Re
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Claimed {
     pub id: MessageId,
+    pub conversation_id: ConversationId,
+    /// text, or photo/document (a file from the attachments table).
+    pub kind: String,
     pub text: String,
     pub payload: Option<Value>,
     /// Attempts including this one.
@@ -209,7 +214,7 @@ pub async fn claim_next(
            and u.tenant_id = $1 and u.id = $2
            and (m.delivery_status = 'pending' or m.lease_until < now())
            and (m.next_attempt_at is null or m.next_attempt_at <= now())
-         returning m.id, m.text, m.payload, m.attempts, u.chat_id",
+         returning m.id, m.conversation_id, m.kind, m.text, m.payload, m.attempts, u.chat_id",
     )
     .bind(tenant)
     .bind(end_user)

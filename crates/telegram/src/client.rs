@@ -104,10 +104,62 @@ impl BotApi {
         if let Some(hint) = payload.timeout_hint() {
             request = request.timeout(hint + Duration::from_secs(10));
         }
+        Self::response(request).await
+    }
+
+    /// Calls a method with a multipart form (uploading a file).
+    pub async fn call_multipart<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        method: &str,
+        form: reqwest::multipart::Form,
+    ) -> Result<T, TgError> {
+        let request = self
+            .http
+            .post(self.method_url(token, method))
+            .multipart(form)
+            .timeout(Duration::from_secs(120));
+        Self::response(request).await
+    }
+
+    /// Downloads a file by the `file_path` `getFile` returned (at most `max` bytes).
+    pub async fn download(
+        &self,
+        token: &str,
+        file_path: &str,
+        max: usize,
+    ) -> Result<Vec<u8>, TgError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("the Bot API URL is a base URL")
+            .pop_if_empty()
+            .push("file")
+            .push(&format!("bot{token}"))
+            .extend(file_path.split('/'));
+        let response = self.http.get(url).send().await.map_err(transport_error)?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            return Err(if status >= 500 {
+                TgError::Server(status)
+            } else {
+                TgError::BadResponse(format!("file download answered {status}"))
+            });
+        }
+        if response.content_length().is_some_and(|n| n as usize > max) {
+            return Err(TgError::BadResponse("the file is too large".into()));
+        }
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        if bytes.len() > max {
+            return Err(TgError::BadResponse("the file is too large".into()));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    async fn response<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, TgError> {
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(transport_error)?;
-        let envelope: Envelope<P::Output> = match serde_json::from_slice(&body) {
+        let envelope: Envelope<T> = match serde_json::from_slice(&body) {
             Ok(e) => e,
             Err(_) if status >= 500 => return Err(TgError::Server(status)),
             Err(e) => return Err(TgError::BadResponse(format!("status {status}: {e}"))),

@@ -170,19 +170,95 @@ impl Telegram {
             return Ok(());
         }
         self.limiter.acquire(job.bot_id).await;
-        let mut payload = SendMessage::new(ChatId(m.chat_id), m.text.clone());
-        payload.reply_markup = keyboard_markup(m.payload.as_ref()).map(ReplyMarkup::InlineKeyboard);
-        payload.parse_mode = parse_mode(m.payload.as_ref());
-        let mut result = self.api.call(bot.token(), &payload).await;
+        let result = if m.kind == "photo" || m.kind == "document" {
+            self.send_file(bot.token(), job, &m).await?
+        } else {
+            let mut payload = SendMessage::new(ChatId(m.chat_id), m.text.clone());
+            payload.reply_markup =
+                keyboard_markup(m.payload.as_ref()).map(ReplyMarkup::InlineKeyboard);
+            payload.parse_mode = parse_mode(m.payload.as_ref());
+            let mut result = self.api.call(bot.token(), &payload).await;
+            if let Err(TgError::Api {
+                kind: ApiError::CantParseEntities(_),
+                ..
+            }) = &result
+            {
+                // Broken formatting must not lose the message: send it as plain text.
+                payload.parse_mode = None;
+                result = self.api.call(bot.token(), &payload).await;
+            }
+            result
+        };
+        let outcome = self.record_outcome(job, &m, attempts, result, report).await;
+        // Every open desk shows the new delivery state.
+        self.notifier.desk(tenant, m.conversation_id, "delivery");
+        outcome
+    }
+
+    /// A photo or document from the attachments table, as a multipart upload.
+    async fn send_file(
+        &self,
+        token: &str,
+        job: &DeliveryJob,
+        m: &Claimed,
+    ) -> Result<Result<teloxide::types::Message, TgError>, DeliveryError> {
+        let file = switchboard_db::attachments::get(&self.pool, job.tenant_id, m.id).await?;
+        let field = if m.kind == "photo" {
+            "photo"
+        } else {
+            "document"
+        };
+        let method = if m.kind == "photo" {
+            "sendPhoto"
+        } else {
+            "sendDocument"
+        };
+        let form = |with_mode: bool| {
+            let part = reqwest::multipart::Part::bytes(file.data.clone())
+                .file_name(file.file_name.clone())
+                .mime_str(&file.content_type)
+                .unwrap_or_else(|_| {
+                    reqwest::multipart::Part::bytes(file.data.clone())
+                        .file_name(file.file_name.clone())
+                });
+            let mut form = reqwest::multipart::Form::new()
+                .text("chat_id", m.chat_id.to_string())
+                .part(field, part);
+            if !m.text.is_empty() {
+                form = form.text("caption", m.text.clone());
+                if with_mode {
+                    if let Some(mode) = m
+                        .payload
+                        .as_ref()
+                        .and_then(|p| p.get("parse_mode"))
+                        .and_then(|v| v.as_str())
+                    {
+                        form = form.text("parse_mode", mode.to_string());
+                    }
+                }
+            }
+            form
+        };
+        let mut result = self.api.call_multipart(token, method, form(true)).await;
         if let Err(TgError::Api {
             kind: ApiError::CantParseEntities(_),
             ..
         }) = &result
         {
-            // Broken formatting must not lose the message: send it as plain text.
-            payload.parse_mode = None;
-            result = self.api.call(bot.token(), &payload).await;
+            result = self.api.call_multipart(token, method, form(false)).await;
         }
+        Ok(result)
+    }
+
+    async fn record_outcome(
+        &self,
+        job: &DeliveryJob,
+        m: &Claimed,
+        attempts: i32,
+        result: Result<teloxide::types::Message, TgError>,
+        report: &mut DeliveryReport,
+    ) -> Result<(), DeliveryError> {
+        let tenant = job.tenant_id;
         match result {
             Ok(sent) => {
                 messages::mark_sent(&self.pool, tenant, m.id, i64::from(sent.id.0)).await?;

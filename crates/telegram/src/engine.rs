@@ -68,6 +68,7 @@ pub(crate) fn outbound_rows(
                 conversation_id: conversation,
                 end_user_id: end_user,
                 sender,
+                kind: "text",
                 text: part,
                 payload,
                 rule_id: reply.rule_id,
@@ -178,6 +179,30 @@ impl Telegram {
             now: chrono::Utc::now(),
         };
         let decision = decide(&config, before, &act.inbound, context);
+
+        if let Some((rated, rating)) = decision.rating {
+            let inbound = InboundRecord {
+                kind: "rating".into(),
+                text: "★".repeat(rating as usize),
+                update_id,
+                telegram_message_id: act.telegram_message_id,
+                ..Default::default()
+            };
+            let stored =
+                inbound::record_rating(&mut tx, tenant, end_user, rated, rating, &inbound).await?;
+            tx.commit().await?;
+            if stored {
+                self.notifier.desk(tenant, rated, "rating");
+            }
+            if let (Some(query_id), Some(answer), false) = (
+                act.callback_query_id.clone(),
+                decision.callback_answer,
+                bot.sandbox,
+            ) {
+                self.answer_callback(bot.clone(), query_id, answer);
+            }
+            return Ok(WebhookOutcome::Processed);
+        }
 
         let (conversation, new_conversation) = match received.conversation {
             Some((id, _, _)) => (id, false),

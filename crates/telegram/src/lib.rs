@@ -7,6 +7,7 @@ pub mod cache;
 pub mod client;
 pub mod delivery;
 pub mod engine;
+pub mod files;
 pub mod limiter;
 pub mod operator;
 pub mod setup;

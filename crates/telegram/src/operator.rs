@@ -3,14 +3,15 @@
 //! delivery and log entry commit together.
 
 use serde_json::json;
-use switchboard_core::bot::Reply;
+use switchboard_core::bot::{rating_keyboard, Reply};
 use switchboard_core::conversation::{apply, ConvState, OperatorAction, TransitionError};
+use switchboard_core::text::Lang;
 use switchboard_core::{ConversationId, MessageId, Role, TenantId, UserId};
 use switchboard_db::conversations::{self, Conversation};
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::messages::{self, Sender};
 use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
-use switchboard_db::{config, events, platform, DbError};
+use switchboard_db::{config, end_users, events, platform, DbError};
 
 use crate::engine::outbound_rows;
 use crate::Telegram;
@@ -24,6 +25,11 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// How this operator appears in the events log.
+    pub fn actor_for_log(&self) -> Actor {
+        self.actor()
+    }
+
     fn actor(&self) -> Actor {
         if self.via_api {
             Actor::Api(self.user)
@@ -150,7 +156,8 @@ impl Telegram {
         Ok(ids)
     }
 
-    /// Closes the conversation and sends the tenant's closing text.
+    /// Closes the conversation and sends the closing text (in the user's language), then,
+    /// when the tenant asks for ratings, the rating buttons.
     pub async fn close(
         &self,
         tenant: TenantId,
@@ -170,11 +177,25 @@ impl Telegram {
         let updated =
             conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), resolution)
                 .await?;
-        let reply = Reply {
-            text: settings.closing_text.clone(),
+        let user = end_users::get(&mut *tx, tenant, conv.end_user_id).await?;
+        let lang = user
+            .language_code
+            .as_deref()
+            .and_then(Lang::from_code)
+            .unwrap_or(settings.lang());
+        let texts = settings.texts_in(lang);
+        let mut replies = vec![Reply {
+            text: texts.closing_text.clone(),
             ..Reply::default()
-        };
-        let rows = outbound_rows(id, conv.end_user_id, Sender::System, &[reply]);
+        }];
+        if settings.rating_enabled && !conv.is_test {
+            replies.push(Reply {
+                text: texts.rating_text.clone(),
+                keyboard: rating_keyboard(id),
+                ..Reply::default()
+            });
+        }
+        let rows = outbound_rows(id, conv.end_user_id, Sender::System, &replies);
         messages::insert_outbound(&mut tx, tenant, &rows).await?;
         enqueue_delivery(
             &mut *tx,

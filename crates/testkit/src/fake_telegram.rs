@@ -55,10 +55,13 @@ pub struct Call {
 pub struct SentMessage {
     pub message_id: i64,
     pub chat_id: i64,
+    /// The text, or a file's caption.
     pub text: String,
     pub parse_mode: Option<String>,
     pub reply_markup: Option<Value>,
     pub date: i64,
+    /// For sendPhoto / sendDocument: "photo" or "document", the file's name and size.
+    pub file: Option<(String, String, usize)>,
 }
 
 impl SentMessage {
@@ -374,6 +377,32 @@ impl FakeTelegram {
             .await
     }
 
+    /// A document (file) from `user`.
+    pub async fn send_document(
+        &self,
+        bot: &FakeBot,
+        user: &FakeUser,
+        file_name: &str,
+        size: u64,
+    ) -> Delivery {
+        let update_id = self.shared.next_update_id.fetch_add(1, Ordering::SeqCst);
+        let mut message = base_message(&self.shared, user);
+        message["document"] = json!({"file_id": "doc-1", "file_unique_id": "ud1", "file_name": file_name,
+                                     "mime_type": "application/pdf", "file_size": size});
+        self.deliver(bot, json!({"update_id": update_id, "message": message}))
+            .await
+    }
+
+    /// A voice message from `user`.
+    pub async fn send_voice(&self, bot: &FakeBot, user: &FakeUser, seconds: u32) -> Delivery {
+        let update_id = self.shared.next_update_id.fetch_add(1, Ordering::SeqCst);
+        let mut message = base_message(&self.shared, user);
+        message["voice"] = json!({"file_id": "voice-1", "file_unique_id": "uv1", "duration": seconds,
+                                  "mime_type": "audio/ogg", "file_size": 4000});
+        self.deliver(bot, json!({"update_id": update_id, "message": message}))
+            .await
+    }
+
     /// Posts an update to the bot's webhook as Telegram would.
     pub async fn deliver(&self, bot: &FakeBot, update: Value) -> Delivery {
         deliver(&self.shared, bot, update).await
@@ -535,6 +564,7 @@ async fn post_update(shared: &Shared, url: &str, secret: Option<&str>, update: &
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/file/{bot_token}/{*path}", get(download_file))
         .route("/{bot_token}/{method}", post(bot_api).get(bot_api))
         .merge(control_router())
         .with_state(shared)
@@ -549,6 +579,50 @@ fn api_error(code: u16, description: &str) -> (StatusCode, Value) {
 
 fn ok(result: Value) -> (StatusCode, Value) {
     (StatusCode::OK, json!({"ok": true, "result": result}))
+}
+
+/// A file sent with a multipart request.
+struct Upload {
+    field: String,
+    file_name: String,
+    bytes: Vec<u8>,
+}
+
+async fn parse_multipart(headers: &HeaderMap, body: Bytes) -> (Map<String, Value>, Option<Upload>) {
+    let mut params = Map::new();
+    let mut upload = None;
+    let boundary = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| multer::parse_boundary(c).ok());
+    let Some(boundary) = boundary else {
+        return (params, None);
+    };
+    let stream = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = multipart.next_field().await {
+        let name = field.name().unwrap_or_default().to_string();
+        let file_name = field.file_name().map(String::from);
+        let bytes = field.bytes().await.unwrap_or_default();
+        match file_name {
+            Some(file_name) => {
+                upload = Some(Upload {
+                    field: name,
+                    file_name,
+                    bytes: bytes.to_vec(),
+                })
+            }
+            None => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let value = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .filter(|v| v.is_object() || v.is_array())
+                    .unwrap_or(json!(text));
+                params.insert(name, value);
+            }
+        }
+    }
+    (params, upload)
 }
 
 fn parse_params(headers: &HeaderMap, query: &HashMap<String, String>, body: &Bytes) -> Value {
@@ -589,7 +663,19 @@ async fn bot_api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = parse_params(&headers, &query, &body);
+    let is_multipart = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("multipart/form-data"));
+    let (params, upload) = if is_multipart {
+        let (mut fields, upload) = parse_multipart(&headers, body).await;
+        for (k, v) in &query {
+            fields.insert(k.clone(), json!(v));
+        }
+        (Value::Object(fields), upload)
+    } else {
+        (parse_params(&headers, &query, &body), None)
+    };
     let token = bot_token
         .strip_prefix("bot")
         .unwrap_or_default()
@@ -623,7 +709,12 @@ async fn bot_api(
             if let Some(FailKind::Delay { millis }) = delay {
                 tokio::time::sleep(Duration::from_millis(millis)).await;
             }
-            handle_method(&shared, bot, &method_lc, &params)
+            match (method_lc.as_str(), upload) {
+                ("sendphoto" | "senddocument", upload) => {
+                    send_file(&shared, bot, &method_lc, &params, upload)
+                }
+                _ => handle_method(&shared, bot, &method_lc, &params),
+            }
         }
     };
     {
@@ -720,6 +811,15 @@ fn handle_method(shared: &Shared, bot: &FakeBot, method: &str, p: &Value) -> (St
             .cloned()
             .unwrap_or(json!([]))),
         "sendmessage" => send_message(shared, bot, p),
+        "getfile" => {
+            let Some(file_id) = p.get("file_id").and_then(Value::as_str) else {
+                return api_error(400, "Bad Request: file_id is required");
+            };
+            ok(
+                json!({"file_id": file_id, "file_unique_id": format!("u-{file_id}"),
+                      "file_size": FAKE_PHOTO.len(), "file_path": format!("files/{file_id}.png")}),
+            )
+        }
         "answercallbackquery" => {
             if p.get("callback_query_id").is_none() {
                 return api_error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid");
@@ -741,6 +841,84 @@ fn handle_method(shared: &Shared, bot: &FakeBot, method: &str, p: &Value) -> (St
         "close" | "logout" => ok(json!(true)),
         _ => api_error(404, "Not Found: method not found"),
     }
+}
+
+/// A 1×1 PNG: what every file downloaded from the fake server contains.
+pub const FAKE_PHOTO: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+fn send_file(
+    shared: &Shared,
+    bot: &FakeBot,
+    method: &str,
+    p: &Value,
+    upload: Option<Upload>,
+) -> (StatusCode, Value) {
+    let Some(chat_id) = p.get("chat_id").and_then(as_i64) else {
+        return api_error(400, "Bad Request: chat not found");
+    };
+    let kind = if method == "sendphoto" {
+        "photo"
+    } else {
+        "document"
+    };
+    let Some(upload) = upload.filter(|u| u.field == kind) else {
+        return api_error(
+            400,
+            &format!("Bad Request: there is no {kind} in the request"),
+        );
+    };
+    if upload.bytes.is_empty() {
+        return api_error(400, "Bad Request: file must be non-empty");
+    }
+    if shared.inner.lock().blocked.contains(&(bot.id, chat_id)) {
+        return api_error(403, "Forbidden: bot was blocked by the user");
+    }
+    let caption = p
+        .get("caption")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let message_id = shared.next_message_id.fetch_add(1, Ordering::SeqCst);
+    let date = now_unix();
+    let sent = SentMessage {
+        message_id,
+        chat_id,
+        text: caption.clone(),
+        parse_mode: p
+            .get("parse_mode")
+            .and_then(Value::as_str)
+            .map(String::from),
+        reply_markup: None,
+        date,
+        file: Some((
+            kind.to_string(),
+            upload.file_name.clone(),
+            upload.bytes.len(),
+        )),
+    };
+    shared.inner.lock().sent.push((bot.id, sent));
+    let mut message = json!({
+        "message_id": message_id,
+        "from": {"id": bot.id, "is_bot": true, "first_name": bot.first_name, "username": bot.username},
+        "chat": {"id": chat_id, "type": "private", "first_name": "User"},
+        "date": date,
+    });
+    if !caption.is_empty() {
+        message["caption"] = json!(caption);
+    }
+    let file_id = format!("sent-{message_id}");
+    if kind == "photo" {
+        message["photo"] = json!([{"file_id": file_id, "file_unique_id": file_id, "width": 1, "height": 1, "file_size": upload.bytes.len()}]);
+    } else {
+        message["document"] = json!({"file_id": file_id, "file_unique_id": file_id, "file_name": upload.file_name, "file_size": upload.bytes.len()});
+    }
+    ok(message)
 }
 
 fn send_message(shared: &Shared, bot: &FakeBot, p: &Value) -> (StatusCode, Value) {
@@ -796,6 +974,7 @@ fn send_message(shared: &Shared, bot: &FakeBot, p: &Value) -> (StatusCode, Value
         parse_mode,
         reply_markup: reply_markup.clone(),
         date,
+        file: None,
     };
     shared.inner.lock().sent.push((bot.id, sent));
     let mut message = json!({
@@ -871,6 +1050,18 @@ fn check_html(text: &str) -> Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+/// `GET /file/bot<token>/<path>`: file downloads (always the same tiny PNG).
+async fn download_file(
+    State(shared): State<Arc<Shared>>,
+    Path((bot_token, _path)): Path<(String, String)>,
+) -> Response {
+    let token = bot_token.strip_prefix("bot").unwrap_or_default();
+    if !shared.inner.lock().bots.contains_key(token) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    ([("content-type", "image/png")], FAKE_PHOTO).into_response()
 }
 
 // The control API ------------------------------------------------------------------------

@@ -49,12 +49,17 @@ pub struct SettingsOut {
     /// Texts for users of the other language: `{"ru": {"welcome_text": "…"}}`.
     #[schema(value_type = Object)]
     pub translations: serde_json::Value,
+    /// After closing, ask the user to rate the help (1–5).
+    pub rating_enabled: bool,
+    pub rating_text: String,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl From<Settings> for SettingsOut {
     fn from(s: Settings) -> Self {
-        let offhours_text = s.texts().offhours_text;
+        let texts = s.texts();
+        let offhours_text = texts.offhours_text;
+        let rating_text = texts.rating_text;
         SettingsOut {
             welcome_text: s.welcome_text,
             help_text: s.help_text,
@@ -68,6 +73,8 @@ impl From<Settings> for SettingsOut {
             timezone: s.timezone,
             working_hours: s.working_hours,
             translations: s.translations,
+            rating_enabled: s.rating_enabled,
+            rating_text,
             updated_at: s.updated_at,
         }
     }
@@ -92,6 +99,8 @@ pub struct SettingsPatchIn {
     pub working_hours: Option<Option<serde_json::Value>>,
     #[schema(value_type = Option<Object>)]
     pub translations: Option<serde_json::Value>,
+    pub rating_enabled: Option<bool>,
+    pub rating_text: Option<String>,
 }
 
 /// Tells an absent field (keep) from an explicit null (clear).
@@ -109,6 +118,7 @@ pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
         ("handover_text", &p.handover_text, 4096),
         ("closing_text", &p.closing_text, 4096),
         ("offhours_text", &p.offhours_text, 4096),
+        ("rating_text", &p.rating_text, 4096),
         ("already_waiting_text", &p.already_waiting_text, 200),
         ("stale_button_text", &p.stale_button_text, 200),
     ];
@@ -198,6 +208,8 @@ async fn patch_settings(
         timezone: body.timezone.clone(),
         working_hours: body.working_hours.clone(),
         translations: body.translations.clone(),
+        rating_enabled: body.rating_enabled,
+        rating_text: body.rating_text.clone(),
     };
     let mut errors = Invalid::new();
     validate_patch(&patch, &mut errors);
@@ -221,7 +233,7 @@ async fn patch_settings(
 /// The names of the fields a change sets (for the events log).
 pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
     let mut out = Vec::new();
-    let fields: [(&'static str, bool); 12] = [
+    let fields: [(&'static str, bool); 14] = [
         ("welcome_text", p.welcome_text.is_some()),
         ("help_text", p.help_text.is_some()),
         ("handover_text", p.handover_text.is_some()),
@@ -234,6 +246,8 @@ pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
         ("timezone", p.timezone.is_some()),
         ("working_hours", p.working_hours.is_some()),
         ("translations", p.translations.is_some()),
+        ("rating_enabled", p.rating_enabled.is_some()),
+        ("rating_text", p.rating_text.is_some()),
     ];
     for (name, set) in fields {
         if set {

@@ -25,12 +25,13 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/settings/delete", post(delete_tenant))
 }
 
-const TEXTS: [&str; 7] = [
+const TEXTS: [&str; 8] = [
     "welcome_text",
     "help_text",
     "handover_text",
     "offhours_text",
     "closing_text",
+    "rating_text",
     "already_waiting_text",
     "stale_button_text",
 ];
@@ -106,6 +107,7 @@ fn form_of(s: &Settings) -> Value {
         "always_open": hours.is_always_open(),
         "days": days,
         "answer_threshold": s.answer_threshold,
+        "rating_enabled": s.rating_enabled,
     })
 }
 
@@ -187,6 +189,9 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         } else {
             Some(serde_json::to_value(&hours).expect("hours serialise"))
         }),
+        rating_enabled: Some(fields.flag("rating_enabled")),
+        // Empty: the built-in text in the user's language.
+        rating_text: text("rating_text").filter(|t| !t.is_empty()),
     };
     let texts: serde_json::Map<String, Value> = TEXTS
         .iter()
@@ -197,6 +202,7 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         "second_defaults": serde_json::to_value(BotTexts::defaults(second)).expect("texts serialise"),
         "default_language": lang.code(), "timezone": fields.text("timezone"), "always_open": always,
         "days": days, "answer_threshold": fields.text("answer_threshold"),
+        "rating_enabled": fields.flag("rating_enabled"),
     });
     (patch, form)
 }

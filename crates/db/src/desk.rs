@@ -1,0 +1,364 @@
+//! What the operator desk reads: the queues across the tenants an operator belongs to
+//! (always restricted to those tenants), counters, a user's history, notes, canned
+//! responses.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use switchboard_core::{ConversationId, EndUserId, TenantId, UserId};
+
+use crate::error::OptionExt;
+use crate::{DbError, Result};
+
+/// Which queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    /// Waiting for an operator, oldest first.
+    Waiting,
+    /// Assigned to the viewer.
+    Mine,
+    /// Assigned to someone else (only in tenants where the viewer is an admin).
+    Others,
+    /// Closed, most recent first.
+    Closed,
+}
+
+impl Tab {
+    pub fn parse(s: &str) -> Option<Tab> {
+        match s {
+            "waiting" => Some(Tab::Waiting),
+            "mine" => Some(Tab::Mine),
+            "others" => Some(Tab::Others),
+            "closed" => Some(Tab::Closed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Tab::Waiting => "waiting",
+            Tab::Mine => "mine",
+            Tab::Others => "others",
+            Tab::Closed => "closed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct QueueItem {
+    pub id: ConversationId,
+    pub tenant_id: TenantId,
+    pub tenant_slug: String,
+    pub tenant_name: String,
+    pub status: String,
+    pub assignee_id: Option<UserId>,
+    pub assignee_name: Option<String>,
+    pub handover_reason: Option<String>,
+    pub waiting_since: Option<DateTime<Utc>>,
+    pub last_message_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub is_test: bool,
+    pub first_name: String,
+    pub last_name: Option<String>,
+    pub username: Option<String>,
+    pub is_blocked: bool,
+    /// The last message's text (preview).
+    pub last_text: Option<String>,
+    pub last_direction: Option<String>,
+}
+
+/// The conversations of one queue in `tenants` (the viewer's), with an optional search
+/// (user names and message texts).
+pub async fn queue(
+    db: impl PgExecutor<'_>,
+    tenants: &[TenantId],
+    admin_tenants: &[TenantId],
+    viewer: UserId,
+    tab: Tab,
+    search: Option<&str>,
+    limit: i64,
+) -> Result<Vec<QueueItem>> {
+    let ids: Vec<uuid::Uuid> = tenants.iter().map(|t| t.0).collect();
+    let admin_ids: Vec<uuid::Uuid> = admin_tenants.iter().map(|t| t.0).collect();
+    let pattern = search.map(str::trim).filter(|s| !s.is_empty()).map(|s| {
+        format!(
+            "%{}%",
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    Ok(sqlx::query_as(
+        "select c.id, c.tenant_id, t.slug as tenant_slug, t.name as tenant_name, c.status,
+                c.assignee_id, nullif(a.display_name, '') as assignee_name, c.handover_reason,
+                c.waiting_since, c.last_message_at, c.closed_at, c.is_test,
+                u.first_name, u.last_name, u.username, u.is_blocked,
+                lm.text as last_text, lm.direction as last_direction
+         from conversations c
+         join tenants t on t.id = c.tenant_id
+         join end_users u on u.tenant_id = c.tenant_id and u.id = c.end_user_id
+         left join users a on a.id = c.assignee_id
+         left join lateral (
+            select m.text, m.direction from messages m
+            where m.tenant_id = c.tenant_id and m.conversation_id = c.id
+            order by m.id desc limit 1
+         ) lm on true
+         where c.tenant_id = any($1)
+           and case $3
+                 when 'waiting' then c.status = 'waiting'
+                 when 'mine' then c.status = 'assigned' and c.assignee_id = $2
+                 when 'others' then c.status = 'assigned' and c.assignee_id <> $2 and c.tenant_id = any($4)
+                 else c.status = 'closed'
+               end
+           and ($5::text is null
+                or u.first_name ilike $5 or u.last_name ilike $5 or u.username ilike $5
+                or exists (select 1 from messages s where s.tenant_id = c.tenant_id
+                           and s.conversation_id = c.id and s.text ilike $5))
+         order by
+            case when $3 = 'waiting' then extract(epoch from c.waiting_since) end asc,
+            c.last_message_at desc, c.id
+         limit $6",
+    )
+    .bind(&ids)
+    .bind(viewer)
+    .bind(tab.as_str())
+    .bind(&admin_ids)
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+#[derive(Clone, Debug, Default, sqlx::FromRow, serde::Serialize)]
+pub struct Counts {
+    pub waiting: i64,
+    pub mine: i64,
+    pub others: i64,
+}
+
+pub async fn counts(
+    db: impl PgExecutor<'_>,
+    tenants: &[TenantId],
+    admin_tenants: &[TenantId],
+    viewer: UserId,
+) -> Result<Counts> {
+    let ids: Vec<uuid::Uuid> = tenants.iter().map(|t| t.0).collect();
+    let admin_ids: Vec<uuid::Uuid> = admin_tenants.iter().map(|t| t.0).collect();
+    Ok(sqlx::query_as(
+        "select
+            count(*) filter (where status = 'waiting') as waiting,
+            count(*) filter (where status = 'assigned' and assignee_id = $2) as mine,
+            count(*) filter (where status = 'assigned' and assignee_id <> $2 and tenant_id = any($3)) as others
+         from conversations where tenant_id = any($1) and status in ('waiting', 'assigned')",
+    )
+    .bind(&ids)
+    .bind(viewer)
+    .bind(&admin_ids)
+    .fetch_one(db)
+    .await?)
+}
+
+/// The end user as the desk's card shows them.
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct UserCard {
+    pub id: EndUserId,
+    pub telegram_user_id: i64,
+    pub username: Option<String>,
+    pub first_name: String,
+    pub last_name: Option<String>,
+    pub language_code: Option<String>,
+    pub is_blocked: bool,
+    pub notes: String,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub conversations: i64,
+}
+
+pub async fn user_card(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    end_user: EndUserId,
+) -> Result<UserCard> {
+    sqlx::query_as(
+        "select u.id, u.telegram_user_id, u.username, u.first_name, u.last_name, u.language_code,
+                u.is_blocked, u.notes, u.first_seen_at, u.last_seen_at,
+                (select count(*) from conversations c where c.tenant_id = u.tenant_id and c.end_user_id = u.id) as conversations
+         from end_users u where u.tenant_id = $1 and u.id = $2",
+    )
+    .bind(tenant)
+    .bind(end_user)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+pub async fn set_user_notes(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    end_user: EndUserId,
+    notes: &str,
+) -> Result<()> {
+    sqlx::query("update end_users set notes = $3 where tenant_id = $1 and id = $2")
+        .bind(tenant)
+        .bind(end_user)
+        .bind(notes)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The user's other conversations, newest first.
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct PastConversation {
+    pub id: ConversationId,
+    pub status: String,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub resolution: Option<String>,
+    pub rating: Option<i16>,
+}
+
+pub async fn other_conversations(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    end_user: EndUserId,
+    except: ConversationId,
+) -> Result<Vec<PastConversation>> {
+    Ok(sqlx::query_as(
+        "select id, status, opened_at, closed_at, resolution, rating from conversations
+         where tenant_id = $1 and end_user_id = $2 and id <> $3
+         order by opened_at desc limit 20",
+    )
+    .bind(tenant)
+    .bind(end_user)
+    .bind(except)
+    .fetch_all(db)
+    .await?)
+}
+
+// Notes ---------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct Note {
+    pub id: i64,
+    pub author_id: Option<UserId>,
+    pub author: Option<String>,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn add_note(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    conversation: ConversationId,
+    author: UserId,
+    text: &str,
+) -> Result<()> {
+    sqlx::query("insert into conversation_notes (tenant_id, conversation_id, author_id, text) values ($1, $2, $3, $4)")
+        .bind(tenant)
+        .bind(conversation)
+        .bind(author)
+        .bind(text)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn notes(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    conversation: ConversationId,
+) -> Result<Vec<Note>> {
+    Ok(sqlx::query_as(
+        "select n.id, n.author_id, coalesce(nullif(u.display_name, ''), u.email) as author, n.text, n.created_at
+         from conversation_notes n left join users u on u.id = n.author_id
+         where n.tenant_id = $1 and n.conversation_id = $2 order by n.id",
+    )
+    .bind(tenant)
+    .bind(conversation)
+    .fetch_all(db)
+    .await?)
+}
+
+// Canned responses --------------------------------------------------------------------------
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct Canned {
+    pub id: uuid::Uuid,
+    pub shortcut: String,
+    pub title: String,
+    pub text: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn canned(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<Canned>> {
+    Ok(sqlx::query_as(
+        "select id, shortcut, title, text, updated_at from canned_responses where tenant_id = $1 order by shortcut",
+    )
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn get_canned(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: uuid::Uuid,
+) -> Result<Canned> {
+    sqlx::query_as("select id, shortcut, title, text, updated_at from canned_responses where tenant_id = $1 and id = $2")
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .found()
+}
+
+pub async fn upsert_canned(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: Option<uuid::Uuid>,
+    shortcut: &str,
+    title: &str,
+    text: &str,
+) -> Result<Canned> {
+    match id {
+        Some(id) => sqlx::query_as(
+            "update canned_responses set shortcut = $3, title = $4, text = $5 where tenant_id = $1 and id = $2
+             returning id, shortcut, title, text, updated_at",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(shortcut)
+        .bind(title)
+        .bind(text)
+        .fetch_optional(db)
+        .await?
+        .found(),
+        None => Ok(sqlx::query_as(
+            "insert into canned_responses (tenant_id, id, shortcut, title, text) values ($1, $2, $3, $4, $5)
+             returning id, shortcut, title, text, updated_at",
+        )
+        .bind(tenant)
+        .bind(uuid::Uuid::now_v7())
+        .bind(shortcut)
+        .bind(title)
+        .bind(text)
+        .fetch_one(db)
+        .await?),
+    }
+}
+
+pub async fn delete_canned(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: uuid::Uuid,
+) -> Result<()> {
+    let done = sqlx::query("delete from canned_responses where tenant_id = $1 and id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
