@@ -168,17 +168,224 @@
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
 
-  // The "Try it" chat: empty the box after sending, keep the newest message in view.
+  // Chats ("Try it", the desk's reply box): empty the box after a successful send (the
+  // server marks a refused one with X-SB-Error, and the text stays), keep the newest
+  // message in view unless the reader scrolled up.
   document.addEventListener("htmx:afterRequest", function (e) {
     var form = e.target.closest && e.target.closest("[data-reset-on-send]");
-    if (form && e.detail.successful) {
-      form.reset();
-      var input = form.querySelector("input[name=text]");
-      if (input) input.focus();
+    if (!form || !e.detail.successful) return;
+    if (e.detail.xhr && e.detail.xhr.getResponseHeader("x-sb-error")) return;
+    var mode = form.querySelector("input[name=mode]:checked");
+    var modeValue = mode ? mode.value : null;
+    form.reset();
+    if (modeValue) {
+      var keep = form.querySelector("input[name=mode][value=" + modeValue + "]");
+      if (keep) keep.checked = true;
+    }
+    form.dispatchEvent(new Event("sb:reset", { bubbles: true }));
+    var input = form.querySelector("[name=text]");
+    if (input) input.focus();
+  });
+  var timelineWasAtBottom = true, timelineTop = 0;
+  document.addEventListener("htmx:beforeSwap", function () {
+    var tl = document.getElementById("timeline");
+    if (tl) {
+      timelineWasAtBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 60;
+      timelineTop = tl.scrollTop;
     }
   });
-  document.addEventListener("htmx:afterSwap", function () {
+  function scrollChats(force) {
     var t = document.getElementById("transcript");
     if (t) t.scrollTop = t.scrollHeight;
+    var tl = document.getElementById("timeline");
+    if (tl) tl.scrollTop = (force || timelineWasAtBottom) ? tl.scrollHeight : timelineTop;
+  }
+  document.addEventListener("htmx:afterSwap", function (e) {
+    scrollChats(false);
+    var queue = document.getElementById("queue");
+    var badge = document.getElementById("nav-desk-waiting");
+    if (queue && badge && e.detail.target && e.detail.target.id === "queue") {
+      badge.textContent = queue.dataset.waiting;
+      badge.hidden = queue.dataset.waiting === "0";
+    }
   });
+
+  // The desk -------------------------------------------------------------------------
+  var desk = document.querySelector("[data-desk]");
+  if (desk) initDesk(desk);
+
+  function initDesk(desk) {
+    scrollChats(true);
+    var timers = {};
+    function soon(name, fn) { clearTimeout(timers[name]); timers[name] = setTimeout(fn, 120); }
+    function refreshQueue() { soon("queue", function () { document.body.dispatchEvent(new CustomEvent("sb:queue")); }); }
+    function refreshConversation() {
+      if (!desk.dataset.conversation) return;
+      soon("live", function () { document.body.dispatchEvent(new CustomEvent("sb:live")); });
+    }
+
+    // Title badge and browser notifications while the tab is in the background.
+    var baseTitle = document.title, unseen = 0;
+    var notifyButton = document.getElementById("desk-notify");
+    if (notifyButton && "Notification" in window && Notification.permission === "default") {
+      notifyButton.hidden = false;
+      notifyButton.addEventListener("click", function () {
+        Notification.requestPermission().then(function () { notifyButton.hidden = true; });
+      });
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) { unseen = 0; document.title = baseTitle; }
+    });
+    function alertPerson(ev) {
+      if (!document.hidden) return;
+      unseen += 1;
+      document.title = "(" + unseen + ") " + baseTitle;
+      if ("Notification" in window && Notification.permission === "granted") {
+        var text = ev.event === "handover" ? desk.dataset.notifyNew : desk.dataset.notifyMessage;
+        var n = new Notification("Switchboard", { body: text, tag: ev.conversation_id });
+        n.onclick = function () { window.focus(); n.close(); };
+      }
+    }
+
+    // Server-Sent Events; the browser reconnects by itself, and after a gap everything
+    // shown is reloaded (events missed meanwhile are not replayed).
+    var conn = document.getElementById("desk-conn"), lost = false, source = null, backoff = 1000;
+    function setConn(on) {
+      if (!conn) return;
+      conn.classList.toggle("on", on);
+      conn.title = on ? conn.dataset.on : conn.dataset.off;
+      desk.dataset.live = on ? "on" : "off";
+    }
+    function connect() {
+      if (!window.EventSource) return;
+      source = new EventSource("/desk/events");
+      source.addEventListener("ready", function () {
+        setConn(true);
+        backoff = 1000;
+        if (lost) { refreshQueue(); refreshConversation(); }
+        lost = false;
+      });
+      source.addEventListener("resync", function () { refreshQueue(); refreshConversation(); });
+      source.addEventListener("desk", function (e) {
+        var ev;
+        try { ev = JSON.parse(e.data); } catch (err) { return; }
+        refreshQueue();
+        if (ev.conversation_id === desk.dataset.conversation) refreshConversation();
+        if (ev.event === "handover" || ev.event === "inbound") alertPerson(ev);
+      });
+      source.onerror = function () {
+        setConn(false);
+        lost = true;
+        if (source.readyState === EventSource.CLOSED) {
+          setTimeout(connect, backoff);
+          backoff = Math.min(backoff * 2, 30000);
+        }
+      };
+    }
+    connect();
+
+    // Filters: picking an organization applies at once.
+    document.addEventListener("change", function (e) {
+      if (e.target.matches && e.target.matches("[data-autosubmit]")) e.target.form.submit();
+    });
+
+    var form = document.getElementById("reply-form");
+    if (!form) return;
+    var area = document.getElementById("reply-text");
+    var fileInput = document.getElementById("reply-file");
+    var fileName = document.getElementById("reply-file-name");
+    var previewBox = document.getElementById("reply-preview-box");
+    var menu = document.getElementById("canned-menu");
+    var canned = [];
+    try { canned = JSON.parse(document.getElementById("canned-data").textContent || "[]"); } catch (err) { canned = []; }
+
+    function syncPreview() { if (previewBox) previewBox.hidden = area.value.trim() === ""; }
+    area.addEventListener("input", syncPreview);
+    form.addEventListener("sb:reset", function () {
+      if (fileName) fileName.textContent = "";
+      syncPreview();
+      closeMenu();
+    });
+    if (fileInput) {
+      fileInput.addEventListener("change", function () {
+        var f = fileInput.files[0];
+        if (f && f.size > Number(fileInput.dataset.maxBytes)) {
+          window.alert(fileInput.dataset.tooBig);
+          fileInput.value = "";
+          f = null;
+        }
+        fileName.textContent = f ? f.name + " (" + Math.max(1, Math.round(f.size / 1024)) + " KB)" : "";
+      });
+    }
+
+    // Canned responses: "/" + shortcut in the box, or the list.
+    var matches = [], active = 0, token = null;
+    function closeMenu() { menu.classList.remove("show"); menu.innerHTML = ""; matches = []; token = null; }
+    function insertCanned(c) {
+      var start = area.selectionStart, end = area.selectionEnd;
+      if (token) { start = token.start; end = token.end; }
+      area.setRangeText(c.text, start, end, "end");
+      closeMenu();
+      area.dispatchEvent(new Event("input", { bubbles: true }));
+      area.focus();
+    }
+    function showMenu() {
+      menu.innerHTML = "";
+      matches.forEach(function (c, i) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.className = "dropdown-item" + (i === active ? " active" : "");
+        b.setAttribute("role", "option");
+        b.dataset.cannedOption = String(i);
+        var code = document.createElement("code");
+        code.textContent = "/" + c.shortcut;
+        b.appendChild(code);
+        b.appendChild(document.createTextNode(" " + c.title));
+        menu.appendChild(b);
+      });
+      menu.classList.toggle("show", matches.length > 0);
+    }
+    area.addEventListener("input", function () {
+      var before = area.value.slice(0, area.selectionStart);
+      var m = /(^|\s)\/([\w-]*)$/.exec(before);
+      if (!m || !canned.length) { closeMenu(); return; }
+      var q = m[2].toLowerCase();
+      token = { start: area.selectionStart - q.length - 1, end: area.selectionStart };
+      matches = canned.filter(function (c) {
+        return c.shortcut.indexOf(q) === 0 || c.title.toLowerCase().indexOf(q) !== -1;
+      }).slice(0, 8);
+      active = 0;
+      showMenu();
+    });
+    menu.addEventListener("mousedown", function (e) {
+      var b = e.target.closest("[data-canned-option]");
+      if (!b) return;
+      e.preventDefault();
+      insertCanned(matches[Number(b.dataset.cannedOption)]);
+    });
+    document.addEventListener("click", function (e) {
+      var b = e.target.closest("[data-canned-insert]");
+      if (!b) return;
+      token = null;
+      insertCanned(canned[Number(b.dataset.cannedInsert)]);
+    });
+
+    // Enter sends, Shift+Enter starts a new line.
+    area.addEventListener("keydown", function (e) {
+      if (matches.length) {
+        if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          e.preventDefault();
+          active = (active + (e.key === "ArrowDown" ? 1 : matches.length - 1)) % matches.length;
+          showMenu();
+          return;
+        }
+        if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); insertCanned(matches[active]); return; }
+        if (e.key === "Escape") { e.preventDefault(); closeMenu(); return; }
+      }
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        if (area.value.trim() !== "" || (fileInput && fileInput.files.length)) form.requestSubmit();
+      }
+    });
+  }
 })();

@@ -17,8 +17,22 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub telegram: std::sync::Arc<switchboard_telegram::Telegram>,
+    key: MasterKey,
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A second app process (see [`TestApp::replica`]); stops when dropped.
+pub struct Replica {
+    pub base: String,
+    _shutdown: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 pub struct Tenant {
@@ -66,7 +80,8 @@ impl TestApp {
         };
         config.web.oauth = options.oauth;
         let pool = switchboard::connect(&config, false).await.unwrap();
-        let vault = Vault::new(&MasterKey::generate(), &[]);
+        let key = MasterKey::generate();
+        let vault = Vault::new(&key, &[]);
         let telegram = switchboard::telegram(&config, &pool, vault).unwrap();
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(switchboard::run(
@@ -88,8 +103,36 @@ impl TestApp {
                 .build()
                 .unwrap(),
             telegram,
+            key,
             shutdown: Some(tx),
             server: Some(server),
+        }
+    }
+
+    /// Another app process on the same database and fake Telegram (HTTP only), as a
+    /// replica behind a load balancer would be.
+    pub async fn replica(&self) -> Replica {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Config::embedded(&self.db.url, addr, &self.tg.url());
+        let pool = switchboard::connect(&config, false).await.unwrap();
+        let vault = Vault::new(&self.key, &[]);
+        let telegram = switchboard::telegram(&config, &pool, vault).unwrap();
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(switchboard::run(
+            listener,
+            config,
+            pool,
+            telegram,
+            switchboard::ServeOptions { jobs: false },
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        ));
+        Replica {
+            base: format!("http://{addr}"),
+            _shutdown: tx,
+            server,
         }
     }
 
@@ -290,8 +333,9 @@ pub struct Page {
 }
 
 impl Page {
+    /// Whether the page contains `text` (minijinja writes `/` in values as `&#x2f;`).
     pub fn has(&self, text: &str) -> bool {
-        self.body.contains(text)
+        self.body.contains(text) || self.body.replace("&#x2f;", "/").contains(text)
     }
 }
 
@@ -333,6 +377,60 @@ impl Web {
         all.extend_from_slice(fields);
         self.request(self.client.post(format!("{}{path}", self.base)).form(&all))
             .await
+    }
+
+    /// Posts a form as htmx does (with `HX-Request` and the CSRF header).
+    pub async fn hx_post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.csrf.lock().unwrap().clone();
+        self.request(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("hx-request", "true")
+                .header("x-csrf-token", token)
+                .form(fields),
+        )
+        .await
+    }
+
+    /// Posts a multipart form as the desk's reply box does (htmx, CSRF header), with an
+    /// optional file `(name, content type, bytes)`.
+    pub async fn hx_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, Vec<u8>)>,
+    ) -> Page {
+        let token = self.csrf.lock().unwrap().clone();
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        if let Some((name, ct, bytes)) = file {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes)
+                    .file_name(name.to_string())
+                    .mime_str(ct)
+                    .unwrap(),
+            );
+        }
+        self.request(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("hx-request", "true")
+                .header("x-csrf-token", token)
+                .multipart(form),
+        )
+        .await
+    }
+
+    /// The same signed-in browser talking to another replica.
+    pub fn at(&self, base: &str) -> Web {
+        Web {
+            client: self.client.clone(),
+            base: base.to_string(),
+            csrf: std::sync::Mutex::new(self.csrf.lock().unwrap().clone()),
+        }
     }
 
     /// Posts a form without any CSRF token.

@@ -6,6 +6,7 @@ mod bot_loop;
 mod browser;
 mod cli;
 mod delivery;
+mod desk;
 mod harness;
 mod isolation;
 mod panel;

@@ -140,6 +140,20 @@ pub fn command_name(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A canned response's shortcut, typed after `/` in the reply box: 1–32 of `a-z`, `0-9`,
+/// `_`, `-`.
+pub fn canned_shortcut(value: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 1–32 lowercase latin letters, digits, _ or - (without the /)".into())
+    }
+}
+
 /// A link for a URL button.
 pub fn button_url(value: &str) -> Result<(), String> {
     let ok = ["https://", "http://", "tg://"]

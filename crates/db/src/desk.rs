@@ -61,7 +61,7 @@ pub struct QueueItem {
     pub last_name: Option<String>,
     pub username: Option<String>,
     pub is_blocked: bool,
-    /// The last message's text (preview).
+    /// The last message of the user or an operator (the bot's texts say little).
     pub last_text: Option<String>,
     pub last_direction: Option<String>,
 }
@@ -100,6 +100,7 @@ pub async fn queue(
          left join lateral (
             select m.text, m.direction from messages m
             where m.tenant_id = c.tenant_id and m.conversation_id = c.id
+              and m.sender in ('user', 'operator')
             order by m.id desc limit 1
          ) lm on true
          where c.tenant_id = any($1)
@@ -361,4 +362,84 @@ pub async fn delete_canned(
         return Err(DbError::NotFound);
     }
     Ok(())
+}
+
+// The conversation's timeline --------------------------------------------------------------
+
+/// What people did to a conversation (claims, assignments, closing, …), for the timeline.
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct TimelineEvent {
+    pub id: i64,
+    pub kind: String,
+    /// The member who acted, if a member did.
+    pub actor: Option<String>,
+    pub data: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn timeline_events(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    conversation: ConversationId,
+) -> Result<Vec<TimelineEvent>> {
+    Ok(sqlx::query_as(
+        "select e.id, e.kind,
+                case when e.actor_type in ('user', 'api')
+                     then (select coalesce(nullif(u.display_name, ''), u.email) from users u
+                           where u.id::text = e.actor_id) end as actor,
+                e.data, e.created_at
+         from events e
+         where e.tenant_id = $1 and e.conversation_id = $2
+           and e.kind in ('conversation.handover', 'conversation.claimed', 'conversation.assigned',
+                          'conversation.released', 'conversation.closed', 'conversation.reopened',
+                          'conversation.rated', 'end_user.blocked_bot', 'end_user.unblocked_bot')
+         order by e.id limit 500",
+    )
+    .bind(tenant)
+    .bind(conversation)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Titles of rules by id (for "matched rule" labels).
+pub async fn rule_titles(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    ids: &[uuid::Uuid],
+) -> Result<Vec<(uuid::Uuid, String)>> {
+    Ok(
+        sqlx::query_as("select id, title from answer_rules where tenant_id = $1 and id = any($2)")
+            .bind(tenant)
+            .bind(ids)
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+/// Display names of users by id (operators who wrote).
+pub async fn user_names(
+    db: impl PgExecutor<'_>,
+    ids: &[uuid::Uuid],
+) -> Result<Vec<(uuid::Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "select id, coalesce(nullif(display_name, ''), email) from users where id = any($1)",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Who can take conversations of the tenant (for "assign to").
+pub async fn assignable(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+) -> Result<Vec<(uuid::Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "select u.id, coalesce(nullif(u.display_name, ''), u.email) from memberships m
+         join users u on u.id = m.user_id
+         where m.tenant_id = $1 order by 2",
+    )
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
 }

@@ -83,17 +83,20 @@ pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: EndUserId) -> Re
     .found()
 }
 
+/// Records whether the user blocked the bot; true when that changed.
 pub async fn set_blocked(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
     id: EndUserId,
     blocked: bool,
-) -> Result<()> {
-    sqlx::query("update end_users set is_blocked = $3 where tenant_id = $1 and id = $2")
-        .bind(tenant)
-        .bind(id)
-        .bind(blocked)
-        .execute(db)
-        .await?;
-    Ok(())
+) -> Result<bool> {
+    let done = sqlx::query(
+        "update end_users set is_blocked = $3 where tenant_id = $1 and id = $2 and is_blocked <> $3",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(blocked)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() > 0)
 }

@@ -301,7 +301,19 @@ impl Telegram {
             }) => {
                 let reason = match kind {
                     ApiError::BotBlocked => {
-                        end_users::set_blocked(&self.pool, tenant, job.end_user_id, true).await?;
+                        // The desk marks the user and the conversation (once).
+                        let mut tx = self.pool.begin().await?;
+                        if end_users::set_blocked(&mut *tx, tenant, job.end_user_id, true).await? {
+                            events::insert(
+                                &mut tx,
+                                tenant,
+                                NewEvent::new("end_user.blocked_bot", Actor::System)
+                                    .conversation(m.conversation_id, job.end_user_id)
+                                    .data(json!({"detected": "delivery"})),
+                            )
+                            .await?;
+                        }
+                        tx.commit().await?;
                         "the user blocked the bot".to_string()
                     }
                     ApiError::UserDeactivated => "the user's account is deactivated".to_string(),

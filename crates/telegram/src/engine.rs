@@ -267,8 +267,12 @@ impl Telegram {
         if !record.outbound.is_empty() && !bot.sandbox {
             self.notifier.jobs_queued();
         }
-        if decision.status.with_humans() || before.with_humans() {
-            self.notifier.desk(tenant, conversation, "message");
+        // The desk hears of a new conversation in the queue ("handover") and of every
+        // message of a conversation that is with people ("inbound").
+        if decision.status.with_humans() && !before.with_humans() {
+            self.notifier.desk(tenant, conversation, "handover");
+        } else if decision.status.with_humans() || before.with_humans() {
+            self.notifier.desk(tenant, conversation, "inbound");
         }
 
         if let (Some(query_id), Some(answer)) =

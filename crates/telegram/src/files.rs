@@ -143,3 +143,137 @@ impl Telegram {
         Ok(ids[0])
     }
 }
+
+/// A file a user sent, as the desk describes it (from the message's stored payload).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MediaFile {
+    pub file_id: String,
+    pub file_name: Option<String>,
+    pub mime_type: String,
+    pub size: Option<i64>,
+    /// Seconds, for voice, audio and video.
+    pub duration: Option<i64>,
+    /// Show as an image, play as audio or video, or offer as a download.
+    pub display: &'static str,
+    /// For stickers: the emoji it stands for.
+    pub emoji: Option<String>,
+}
+
+/// The downloadable file of a user's media message, if it has one.
+pub fn media_file(kind: &str, payload: &serde_json::Value) -> Option<MediaFile> {
+    use serde_json::Value;
+    let obj = payload.get(kind)?;
+    // A photo comes in several sizes, smallest first: take the largest Telegram lets a
+    // bot download.
+    let item: &Value = if kind == "photo" {
+        obj.as_array()?
+            .iter()
+            .rev()
+            .find(|p| {
+                p.get("file_size")
+                    .and_then(Value::as_i64)
+                    .is_none_or(|s| s as usize <= MAX_DOWNLOAD)
+            })
+            .or_else(|| obj.as_array()?.first())?
+    } else {
+        obj
+    };
+    let str_of = |k: &str| item.get(k).and_then(Value::as_str).map(String::from);
+    let file_id = str_of("file_id")?;
+    let (default_mime, display) = match kind {
+        "photo" => ("image/jpeg", "image"),
+        "voice" => ("audio/ogg", "audio"),
+        "audio" => ("audio/mpeg", "audio"),
+        "video" | "video_note" | "animation" => ("video/mp4", "video"),
+        "sticker" => {
+            if item.get("is_animated").and_then(Value::as_bool) == Some(true) {
+                ("application/x-tgsticker", "file")
+            } else if item.get("is_video").and_then(Value::as_bool) == Some(true) {
+                ("video/webm", "video")
+            } else {
+                ("image/webp", "image")
+            }
+        }
+        "document" => ("application/octet-stream", "file"),
+        _ => return None,
+    };
+    let mime_type = str_of("mime_type").unwrap_or_else(|| default_mime.to_string());
+    let display = if kind == "document" && is_inline_image(&mime_type) {
+        "image"
+    } else {
+        display
+    };
+    Some(MediaFile {
+        file_id,
+        file_name: str_of("file_name"),
+        size: item.get("file_size").and_then(Value::as_i64),
+        duration: item.get("duration").and_then(Value::as_i64),
+        emoji: str_of("emoji"),
+        mime_type,
+        display,
+    })
+}
+
+/// Types a browser may show in place (everything else is served as a download).
+pub fn is_inline_image(mime: &str) -> bool {
+    matches!(
+        mime,
+        "image/jpeg" | "image/png" | "image/webp" | "image/gif"
+    )
+}
+
+/// Types the desk serves for display in the page rather than as a download.
+pub fn is_inline(mime: &str) -> bool {
+    is_inline_image(mime)
+        || matches!(
+            mime,
+            "audio/ogg" | "audio/mpeg" | "audio/mp4" | "video/mp4" | "video/webm"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_largest_downloadable_photo_size_is_taken() {
+        let p = json!({"photo": [
+            {"file_id": "small", "file_size": 1000, "width": 90, "height": 90},
+            {"file_id": "big", "file_size": 200000, "width": 1280, "height": 1280},
+            {"file_id": "huge", "file_size": 30000000, "width": 5000, "height": 5000},
+        ]});
+        let f = media_file("photo", &p).unwrap();
+        assert_eq!(f.file_id, "big");
+        assert_eq!(f.display, "image");
+        assert_eq!(f.mime_type, "image/jpeg");
+    }
+
+    #[test]
+    fn documents_voice_and_stickers_are_described() {
+        let d = media_file(
+            "document",
+            &json!({"document": {"file_id": "d", "file_name": "invoice.pdf", "mime_type": "application/pdf", "file_size": 12345}}),
+        )
+        .unwrap();
+        assert_eq!(
+            (d.display, d.file_name.as_deref(), d.size),
+            ("file", Some("invoice.pdf"), Some(12345))
+        );
+        let v = media_file("voice", &json!({"voice": {"file_id": "v", "duration": 7}})).unwrap();
+        assert_eq!(
+            (v.display, v.mime_type.as_str(), v.duration),
+            ("audio", "audio/ogg", Some(7))
+        );
+        let s = media_file("sticker", &json!({"sticker": {"file_id": "s", "emoji": "👍", "is_animated": false, "is_video": false}})).unwrap();
+        assert_eq!((s.display, s.emoji.as_deref()), ("image", Some("👍")));
+        let a = media_file(
+            "sticker",
+            &json!({"sticker": {"file_id": "s", "is_animated": true, "is_video": false}}),
+        )
+        .unwrap();
+        assert_eq!(a.display, "file");
+        assert!(media_file("location", &json!({"location": {"latitude": 1.0}})).is_none());
+        assert!(media_file("photo", &json!({})).is_none());
+    }
+}

@@ -55,6 +55,8 @@ pub enum OperatorError {
     NotAMember,
     #[error("the message is empty")]
     EmptyMessage,
+    #[error("only failed messages can be retried")]
+    NotFailed,
 }
 
 impl From<sqlx::Error> for OperatorError {
@@ -252,5 +254,33 @@ impl Telegram {
         tx.commit().await?;
         self.notifier.desk(tenant, id, "state");
         Ok(updated)
+    }
+
+    /// Queues a failed outbound message of the conversation for delivery again.
+    pub async fn retry_failed(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        message: MessageId,
+    ) -> Result<(), OperatorError> {
+        let conv = conversations::get(&self.pool, tenant, id).await?;
+        let row = messages::get(&self.pool, tenant, message).await?;
+        if row.conversation_id != conv.id {
+            return Err(DbError::NotFound.into());
+        }
+        let mut tx = self.pool.begin().await?;
+        if !messages::requeue_failed(&mut *tx, tenant, message).await? {
+            return Err(OperatorError::NotFailed);
+        }
+        enqueue_delivery(
+            &mut *tx,
+            &DeliveryJob::new(tenant, conv.bot_id, conv.end_user_id),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        self.notifier.jobs_queued();
+        self.notifier.desk(tenant, id, "delivery");
+        Ok(())
     }
 }

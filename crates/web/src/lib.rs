@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod error;
 pub mod health;
 pub mod i18n;
+pub mod live;
 pub mod mail;
 pub mod oauth;
 pub mod pages;
@@ -72,6 +73,7 @@ fn panel(state: &AppState) -> Router<AppState> {
         .with_expiry(Expiry::OnInactivity(idle));
     let auth = AuthManagerLayerBuilder::new(state.web.backend.clone(), sessions).build();
     let mut router = pages::router()
+        .merge(live::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             pages::render_errors,

@@ -55,6 +55,8 @@ pub struct WebContext {
     pub backend: Backend,
     /// For OAuth token exchanges (never follows redirects).
     pub http: reqwest::Client,
+    /// Live desk events of this process.
+    pub desk: crate::live::DeskHub,
 }
 
 impl std::ops::Deref for WebContext {
@@ -84,6 +86,7 @@ impl AppState {
             catalogs,
             mailer,
             backend: Backend::new(pool.clone()),
+            desk: crate::live::DeskHub::new(pool.clone()),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(15))

@@ -10,7 +10,6 @@ use switchboard_core::{ConvStatus, ConversationId, MessageId, Permission, UserId
 use switchboard_db::conversations::{self, Conversation, ConversationFilter, ConversationListItem};
 use switchboard_db::end_users;
 use switchboard_db::messages::{self, MessageRow};
-use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -486,23 +485,11 @@ async fn retry_message(
     ApiPath((id, message_id)): ApiPath<(Uuid, i64)>,
 ) -> ApiResult<impl IntoResponse> {
     p.require(Permission::Desk)?;
-    let conv = conversations::get(&state.pool, p.tenant, ConversationId(id)).await?;
-    let message = messages::get(&state.pool, p.tenant, MessageId(message_id)).await?;
-    if message.conversation_id != conv.id {
-        return Err(ApiError::not_found());
-    }
-    let mut tx = state.pool.begin().await?;
-    if !messages::requeue_failed(&mut *tx, p.tenant, message.id).await? {
-        return Err(ApiError::conflict("Only failed messages can be retried"));
-    }
-    enqueue_delivery(
-        &mut *tx,
-        &DeliveryJob::new(p.tenant, conv.bot_id, conv.end_user_id),
-        None,
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.notifier.jobs_queued();
-    let updated = messages::get(&state.pool, p.tenant, message.id).await?;
+    let message = MessageId(message_id);
+    state
+        .telegram
+        .retry_failed(p.tenant, ConversationId(id), message)
+        .await?;
+    let updated = messages::get(&state.pool, p.tenant, message).await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::from(updated))))
 }

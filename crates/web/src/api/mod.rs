@@ -4,6 +4,7 @@
 
 pub mod bot;
 pub mod buttons;
+pub mod canned;
 pub mod commands;
 pub mod conversations;
 pub mod menus;
@@ -58,6 +59,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(rules::router())
         .merge(menus::router())
         .merge(commands::router())
+        .merge(canned::router())
         .merge(conversations::router())
 }
 

@@ -5,8 +5,10 @@
 pub mod account;
 pub mod auth;
 pub mod bot;
+pub mod canned;
 pub mod commands;
 pub mod dashboard;
+pub mod desk;
 pub mod menus;
 pub mod platform;
 pub mod rules;
@@ -35,6 +37,8 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(account::router())
         .merge(dashboard::router())
+        .merge(desk::router())
+        .merge(canned::router())
         .merge(bot::router())
         .merge(rules::router())
         .merge(menus::router())
@@ -55,6 +59,8 @@ pub enum PageError {
     /// Sign in first, then come back to this path.
     Login(String),
     BadRequest(String),
+    /// Something we depend on (Telegram) failed.
+    Upstream(String),
     Internal,
 }
 
@@ -72,6 +78,7 @@ impl IntoResponse for PageError {
             PageError::NotFound => (StatusCode::NOT_FOUND, None),
             PageError::Forbidden => (StatusCode::FORBIDDEN, None),
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, Some(m)),
+            PageError::Upstream(m) => (StatusCode::BAD_GATEWAY, Some(m)),
             PageError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
         };
         let mut r = status.into_response();
@@ -296,7 +303,12 @@ pub async fn render(
         (None, Some(u)) => accounts::memberships_of(&state.pool, u.id).await?,
         (None, None) => Vec::new(),
     };
+    let desk_counts = match &viewer.user {
+        Some(u) if !memberships.is_empty() => desk::nav_counts(state, u.id, &memberships).await?,
+        _ => Value::Null,
+    };
     let mut base = json!({
+        "desk_counts": desk_counts,
         "lang": viewer.lang.code(),
         "csrf": viewer.csrf,
         "path": viewer.path,

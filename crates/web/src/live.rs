@@ -1,0 +1,214 @@
+//! Live desk updates: one PostgreSQL `LISTEN` per process on the desk channel, fanned
+//! out to every open desk of this process through a broadcast channel, and streamed to
+//! browsers as Server-Sent Events filtered to the viewer's organizations.
+//!
+//! Any replica's commit reaches every replica's desks (PostgreSQL carries the
+//! notification). Notifications are transient: when the listening connection drops, or a
+//! slow browser falls behind, the desk is told to `resync` (reload what it shows), and a
+//! browser that reconnects reloads by itself — so nothing is missed, only coalesced.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use switchboard_core::{ConversationId, TenantId, UserId};
+use switchboard_db::accounts;
+use switchboard_db::notify::DESK_CHANNEL;
+use tokio::sync::broadcast;
+
+use crate::pages::{PageResult, SignedIn};
+use crate::AppState;
+
+/// Something changed in a conversation (as the notifier sends it).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct DeskEvent {
+    pub tenant_id: TenantId,
+    pub conversation_id: ConversationId,
+    /// handover, inbound, message, delivery, state, rating, note
+    pub event: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum Signal {
+    Event(Arc<DeskEvent>),
+    /// Events may have been lost: reload everything shown.
+    Resync,
+}
+
+/// The process's listener, started by the first subscriber.
+pub struct DeskHub {
+    pool: PgPool,
+    sender: OnceLock<broadcast::Sender<Signal>>,
+}
+
+impl DeskHub {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            sender: OnceLock::new(),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Signal> {
+        self.sender
+            .get_or_init(|| {
+                let (tx, _) = broadcast::channel(1024);
+                tokio::spawn(listen(self.pool.clone(), tx.clone()));
+                tx
+            })
+            .subscribe()
+    }
+}
+
+async fn listen(pool: PgPool, tx: broadcast::Sender<Signal>) {
+    loop {
+        if pool.is_closed() {
+            return;
+        }
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "desk listener cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(DESK_CHANNEL).await {
+            tracing::warn!(error = %e, "desk listener cannot LISTEN; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Whatever happened while not listening is unknown.
+        let _ = tx.send(Signal::Resync);
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => match serde_json::from_str::<Vec<DeskEvent>>(n.payload()) {
+                    Ok(events) => {
+                        for e in events {
+                            let _ = tx.send(Signal::Event(Arc::new(e)));
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "unreadable desk notification"),
+                },
+                // The connection dropped; the next call reconnects.
+                Ok(None) => {
+                    let _ = tx.send(Signal::Resync);
+                }
+                Err(e) => {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "desk listener failed; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/desk/events", get(events))
+}
+
+/// The organizations whose events this user may see: active memberships (any role can
+/// use the desk).
+async fn visible_tenants(pool: &PgPool, user: UserId) -> switchboard_db::Result<HashSet<TenantId>> {
+    let memberships = accounts::memberships_of(pool, user).await?;
+    Ok(memberships
+        .into_iter()
+        .filter(|m| m.status == "active")
+        .map(|m| m.tenant_id)
+        .collect())
+}
+
+/// How often an open stream re-reads the viewer's memberships (a removed member stops
+/// receiving events within this time).
+const MEMBERSHIP_TTL: Duration = Duration::from_secs(20);
+
+/// `GET /desk/events`: the viewer's desk events as Server-Sent Events (`event: desk`,
+/// data `{"tenant_id", "conversation_id", "event"}`; `event: resync` to reload).
+async fn events(State(state): State<AppState>, SignedIn(viewer): SignedIn) -> PageResult {
+    let user = viewer.user.as_ref().expect("signed in").id;
+    let tenants = visible_tenants(&state.pool, user).await?;
+    let rx = state.web.desk.subscribe();
+    let stream = desk_stream(state.pool.clone(), user, tenants, rx);
+    let mut response: Response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    // Proxies (nginx) must pass events through as they come.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn desk_stream(
+    pool: PgPool,
+    user: UserId,
+    tenants: HashSet<TenantId>,
+    rx: broadcast::Receiver<Signal>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    struct S {
+        pool: PgPool,
+        user: UserId,
+        tenants: HashSet<TenantId>,
+        checked: Instant,
+        rx: broadcast::Receiver<Signal>,
+        hello: bool,
+    }
+    let s = S {
+        pool,
+        user,
+        tenants,
+        checked: Instant::now(),
+        rx,
+        hello: true,
+    };
+    futures::stream::unfold(s, |mut s| async move {
+        if s.hello {
+            s.hello = false;
+            return Some((Ok(Event::default().event("ready").data("{}")), s));
+        }
+        loop {
+            let signal = match s.rx.recv().await {
+                Ok(signal) => signal,
+                Err(broadcast::error::RecvError::Lagged(_)) => Signal::Resync,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            let event = match signal {
+                Signal::Resync => Event::default().event("resync").data("{}"),
+                Signal::Event(e) => {
+                    if s.checked.elapsed() > MEMBERSHIP_TTL {
+                        match visible_tenants(&s.pool, s.user).await {
+                            Ok(t) => s.tenants = t,
+                            Err(_) => return None,
+                        }
+                        s.checked = Instant::now();
+                    }
+                    if !s.tenants.contains(&e.tenant_id) {
+                        continue;
+                    }
+                    Event::default()
+                        .event("desk")
+                        .data(serde_json::to_string(&*e).expect("event serialises"))
+                }
+            };
+            return Some((Ok(event), s));
+        }
+    })
+}
