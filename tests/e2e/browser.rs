@@ -100,6 +100,20 @@ impl Browser {
         }
     }
 
+    /// Waits until `script` (returning a boolean) is true in the page.
+    pub async fn until(&self, what: &str, script: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.chrome.execute(script, vec![]).await.ok() == Some(serde_json::json!(true)) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for: {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn screenshot(&self, name: &str) {
         if let Ok(png) = self.chrome.screenshot().await {
             let _ = std::fs::write(screenshots_dir().join(format!("{name}.png")), png);
@@ -282,4 +296,133 @@ async fn the_menu_editor_builds_rows_and_reorders_them() {
     assert_eq!(rows[0][0]["action"], "handover");
     assert_eq!(rows[1][0]["label"], "First");
     assert_eq!(rows[1][0]["url"], "https://acme.example");
+}
+
+#[tokio::test]
+async fn an_operator_answers_live_with_a_canned_response_and_closes() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Flower Shop").await;
+    let bot = app.connect_bot(&t, "flower_bot").await;
+    app.post(
+        &t.token,
+        "/api/v1/canned-responses",
+        serde_json::json!({"shortcut": "sorry", "title": "Apology",
+                           "text": "We are very sorry! A new bouquet is on its way."}),
+    )
+    .await;
+    let hash = switchboard_core::password::hash_password("operator password");
+    let user = switchboard_db::platform::insert_user(
+        &app.db.pool,
+        switchboard_core::UserId::new(),
+        "oleg@shop.test",
+        Some(&hash),
+        "Oleg",
+        false,
+    )
+    .await
+    .unwrap();
+    switchboard_db::platform::add_member(
+        &app.db.pool,
+        t.id,
+        user.id,
+        switchboard_core::Role::Operator,
+    )
+    .await
+    .unwrap();
+    let alice = crate::harness::alice();
+    let (tg2, bot2, alice2) = (app.tg.clone(), bot.clone(), alice.clone());
+    scenario("desk", &app, |b| async move {
+        b.goto("/login").await;
+        b.fill("#f-email", "oleg@shop.test").await;
+        b.fill("#f-password", "operator password").await;
+        b.click("#login-submit").await;
+        b.see("Flower Shop").await;
+        b.click("#nav-desk").await;
+        b.see("Nobody is waiting").await;
+        b.wait("#desk-conn.on").await;
+        // Mark the page: if it reloads, the mark is gone.
+        b.chrome
+            .execute("window.__stillHere = true;", vec![])
+            .await
+            .unwrap();
+
+        // A Telegram user writes; the conversation appears by itself.
+        let d = tg2
+            .send_text(&bot2, &alice2, "My bouquet arrived wilted")
+            .await;
+        assert_eq!(d.status, 200);
+        b.see("My bouquet arrived wilted").await;
+        let still = b
+            .chrome
+            .execute("return window.__stillHere === true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(still, serde_json::json!(true), "no reload");
+        let badge = b.text("#nav-desk-waiting").await;
+        assert_eq!(badge, "1");
+        b.screenshot("desk-queue").await;
+
+        b.click("#queue-items a").await;
+        b.see("No answer found").await;
+        b.click("#act-claim").await;
+        b.see("took the conversation").await;
+
+        // "/" offers the canned responses; Enter picks one, Enter again sends it.
+        b.fill("#reply-text", "/sor").await;
+        b.wait("#canned-menu.show").await;
+        let area = b.wait("#reply-text").await;
+        b.chrome.type_text(&area, "\u{E007}").await.unwrap();
+        let value = b
+            .chrome
+            .execute(
+                "return document.getElementById('reply-text').value;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(value, "We are very sorry! A new bouquet is on its way.");
+        b.chrome.type_text(&area, "\u{E007}").await.unwrap();
+        // Our reply shows up, and turns "Delivered" by itself.
+        b.until(
+            "the reply is shown as delivered",
+            "return [...document.querySelectorAll('.desk-out[data-delivery=sent]')]
+               .some(e => e.textContent.includes('A new bouquet is on its way'));",
+        )
+        .await;
+        b.until(
+            "the box is emptied after sending",
+            "return document.getElementById('reply-text').value === '';",
+        )
+        .await;
+
+        // The user answers; it shows up in the open conversation.
+        tg2.send_text(&bot2, &alice2, "Thank you so much!").await;
+        b.see("Thank you so much!").await;
+        b.screenshot("desk-conversation").await;
+
+        b.click("#act-close").await;
+        b.fill("#close-resolution", "Sent a new bouquet").await;
+        b.click("#close-confirm").await;
+        b.see("Closed by Oleg").await;
+        b.wait("#act-reopen").await;
+        b.screenshot("desk-closed").await;
+    })
+    .await;
+    let sent = app.tg.sent_to(&bot, alice.id);
+    assert!(sent
+        .iter()
+        .any(|m| m.text == "We are very sorry! A new bouquet is on its way."));
+    let settings = app.get(&t.token, "/api/v1/settings").await.1;
+    app.expect_sent(&bot, alice.id, 3).await;
+    assert_eq!(
+        app.tg.sent_to(&bot, alice.id).last().unwrap().text,
+        settings["closing_text"].as_str().unwrap()
+    );
+    let status: String =
+        sqlx::query_scalar("select status from conversations where tenant_id = $1")
+            .bind(t.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "closed");
 }

@@ -877,6 +877,12 @@ async fn after_closing_the_bot_asks_for_a_rating_and_stores_it() {
     .await;
     let live = op.get(&format!("{url}/live")).await;
     assert!(live.has("rated the help: 5 of 5"), "{}", live.body);
+    let dashboard = app.owner_web(&t).await.get(&format!("/t/{}", t.slug)).await;
+    assert!(
+        dashboard.has("rated the help 5.0 of 5"),
+        "{}",
+        dashboard.body
+    );
     // Pressing again does not change it or open anything.
     app.tg
         .press(
@@ -893,4 +899,137 @@ async fn after_closing_the_bot_asks_for_a_rating_and_stores_it() {
         .await
         .unwrap();
     assert_eq!(r, Some(5));
+}
+
+#[tokio::test]
+async fn the_api_covers_notes_files_and_user_cards_and_keeps_organizations_apart() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Other").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let user = alice();
+    app.tg.send_photo(&bot, &user, None).await;
+    let conv = app.conversation(&t, "waiting").await;
+    let id = conv["id"].as_str().unwrap().to_string();
+    let end_user = conv["user"]["id"].as_str().unwrap().to_string();
+
+    // Notes.
+    let notes = format!("/api/v1/conversations/{id}/notes");
+    let (s, _) = app
+        .post(&t.token, &notes, json!({"text": "Check the order"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, e) = app.post(&t.token, &notes, json!({"text": "   "})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (_, list) = app.get(&t.token, &notes).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["text"], "Check the order");
+    assert!(app
+        .tg
+        .sent_to(&bot, user.id)
+        .iter()
+        .all(|m| m.text != "Check the order"));
+
+    // The user's card and notes.
+    let card = format!("/api/v1/end-users/{end_user}");
+    let (s, c) = app
+        .patch(&t.token, &card, json!({"notes": "Prefers Russian"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["notes"], "Prefers Russian");
+    assert_eq!(c["conversations"], 1);
+
+    // The user's photo, through the bot.
+    let photo = app.messages(&t, &id).await[0]["id"].as_i64().unwrap();
+    let file = format!("/api/v1/conversations/{id}/messages/{photo}/file");
+    let resp = app
+        .http
+        .get(format!("{}{file}", app.base))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), FAKE_PHOTO);
+
+    // A file to the user.
+    let form = reqwest::multipart::Form::new()
+        .text("caption", "Our price list")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"a,b\n1,2\n".to_vec())
+                .file_name("prices.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/conversations/{id}/files", app.base))
+        .bearer_auth(&t.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["kind"], "document");
+    let sent = app.expect_sent(&bot, user.id, 2).await;
+    assert_eq!(
+        sent[1].file,
+        Some(("document".to_string(), "prices.csv".to_string(), 8))
+    );
+    assert_eq!(sent[1].text, "Our price list");
+    // Without a file: a clear error, nothing stored.
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/conversations/{id}/files", app.base))
+        .bearer_auth(&t.token)
+        .multipart(reqwest::multipart::Form::new().text("caption", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Another organization's token: 404 everywhere, nothing changed.
+    assert_eq!(app.get(&other.token, &notes).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.post(&other.token, &notes, json!({"text": "x"})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get(&other.token, &card).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.patch(&other.token, &card, json!({"notes": "x"}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let resp = app
+        .http
+        .get(format!("{}{file}", app.base))
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/conversations/{id}/files", app.base))
+        .bearer_auth(&other.token)
+        .multipart(reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x.txt"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&t.token, &notes).await.1["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(app.get(&t.token, &card).await.1["notes"], "Prefers Russian");
+    assert_eq!(app.tg.sent_to(&bot, user.id).len(), 2);
 }

@@ -20,6 +20,9 @@ pub struct Overview {
     pub members: i64,
     pub has_bot: bool,
     pub tried: bool,
+    /// Ratings users gave after closing, over the last 30 days.
+    pub ratings_30d: i64,
+    pub avg_rating_30d: Option<f64>,
 }
 
 pub async fn overview(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Overview> {
@@ -42,7 +45,11 @@ pub async fn overview(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Overv
             (select count(*) from commands where tenant_id = $1) as commands,
             (select count(*) from memberships where tenant_id = $1) as members,
             exists (select 1 from bots where tenant_id = $1 and status in ('active', 'error')) as has_bot,
-            exists (select 1 from conversations where tenant_id = $1 and is_test) as tried",
+            exists (select 1 from conversations where tenant_id = $1 and is_test) as tried,
+            (select count(rating) from conversations where tenant_id = $1
+                and closed_at >= now() - interval '30 days') as ratings_30d,
+            (select avg(rating)::float8 from conversations where tenant_id = $1
+                and closed_at >= now() - interval '30 days') as avg_rating_30d",
     )
     .bind(tenant)
     .fetch_one(db)

@@ -23,10 +23,21 @@ pub const MAX_UPLOAD: usize = 20 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
+    #[error("no such file")]
+    NotFound,
     #[error("the bot is not connected")]
     NoBot,
     #[error(transparent)]
+    Db(#[from] switchboard_db::DbError),
+    #[error(transparent)]
     Telegram(#[from] TgError),
+}
+
+/// A file of a conversation, ready to serve.
+pub struct StoredFile {
+    pub bytes: Vec<u8>,
+    pub mime_type: String,
+    pub file_name: String,
 }
 
 /// An operator's file.
@@ -76,6 +87,54 @@ impl Telegram {
             .api
             .download(entry.token(), &file.path, MAX_DOWNLOAD)
             .await?)
+    }
+
+    /// The file of a message: what the user sent (fetched through the bot) or what an
+    /// operator attached (from the database).
+    pub async fn message_file(
+        &self,
+        tenant: TenantId,
+        message: MessageId,
+    ) -> Result<StoredFile, FileError> {
+        let m = messages::get(&self.pool, tenant, message)
+            .await
+            .map_err(|e| match e {
+                switchboard_db::DbError::NotFound => FileError::NotFound,
+                e => FileError::Db(e),
+            })?;
+        if m.direction == "out" {
+            return match attachments::get(&self.pool, tenant, m.id).await {
+                Ok(a) => Ok(StoredFile {
+                    bytes: a.data,
+                    mime_type: a.content_type,
+                    file_name: a.file_name,
+                }),
+                Err(switchboard_db::DbError::NotFound) => Err(FileError::NotFound),
+                Err(e) => Err(e.into()),
+            };
+        }
+        let f = m
+            .payload
+            .as_ref()
+            .and_then(|p| media_file(&m.kind, p))
+            .ok_or(FileError::NotFound)?;
+        let conv = conversations::get(&self.pool, tenant, m.conversation_id).await?;
+        let bytes = self.download_file(tenant, conv.bot_id, &f.file_id).await?;
+        let file_name = f.file_name.clone().unwrap_or_else(|| {
+            let ext = match f.mime_type.as_str() {
+                "image/jpeg" => "jpg",
+                "image/webp" => "webp",
+                "audio/ogg" => "ogg",
+                "video/mp4" => "mp4",
+                _ => "bin",
+            };
+            format!("{}-{}.{ext}", m.kind, m.id.0)
+        });
+        Ok(StoredFile {
+            bytes,
+            mime_type: f.mime_type,
+            file_name,
+        })
     }
 
     /// Stores an operator's file (with an optional caption) and queues its delivery.

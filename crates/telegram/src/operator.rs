@@ -57,6 +57,8 @@ pub enum OperatorError {
     EmptyMessage,
     #[error("only failed messages can be retried")]
     NotFailed,
+    #[error("a note can be at most 4096 characters")]
+    NoteTooLong,
 }
 
 impl From<sqlx::Error> for OperatorError {
@@ -281,6 +283,27 @@ impl Telegram {
         tx.commit().await?;
         self.notifier.jobs_queued();
         self.notifier.desk(tenant, id, "delivery");
+        Ok(())
+    }
+
+    /// Leaves an internal note on the conversation (never sent to the user).
+    pub async fn add_note(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        op: Operator,
+        text: &str,
+    ) -> Result<(), OperatorError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(OperatorError::EmptyMessage);
+        }
+        if text.chars().count() > 4096 {
+            return Err(OperatorError::NoteTooLong);
+        }
+        conversations::get(&self.pool, tenant, id).await?;
+        switchboard_db::desk::add_note(&self.pool, tenant, id, op.user, text).await?;
+        self.notifier.desk(tenant, id, "note");
         Ok(())
     }
 }

@@ -211,6 +211,7 @@ impl From<OperatorError> for ApiError {
             OperatorError::NotAMember => ApiError::invalid_field("user_id", e.to_string()),
             OperatorError::EmptyMessage => ApiError::invalid_field("text", "must not be empty"),
             OperatorError::NotFailed => ApiError::conflict(e.to_string()),
+            OperatorError::NoteTooLong => ApiError::invalid_field("text", e.to_string()),
         }
     }
 }

@@ -6,10 +6,12 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_core::conversation::OperatorAction;
-use switchboard_core::{ConvStatus, ConversationId, MessageId, Permission, UserId};
+use switchboard_core::{ConvStatus, ConversationId, EndUserId, MessageId, Permission, UserId};
 use switchboard_db::conversations::{self, Conversation, ConversationFilter, ConversationListItem};
+use switchboard_db::desk;
 use switchboard_db::end_users;
 use switchboard_db::messages::{self, MessageRow};
+use switchboard_telegram::files::{FileError, Upload, MAX_UPLOAD};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,10 +33,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(close_conversation))
         .routes(routes!(reopen_conversation))
         .routes(routes!(retry_message))
+        .routes(routes!(list_notes, add_note))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(send_file))
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)),
+        )
+        .routes(routes!(get_file))
+        .routes(routes!(get_end_user, update_end_user))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct EndUserOut {
+    /// Our id of the end user (for `/api/v1/end-users/{id}`).
+    pub id: Uuid,
     /// Telegram's user id.
     pub telegram_id: i64,
     pub username: Option<String>,
@@ -67,6 +79,7 @@ impl From<ConversationListItem> for ConversationOut {
             id: c.id.0,
             status: c.status.as_str().to_string(),
             user: EndUserOut {
+                id: c.end_user_id.0,
                 telegram_id: c.telegram_user_id,
                 username: c.username,
                 first_name: c.first_name,
@@ -204,6 +217,7 @@ async fn conversation_out(
         id: c.id.0,
         status: c.status.as_str().to_string(),
         user: EndUserOut {
+            id: user.id.0,
             telegram_id: user.telegram_user_id,
             username: user.username,
             first_name: user.first_name,
@@ -492,4 +506,241 @@ async fn retry_message(
         .await?;
     let updated = messages::get(&state.pool, p.tenant, message).await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::from(updated))))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NoteOut {
+    pub id: i64,
+    pub author_id: Option<Uuid>,
+    pub author: Option<String>,
+    pub text: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteIn {
+    pub text: String,
+}
+
+/// Internal notes on the conversation (never sent to the user), oldest first.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/notes", tag = "conversations", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Items<NoteOut>), (status = 404, body = ErrorBody)))]
+async fn list_notes(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Items<NoteOut>>> {
+    p.require(Permission::Desk)?;
+    let id = ConversationId(id);
+    conversations::get(&state.pool, p.tenant, id).await?;
+    let items = desk::notes(&state.pool, p.tenant, id)
+        .await?
+        .into_iter()
+        .map(|n| NoteOut {
+            id: n.id,
+            author_id: n.author_id.map(|a| a.0),
+            author: n.author,
+            text: n.text,
+            created_at: n.created_at,
+        })
+        .collect();
+    Ok(Json(Items { items }))
+}
+
+/// Leaves an internal note on the conversation.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/notes", tag = "conversations", params(("id" = Uuid, Path)),
+    request_body = NoteIn,
+    responses((status = 201), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_note(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<NoteIn>,
+) -> ApiResult<StatusCode> {
+    p.require(Permission::Desk)?;
+    state
+        .telegram
+        .add_note(p.tenant, ConversationId(id), p.operator(), &body.text)
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Sends a file to the user (multipart: `file`, optional `caption`): images as photos,
+/// anything else as a document, up to 20 MB. Stored before this answers (202).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/files", tag = "conversations", params(("id" = Uuid, Path)),
+    request_body(content_type = "multipart/form-data", description = "`file` and an optional `caption`"),
+    responses((status = 202, body = MessageOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn send_file(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+    mut multipart: axum::extract::Multipart,
+) -> ApiResult<impl IntoResponse> {
+    p.require(Permission::Desk)?;
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        ApiError::new(e.status(), "invalid_multipart", e.body_text())
+    };
+    let mut caption = String::new();
+    let mut upload = None;
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+        match field.name().unwrap_or_default() {
+            "caption" => caption = field.text().await.map_err(unreadable)?,
+            "file" => {
+                let file_name = field.file_name().unwrap_or("file").trim().to_string();
+                let content_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let bytes = field.bytes().await.map_err(unreadable)?;
+                upload = Some(Upload {
+                    file_name: if file_name.is_empty() {
+                        "file".into()
+                    } else {
+                        file_name
+                    },
+                    content_type,
+                    bytes: bytes.to_vec(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let Some(upload) = upload.filter(|u| !u.bytes.is_empty()) else {
+        return Err(ApiError::invalid_field(
+            "file",
+            "a non-empty file is required",
+        ));
+    };
+    if upload.bytes.len() > MAX_UPLOAD {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "file_too_large",
+            "the file must be at most 20 MB",
+        ));
+    }
+    if caption.chars().count() > 1024 {
+        return Err(ApiError::invalid_field(
+            "caption",
+            "must be at most 1024 characters",
+        ));
+    }
+    let mid = state
+        .telegram
+        .reply_with_file(
+            p.tenant,
+            ConversationId(id),
+            p.operator(),
+            caption.trim(),
+            upload,
+        )
+        .await?;
+    let row = messages::get(&state.pool, p.tenant, mid).await?;
+    Ok((StatusCode::ACCEPTED, Json(MessageOut::from(row))))
+}
+
+/// The file of a message: a photo, document, voice message, … the user sent (fetched
+/// through the bot), or a file an operator sent.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages/{message_id}/file", tag = "conversations",
+    params(("id" = Uuid, Path), ("message_id" = i64, Path)),
+    responses((status = 200, description = "The file's bytes"), (status = 404, body = ErrorBody),
+        (status = 502, description = "Telegram did not give the file", body = ErrorBody)))]
+async fn get_file(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath((id, message_id)): ApiPath<(Uuid, i64)>,
+) -> ApiResult<axum::response::Response> {
+    p.require(Permission::Desk)?;
+    let message = messages::get(&state.pool, p.tenant, MessageId(message_id)).await?;
+    if message.conversation_id != ConversationId(id) {
+        return Err(ApiError::not_found());
+    }
+    match state.telegram.message_file(p.tenant, message.id).await {
+        Ok(f) => Ok(crate::pages::desk::file_response(f)),
+        Err(FileError::NotFound | FileError::NoBot) => Err(ApiError::not_found()),
+        Err(FileError::Db(e)) => Err(e.into()),
+        Err(FileError::Telegram(e)) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "telegram_error",
+            format!("Telegram did not give the file: {e}"),
+        )),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EndUserCard {
+    pub id: Uuid,
+    pub telegram_id: i64,
+    pub username: Option<String>,
+    pub first_name: String,
+    pub last_name: Option<String>,
+    pub language_code: Option<String>,
+    pub blocked: bool,
+    /// The team's notes about this user.
+    pub notes: String,
+    pub first_seen_at: chrono::DateTime<chrono::Utc>,
+    pub last_seen_at: chrono::DateTime<chrono::Utc>,
+    pub conversations: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndUserPatch {
+    pub notes: String,
+}
+
+async fn card(
+    state: &AppState,
+    tenant: switchboard_core::TenantId,
+    id: Uuid,
+) -> ApiResult<EndUserCard> {
+    let c = desk::user_card(&state.pool, tenant, EndUserId(id)).await?;
+    Ok(EndUserCard {
+        id: c.id.0,
+        telegram_id: c.telegram_user_id,
+        username: c.username,
+        first_name: c.first_name,
+        last_name: c.last_name,
+        language_code: c.language_code,
+        blocked: c.is_blocked,
+        notes: c.notes,
+        first_seen_at: c.first_seen_at,
+        last_seen_at: c.last_seen_at,
+        conversations: c.conversations,
+    })
+}
+
+/// A Telegram user of the bot, as the desk's card shows them.
+#[utoipa::path(get, path = "/api/v1/end-users/{id}", tag = "conversations", params(("id" = Uuid, Path)),
+    responses((status = 200, body = EndUserCard), (status = 404, body = ErrorBody)))]
+async fn get_end_user(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<EndUserCard>> {
+    p.require(Permission::Desk)?;
+    Ok(Json(card(&state, p.tenant, id).await?))
+}
+
+/// Changes the team's notes about a user.
+#[utoipa::path(patch, path = "/api/v1/end-users/{id}", tag = "conversations", params(("id" = Uuid, Path)),
+    request_body = EndUserPatch,
+    responses((status = 200, body = EndUserCard), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_end_user(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<EndUserPatch>,
+) -> ApiResult<Json<EndUserCard>> {
+    p.require(Permission::Desk)?;
+    if body.notes.chars().count() > 4000 {
+        return Err(ApiError::invalid_field(
+            "notes",
+            "must be at most 4000 characters",
+        ));
+    }
+    desk::user_card(&state.pool, p.tenant, EndUserId(id)).await?;
+    desk::set_user_notes(&state.pool, p.tenant, EndUserId(id), body.notes.trim()).await?;
+    Ok(Json(card(&state, p.tenant, id).await?))
 }

@@ -19,7 +19,7 @@ use switchboard_core::{ConversationId, EndUserId, MessageId, Permission, Role, T
 use switchboard_db::accounts::MembershipOf;
 use switchboard_db::desk::{self, Tab};
 use switchboard_db::messages::MessageRow;
-use switchboard_db::{attachments, conversations, messages};
+use switchboard_db::{conversations, messages};
 use switchboard_telegram::files::{is_inline, media_file, FileError, Upload, MAX_UPLOAD};
 use switchboard_telegram::operator::{Operator, OperatorError};
 use uuid::Uuid;
@@ -499,6 +499,7 @@ fn explain(state: &AppState, viewer: &Viewer, e: &OperatorError) -> Option<Strin
         OperatorError::NotAMember => "desk.err.not_member",
         OperatorError::EmptyMessage => "desk.err.empty",
         OperatorError::NotFailed => "desk.err.not_failed",
+        OperatorError::NoteTooLong => "desk.err.note_too_long",
     };
     Some(t(state, viewer, key, &[]))
 }
@@ -703,13 +704,7 @@ async fn send(
     };
     let text = c.text.trim_end().to_string();
     let problem = if c.note {
-        if text.trim().is_empty() {
-            Some(t(&state, &member.viewer, "desk.err.empty", &[]))
-        } else if text.chars().count() > 4096 {
-            Some(t(&state, &member.viewer, "desk.err.note_too_long", &[]))
-        } else {
-            None
-        }
+        None
     } else if c.file.is_none() && text.trim().is_empty() {
         Some(t(&state, &member.viewer, "desk.err.empty", &[]))
     } else if c.file.is_some() && text.chars().count() > 1024 {
@@ -734,10 +729,10 @@ async fn send(
         return live_response(&state, &member, id, Some(message)).await;
     }
     let outcome = if c.note {
-        desk::add_note(&state.pool, tenant, id, member.user().id, &text)
+        state
+            .telegram
+            .add_note(tenant, id, operator(&member), &text)
             .await
-            .map_err(OperatorError::from)
-            .map(|()| state.telegram.notifier.desk(tenant, id, "note"))
     } else if let Some(file) = c.file {
         state
             .telegram
@@ -813,47 +808,31 @@ async fn file(
     Path((_, message)): Path<(String, i64)>,
 ) -> PageResult {
     member.require(Permission::Desk)?;
-    let tenant = member.tenant.id;
-    let m = messages::get(&state.pool, tenant, MessageId(message)).await?;
-    let (bytes, mime, name) = if m.direction == "out" {
-        let a = attachments::get(&state.pool, tenant, m.id).await?;
-        (a.data, a.content_type, a.file_name)
-    } else {
-        let f = m
-            .payload
-            .as_ref()
-            .and_then(|p| media_file(&m.kind, p))
-            .ok_or(PageError::NotFound)?;
-        let conv = conversations::get(&state.pool, tenant, m.conversation_id).await?;
-        let bytes = match state
-            .telegram
-            .download_file(tenant, conv.bot_id, &f.file_id)
-            .await
-        {
-            Ok(b) => b,
-            Err(FileError::NoBot) => return Err(PageError::NotFound),
-            Err(FileError::Telegram(e)) => {
-                tracing::warn!(error = %e, "desk: file download failed");
-                return Err(PageError::Upstream(t(
-                    &state,
-                    &member.viewer,
-                    "desk.err.download",
-                    &[],
-                )));
-            }
-        };
-        let name = f.file_name.clone().unwrap_or_else(|| {
-            let ext = match f.mime_type.as_str() {
-                "image/jpeg" => "jpg",
-                "image/webp" => "webp",
-                "audio/ogg" => "ogg",
-                "video/mp4" => "mp4",
-                _ => "bin",
-            };
-            format!("{}-{}.{ext}", m.kind, m.id.0)
-        });
-        (bytes, f.mime_type, name)
+    let file = match state
+        .telegram
+        .message_file(member.tenant.id, MessageId(message))
+        .await
+    {
+        Ok(f) => f,
+        Err(FileError::NotFound | FileError::NoBot) => return Err(PageError::NotFound),
+        Err(FileError::Db(e)) => return Err(e.into()),
+        Err(FileError::Telegram(e)) => {
+            tracing::warn!(error = %e, "desk: file download failed");
+            return Err(PageError::Upstream(t(
+                &state,
+                &member.viewer,
+                "desk.err.download",
+                &[],
+            )));
+        }
     };
+    Ok(file_response(file))
+}
+
+/// Serves a conversation's file: images, audio and video in place, anything else as a
+/// download; never as something that could run in the panel's origin.
+pub fn file_response(file: switchboard_telegram::files::StoredFile) -> axum::response::Response {
+    let (bytes, mime, name) = (file.bytes, file.mime_type, file.file_name);
     let inline = is_inline(&mime);
     let mut r = (StatusCode::OK, bytes).into_response();
     let h = r.headers_mut();
@@ -880,7 +859,7 @@ async fn file(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
-    Ok(r)
+    r
 }
 
 /// The navigation counters: waiting and mine across the viewer's organizations.
