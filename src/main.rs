@@ -44,6 +44,31 @@ enum Command {
         #[command(subcommand)]
         command: SuperuserCommand,
     },
+    /// Measure the answer matcher on a labelled dataset (see docs/matching.md).
+    EvalMatcher {
+        /// A dataset file: {"intents": [{"id", "examples"}], "queries": [{"text", "intent"}]}.
+        #[arg(long)]
+        dataset: std::path::PathBuf,
+        /// Use only the first K examples of each intent.
+        #[arg(long)]
+        examples_per_intent: Option<usize>,
+        /// Confidence from which the bot answers.
+        #[arg(long, default_value_t = switchboard_core::matcher::Bands::default().answer)]
+        answer_threshold: f32,
+        /// Confidence from which the bot suggests rules.
+        #[arg(long, default_value_t = switchboard_core::matcher::Bands::default().suggest)]
+        suggest_threshold: f32,
+        /// Run only every N-th query (quick checks).
+        #[arg(long, default_value_t = 1)]
+        every: usize,
+        /// Also print one JSON object with the results on the last line.
+        #[arg(long)]
+        json: bool,
+        /// Write each query's evidence (similarity, margin, coverage, right) as JSON lines
+        /// (for fitting the calibration).
+        #[arg(long, hide = true)]
+        dump: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,6 +113,105 @@ enum SuperuserCommand {
     },
 }
 
+fn eval_matcher(
+    path: &std::path::Path,
+    k: Option<usize>,
+    bands: switchboard_core::matcher::Bands,
+    every: usize,
+    json: bool,
+    dump: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use switchboard_core::eval::{evaluate, Dataset};
+    if !(0.0..=1.0).contains(&bands.answer) || !(0.0..=1.0).contains(&bands.suggest) {
+        anyhow::bail!("thresholds must be between 0 and 1");
+    }
+    if bands.suggest > bands.answer {
+        anyhow::bail!("--suggest-threshold must not be above --answer-threshold");
+    }
+    if k == Some(0) {
+        anyhow::bail!("--examples-per-intent must be at least 1");
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let data: Dataset = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a matcher dataset", path.display()))?;
+    let mut evidence = Vec::new();
+    let r = evaluate(
+        &data,
+        k,
+        bands,
+        every,
+        dump.is_some().then_some(&mut evidence),
+    );
+    if let Some(dump) = dump {
+        let lines: Vec<String> = evidence
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("evidence serialises"))
+            .collect();
+        std::fs::write(dump, lines.join("\n") + "\n")
+            .with_context(|| format!("cannot write {}", dump.display()))?;
+    }
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    println!(
+        "{}: {} intents, {} examples{}; {} in-scope and {} out-of-scope queries",
+        if r.dataset.is_empty() {
+            path.display().to_string()
+        } else {
+            r.dataset.clone()
+        },
+        r.intents,
+        r.examples,
+        k.map(|k| format!(" (at most {k} per intent)"))
+            .unwrap_or_default(),
+        r.in_scope_queries,
+        r.oos_queries
+    );
+    println!(
+        "bands: answer at confidence >= {}, suggest at >= {}",
+        bands.answer, bands.suggest
+    );
+    println!(
+        "  in-scope accuracy    {}  (answered with the right rule)",
+        pct(r.in_scope_accuracy)
+    );
+    println!(
+        "  suggestion hit rate  {}  (right rule answered or suggested)",
+        pct(r.suggestion_hit_rate)
+    );
+    println!(
+        "  out-of-scope recall  {}  (out-of-scope queries not answered)",
+        pct(r.oos_recall)
+    );
+    println!(
+        "  wrong-answer rate    {}  (answered with a wrong rule, of all queries)",
+        pct(r.wrong_answer_rate)
+    );
+    println!(
+        "  top-1 ranking        {}  (best rule right, whatever the confidence)",
+        pct(r.top1_accuracy)
+    );
+    println!(
+        "  match latency p50 {:.0} µs, p99 {:.0} µs; index build {:.0} ms",
+        r.p50_us, r.p99_us, r.build_ms
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "in_scope_accuracy": r.in_scope_accuracy,
+                "suggestion_hit_rate": r.suggestion_hit_rate,
+                "oos_recall": r.oos_recall,
+                "wrong_answer_rate": r.wrong_answer_rate,
+                "top1_accuracy": r.top1_accuracy,
+                "p50_us": r.p50_us,
+                "p99_us": r.p99_us,
+                "build_ms": r.build_ms,
+            })
+        );
+    }
+    Ok(())
+}
+
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn,tower_http=info,apalis=warn".into());
@@ -111,6 +235,28 @@ async fn main() {
 
 async fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::EvalMatcher {
+        dataset,
+        examples_per_intent,
+        answer_threshold,
+        suggest_threshold,
+        every,
+        json,
+        dump,
+    } = &cli.command
+    {
+        return eval_matcher(
+            dataset,
+            *examples_per_intent,
+            switchboard_core::matcher::Bands {
+                answer: *answer_threshold,
+                suggest: *suggest_threshold,
+            },
+            *every,
+            *json,
+            dump.as_deref(),
+        );
+    }
     let config = Config::from_env()?;
     init_logging(config.json_logs);
     match cli.command {
@@ -242,6 +388,7 @@ async fn real_main() -> anyhow::Result<()> {
                 println!("Created superuser {} (id {})", user.email, user.id);
             }
         }
+        Command::EvalMatcher { .. } => unreachable!("handled before the configuration"),
     }
     Ok(())
 }

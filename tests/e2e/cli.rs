@@ -231,3 +231,82 @@ async fn bad_arguments_fail_clearly_and_change_nothing() {
     assert!(!ok);
     assert!(err.contains("--owner-email"), "{err}");
 }
+
+fn eval(args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("eval-matcher")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run switchboard");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last = stdout.lines().last().unwrap_or_default();
+    (
+        out.status.success(),
+        serde_json::from_str(last).unwrap_or_default(),
+        format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+/// The matcher's quality floor on public data (a regression fails the build; the full
+/// figures are in docs/matching.md).
+#[test]
+fn the_matcher_keeps_its_accuracy_on_public_data() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+    let (ok, r, out) = eval(&[
+        "--dataset",
+        &format!("{data}matcher-clinc150-sample.en.json"),
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("in-scope accuracy"), "{out}");
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    assert!(f("in_scope_accuracy") >= 0.58, "{out}");
+    assert!(f("suggestion_hit_rate") >= 0.75, "{out}");
+    assert!(f("oos_recall") >= 0.80, "{out}");
+    assert!(f("wrong_answer_rate") <= 0.08, "{out}");
+    for key in ["p50_us", "p99_us", "build_ms"] {
+        assert!(f(key) > 0.0, "{key}: {out}");
+    }
+
+    let (ok, r, out) = eval(&[
+        "--dataset",
+        &format!("{data}matcher-ru-clinc150.ru.json"),
+        "--examples-per-intent",
+        "3",
+    ]);
+    assert!(ok, "{out}");
+    let f = |k: &str| r[k].as_f64().unwrap();
+    assert!(f("in_scope_accuracy") >= 0.53, "{out}");
+    assert!(f("oos_recall") >= 0.80, "{out}");
+    assert!(f("wrong_answer_rate") <= 0.10, "{out}");
+}
+
+#[test]
+fn eval_matcher_explains_bad_arguments() {
+    let (ok, _, out) = eval(&["--dataset", "/nonexistent/data.json"]);
+    assert!(!ok);
+    assert!(out.contains("cannot read /nonexistent/data.json"), "{out}");
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/matcher-ru-clinc150.ru.json"
+    );
+    let (ok, _, out) = eval(&[
+        "--dataset",
+        data,
+        "--answer-threshold",
+        "0.2",
+        "--suggest-threshold",
+        "0.5",
+    ]);
+    assert!(!ok);
+    assert!(
+        out.contains("--suggest-threshold must not be above"),
+        "{out}"
+    );
+    let (ok, _, out) = eval(&[
+        "--dataset",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+    ]);
+    assert!(!ok);
+    assert!(out.contains("is not a matcher dataset"), "{out}");
+}

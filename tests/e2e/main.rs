@@ -9,5 +9,6 @@ mod delivery;
 mod desk;
 mod harness;
 mod isolation;
+mod matcher;
 mod panel;
 mod webhook;

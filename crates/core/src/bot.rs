@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conversation::{ConvStatus, HandoverReason};
 use crate::ids::{ButtonId, ConversationId, MenuId, RuleId};
-use crate::matcher::{Candidate, MatchResult, MatcherIndex};
+use crate::matcher::{Bands, Candidate, MatchResult, MatcherIndex, Outcome};
 use crate::text::Lang;
 
 /// What a button does when pressed.
@@ -91,6 +91,20 @@ pub struct BotTexts {
     /// The notification after a rating button is pressed.
     #[serde(default = "default_rating_thanks")]
     pub rating_thanks: String,
+    /// Above the suggested rules when the bot is not sure ("Did you mean…?").
+    #[serde(default = "default_suggest_text")]
+    pub suggest_text: String,
+    /// The button under suggestions that asks for a person instead.
+    #[serde(default = "default_suggest_none")]
+    pub suggest_none: String,
+}
+
+fn default_suggest_text() -> String {
+    BotTexts::defaults(Lang::En).suggest_text
+}
+
+fn default_suggest_none() -> String {
+    BotTexts::defaults(Lang::En).suggest_none
 }
 
 fn default_rating_text() -> String {
@@ -127,6 +141,8 @@ impl BotTexts {
                 offhours_text: "Our operators are not at work right now. Your question is saved, and we will answer as soon as we are back.".into(),
                 rating_text: "How did we do? Please rate the help you got:".into(),
                 rating_thanks: "Thank you for your rating!".into(),
+                suggest_text: "I am not sure I understood. Did you mean one of these?".into(),
+                suggest_none: "None of these — talk to a person".into(),
             },
             Lang::Ru => Self {
                 welcome_text: "Здравствуйте! Я бот поддержки. Задайте вопрос или выберите тему ниже.".into(),
@@ -138,6 +154,8 @@ impl BotTexts {
                 offhours_text: "Сейчас операторы не работают. Ваш вопрос сохранён — мы ответим, как только вернёмся.".into(),
                 rating_text: "Оцените, пожалуйста, насколько мы помогли:".into(),
                 rating_thanks: "Спасибо за оценку!".into(),
+                suggest_text: "Не уверен, что понял вас. Вы имели в виду что-то из этого?".into(),
+                suggest_none: "Ничего из этого — позвать человека".into(),
             },
         }
     }
@@ -153,8 +171,13 @@ pub struct BotConfig {
     /// When operators answer; empty means always.
     pub hours: crate::hours::WorkingHours,
     pub zone: chrono_tz::Tz,
-    /// Minimum matcher score for answering with a rule.
+    /// Minimum matcher confidence for answering with a rule.
     pub answer_threshold: f32,
+    /// Minimum confidence for suggesting rules ("Did you mean…?"); below, hand over.
+    pub suggest_threshold: f32,
+    /// Rules the admins marked as typical questions, most important first: offered for
+    /// vague messages and under /help.
+    pub featured: Vec<RuleId>,
     pub main_menu: Option<MenuId>,
     pub menus: HashMap<MenuId, Menu>,
     pub rules: HashMap<RuleId, Rule>,
@@ -242,6 +265,16 @@ pub struct Decision {
     pub button: Option<(ButtonId, String)>,
     /// A rating (1–5) given to a closed conversation.
     pub rating: Option<(ConversationId, i16)>,
+    /// The user picked among suggested rules: the rule (and its title), or none.
+    pub suggestion: Option<SuggestionPick>,
+}
+
+/// A press on a "Did you mean…?" button.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SuggestionPick {
+    Rule(RuleId, String),
+    /// "None of these" (its label).
+    None(String),
 }
 
 impl Decision {
@@ -254,6 +287,7 @@ impl Decision {
             callback_answer: None,
             button: None,
             rating: None,
+            suggestion: None,
         }
     }
 }
@@ -406,7 +440,11 @@ fn on_command(ctx: &Ctx, status: ConvStatus, name: &str, args: &str) -> Decision
             .main_menu
             .and_then(|m| menu_reply(config, m, Some(&ctx.texts.welcome_text)))
             .unwrap_or_else(|| text_reply(&ctx.texts.welcome_text)),
-        "help" => text_reply(&ctx.texts.help_text),
+        "help" => Reply {
+            text: ctx.texts.help_text.clone(),
+            keyboard: featured_keyboard(config),
+            ..Reply::default()
+        },
         "operator" => return handover(ctx, HandoverReason::Requested),
         other => match config.commands.get(other) {
             Some(cmd) => text_reply(&cmd.response),
@@ -424,27 +462,92 @@ fn on_command(ctx: &Ctx, status: ConvStatus, name: &str, args: &str) -> Decision
 fn on_text(ctx: &Ctx, status: ConvStatus, text: &str) -> Decision {
     let config = ctx.config;
     let result: MatchResult = config.matcher.find(text);
-    let threshold = config.answer_threshold;
-    let best = result
-        .best()
-        .filter(|c| c.score >= threshold)
-        .and_then(|c| config.rules.get(&c.rule_id));
+    let bands = Bands {
+        answer: config.answer_threshold,
+        suggest: config.suggest_threshold.min(config.answer_threshold),
+    };
+    let mut outcome = bands.classify(&result);
+    // A vague message ("help", one word) that no rule answers: offer the typical questions.
+    if !matches!(outcome, Outcome::Answer(_))
+        && result.terms.len() <= 1
+        && !config.featured.is_empty()
+    {
+        outcome = Outcome::Suggest(config.featured.iter().take(5).copied().collect());
+    }
+    let answered = match &outcome {
+        Outcome::Answer(id) => config.rules.get(id),
+        _ => None,
+    };
     let info = MatchInfo {
-        rule_id: best.map(|r| r.id),
+        rule_id: answered.map(|r| r.id),
         score: result.best().map_or(0.0, |c| c.score),
-        threshold,
+        threshold: bands.answer,
         candidates: result.candidates.clone(),
         terms: result.terms.clone(),
     };
-    let mut decision = match best {
-        Some(rule) => Decision {
+    let suggested: Vec<&Rule> = match &outcome {
+        Outcome::Suggest(ids) => ids.iter().filter_map(|id| config.rules.get(id)).collect(),
+        _ => Vec::new(),
+    };
+    let mut decision = if let Some(rule) = answered {
+        Decision {
             replies: vec![rule_reply(rule)],
             ..Decision::stay(status)
-        },
-        None => handover(ctx, HandoverReason::NoMatch),
+        }
+    } else if !suggested.is_empty() {
+        Decision {
+            replies: vec![suggestion_reply(ctx, &suggested)],
+            ..Decision::stay(status)
+        }
+    } else {
+        handover(ctx, HandoverReason::NoMatch)
     };
     decision.matched = Some(info);
     decision
+}
+
+/// "Did you mean…?": a button per rule, and one for a person.
+fn suggestion_reply(ctx: &Ctx, rules: &[&Rule]) -> Reply {
+    let mut keyboard: Vec<Vec<OutButton>> = rules
+        .iter()
+        .map(|r| {
+            vec![OutButton::Callback {
+                label: r.title.clone(),
+                data: suggestion_callback_data(r.id),
+            }]
+        })
+        .collect();
+    keyboard.push(vec![OutButton::Callback {
+        label: ctx.texts.suggest_none.clone(),
+        data: SUGGEST_NONE.to_string(),
+    }]);
+    Reply {
+        text: ctx.texts.suggest_text.clone(),
+        keyboard,
+        ..Reply::default()
+    }
+}
+
+const SUGGEST_NONE: &str = "s:-";
+
+/// Callback data of a suggested rule: `s:` and the rule id's 32 hex digits.
+pub fn suggestion_callback_data(id: RuleId) -> String {
+    format!("s:{}", id.0.simple())
+}
+
+fn featured_keyboard(config: &BotConfig) -> Vec<Vec<OutButton>> {
+    config
+        .featured
+        .iter()
+        .filter_map(|id| config.rules.get(id))
+        .take(8)
+        .map(|r| {
+            vec![OutButton::Callback {
+                label: r.title.clone(),
+                data: suggestion_callback_data(r.id),
+            }]
+        })
+        .collect()
 }
 
 fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
@@ -455,6 +558,36 @@ fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
             callback_answer: Some(ctx.texts.rating_thanks.clone()),
             rating: Some(rating),
             ..Decision::stay(status)
+        };
+    }
+    if data == SUGGEST_NONE {
+        let mut decision = if status.with_humans() {
+            Decision {
+                callback_answer: Some(ctx.texts.already_waiting_text.clone()),
+                ..Decision::stay(status)
+            }
+        } else {
+            handover(ctx, HandoverReason::Requested)
+        };
+        decision.callback_answer.get_or_insert_with(String::new);
+        decision.suggestion = Some(SuggestionPick::None(ctx.texts.suggest_none.clone()));
+        return decision;
+    }
+    if let Some(hex) = data.strip_prefix("s:") {
+        let rule = uuid::Uuid::try_parse(hex)
+            .ok()
+            .and_then(|id| config.rules.get(&RuleId(id)));
+        return match rule {
+            Some(rule) => Decision {
+                replies: vec![rule_reply(rule)],
+                callback_answer: Some(String::new()),
+                suggestion: Some(SuggestionPick::Rule(rule.id, rule.title.clone())),
+                ..Decision::stay(status)
+            },
+            None => Decision {
+                callback_answer: stale(),
+                ..Decision::stay(status)
+            },
         };
     }
     let Some(button) = parse_button_callback(data).and_then(|id| config.button(id)) else {
@@ -611,6 +744,7 @@ mod tests {
             examples: vec!["when are you open".into(), "opening hours".into()],
             keywords: vec![],
             priority: 0,
+            ..RuleSpec::default()
         }]);
         Fixture {
             config: BotConfig {
@@ -621,6 +755,8 @@ mod tests {
                 hours: crate::hours::WorkingHours::default(),
                 zone: chrono_tz::Tz::UTC,
                 answer_threshold: 0.5,
+                suggest_threshold: 0.2,
+                featured: vec![],
                 main_menu: Some(main),
                 menus,
                 rules,

@@ -4,6 +4,7 @@
 
 pub mod bot;
 pub mod conversation;
+pub mod eval;
 pub mod format;
 pub mod hours;
 pub mod ids;

@@ -1,11 +1,18 @@
-//! The answer matcher: finds the tenant's answer rule that best fits a user's message.
+//! The answer matcher: finds the tenant's answer rule that best fits a user's message and
+//! says how sure it is.
 //!
-//! Texts are normalised, split into words, stripped of stop words and stemmed (Snowball,
-//! Russian or English by script). Each example question and each rule title is a document;
-//! a message is scored against documents by TF-IDF cosine similarity, a rule's score is its
-//! best document's, and admin keywords found in the message raise a rule's score. Unknown
-//! words are matched to known ones within one edit, so small typos still count.
+//! Texts are normalised (NFKC, case, `ё`→`е`), split into words, stripped of stop words
+//! and stemmed (Snowball, Russian or English by script); adjacent stems also form bigram
+//! terms. Every example question and the rule's title is a document, weighted by inverse
+//! document frequency. A message is compared with each document (cosine; the rule keeps
+//! its best) and with each rule's centroid (all its examples together), and unknown words
+//! are matched to known ones within one edit so typos still count. The evidence — best
+//! example, centroid, the share of the message the rule explains, and the margin over the
+//! next rule — is calibrated into a confidence in [0, 1] (a logistic model fitted on the
+//! development sets, see docs/matching.md). Admin keywords (any of) raise a rule, required
+//! words (all of) gate it, and regular expressions answer outright.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use rust_stemmers::{Algorithm, Stemmer};
@@ -14,12 +21,22 @@ use serde::{Deserialize, Serialize};
 use crate::ids::RuleId;
 use crate::text::{is_cyrillic, normalize, words};
 
-/// The score a rule gets when one of its keywords appears in the message.
+/// The confidence a rule gets when one of its keywords appears in the message.
 const KEYWORD_SCORE: f32 = 0.8;
 /// Weight of a query word that was only matched through typo tolerance.
-const TYPO_WEIGHT: f32 = 0.8;
+const TYPO_WEIGHT: f32 = 0.7;
+/// Weight of bigram terms relative to single words.
+const BIGRAM_WEIGHT: f32 = 0.6;
+/// Weight of a word's character trigrams (spread over them), for typos and word forms
+/// the stemmer misses.
+const CHAR_WEIGHT: f32 = 0.6;
 /// How many candidates a match keeps for explanation and suggestions.
-const TOP_K: usize = 3;
+pub const TOP_K: usize = 3;
+/// Blend of the best example and the centroid in a rule's similarity.
+const BEST_SHARE: f32 = 0.2;
+
+/// The logistic calibration: confidence = σ(b + w·[similarity, margin, coverage]).
+const CALIBRATION: [f32; 4] = [-4.36, 3.27, 7.88, 4.89];
 
 /// What the matcher needs to know of a rule.
 #[derive(Clone, Debug, Default)]
@@ -27,20 +44,33 @@ pub struct RuleSpec {
     pub id: RuleId,
     pub title: String,
     pub examples: Vec<String>,
+    /// Any of these words or phrases in a message points to the rule.
     pub keywords: Vec<String>,
+    /// All of these words must be in a message for the rule to answer it.
+    pub required: Vec<String>,
+    /// Regular expressions (case-insensitive); a match answers with the rule.
+    pub patterns: Vec<String>,
     pub priority: i32,
 }
 
-/// A rule and how well it fits, in [0, 1].
+/// A rule and how well it fits: `score` is the confidence in [0, 1].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub rule_id: RuleId,
     pub score: f32,
-    /// Why: "example", "title" or "keyword".
+    /// Why: "example", "title", "keyword" or "pattern".
     pub via: String,
+    /// The evidence behind the confidence (for explanations): similarity to the rule's
+    /// examples, lead over the next rule, and share of the message the rule explains.
+    #[serde(default)]
+    pub similarity: f32,
+    #[serde(default)]
+    pub margin: f32,
+    #[serde(default)]
+    pub coverage: f32,
 }
 
-/// The ranked candidates for one message, best first (at most three).
+/// The ranked candidates for one message, best first (at most [`TOP_K`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MatchResult {
     pub candidates: Vec<Candidate>,
@@ -54,9 +84,64 @@ impl MatchResult {
     }
 }
 
+/// The confidence bands of a tenant: answer at or above `answer`, suggest the top rules at
+/// or above `suggest`, hand over below.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bands {
+    pub answer: f32,
+    pub suggest: f32,
+}
+
+impl Default for Bands {
+    fn default() -> Self {
+        Self {
+            answer: 0.5,
+            suggest: 0.2,
+        }
+    }
+}
+
+/// What to do with a message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Answer(RuleId),
+    /// "Did you mean …?" with these rules (best first).
+    Suggest(Vec<RuleId>),
+    Handover,
+}
+
+impl Bands {
+    pub fn classify(&self, result: &MatchResult) -> Outcome {
+        let Some(best) = result.best() else {
+            return Outcome::Handover;
+        };
+        if best.score >= self.answer {
+            return Outcome::Answer(best.rule_id);
+        }
+        if best.score >= self.suggest {
+            return Outcome::Suggest(
+                result
+                    .candidates
+                    .iter()
+                    .filter(|c| c.score >= self.suggest / 2.0)
+                    .map(|c| c.rule_id)
+                    .collect(),
+            );
+        }
+        Outcome::Handover
+    }
+}
+
 struct Analyzer {
     ru: Stemmer,
     en: Stemmer,
+    /// A tenant's synonyms: stem → the stem of its group's first word.
+    synonyms: HashMap<String, String>,
+}
+
+/// A word of a message: its stem and the normalised word (for typo matching).
+struct Word {
+    stem: String,
 }
 
 impl Analyzer {
@@ -64,132 +149,102 @@ impl Analyzer {
         Self {
             ru: Stemmer::create(Algorithm::Russian),
             en: Stemmer::create(Algorithm::English),
+            synonyms: HashMap::new(),
         }
     }
 
-    /// The stemmed content words of a text.
-    fn terms(&self, text: &str) -> Vec<String> {
+    fn stem(&self, w: &str) -> String {
+        if w.chars().any(is_cyrillic) {
+            self.ru.stem(w).into_owned()
+        } else if w.chars().all(|c| c.is_ascii_digit()) {
+            w.to_string()
+        } else {
+            self.en.stem(w).into_owned()
+        }
+    }
+
+    /// Learns groups of words that mean the same (each group: words separated by commas;
+    /// single words).
+    fn with_synonyms(mut self, groups: &[String]) -> Self {
+        for group in groups {
+            let stems: Vec<String> = group
+                .split([',', ';'])
+                .map(normalize)
+                .filter(|w| !w.is_empty() && !w.contains(' '))
+                .map(|w| self.stem(&w))
+                .collect();
+            if let Some((first, rest)) = stems.split_first() {
+                for other in rest {
+                    if other != first {
+                        self.synonyms.insert(other.clone(), first.clone());
+                        // Stemmers treat borrowed words unevenly ("вайфай" → "вайфа",
+                        // "вайфая" → "вайф"): the stem without its last letter counts too.
+                        if let Some(short) = shorter(other) {
+                            self.synonyms.entry(short).or_insert_with(|| first.clone());
+                        }
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    fn words(&self, text: &str) -> Vec<Word> {
         let normalized = normalize(text);
         words(&normalized)
             .filter(|w| !is_stop_word(w))
             .map(|w| {
-                if w.chars().any(is_cyrillic) {
-                    self.ru.stem(w).into_owned()
-                } else if w.chars().all(|c| c.is_ascii_digit()) {
-                    w.to_string()
-                } else {
-                    self.en.stem(w).into_owned()
-                }
+                let stem = self.stem(w);
+                let stem = self
+                    .synonyms
+                    .get(&stem)
+                    .or_else(|| shorter(&stem).and_then(|s| self.synonyms.get(&s)))
+                    .cloned()
+                    .unwrap_or(stem);
+                Word { stem }
             })
             .collect()
     }
+
+    /// The stemmed content words of a text.
+    fn terms(&self, text: &str) -> Vec<String> {
+        self.words(text).into_iter().map(|w| w.stem).collect()
+    }
+}
+
+/// Greetings and politeness: they say nothing about what a message is about, yet a tenant
+/// with few rules would find them rare, hence "informative". Other function words are
+/// left to the inverse document frequency (removing them costs accuracy: "how" and "what"
+/// tell intents apart).
+/// A stem without its last letter, when at least four letters remain.
+fn shorter(stem: &str) -> Option<String> {
+    let n = stem.chars().count();
+    (n > 4).then(|| stem.chars().take(n - 1).collect())
 }
 
 fn is_stop_word(w: &str) -> bool {
     const STOP: &[&str] = &[
-        // English
-        "a",
-        "an",
-        "the",
-        "is",
-        "are",
-        "am",
-        "was",
-        "were",
-        "be",
-        "been",
-        "to",
-        "of",
-        "in",
-        "on",
-        "at",
-        "for",
-        "and",
-        "or",
-        "i",
-        "me",
-        "my",
-        "you",
-        "your",
-        "it",
-        "its",
-        "this",
-        "that",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "would",
-        "will",
-        "please",
-        "with",
-        "from",
-        "by",
-        "as",
-        "we",
-        "our",
-        "us",
-        "there",
-        "here",
-        "so",
-        "just",
-        "about",
         "hi",
         "hello",
-        // Russian
-        "и",
-        "в",
-        "во",
-        "на",
-        "с",
-        "со",
-        "к",
-        "ко",
-        "по",
-        "о",
-        "об",
-        "от",
-        "до",
-        "за",
-        "из",
-        "у",
-        "же",
-        "ли",
-        "бы",
-        "а",
-        "но",
-        "или",
-        "то",
-        "это",
-        "я",
-        "мне",
-        "меня",
-        "мой",
-        "моя",
-        "мое",
-        "мои",
-        "вы",
-        "вас",
-        "вам",
-        "ваш",
-        "ты",
-        "тебя",
-        "он",
-        "она",
-        "оно",
-        "они",
-        "мы",
-        "нас",
-        "как",
-        "что",
-        "так",
-        "уже",
-        "пожалуйста",
+        "hey",
+        "please",
+        "pls",
+        "thanks",
+        "thank",
+        "thx",
+        "ok",
+        "okay",
         "здравствуйте",
+        "здравствуй",
         "привет",
-        "подскажите",
-        "скажите",
+        "добрый",
+        "день",
+        "вечер",
+        "утро",
+        "пожалуйста",
+        "спасибо",
+        "благодарю",
+        "ок",
     ];
     STOP.contains(&w)
 }
@@ -198,10 +253,6 @@ fn is_stop_word(w: &str) -> bool {
 struct Doc {
     rule: u32,
     is_title: bool,
-    /// Distinct term ids.
-    terms: Vec<u32>,
-    /// Euclidean norm of the doc's idf vector.
-    norm: f32,
 }
 
 #[derive(Debug)]
@@ -210,6 +261,25 @@ struct RuleEntry {
     priority: i32,
     /// Each keyword as a list of term ids (all must appear in the message).
     keywords: Vec<Vec<u32>>,
+    /// Words that must all appear (term ids; empty: no condition).
+    required: Vec<u32>,
+    patterns: Vec<regex_lite::Regex>,
+    /// Every term of the rule's documents, sorted (for coverage).
+    terms: Vec<u32>,
+}
+
+/// Per-thread scratch space for accumulating scores.
+#[derive(Default)]
+struct Scratch {
+    doc_scores: Vec<f32>,
+    rule_scores: Vec<f32>,
+    best: Vec<(f32, bool)>,
+    touched_docs: Vec<u32>,
+    touched_rules: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// A tenant's rules, indexed for matching. Immutable; rebuild when rules change.
@@ -218,10 +288,16 @@ pub struct MatcherIndex {
     rules: Vec<RuleEntry>,
     docs: Vec<Doc>,
     vocab: HashMap<String, u32>,
+    /// id → term
+    words: Vec<String>,
     idf: Vec<f32>,
-    postings: Vec<Vec<u32>>,
-    /// Every vocabulary term and each of its one-character deletions → term ids.
+    /// term → (doc, weight in the doc's unit vector)
+    postings: Vec<Vec<(u32, f32)>>,
+    /// term → (rule, weight in the rule centroid's unit vector)
+    centroid_postings: Vec<Vec<(u32, f32)>>,
+    /// Every single-word vocabulary term and each of its one-character deletions → ids.
     deletions: HashMap<String, Vec<u32>>,
+    max_idf: f32,
 }
 
 impl std::fmt::Debug for MatcherIndex {
@@ -234,15 +310,58 @@ impl std::fmt::Debug for MatcherIndex {
     }
 }
 
+/// A weighted term vector: (term id, weight), sorted by id, unit length.
+type Vector = Vec<(u32, f32)>;
+
+fn unit(mut v: Vector) -> Vector {
+    let norm = v.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for (_, w) in &mut v {
+            *w /= norm;
+        }
+    }
+    v
+}
+
+fn bigram(a: &str, b: &str) -> String {
+    format!("{a}\u{1}{b}")
+}
+
+/// Character trigrams of a stem with boundary marks (`#ab`, `abc`, …, `yz#`).
+fn grams(stem: &str) -> Vec<String> {
+    let chars: Vec<char> = std::iter::once('#')
+        .chain(stem.chars())
+        .chain(std::iter::once('#'))
+        .collect();
+    if chars.len() < 5 {
+        return Vec::new();
+    }
+    chars
+        .windows(3)
+        .map(|w| {
+            let mut g = String::from("\u{2}");
+            g.extend(w);
+            g
+        })
+        .collect()
+}
+
 impl MatcherIndex {
     pub fn build(rules: &[RuleSpec]) -> Self {
-        let analyzer = Analyzer::new();
+        Self::build_with(rules, &[])
+    }
+
+    /// Builds the index with the tenant's synonyms (groups of words, comma-separated).
+    pub fn build_with(rules: &[RuleSpec], synonyms: &[String]) -> Self {
+        let analyzer = Analyzer::new().with_synonyms(synonyms);
         let mut vocab: HashMap<String, u32> = HashMap::new();
-        let term_id = |t: String, vocab: &mut HashMap<String, u32>| -> u32 {
+        let mut term_id = |t: String| -> u32 {
             let next = vocab.len() as u32;
             *vocab.entry(t).or_insert(next)
         };
+        // (doc, its terms with raw weights: 1 for words, BIGRAM_WEIGHT for bigrams)
         let mut docs = Vec::new();
+        let mut doc_terms: Vec<Vec<(u32, f32)>> = Vec::new();
         let mut entries = Vec::with_capacity(rules.len());
         for (ri, rule) in rules.iter().enumerate() {
             let texts = rule
@@ -250,21 +369,32 @@ impl MatcherIndex {
                 .iter()
                 .map(|e| (e.as_str(), false))
                 .chain(std::iter::once((rule.title.as_str(), true)));
+            let mut rule_terms = Vec::new();
             for (text, is_title) in texts {
-                let mut terms: Vec<u32> = analyzer
-                    .terms(text)
-                    .into_iter()
-                    .map(|t| term_id(t, &mut vocab))
-                    .collect();
-                terms.sort_unstable();
-                terms.dedup();
+                let stems = analyzer.terms(text);
+                let mut terms: Vec<(u32, f32)> = Vec::with_capacity(stems.len() * 2);
+                for s in &stems {
+                    terms.push((term_id(s.clone()), 1.0));
+                }
+                for p in stems.windows(2) {
+                    terms.push((term_id(bigram(&p[0], &p[1])), BIGRAM_WEIGHT));
+                }
+                for s in &stems {
+                    let g = grams(s);
+                    let w = CHAR_WEIGHT / (g.len().max(1) as f32).sqrt();
+                    for g in g {
+                        terms.push((term_id(g), w));
+                    }
+                }
+                terms.sort_unstable_by_key(|t| t.0);
+                terms.dedup_by_key(|t| t.0);
                 if !terms.is_empty() {
+                    rule_terms.extend(terms.iter().map(|t| t.0));
                     docs.push(Doc {
                         rule: ri as u32,
                         is_title,
-                        terms,
-                        norm: 0.0,
                     });
+                    doc_terms.push(terms);
                 }
             }
             let keywords = rule
@@ -274,24 +404,43 @@ impl MatcherIndex {
                     analyzer
                         .terms(k)
                         .into_iter()
-                        .map(|t| term_id(t, &mut vocab))
+                        .map(&mut term_id)
                         .collect::<Vec<_>>()
                 })
                 .filter(|k| !k.is_empty())
                 .collect();
+            let required = rule
+                .required
+                .iter()
+                .flat_map(|k| analyzer.terms(k))
+                .map(&mut term_id)
+                .collect();
+            let patterns = rule
+                .patterns
+                .iter()
+                .filter_map(|p| {
+                    regex_lite::RegexBuilder::new(p)
+                        .case_insensitive(true)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            rule_terms.sort_unstable();
+            rule_terms.dedup();
             entries.push(RuleEntry {
                 id: rule.id,
                 priority: rule.priority,
                 keywords,
+                required,
+                patterns,
+                terms: rule_terms,
             });
         }
 
         let mut df = vec![0u32; vocab.len()];
-        let mut postings = vec![Vec::new(); vocab.len()];
-        for (di, doc) in docs.iter().enumerate() {
-            for &t in &doc.terms {
+        for terms in &doc_terms {
+            for &(t, _) in terms {
                 df[t as usize] += 1;
-                postings[t as usize].push(di as u32);
             }
         }
         let n = docs.len().max(1) as f32;
@@ -299,31 +448,77 @@ impl MatcherIndex {
             .iter()
             .map(|&d| (1.0 + n / (d.max(1) as f32)).ln())
             .collect();
-        for doc in &mut docs {
-            doc.norm = doc
-                .terms
-                .iter()
-                .map(|&t| idf[t as usize].powi(2))
-                .sum::<f32>()
-                .sqrt();
+        let max_idf = (1.0 + n).ln();
+
+        // Terms in the examples of a large share of rules say little and would make every match
+        // walk long lists: they count in the vectors' lengths and in coverage, but are
+        // not indexed.
+        let mut rf = vec![0u32; vocab.len()];
+        let mut last_rule = vec![u32::MAX; vocab.len()];
+        for (di, terms) in doc_terms.iter().enumerate() {
+            for &(t, _) in terms {
+                if last_rule[t as usize] != docs[di].rule {
+                    last_rule[t as usize] = docs[di].rule;
+                    rf[t as usize] += 1;
+                }
+            }
+        }
+        let cap = (entries.len() / 20).max(100) as u32;
+        let indexed = |t: u32| rf[t as usize] <= cap;
+        let mut postings = vec![Vec::new(); vocab.len()];
+        let mut centroids: Vec<HashMap<u32, f32>> = vec![HashMap::new(); entries.len()];
+        for (di, terms) in doc_terms.into_iter().enumerate() {
+            let v = unit(
+                terms
+                    .into_iter()
+                    .map(|(t, w)| (t, w * idf[t as usize]))
+                    .collect(),
+            );
+            let rule = docs[di].rule as usize;
+            for &(t, w) in &v {
+                *centroids[rule].entry(t).or_insert(0.0) += w;
+                if indexed(t) {
+                    postings[t as usize].push((di as u32, w));
+                }
+            }
+        }
+        let mut centroid_postings = vec![Vec::new(); vocab.len()];
+        for (ri, c) in centroids.into_iter().enumerate() {
+            let mut v: Vector = c.into_iter().collect();
+            v.sort_unstable_by_key(|t| t.0);
+            for (t, w) in unit(v) {
+                if indexed(t) {
+                    centroid_postings[t as usize].push((ri as u32, w));
+                }
+            }
         }
 
         let mut deletions: HashMap<String, Vec<u32>> = HashMap::new();
         for (term, &id) in &vocab {
+            if term.contains('\u{1}') || term.starts_with('\u{2}') {
+                continue;
+            }
             for variant in deletion_variants(term) {
                 deletions.entry(variant).or_default().push(id);
             }
             deletions.entry(term.clone()).or_default().push(id);
         }
 
+        let mut words = vec![String::new(); vocab.len()];
+        for (term, &id) in &vocab {
+            words[id as usize] = term.clone();
+        }
         Self {
             analyzer,
             rules: entries,
             docs,
             vocab,
+            words,
             idf,
             postings,
+            centroid_postings,
             deletions,
+            max_idf,
         }
     }
 
@@ -331,26 +526,76 @@ impl MatcherIndex {
         self.rules.len()
     }
 
-    /// Maps message terms to vocabulary ids with weights (1.0 exact, less for typo matches).
-    fn resolve_terms(&self, terms: &[String]) -> Vec<(u32, f32)> {
+    /// A rough size of the index in memory, in bytes.
+    pub fn approx_bytes(&self) -> usize {
+        let postings: usize = self.postings.iter().map(|p| p.capacity() * 8 + 24).sum();
+        let centroids: usize = self
+            .centroid_postings
+            .iter()
+            .map(|p| p.capacity() * 8 + 24)
+            .sum();
+        let vocab: usize = self.vocab.keys().map(|k| k.len() + 40).sum();
+        let deletions: usize = self
+            .deletions
+            .iter()
+            .map(|(k, v)| k.len() + 48 + v.capacity() * 4)
+            .sum();
+        let rules: usize = self.rules.iter().map(|r| 96 + r.terms.capacity() * 4).sum();
+        postings + centroids + vocab + deletions + rules + self.idf.len() * 4 + self.docs.len() * 8
+    }
+
+    /// The message's terms as vocabulary ids with weights (typo matches weigh less), and
+    /// the total idf mass of the message including words the index does not know.
+    fn resolve(&self, stems: &[String]) -> (Vec<(u32, f32)>, Vec<u32>, f32) {
         let mut out: Vec<(u32, f32)> = Vec::new();
-        for term in terms {
-            let resolved = match self.vocab.get(term) {
+        let mut mass = 0.0;
+        let push = |id: u32, w: f32, out: &mut Vec<(u32, f32)>| match out
+            .iter_mut()
+            .find(|(t, _)| *t == id)
+        {
+            Some(existing) => existing.1 = existing.1.max(w),
+            None => out.push((id, w)),
+        };
+        let mut resolved_stems: Vec<Option<String>> = Vec::with_capacity(stems.len());
+        for stem in stems {
+            let found = match self.vocab.get(stem) {
                 Some(&id) => Some((id, 1.0)),
-                None if term.chars().count() >= 4 => self.typo_candidate(term),
+                None if stem.chars().count() >= 4 => self.typo_candidate(stem),
                 None => None,
             };
-            if let Some((id, w)) = resolved {
-                match out.iter_mut().find(|(t, _)| *t == id) {
-                    Some(existing) => existing.1 = existing.1.max(w),
-                    None => out.push((id, w)),
+            match found {
+                Some((id, w)) => {
+                    mass += self.idf[id as usize];
+                    push(id, w, &mut out);
+                    resolved_stems.push(Some(self.words[id as usize].clone()));
+                }
+                None => {
+                    mass += self.max_idf;
+                    resolved_stems.push(None);
                 }
             }
         }
-        out
+        let unigrams = out.iter().map(|&(t, _)| t).collect();
+        for stem in stems {
+            let g = grams(stem);
+            let w = CHAR_WEIGHT / (g.len().max(1) as f32).sqrt();
+            for g in g {
+                if let Some(&id) = self.vocab.get(&g) {
+                    push(id, w, &mut out);
+                }
+            }
+        }
+        for pair in resolved_stems.windows(2) {
+            if let (Some(a), Some(b)) = (&pair[0], &pair[1]) {
+                if let Some(&id) = self.vocab.get(&bigram(a, b)) {
+                    push(id, BIGRAM_WEIGHT, &mut out);
+                }
+            }
+        }
+        (out, unigrams, mass)
     }
 
-    /// The known term within one edit (insert, delete, substitute) of `term`, preferring
+    /// The known word within one edit (insert, delete, substitute) of `term`, preferring
     /// the rarest (most informative).
     fn typo_candidate(&self, term: &str) -> Option<(u32, f32)> {
         let mut best: Option<u32> = None;
@@ -373,57 +618,85 @@ impl MatcherIndex {
 
     /// Ranks the rules for a message.
     pub fn find(&self, text: &str) -> MatchResult {
-        let terms = self.analyzer.terms(text);
-        let resolved = self.resolve_terms(&terms);
+        let stems = self.analyzer.terms(text);
         let mut result = MatchResult {
             candidates: Vec::new(),
-            terms,
+            terms: stems.clone(),
         };
-        if resolved.is_empty() {
+        // Regular expressions answer outright.
+        for rule in &self.rules {
+            if rule.patterns.iter().any(|p| p.is_match(text)) {
+                result.candidates.push(Candidate {
+                    rule_id: rule.id,
+                    score: 1.0,
+                    via: "pattern".into(),
+                    similarity: 1.0,
+                    margin: 1.0,
+                    coverage: 1.0,
+                });
+                if result.candidates.len() == TOP_K {
+                    return result;
+                }
+            }
+        }
+        let (query, present, mass) = self.resolve(&stems);
+        if query.is_empty() {
             return result;
         }
-        let query_norm = resolved
-            .iter()
-            .map(|&(t, w)| (self.idf[t as usize] * w).powi(2))
-            .sum::<f32>()
-            .sqrt();
+        let query = unit(
+            query
+                .into_iter()
+                .map(|(t, w)| (t, w * self.idf[t as usize]))
+                .collect(),
+        );
+        let ranked = SCRATCH.with(|s| self.rank(&query, &mut s.borrow_mut()));
 
-        // Accumulate dot products per document through the postings.
-        let mut dots: HashMap<u32, f32> = HashMap::new();
-        for &(t, w) in &resolved {
-            let idf = self.idf[t as usize];
-            for &d in &self.postings[t as usize] {
-                *dots.entry(d).or_insert(0.0) += idf * idf * w;
+        let all_terms: Vec<u32> = query.iter().map(|&(t, _)| t).collect();
+        let query_mass = |rule: &RuleEntry| -> f32 {
+            if mass <= 0.0 {
+                return 0.0;
             }
-        }
-        let mut per_rule: HashMap<u32, (f32, &'static str)> = HashMap::new();
-        for (d, dot) in dots {
-            let doc = &self.docs[d as usize];
-            let cosine = dot / (query_norm * doc.norm);
-            let via = if doc.is_title { "title" } else { "example" };
-            let entry = per_rule.entry(doc.rule).or_insert((0.0, via));
-            if cosine > entry.0 {
-                *entry = (cosine, via);
+            present
+                .iter()
+                .filter(|t| rule.terms.binary_search(t).is_ok())
+                .map(|&t| self.idf[t as usize])
+                .sum::<f32>()
+                / mass
+        };
+        let gated = |rule: &RuleEntry| rule.required.iter().all(|t| all_terms.contains(t));
+
+        // rule, confidence, similarity, margin, coverage, via
+        let mut scored: Vec<(u32, f32, f32, f32, f32, &str)> = Vec::new();
+        let top_sim = ranked.first().map_or(0.0, |r| r.1);
+        for (i, &(ri, sim, title)) in ranked.iter().enumerate() {
+            let rule = &self.rules[ri as usize];
+            if !gated(rule) {
+                continue;
             }
+            let next = ranked.get(i + 1).map_or(0.0, |r| r.1);
+            let margin = if i == 0 { sim - next } else { sim - top_sim };
+            let coverage = query_mass(rule);
+            let confidence = calibrate(sim, margin, coverage);
+            let via = if title { "title" } else { "example" };
+            scored.push((ri, confidence, sim, margin, coverage, via));
         }
-        let present: Vec<u32> = resolved.iter().map(|&(t, _)| t).collect();
         for (ri, rule) in self.rules.iter().enumerate() {
             let hit = rule
                 .keywords
                 .iter()
-                .any(|k| k.iter().all(|t| present.contains(t)));
-            if hit {
-                let entry = per_rule.entry(ri as u32).or_insert((0.0, "keyword"));
-                if KEYWORD_SCORE > entry.0 {
-                    *entry = (KEYWORD_SCORE, "keyword");
+                .any(|k| k.iter().all(|t| all_terms.contains(t)));
+            if hit && gated(rule) {
+                match scored.iter_mut().find(|s| s.0 == ri as u32) {
+                    Some(s) if s.1 < KEYWORD_SCORE => {
+                        s.1 = KEYWORD_SCORE;
+                        s.5 = "keyword";
+                    }
+                    Some(_) => {}
+                    None => scored.push((ri as u32, KEYWORD_SCORE, 0.0, 0.0, 0.0, "keyword")),
                 }
             }
         }
-        let mut ranked: Vec<(u32, f32, &str)> = per_rule
-            .into_iter()
-            .map(|(r, (s, via))| (r, s.clamp(0.0, 1.0), via))
-            .collect();
-        ranked.sort_by(|a, b| {
+        scored.sort_by(|a, b| {
             b.1.total_cmp(&a.1)
                 .then_with(|| {
                     self.rules[b.0 as usize]
@@ -432,17 +705,91 @@ impl MatcherIndex {
                 })
                 .then_with(|| a.0.cmp(&b.0))
         });
-        result.candidates = ranked
-            .into_iter()
-            .take(TOP_K)
-            .map(|(r, score, via)| Candidate {
-                rule_id: self.rules[r as usize].id,
-                score,
+        for (ri, confidence, similarity, margin, coverage, via) in scored {
+            if result.candidates.len() == TOP_K {
+                break;
+            }
+            let id = self.rules[ri as usize].id;
+            if result.candidates.iter().any(|c| c.rule_id == id) {
+                continue;
+            }
+            result.candidates.push(Candidate {
+                rule_id: id,
+                score: confidence.clamp(0.0, 1.0),
                 via: via.to_string(),
-            })
-            .collect();
+                similarity,
+                margin,
+                coverage,
+            });
+        }
         result
     }
+
+    /// The rules by similarity (best example blended with the centroid), best first, at
+    /// most a few more than [`TOP_K`] (the runner-up's margin matters).
+    fn rank(&self, query: &Vector, s: &mut Scratch) -> Vec<(u32, f32, bool)> {
+        if s.doc_scores.len() < self.docs.len() {
+            s.doc_scores.resize(self.docs.len(), 0.0);
+        }
+        if s.rule_scores.len() < self.rules.len() {
+            s.rule_scores.resize(self.rules.len(), 0.0);
+            s.best.resize(self.rules.len(), (0.0, false));
+        }
+        for &(t, qw) in query {
+            for &(d, w) in &self.postings[t as usize] {
+                let slot = &mut s.doc_scores[d as usize];
+                if *slot == 0.0 {
+                    s.touched_docs.push(d);
+                }
+                *slot += qw * w;
+            }
+            for &(r, w) in &self.centroid_postings[t as usize] {
+                let slot = &mut s.rule_scores[r as usize];
+                if *slot == 0.0 {
+                    s.touched_rules.push(r);
+                }
+                *slot += qw * w;
+            }
+        }
+        for &d in &s.touched_docs {
+            let doc = &self.docs[d as usize];
+            let score = s.doc_scores[d as usize];
+            let best = &mut s.best[doc.rule as usize];
+            if score > best.0 {
+                *best = (score, doc.is_title);
+            }
+            s.doc_scores[d as usize] = 0.0;
+        }
+        s.touched_docs.clear();
+        let mut ranked: Vec<(u32, f32, bool)> = s
+            .touched_rules
+            .iter()
+            .map(|&r| {
+                let (best, title) = s.best[r as usize];
+                let centroid = s.rule_scores[r as usize];
+                (r, BEST_SHARE * best + (1.0 - BEST_SHARE) * centroid, title)
+            })
+            .collect();
+        for &r in &s.touched_rules {
+            s.rule_scores[r as usize] = 0.0;
+            s.best[r as usize] = (0.0, false);
+        }
+        s.touched_rules.clear();
+        let keep = TOP_K + 3;
+        if ranked.len() > keep {
+            ranked.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));
+            ranked.truncate(keep);
+        }
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked
+    }
+}
+
+/// Turns the evidence into a confidence in [0, 1].
+fn calibrate(similarity: f32, margin: f32, coverage: f32) -> f32 {
+    let [b, ws, wm, wc] = CALIBRATION;
+    let z = b + ws * similarity + wm * margin + wc * coverage;
+    1.0 / (1.0 + (-z).exp())
 }
 
 fn deletion_variants(term: &str) -> Vec<String> {
@@ -472,7 +819,7 @@ mod tests {
             title: title.into(),
             examples: examples.iter().map(|s| s.to_string()).collect(),
             keywords: keywords.iter().map(|s| s.to_string()).collect(),
-            priority: 0,
+            ..RuleSpec::default()
         }
     }
 
@@ -512,11 +859,12 @@ mod tests {
     }
 
     #[test]
-    fn exact_example_scores_one() {
+    fn an_example_asked_as_written_is_answered_confidently() {
         let (rules, index) = fixture();
         let m = index.find("When are you open?");
         assert_eq!(m.best().unwrap().rule_id, rules[0].id);
-        assert!(m.best().unwrap().score > 0.99, "{m:?}");
+        assert!(m.best().unwrap().score > 0.8, "{m:?}");
+        assert_eq!(Bands::default().classify(&m), Outcome::Answer(rules[0].id));
     }
 
     #[test]
@@ -526,6 +874,9 @@ mod tests {
         assert_eq!(m.best().unwrap().rule_id, rules[2].id, "{m:?}");
         assert!(m.best().unwrap().score > 0.5, "{m:?}");
         let m = index.find("доставку сколько стоят?");
+        assert_eq!(m.best().unwrap().rule_id, rules[1].id, "{m:?}");
+        // ё and case do not matter.
+        let m = index.find("ДОСТАВКА, сколько ещё ждать?");
         assert_eq!(m.best().unwrap().rule_id, rules[1].id, "{m:?}");
     }
 
@@ -549,22 +900,79 @@ mod tests {
     }
 
     #[test]
-    fn unrelated_text_has_no_strong_candidate() {
+    fn required_words_gate_a_rule_and_patterns_answer_outright() {
+        let mut rules = fixture().0;
+        rules[3].required = vec!["money".into()];
+        rules[0].patterns = vec![r"\b(9|nine)\s*(am|:00)".into(), "([".into()];
+        let index = MatcherIndex::build(&rules);
+        let m = index.find("how do I get a refund");
+        assert!(
+            m.candidates.iter().all(|c| c.rule_id != rules[3].id),
+            "{m:?}"
+        );
+        let m = index.find("refund my money");
+        assert_eq!(m.best().unwrap().rule_id, rules[3].id, "{m:?}");
+        let m = index.find("Are you there at 9 AM?");
+        let best = m.best().unwrap();
+        assert_eq!(
+            (best.rule_id, best.via.as_str(), best.score),
+            (rules[0].id, "pattern", 1.0)
+        );
+    }
+
+    #[test]
+    fn unrelated_text_is_handed_over() {
         let (_, index) = fixture();
         let m = index.find("can you sing me a song about penguins");
-        assert!(m.best().map_or(0.0, |c| c.score) < 0.3, "{m:?}");
+        assert!(m.best().map_or(0.0, |c| c.score) < 0.25, "{m:?}");
+        assert_eq!(Bands::default().classify(&m), Outcome::Handover);
         let m = index.find("!!! ???");
         assert!(m.candidates.is_empty());
     }
 
     #[test]
-    fn candidates_are_ranked_and_capped() {
+    fn the_middle_band_suggests() {
+        // A message that fits two rules equally well: neither is answered, both offered.
+        let (rules, index) = fixture();
+        let m = index.find("open money");
+        assert!(m.best().unwrap().score < 0.5, "{m:?}");
+        match Bands::default().classify(&m) {
+            Outcome::Suggest(ids) => {
+                assert!(
+                    ids.contains(&rules[0].id) && ids.contains(&rules[3].id),
+                    "{m:?}"
+                )
+            }
+            other => panic!("expected a suggestion, got {other:?} for {m:?}"),
+        }
+    }
+
+    #[test]
+    fn candidates_are_ranked_capped_and_explained() {
         let (_, index) = fixture();
         let m = index.find("hours refund internet доставка интернет");
         assert!(m.candidates.len() <= TOP_K);
         for pair in m.candidates.windows(2) {
             assert!(pair[0].score >= pair[1].score);
         }
+        assert!(m.terms.contains(&"интернет".to_string()), "{m:?}");
+        assert!(m.candidates.iter().all(|c| !c.via.is_empty()));
+    }
+
+    #[test]
+    fn synonyms_of_the_tenant_count_as_the_same_word() {
+        let (rules, _) = fixture();
+        let plain = MatcherIndex::build(&rules);
+        let m = plain.find("wifi broken");
+        assert!(
+            m.candidates.iter().all(|c| c.rule_id != rules[2].id),
+            "{m:?}"
+        );
+        let index = MatcherIndex::build_with(&rules, &["интернет, wifi, вайфай".into()]);
+        let m = index.find("вайфай не работает");
+        assert_eq!(m.best().unwrap().rule_id, rules[2].id, "{m:?}");
+        let m = index.find("wifi не работает");
+        assert_eq!(m.best().unwrap().rule_id, rules[2].id, "{m:?}");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Settings {
     /// Ask users to rate the help after a conversation is closed.
     pub rating_enabled: bool,
     pub rating_text: Option<String>,
+    /// Groups of words that mean the same, one group per entry, comma-separated.
+    pub synonyms: Vec<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -50,6 +52,8 @@ impl Settings {
             offhours_text: self.offhours_text.clone().unwrap_or(defaults.offhours_text),
             rating_text: self.rating_text.clone().unwrap_or(defaults.rating_text),
             rating_thanks: defaults.rating_thanks,
+            suggest_text: defaults.suggest_text,
+            suggest_none: defaults.suggest_none,
         }
     }
 
@@ -77,7 +81,7 @@ impl Settings {
 const SETTINGS_COLUMNS: &str = "tenant_id, default_language, welcome_text, help_text,
     handover_text, closing_text, already_waiting_text, stale_button_text, answer_threshold,
     suggest_threshold, timezone, offhours_text, translations, working_hours, rating_enabled,
-    rating_text, updated_at";
+    rating_text, synonyms, updated_at";
 
 /// Creates a tenant's settings with the default texts of its language.
 pub async fn insert_default_settings(
@@ -132,6 +136,8 @@ pub struct SettingsPatch {
     pub working_hours: Option<Option<serde_json::Value>>,
     pub rating_enabled: Option<bool>,
     pub rating_text: Option<String>,
+    pub suggest_threshold: Option<f32>,
+    pub synonyms: Option<Vec<String>>,
 }
 
 pub async fn update_settings(
@@ -154,7 +160,9 @@ pub async fn update_settings(
             timezone = coalesce($12, timezone),
             working_hours = case when $13 then $14 else working_hours end,
             rating_enabled = coalesce($15, rating_enabled),
-            rating_text = coalesce($16, rating_text)
+            rating_text = coalesce($16, rating_text),
+            suggest_threshold = coalesce($17, suggest_threshold),
+            synonyms = coalesce($18, synonyms)
          where tenant_id = $1 returning {SETTINGS_COLUMNS}"
     ))
     .bind(tenant)
@@ -173,6 +181,8 @@ pub async fn update_settings(
     .bind(patch.working_hours.clone().flatten())
     .bind(patch.rating_enabled)
     .bind(&patch.rating_text)
+    .bind(patch.suggest_threshold)
+    .bind(&patch.synonyms)
     .fetch_optional(db)
     .await?
     .found()

@@ -14,6 +14,10 @@ pub struct RuleRow {
     pub answer: String,
     pub examples: Vec<String>,
     pub keywords: Vec<String>,
+    /// Words that must all be in a message for the rule to answer.
+    pub required: Vec<String>,
+    /// Regular expressions that answer with the rule outright.
+    pub patterns: Vec<String>,
     pub priority: i32,
     pub enabled: bool,
     pub featured: bool,
@@ -23,8 +27,9 @@ pub struct RuleRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, title, answer, examples, keywords, priority, enabled, featured, format,
-    hit_count, created_at, updated_at";
+const COLUMNS: &str =
+    "id, title, answer, examples, keywords, required, patterns, priority, enabled,
+    featured, format, hit_count, created_at, updated_at";
 
 /// Filters for listing rules.
 #[derive(Clone, Debug, Default)]
@@ -157,6 +162,8 @@ pub struct RuleInput {
     pub answer: String,
     pub examples: Vec<String>,
     pub keywords: Vec<String>,
+    pub required: Vec<String>,
+    pub patterns: Vec<String>,
     pub priority: i32,
     pub enabled: bool,
     pub featured: bool,
@@ -172,8 +179,8 @@ pub async fn insert(
 ) -> Result<RuleRow> {
     Ok(sqlx::query_as(&format!(
         "insert into answer_rules (tenant_id, id, title, answer, examples, keywords, priority,
-            enabled, featured, format)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning {COLUMNS}"
+            enabled, featured, format, required, patterns)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning {COLUMNS}"
     ))
     .bind(tenant)
     .bind(id)
@@ -185,6 +192,8 @@ pub async fn insert(
     .bind(r.enabled)
     .bind(r.featured)
     .bind(&r.format)
+    .bind(&r.required)
+    .bind(&r.patterns)
     .fetch_one(db)
     .await?)
 }
@@ -197,7 +206,8 @@ pub async fn update(
 ) -> Result<RuleRow> {
     sqlx::query_as(&format!(
         "update answer_rules set title = $3, answer = $4, examples = $5, keywords = $6,
-            priority = $7, enabled = $8, featured = $9, format = $10
+            priority = $7, enabled = $8, featured = $9, format = $10, required = $11,
+            patterns = $12
          where tenant_id = $1 and id = $2 returning {COLUMNS}"
     ))
     .bind(tenant)
@@ -210,6 +220,8 @@ pub async fn update(
     .bind(r.enabled)
     .bind(r.featured)
     .bind(&r.format)
+    .bind(&r.required)
+    .bind(&r.patterns)
     .fetch_optional(db)
     .await?
     .found()

@@ -236,9 +236,19 @@ pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, D
             title: r.title.clone(),
             examples: r.examples.clone(),
             keywords: r.keywords.clone(),
+            required: r.required.clone(),
+            patterns: r.patterns.clone(),
             priority: r.priority,
         })
         .collect();
+    let mut featured: Vec<&switchboard_db::rules::RuleRow> =
+        rule_rows.iter().filter(|r| r.featured).collect();
+    featured.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| a.title.cmp(&b.title))
+    });
+    let featured = featured.into_iter().map(|r| r.id).collect();
     let rules = rule_rows
         .iter()
         .map(|r| {
@@ -280,11 +290,13 @@ pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, D
         hours: settings.hours(),
         zone: switchboard_core::hours::parse_zone(&settings.timezone).unwrap_or(chrono_tz::Tz::UTC),
         answer_threshold: settings.answer_threshold,
+        suggest_threshold: settings.suggest_threshold,
+        featured,
         main_menu: menu_rows.iter().find(|m| m.is_main).map(|m| m.id),
         menus,
         rules,
         commands,
-        matcher: Arc::new(MatcherIndex::build(&specs)),
+        matcher: Arc::new(MatcherIndex::build_with(&specs, &settings.synonyms)),
     })
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use switchboard_core::bot::{decide, Context, Reply};
+use switchboard_core::bot::{decide, Context, Reply, SuggestionPick};
 use switchboard_core::text::Lang;
 use switchboard_core::text::{split_message, TELEGRAM_TEXT_LIMIT};
 use switchboard_core::{ConvStatus, ConversationId, EndUserId};
@@ -227,10 +227,27 @@ impl Telegram {
                 data: json!({"button_id": button_id, "label": label}),
             });
         }
+        let mut picked_rule = None;
+        match &decision.suggestion {
+            Some(SuggestionPick::Rule(rule, _)) => {
+                picked_rule = Some(*rule);
+                events.push(EventRecord {
+                    kind: "suggestion.accepted",
+                    data: json!({"rule_id": rule}),
+                });
+            }
+            Some(SuggestionPick::None(_)) => events.push(EventRecord {
+                kind: "suggestion.rejected",
+                data: json!({}),
+            }),
+            None => {}
+        }
         let matched = decision.matched.as_ref();
-        let text = match &decision.button {
-            Some((_, label)) => label.clone(),
-            None => act.text.clone(),
+        let text = match (&decision.button, &decision.suggestion) {
+            (Some((_, label)), _) => label.clone(),
+            (_, Some(SuggestionPick::Rule(_, title))) => title.clone(),
+            (_, Some(SuggestionPick::None(label))) => label.clone(),
+            _ => act.text.clone(),
         };
         let outbound = outbound_rows(conversation, end_user, Sender::Bot, &decision.replies)
             .into_iter()
@@ -251,7 +268,7 @@ impl Telegram {
                 kind: act.kind.clone(),
                 text,
                 payload: act.payload.clone(),
-                rule_id: matched.and_then(|m| m.rule_id),
+                rule_id: picked_rule.or(matched.and_then(|m| m.rule_id)),
                 score: matched.map(|m| m.score),
                 match_info: matched
                     .map(|m| serde_json::to_value(m).expect("match info serialises")),

@@ -38,6 +38,13 @@ pub struct RuleOut {
     pub examples: Vec<String>,
     /// Words or phrases that, found in a message, point to this rule.
     pub keywords: Vec<String>,
+    /// Words that must all be in a message for this rule to answer it.
+    pub required: Vec<String>,
+    /// Regular expressions (case-insensitive): a message matching one is answered with
+    /// this rule outright.
+    pub patterns: Vec<String>,
+    /// A typical question: offered for vague messages and under /help.
+    pub featured: bool,
     pub enabled: bool,
     /// Wins ties between equally good rules (higher first).
     pub priority: i32,
@@ -58,6 +65,11 @@ pub struct RuleIn {
     pub examples: Vec<String>,
     #[serde(default)]
     pub keywords: Vec<String>,
+    #[serde(default)]
+    pub required: Vec<String>,
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    pub featured: Option<bool>,
     pub enabled: Option<bool>,
     pub priority: Option<i32>,
     /// `plain` (default) or `html` (Telegram's HTML formatting).
@@ -73,6 +85,9 @@ pub struct RulePatch {
     pub answer: Option<String>,
     pub examples: Option<Vec<String>>,
     pub keywords: Option<Vec<String>>,
+    pub required: Option<Vec<String>>,
+    pub patterns: Option<Vec<String>>,
+    pub featured: Option<bool>,
     pub enabled: Option<bool>,
     pub priority: Option<i32>,
     pub format: Option<String>,
@@ -92,19 +107,28 @@ pub struct RuleQuery {
 async fn rule_out(state: &AppState, tenant: TenantId, r: RuleRow) -> ApiResult<RuleOut> {
     let buttons = config::rule_buttons(&state.pool, tenant, r.id).await?;
     let rows = rows_of(&buttons.iter().collect::<Vec<_>>());
-    Ok(RuleOut {
-        id: r.id.0,
-        title: r.title,
-        answer: r.answer,
-        examples: r.examples,
-        keywords: r.keywords,
-        enabled: r.enabled,
-        priority: r.priority,
-        format: r.format,
-        buttons: rows_out(&rows),
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-    })
+    Ok(RuleOut::of(r, rows_out(&rows)))
+}
+
+impl RuleOut {
+    fn of(r: RuleRow, buttons: Vec<Vec<ButtonOut>>) -> Self {
+        RuleOut {
+            id: r.id.0,
+            title: r.title,
+            answer: r.answer,
+            examples: r.examples,
+            keywords: r.keywords,
+            required: r.required,
+            patterns: r.patterns,
+            featured: r.featured,
+            enabled: r.enabled,
+            priority: r.priority,
+            format: r.format,
+            buttons,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// Trims, drops empty and repeated items.
@@ -125,6 +149,16 @@ pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
     errors.check("answer", validate::text(&r.answer, 20_000));
     errors.check("examples", validate::text_list(&r.examples, 1000, 500));
     errors.check("keywords", validate::text_list(&r.keywords, 200, 100));
+    errors.check("required", validate::text_list(&r.required, 20, 100));
+    errors.check("patterns", validate::text_list(&r.patterns, 20, 300));
+    for p in &r.patterns {
+        if let Err(e) = regex_lite::Regex::new(p) {
+            errors.add(
+                "patterns",
+                format!("{p:?} is not a valid regular expression: {e}"),
+            );
+        }
+    }
     match r.format.as_str() {
         "plain" => {}
         "html" => {
@@ -160,19 +194,7 @@ async fn list_rules(
                 .iter()
                 .filter(|b| b.owner_rule_id == Some(r.id))
                 .collect();
-            RuleOut {
-                id: r.id.0,
-                buttons: rows_out(&rows_of(&mine)),
-                title: r.title,
-                answer: r.answer,
-                examples: r.examples,
-                keywords: r.keywords,
-                enabled: r.enabled,
-                priority: r.priority,
-                format: r.format,
-                created_at: r.created_at,
-                updated_at: r.updated_at,
-            }
+            RuleOut::of(r, rows_out(&rows_of(&mine)))
         })
         .collect();
     Ok(Json(Items { items }))
@@ -192,9 +214,11 @@ async fn create_rule(
         answer: body.answer.trim().to_string(),
         examples: clean_list(&body.examples),
         keywords: clean_list(&body.keywords),
+        required: clean_list(&body.required),
+        patterns: clean_list(&body.patterns),
         priority: body.priority.unwrap_or(0),
         enabled: body.enabled.unwrap_or(true),
-        featured: false,
+        featured: body.featured.unwrap_or(false),
         format: body.format.clone().unwrap_or_else(|| "plain".into()),
     };
     let mut errors = Invalid::new();
@@ -268,9 +292,17 @@ async fn update_rule(
             .keywords
             .as_deref()
             .map_or(current.keywords.clone(), clean_list),
+        required: body
+            .required
+            .as_deref()
+            .map_or(current.required.clone(), clean_list),
+        patterns: body
+            .patterns
+            .as_deref()
+            .map_or(current.patterns.clone(), clean_list),
         priority: body.priority.unwrap_or(current.priority),
         enabled: body.enabled.unwrap_or(current.enabled),
-        featured: current.featured,
+        featured: body.featured.unwrap_or(current.featured),
         format: body.format.clone().unwrap_or(current.format.clone()),
     };
     let mut errors = Invalid::new();

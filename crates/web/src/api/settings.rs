@@ -37,6 +37,10 @@ pub struct SettingsOut {
     pub stale_button_text: String,
     /// Minimum matcher confidence (0–1) to answer with a rule.
     pub answer_threshold: f32,
+    /// Minimum confidence to suggest rules ("Did you mean…?"); below it, hand over.
+    pub suggest_threshold: f32,
+    /// Groups of words that mean the same for the matcher ("wifi, wi-fi, интернет").
+    pub synonyms: Vec<String>,
     /// en or ru: the language of the default texts and command descriptions.
     pub default_language: String,
     /// Sent instead of the hand-over text outside working hours.
@@ -68,6 +72,8 @@ impl From<Settings> for SettingsOut {
             already_waiting_text: s.already_waiting_text,
             stale_button_text: s.stale_button_text,
             answer_threshold: s.answer_threshold,
+            suggest_threshold: s.suggest_threshold,
+            synonyms: s.synonyms,
             offhours_text,
             default_language: s.default_language,
             timezone: s.timezone,
@@ -101,6 +107,8 @@ pub struct SettingsPatchIn {
     pub translations: Option<serde_json::Value>,
     pub rating_enabled: Option<bool>,
     pub rating_text: Option<String>,
+    pub suggest_threshold: Option<f32>,
+    pub synonyms: Option<Vec<String>>,
 }
 
 /// Tells an absent field (keep) from an explicit null (clear).
@@ -130,9 +138,26 @@ pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
             );
         }
     }
-    if let Some(t) = p.answer_threshold {
-        if !(0.0..=1.0).contains(&t) || t.is_nan() {
-            errors.add("answer_threshold", "must be between 0 and 1");
+    for (field, value) in [
+        ("answer_threshold", p.answer_threshold),
+        ("suggest_threshold", p.suggest_threshold),
+    ] {
+        if let Some(t) = value {
+            if !(0.0..=1.0).contains(&t) || t.is_nan() {
+                errors.add(field, "must be between 0 and 1");
+            }
+        }
+    }
+    if let Some(groups) = &p.synonyms {
+        errors.check("synonyms", validate::text_list(groups, 200, 500));
+        if groups
+            .iter()
+            .any(|g| g.split(',').filter(|w| !w.trim().is_empty()).count() < 2)
+        {
+            errors.add(
+                "synonyms",
+                "each group needs at least two words, separated by commas",
+            );
         }
     }
     if let Some(l) = &p.default_language {
@@ -210,6 +235,8 @@ async fn patch_settings(
         translations: body.translations.clone(),
         rating_enabled: body.rating_enabled,
         rating_text: body.rating_text.clone(),
+        suggest_threshold: body.suggest_threshold,
+        synonyms: body.synonyms.as_deref().map(crate::api::rules::clean_list),
     };
     let mut errors = Invalid::new();
     validate_patch(&patch, &mut errors);
@@ -233,7 +260,7 @@ async fn patch_settings(
 /// The names of the fields a change sets (for the events log).
 pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
     let mut out = Vec::new();
-    let fields: [(&'static str, bool); 14] = [
+    let fields: [(&'static str, bool); 16] = [
         ("welcome_text", p.welcome_text.is_some()),
         ("help_text", p.help_text.is_some()),
         ("handover_text", p.handover_text.is_some()),
@@ -248,6 +275,8 @@ pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
         ("translations", p.translations.is_some()),
         ("rating_enabled", p.rating_enabled.is_some()),
         ("rating_text", p.rating_text.is_some()),
+        ("suggest_threshold", p.suggest_threshold.is_some()),
+        ("synonyms", p.synonyms.is_some()),
     ];
     for (name, set) in fields {
         if set {

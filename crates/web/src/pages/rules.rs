@@ -152,6 +152,9 @@ struct RuleForm {
     answer: String,
     examples: String,
     keywords: String,
+    required: String,
+    patterns: String,
+    featured: bool,
     enabled: bool,
     priority: i32,
     format: String,
@@ -164,6 +167,9 @@ impl RuleForm {
             answer: r.answer.clone(),
             examples: r.examples.join("\n"),
             keywords: r.keywords.join("\n"),
+            required: r.required.join("\n"),
+            patterns: r.patterns.join("\n"),
+            featured: r.featured,
             enabled: r.enabled,
             priority: r.priority,
             format: r.format.clone(),
@@ -228,9 +234,11 @@ fn input_of(fields: &Fields) -> RuleInput {
         answer: fields.text("answer").trim().to_string(),
         examples: clean_list(&fields.lines("examples")),
         keywords: clean_list(&fields.lines("keywords")),
+        required: clean_list(&fields.lines("required")),
+        patterns: clean_list(&fields.lines("patterns")),
         priority: fields.text("priority").trim().parse().unwrap_or(0),
         enabled: fields.flag("enabled"),
-        featured: false,
+        featured: fields.flag("featured"),
         format: if fields.get("format") == Some("html") {
             "html".into()
         } else {
@@ -243,9 +251,9 @@ fn input_of(fields: &Fields) -> RuleInput {
 async fn save(state: &AppState, member: &Member, id: Option<RuleId>, fields: Fields) -> PageResult {
     member.require(Permission::WriteConfig)?;
     let tenant = member.tenant.id;
-    let mut input = input_of(&fields);
+    let input = input_of(&fields);
     if let Some(id) = id {
-        input.featured = rules::get(&state.pool, tenant, id).await?.featured;
+        rules::get(&state.pool, tenant, id).await?;
     }
     if fields
         .get("priority")
@@ -316,6 +324,9 @@ fn form_of(fields: &Fields, input: &RuleInput) -> RuleForm {
         answer: fields.text("answer"),
         examples: fields.text("examples"),
         keywords: fields.text("keywords"),
+        required: fields.text("required"),
+        patterns: fields.text("patterns"),
+        featured: input.featured,
         enabled: input.enabled,
         priority: input.priority,
         format: input.format.clone(),
@@ -635,6 +646,8 @@ pub async fn import_rules(
             answer: r.answer.trim().to_string(),
             examples: clean_list(&r.examples),
             keywords: clean_list(&r.keywords),
+            required: Vec::new(),
+            patterns: Vec::new(),
             priority: r.priority,
             enabled: r.enabled,
             featured: false,
@@ -668,8 +681,11 @@ pub async fn import_rules(
             };
             match existing {
                 Some(r) => {
+                    // What the portable format does not carry stays as it was.
                     let mut input = input.clone();
                     input.featured = r.featured;
+                    input.required = r.required.clone();
+                    input.patterns = r.patterns.clone();
                     rules::update(&mut *tx, tenant, r.id, &input).await?;
                     updated += 1;
                 }

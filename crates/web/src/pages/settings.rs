@@ -107,6 +107,8 @@ fn form_of(s: &Settings) -> Value {
         "always_open": hours.is_always_open(),
         "days": days,
         "answer_threshold": s.answer_threshold,
+        "suggest_threshold": s.suggest_threshold,
+        "synonyms": s.synonyms.join("\n"),
         "rating_enabled": s.rating_enabled,
     })
 }
@@ -192,6 +194,12 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         rating_enabled: Some(fields.flag("rating_enabled")),
         // Empty: the built-in text in the user's language.
         rating_text: text("rating_text").filter(|t| !t.is_empty()),
+        suggest_threshold: fields
+            .get("suggest_threshold")
+            .map(|v| v.trim().parse().unwrap_or(-1.0)),
+        synonyms: fields
+            .get("synonyms")
+            .map(|_| crate::api::rules::clean_list(&fields.lines("synonyms"))),
     };
     let texts: serde_json::Map<String, Value> = TEXTS
         .iter()
@@ -202,6 +210,7 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         "second_defaults": serde_json::to_value(BotTexts::defaults(second)).expect("texts serialise"),
         "default_language": lang.code(), "timezone": fields.text("timezone"), "always_open": always,
         "days": days, "answer_threshold": fields.text("answer_threshold"),
+        "suggest_threshold": fields.text("suggest_threshold"), "synonyms": fields.text("synonyms"),
         "rating_enabled": fields.flag("rating_enabled"),
     });
     (patch, form)

@@ -1,0 +1,249 @@
+//! The matcher in the bot: confident answers, "Did you mean…?" suggestions and what a
+//! press on one does, typical questions, required words, patterns and synonyms set
+//! through the API, and the explanation stored with each message.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::{alice, bob, TestApp};
+
+async fn rule(app: &TestApp, token: &str, body: serde_json::Value) -> String {
+    let (s, r) = app.post(token, "/api/v1/rules", body).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    r["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn unsure_matches_suggest_rules_and_a_press_answers_and_is_logged() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let hours = rule(
+        &app,
+        &t.token,
+        json!({"title": "Opening hours", "answer": "We are open 9–18.",
+        "examples": ["when are you open", "what are your opening hours", "working hours"]}),
+    )
+    .await;
+    let refunds = rule(
+        &app,
+        &t.token,
+        json!({"title": "Refunds", "answer": "Refunds take 5 days.",
+        "examples": ["how do I get a refund", "return my money"]}),
+    )
+    .await;
+    let user = alice();
+
+    // A confident match is answered, and the explanation is stored with the message.
+    app.say(&bot, &user, "When are you open?").await;
+    let sent = app.expect_sent(&bot, user.id, 1).await;
+    assert_eq!(sent[0].text, "We are open 9–18.");
+    let (info, rule_id): (serde_json::Value, Option<uuid::Uuid>) = sqlx::query_as(
+        "select match, rule_id from messages where tenant_id = $1 and direction = 'in' order by id limit 1",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rule_id.unwrap().to_string(), hours);
+    let best = &info["candidates"][0];
+    assert_eq!(best["rule_id"], hours.as_str());
+    for key in ["score", "similarity", "margin", "coverage"] {
+        assert!(best[key].is_number(), "{key} in {info}");
+    }
+    assert!(
+        info["terms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "open"),
+        "{info}"
+    );
+
+    // An admin who wants the bot to be very sure: the same kind of match now gets
+    // "Did you mean…?" with the candidates, and a button for a person.
+    let (s, _) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"answer_threshold": 0.99, "suggest_threshold": 0.1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    app.say(&bot, &user, "open money").await;
+    let sent = app.expect_sent(&bot, user.id, 2).await;
+    let ask = &sent[1];
+    assert!(ask.text.contains("Did you mean"), "{}", ask.text);
+    let labels: Vec<String> = ask.buttons().into_iter().map(|(l, _)| l).collect();
+    assert!(labels.contains(&"Refunds".to_string()), "{labels:?}");
+    assert_eq!(labels.last().unwrap(), "None of these — talk to a person");
+    assert_eq!(
+        app.conversation(&app_tenant(&t), "bot").await["status"],
+        "bot"
+    );
+
+    // Pressing a suggestion answers with that rule; the press is stored with the rule and
+    // logged as an accepted suggestion.
+    let data = ask.button_data("Refunds").unwrap();
+    app.tg.press(&bot, &user, &data, ask.message_id).await;
+    let sent = app.expect_sent(&bot, user.id, 3).await;
+    assert_eq!(sent[2].text, "Refunds take 5 days.");
+    let (text, kind, rule_id): (String, String, Option<uuid::Uuid>) = sqlx::query_as(
+        "select text, kind, rule_id from messages where tenant_id = $1 and direction = 'in' order by id desc limit 1",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((text.as_str(), kind.as_str()), ("Refunds", "callback"));
+    assert_eq!(rule_id.unwrap().to_string(), refunds);
+    let accepted: serde_json::Value = sqlx::query_scalar(
+        "select data from events where tenant_id = $1 and kind = 'suggestion.accepted'",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(accepted["rule_id"], refunds.as_str());
+
+    // "None of these" hands over to a person.
+    app.say(&bot, &bob(), "open money").await;
+    let ask = app.expect_sent(&bot, bob().id, 1).await.remove(0);
+    let none = ask.button_data("None of these — talk to a person").unwrap();
+    app.tg.press(&bot, &bob(), &none, ask.message_id).await;
+    let sent = app.expect_sent(&bot, bob().id, 2).await;
+    let settings = app.get(&t.token, "/api/v1/settings").await.1;
+    assert_eq!(sent[1].text, settings["handover_text"].as_str().unwrap());
+    let waiting = app.conversation(&t, "waiting").await;
+    assert_eq!(waiting["user"]["telegram_id"], bob().id);
+    assert_eq!(waiting["handover_reason"], "requested");
+
+    // Something no rule covers is handed over directly.
+    app.patch(
+        &t.token,
+        "/api/v1/settings",
+        json!({"answer_threshold": 0.5, "suggest_threshold": 0.2}),
+    )
+    .await;
+    app.say(&bot, &user, "can you sing me a song about penguins")
+        .await;
+    let sent = app.expect_sent(&bot, user.id, 4).await;
+    assert_eq!(sent[3].text, settings["handover_text"].as_str().unwrap());
+}
+
+fn app_tenant(t: &crate::harness::Tenant) -> crate::harness::Tenant {
+    crate::harness::Tenant {
+        slug: t.slug.clone(),
+        id: t.id,
+        token: t.token.clone(),
+    }
+}
+
+#[tokio::test]
+async fn typical_questions_required_words_patterns_and_synonyms() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let internet = rule(
+        &app,
+        &t.token,
+        json!({"title": "Интернет не работает", "answer": "Перезагрузите роутер.",
+        "examples": ["не работает интернет", "пропал интернет"], "featured": true, "priority": 5}),
+    )
+    .await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Статус заказа", "answer": "Заказ в пути.",
+        "examples": ["где мой заказ"], "patterns": [r"заказ\s*№?\s*\d{6}"], "featured": true}),
+    )
+    .await;
+    let tariff = rule(
+        &app,
+        &t.token,
+        json!({"title": "Смена тарифа", "answer": "Тариф меняется в личном кабинете.",
+        "examples": ["как сменить тариф", "хочу другой тариф"], "required": ["тариф"]}),
+    )
+    .await;
+
+    // The API keeps the new fields, and refuses a broken pattern.
+    let (_, got) = app
+        .get(&t.token, &format!("/api/v1/rules/{internet}"))
+        .await;
+    assert_eq!(got["featured"], true);
+    let (_, got) = app.get(&t.token, &format!("/api/v1/rules/{tariff}")).await;
+    assert_eq!(got["required"], json!(["тариф"]));
+    let (s, e) = app
+        .post(
+            &t.token,
+            "/api/v1/rules",
+            json!({"title": "x", "answer": "y", "patterns": ["(unclosed"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e.to_string().contains("regular expression"), "{e}");
+
+    let user = alice();
+    // /help lists the typical questions as buttons, most important first.
+    app.say(&bot, &user, "/help").await;
+    let help = app.expect_sent(&bot, user.id, 1).await.remove(0);
+    let labels: Vec<String> = help.buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(labels, ["Интернет не работает", "Статус заказа"]);
+    // A vague message gets them too, instead of a hand-over.
+    app.say(&bot, &user, "вопрос").await;
+    let vague = app.expect_sent(&bot, user.id, 2).await.remove(1);
+    assert!(vague.text.contains("Did you mean"), "{}", vague.text);
+    assert!(vague.button_data("Статус заказа").is_some());
+
+    // A pattern answers outright.
+    app.say(&bot, &user, "Заказ № 123456 — где он?").await;
+    assert_eq!(
+        app.expect_sent(&bot, user.id, 3).await[2].text,
+        "Заказ в пути."
+    );
+    // Without its required word the tariff rule does not answer…
+    app.say(&bot, &user, "как сменить").await;
+    let reply = app.expect_sent(&bot, user.id, 4).await.remove(3);
+    assert_ne!(reply.text, "Тариф меняется в личном кабинете.");
+    // …with it (in another form), it does.
+    app.say(&bot, &bob(), "как сменить тарифы").await;
+    assert_eq!(
+        app.expect_sent(&bot, bob().id, 1).await[0].text,
+        "Тариф меняется в личном кабинете."
+    );
+
+    // Synonyms: "вайфай" means "интернет" once the admin says so.
+    let carol = switchboard_testkit::FakeUser::new(1003, "Carol");
+    app.say(&bot, &carol, "нет вайфая").await;
+    let before = app.expect_sent(&bot, carol.id, 1).await.remove(0);
+    let reaches = |m: &switchboard_testkit::SentMessage| {
+        m.text == "Перезагрузите роутер." || m.button_data("Интернет не работает").is_some()
+    };
+    assert!(!reaches(&before), "{before:?}");
+    let (s, body) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"synonyms": ["интернет, вайфай, wifi"], "suggest_threshold": 0.25}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["synonyms"], json!(["интернет, вайфай, wifi"]));
+    assert!((body["suggest_threshold"].as_f64().unwrap() - 0.25).abs() < 1e-6);
+    let dave = switchboard_testkit::FakeUser::new(1004, "Dave");
+    app.say(&bot, &dave, "нет вайфая").await;
+    let after = app.expect_sent(&bot, dave.id, 1).await.remove(0);
+    assert!(reaches(&after), "{after:?}");
+    let (s, e) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"synonyms": ["одно"], "suggest_threshold": 2.0}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        e.to_string().contains("synonyms") && e.to_string().contains("suggest_threshold"),
+        "{e}"
+    );
+}
