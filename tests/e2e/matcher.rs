@@ -247,3 +247,106 @@ async fn typical_questions_required_words_patterns_and_synonyms() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn admins_teach_the_bot_from_the_questions_it_could_not_answer() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Other").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let delivery = rule(
+        &app,
+        &t.token,
+        json!({"title": "Delivery time", "answer": "Delivery takes 2 days.",
+        "examples": ["how long is delivery"]}),
+    )
+    .await;
+    for (i, text) in [
+        "parcel tracking number missing",
+        "tracking number missing for my parcel",
+        "Parcel tracking number is missing!",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let user = switchboard_testkit::FakeUser::new(2000 + i as i64, "User");
+        app.say(&bot, &user, text).await;
+        app.expect_sent(&bot, user.id, 1).await;
+    }
+    let admin = app.owner_web(&t).await;
+    let page = admin.get(&format!("/t/{}/rules/unanswered", t.slug)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.has("asked 3 times"), "{}", page.body);
+    assert!(page.has("parcel tracking number missing"));
+
+    let r = admin
+        .post(
+            &format!("/t/{}/rules/unanswered/add", t.slug),
+            &[
+                ("text", "parcel tracking number missing"),
+                ("rule_id", &delivery),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let (_, got) = app
+        .get(&t.token, &format!("/api/v1/rules/{delivery}"))
+        .await;
+    assert_eq!(
+        got["examples"],
+        json!(["how long is delivery", "parcel tracking number missing"])
+    );
+    let page = admin.get(&format!("/t/{}/rules/unanswered", t.slug)).await;
+    assert!(
+        !page.has("“parcel tracking number missing”"),
+        "taught questions leave the list"
+    );
+    // The bot now answers it.
+    let next = switchboard_testkit::FakeUser::new(2100, "Next");
+    app.say(&bot, &next, "parcel tracking number missing").await;
+    assert_eq!(
+        app.expect_sent(&bot, next.id, 1).await[0].text,
+        "Delivery takes 2 days."
+    );
+
+    // Operators may look but not teach; other organizations see nothing.
+    let op = app
+        .member_web(&t, "op@acme.test", switchboard_core::Role::Operator)
+        .await;
+    assert_eq!(
+        op.get(&format!("/t/{}/rules/unanswered", t.slug))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let denied = op
+        .post(
+            &format!("/t/{}/rules/unanswered/add", t.slug),
+            &[("text", "x"), ("rule_id", &delivery)],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let stranger = app.owner_web(&other).await;
+    assert_eq!(
+        stranger
+            .get(&format!("/t/{}/rules/unanswered", t.slug))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let own = stranger
+        .get(&format!("/t/{}/rules/unanswered", other.slug))
+        .await;
+    assert!(
+        !own.has("parcel"),
+        "another organization's questions never show"
+    );
+    // Adding to another organization's rule through one's own slug: not found.
+    let r = stranger
+        .post(
+            &format!("/t/{}/rules/unanswered/add", other.slug),
+            &[("text", "steal"), ("rule_id", &delivery)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

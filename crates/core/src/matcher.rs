@@ -36,7 +36,7 @@ pub const TOP_K: usize = 3;
 const BEST_SHARE: f32 = 0.2;
 
 /// The logistic calibration: confidence = σ(b + w·[similarity, margin, coverage]).
-const CALIBRATION: [f32; 4] = [-4.36, 3.27, 7.88, 4.89];
+const CALIBRATION: [f32; 4] = [-3.93, 2.99, 7.27, 4.48];
 
 /// What the matcher needs to know of a rule.
 #[derive(Clone, Debug, Default)]
@@ -137,6 +137,8 @@ struct Analyzer {
     en: Stemmer,
     /// A tenant's synonyms: stem → the stem of its group's first word.
     synonyms: HashMap<String, String>,
+    /// Stems of function words (articles, pronouns, auxiliaries, prepositions).
+    function: std::collections::HashSet<String>,
 }
 
 /// A word of a message: its stem and the normalised word (for typo matching).
@@ -146,10 +148,24 @@ struct Word {
 
 impl Analyzer {
     fn new() -> Self {
-        Self {
+        let mut a = Self {
             ru: Stemmer::create(Algorithm::Russian),
             en: Stemmer::create(Algorithm::English),
             synonyms: HashMap::new(),
+            function: Default::default(),
+        };
+        a.function = FUNCTION_WORDS.iter().map(|w| a.stem(w)).collect();
+        a
+    }
+
+    /// How much a word counts: function words little, everything else fully. In a small
+    /// tenant a word like "is" is rare among the examples, hence "informative" to the
+    /// inverse document frequency; this keeps it from deciding a match.
+    fn weight(&self, stem: &str) -> f32 {
+        if self.function.contains(stem) {
+            FUNCTION_WEIGHT
+        } else {
+            1.0
         }
     }
 
@@ -211,6 +227,115 @@ impl Analyzer {
         self.words(text).into_iter().map(|w| w.stem).collect()
     }
 }
+
+/// Weight of a function word relative to a content word.
+const FUNCTION_WEIGHT: f32 = 0.3;
+
+const FUNCTION_WORDS: &[&str] = &[
+    "a",
+    "an",
+    "the",
+    "is",
+    "are",
+    "am",
+    "was",
+    "were",
+    "be",
+    "been",
+    "to",
+    "of",
+    "in",
+    "on",
+    "at",
+    "for",
+    "and",
+    "or",
+    "i",
+    "me",
+    "my",
+    "you",
+    "your",
+    "it",
+    "its",
+    "this",
+    "that",
+    "do",
+    "does",
+    "did",
+    "can",
+    "could",
+    "would",
+    "will",
+    "with",
+    "from",
+    "by",
+    "as",
+    "we",
+    "our",
+    "us",
+    "there",
+    "so",
+    "just",
+    "about",
+    "have",
+    "has",
+    "had",
+    "some",
+    "any",
+    "и",
+    "в",
+    "во",
+    "на",
+    "с",
+    "со",
+    "к",
+    "по",
+    "о",
+    "об",
+    "от",
+    "до",
+    "за",
+    "из",
+    "у",
+    "же",
+    "ли",
+    "бы",
+    "а",
+    "но",
+    "или",
+    "то",
+    "это",
+    "я",
+    "мне",
+    "меня",
+    "мой",
+    "моя",
+    "мое",
+    "мои",
+    "вы",
+    "вас",
+    "вам",
+    "ваш",
+    "ты",
+    "тебя",
+    "он",
+    "она",
+    "оно",
+    "они",
+    "мы",
+    "нас",
+    "нам",
+    "так",
+    "уже",
+    "есть",
+    "был",
+    "была",
+    "было",
+    "будет",
+    "для",
+    "при",
+    "про",
+];
 
 /// Greetings and politeness: they say nothing about what a message is about, yet a tenant
 /// with few rules would find them rare, hence "informative". Other function words are
@@ -374,7 +499,7 @@ impl MatcherIndex {
                 let stems = analyzer.terms(text);
                 let mut terms: Vec<(u32, f32)> = Vec::with_capacity(stems.len() * 2);
                 for s in &stems {
-                    terms.push((term_id(s.clone()), 1.0));
+                    terms.push((term_id(s.clone()), analyzer.weight(s)));
                 }
                 for p in stems.windows(2) {
                     terms.push((term_id(bigram(&p[0], &p[1])), BIGRAM_WEIGHT));
@@ -559,18 +684,18 @@ impl MatcherIndex {
         let mut resolved_stems: Vec<Option<String>> = Vec::with_capacity(stems.len());
         for stem in stems {
             let found = match self.vocab.get(stem) {
-                Some(&id) => Some((id, 1.0)),
+                Some(&id) => Some((id, self.analyzer.weight(stem))),
                 None if stem.chars().count() >= 4 => self.typo_candidate(stem),
                 None => None,
             };
             match found {
                 Some((id, w)) => {
-                    mass += self.idf[id as usize];
+                    mass += self.idf[id as usize] * self.analyzer.weight(stem);
                     push(id, w, &mut out);
                     resolved_stems.push(Some(self.words[id as usize].clone()));
                 }
                 None => {
-                    mass += self.max_idf;
+                    mass += self.max_idf * self.analyzer.weight(stem);
                     resolved_stems.push(None);
                 }
             }
@@ -659,7 +784,7 @@ impl MatcherIndex {
             present
                 .iter()
                 .filter(|t| rule.terms.binary_search(t).is_ok())
-                .map(|&t| self.idf[t as usize])
+                .map(|&t| self.idf[t as usize] * self.analyzer.weight(&self.words[t as usize]))
                 .sum::<f32>()
                 / mass
         };
@@ -783,6 +908,49 @@ impl MatcherIndex {
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         ranked
     }
+}
+
+/// The stemmed content words of a text, as the matcher sees them.
+pub fn analyze(text: &str) -> Vec<String> {
+    Analyzer::new().terms(text)
+}
+
+/// Groups questions that say nearly the same thing (for the admins' list of what the bot
+/// could not answer): greedy, each question joins the first group whose first question is
+/// alike (over stems: half of all their words shared, or nearly all of the shorter one's),
+/// else starts a group.
+/// Returns groups of indexes into `texts`, largest first.
+pub fn cluster(texts: &[&str]) -> Vec<Vec<usize>> {
+    let analyzer = Analyzer::new();
+    let sets: Vec<Vec<String>> = texts
+        .iter()
+        .map(|t| {
+            let mut s = analyzer.terms(t);
+            s.sort();
+            s.dedup();
+            s
+        })
+        .collect();
+    // Alike: half of all their words shared, or nearly all of the shorter one's (at least
+    // two words).
+    let alike = |a: &[String], b: &[String]| -> bool {
+        if a.is_empty() || b.is_empty() {
+            return a.is_empty() && b.is_empty();
+        }
+        let common = a.iter().filter(|t| b.binary_search(t).is_ok()).count();
+        let jaccard = common as f32 / (a.len() + b.len() - common) as f32;
+        let overlap = common as f32 / a.len().min(b.len()) as f32;
+        jaccard >= 0.5 || (common >= 2 && overlap >= 0.8)
+    };
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        match groups.iter_mut().find(|g| alike(&sets[g[0]], set)) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    groups.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a[0].cmp(&b[0])));
+    groups
 }
 
 /// Turns the evidence into a confidence in [0, 1].
@@ -973,6 +1141,22 @@ mod tests {
         assert_eq!(m.best().unwrap().rule_id, rules[2].id, "{m:?}");
         let m = index.find("wifi не работает");
         assert_eq!(m.best().unwrap().rule_id, rules[2].id, "{m:?}");
+    }
+
+    #[test]
+    fn similar_questions_are_grouped() {
+        let texts = [
+            "интернет не работает",
+            "how do I reset my password",
+            "не работает интернет!!!",
+            "Интернета нет, не работает",
+            "reset password please",
+            "something else entirely",
+        ];
+        let groups = cluster(&texts);
+        assert_eq!(groups[0], vec![0, 2, 3], "{groups:?}");
+        assert!(groups.contains(&vec![1, 4]), "{groups:?}");
+        assert!(groups.contains(&vec![5]), "{groups:?}");
     }
 
     #[test]

@@ -254,3 +254,61 @@ pub async fn existing_ids(
             .await?,
     )
 }
+
+/// A question the bot did not answer with a rule (handed over or only suggested).
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct Unanswered {
+    pub id: i64,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    /// The matcher's best guess, if it had one.
+    pub best_rule: Option<uuid::Uuid>,
+    pub best_score: Option<f32>,
+}
+
+/// Users' text messages of the last `days` days that no rule answered, newest first
+/// (test traffic excluded).
+pub async fn unanswered(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    days: i32,
+    limit: i64,
+) -> Result<Vec<Unanswered>> {
+    Ok(sqlx::query_as(
+        "select m.id, m.text, m.created_at,
+                (m.match -> 'candidates' -> 0 ->> 'rule_id')::uuid as best_rule,
+                (m.match -> 'candidates' -> 0 ->> 'score')::real as best_score
+         from messages m
+         join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+         where m.tenant_id = $1 and m.direction = 'in' and m.kind = 'text'
+           and m.rule_id is null and m.match is not null and not c.is_test
+           and m.created_at > now() - make_interval(days => $2)
+         order by m.id desc
+         limit $3",
+    )
+    .bind(tenant)
+    .bind(days)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Appends an example question to a rule (unless it is already there).
+pub async fn add_example(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: RuleId,
+    example: &str,
+) -> Result<RuleRow> {
+    sqlx::query_as(&format!(
+        "update answer_rules set examples = case when $3 = any(examples) then examples
+                                                 else array_append(examples, $3) end
+         where tenant_id = $1 and id = $2 returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(example)
+    .fetch_optional(db)
+    .await?
+    .found()
+}

@@ -9,6 +9,7 @@ pub mod canned;
 pub mod commands;
 pub mod dashboard;
 pub mod desk;
+pub mod learning;
 pub mod menus;
 pub mod platform;
 pub mod rules;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(desk::router())
         .merge(canned::router())
         .merge(bot::router())
+        .merge(learning::router())
         .merge(rules::router())
         .merge(menus::router())
         .merge(commands::router())

@@ -1,0 +1,118 @@
+//! What the bot could not answer: users' questions of the last 30 days that no rule
+//! answered (handed over, or only suggestions offered), grouped when they say nearly the
+//! same thing, each with a one-click "add as an example to rule X".
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use switchboard_core::matcher::cluster;
+use switchboard_core::text::normalize;
+use switchboard_core::{Permission, RuleId};
+use switchboard_db::events::{self, NewEvent};
+use switchboard_db::rules;
+
+use super::{done, render, t, Fields, Member, PageError, PageResult};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/t/{slug}/rules/unanswered", get(page))
+        .route("/t/{slug}/rules/unanswered/add", post(add_example))
+}
+
+const DAYS: i32 = 30;
+
+async fn page(State(state): State<AppState>, member: Member) -> PageResult {
+    member.require(Permission::ReadConfig)?;
+    let tenant = member.tenant.id;
+    let all_rules = rules::all(&state.pool, tenant).await?;
+    // Questions already taught to a rule are done.
+    let known: HashSet<String> = all_rules
+        .iter()
+        .flat_map(|r| r.examples.iter().map(|e| normalize(e)))
+        .collect();
+    let questions: Vec<_> = rules::unanswered(&state.pool, tenant, DAYS, 2000)
+        .await?
+        .into_iter()
+        .filter(|q| !q.text.trim().is_empty() && !known.contains(&normalize(&q.text)))
+        .collect();
+    let texts: Vec<&str> = questions.iter().map(|q| q.text.as_str()).collect();
+    let titles: HashMap<uuid::Uuid, &str> = all_rules
+        .iter()
+        .map(|r| (r.id.0, r.title.as_str()))
+        .collect();
+    let groups: Vec<_> = cluster(&texts)
+        .into_iter()
+        .take(100)
+        .map(|g| {
+            let first = &questions[g[0]];
+            // The matcher's most frequent best guess in the group, as the default target.
+            let mut guesses: HashMap<uuid::Uuid, usize> = HashMap::new();
+            for &i in &g {
+                if let Some(r) = questions[i].best_rule.filter(|r| titles.contains_key(r)) {
+                    *guesses.entry(r).or_default() += 1;
+                }
+            }
+            let guess = guesses.into_iter().max_by_key(|(_, n)| *n).map(|(r, _)| r);
+            json!({
+                "text": first.text,
+                "count": g.len(),
+                "last_at": g.iter().map(|&i| questions[i].created_at).max(),
+                "others": g.iter().skip(1).take(5).map(|&i| questions[i].text.clone()).collect::<Vec<_>>(),
+                "guess": guess,
+                "guess_title": guess.and_then(|r| titles.get(&r).copied()),
+            })
+        })
+        .collect();
+    let rule_choices: Vec<_> = all_rules
+        .iter()
+        .map(|r| json!({"id": r.id, "title": r.title}))
+        .collect();
+    render(
+        &state,
+        &member.viewer,
+        Some(&member),
+        "admin/rules/unanswered.html",
+        json!({"section": "rules", "groups": groups, "rules": rule_choices,
+               "total": questions.len(), "days": DAYS}),
+    )
+    .await
+}
+
+async fn add_example(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    let tenant = member.tenant.id;
+    let text = fields.text("text").trim().to_string();
+    let rule: RuleId = fields
+        .text("rule_id")
+        .parse()
+        .map_err(|_| PageError::BadRequest(t(&state, &member.viewer, "learning.pick_rule", &[])))?;
+    if text.is_empty() || text.chars().count() > 500 {
+        return Err(PageError::BadRequest(t(
+            &state,
+            &member.viewer,
+            "learning.bad_text",
+            &[],
+        )));
+    }
+    let mut tx = state.pool.begin().await?;
+    let row = rules::add_example(&mut *tx, tenant, rule, &text).await?;
+    events::insert(
+        &mut tx,
+        tenant,
+        NewEvent::new("rule.example_added", member.actor())
+            .data(json!({"rule_id": rule, "example": text})),
+    )
+    .await?;
+    tx.commit().await?;
+    let message = t(
+        &state,
+        &member.viewer,
+        "learning.added",
+        &[("rule", row.title)],
+    );
+    done(&member.viewer, &member.url("/rules/unanswered"), message).await
+}
