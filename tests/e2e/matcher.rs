@@ -59,6 +59,26 @@ async fn unsure_matches_suggest_rules_and_a_press_answers_and_is_logged() {
             .any(|t| t == "open"),
         "{info}"
     );
+    // The API and the desk show it too.
+    let conv = app.conversation(&t, "bot").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let messages = app.messages(&t, &conv).await;
+    assert_eq!(
+        messages[0]["match"]["candidates"][0]["rule_id"],
+        hours.as_str()
+    );
+    let live = app
+        .owner_web(&t)
+        .await
+        .get(&format!("/desk/t/{}/c/{conv}/live", t.slug))
+        .await;
+    assert!(
+        live.has("Why the bot decided so") && live.has("Opening hours — "),
+        "{}",
+        live.body
+    );
 
     // An admin who wants the bot to be very sure: the same kind of match now gets
     // "Did you mean…?" with the candidates, and a button for a person.
@@ -77,10 +97,7 @@ async fn unsure_matches_suggest_rules_and_a_press_answers_and_is_logged() {
     let labels: Vec<String> = ask.buttons().into_iter().map(|(l, _)| l).collect();
     assert!(labels.contains(&"Refunds".to_string()), "{labels:?}");
     assert_eq!(labels.last().unwrap(), "None of these — talk to a person");
-    assert_eq!(
-        app.conversation(&app_tenant(&t), "bot").await["status"],
-        "bot"
-    );
+    assert_eq!(app.conversation(&t, "bot").await["status"], "bot");
 
     // Pressing a suggestion answers with that rule; the press is stored with the rule and
     // logged as an accepted suggestion.
@@ -129,14 +146,6 @@ async fn unsure_matches_suggest_rules_and_a_press_answers_and_is_logged() {
         .await;
     let sent = app.expect_sent(&bot, user.id, 4).await;
     assert_eq!(sent[3].text, settings["handover_text"].as_str().unwrap());
-}
-
-fn app_tenant(t: &crate::harness::Tenant) -> crate::harness::Tenant {
-    crate::harness::Tenant {
-        slug: t.slug.clone(),
-        id: t.id,
-        token: t.token.clone(),
-    }
 }
 
 #[tokio::test]

@@ -128,6 +128,9 @@ pub struct MessageRow {
     pub payload: Option<Value>,
     pub rule_id: Option<RuleId>,
     pub score: Option<f32>,
+    /// For inbound texts: the matcher's candidates and evidence (why the bot answered).
+    #[sqlx(rename = "match")]
+    pub match_info: Option<Value>,
     pub telegram_message_id: Option<i64>,
     pub delivery_status: Option<String>,
     pub delivery_error: Option<String>,
@@ -137,7 +140,7 @@ pub struct MessageRow {
 }
 
 const COLUMNS: &str = "id, conversation_id, direction, sender, operator_id, kind, text, payload,
-    rule_id, score, telegram_message_id, delivery_status, delivery_error, attempts, sent_at,
+    rule_id, score, match, telegram_message_id, delivery_status, delivery_error, attempts, sent_at,
     created_at";
 
 /// A conversation's messages in order, after `after` (keyset), at most `limit`.

@@ -135,6 +135,11 @@ pub struct MessageOut {
     pub rule_id: Option<Uuid>,
     /// The matcher's confidence for an inbound message.
     pub score: Option<f32>,
+    /// Why: the matcher's top candidates (`rule_id`, `score` = confidence, `similarity`,
+    /// `margin`, `coverage`, `via`), the threshold and the message's terms.
+    #[serde(rename = "match")]
+    #[schema(value_type = Option<Object>)]
+    pub match_info: Option<serde_json::Value>,
     #[schema(value_type = Object)]
     pub payload: Option<serde_json::Value>,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -155,6 +160,7 @@ impl From<MessageRow> for MessageOut {
             telegram_message_id: m.telegram_message_id,
             rule_id: m.rule_id.map(|r| r.0),
             score: m.score,
+            match_info: m.match_info,
             payload: m.payload,
             created_at: m.created_at,
             sent_at: m.sent_at,

@@ -300,10 +300,32 @@ fn message_json(
         "operator": m.operator_id.and_then(|o| names.get(&o.0)),
         "rule": m.rule_id.and_then(|r| rules.get(&r.0)),
         "score": m.score,
+        "candidates": candidates(m, rules),
         "media": media,
         "location": location,
         "keyboard": keyboard,
     })
+}
+
+/// The matcher's top candidates of an inbound message, with rule titles (why the bot
+/// answered, suggested or handed over).
+fn candidates(m: &MessageRow, rules: &HashMap<Uuid, String>) -> Vec<Value> {
+    m.match_info
+        .as_ref()
+        .and_then(|i| i.get("candidates"))
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let id = c.get("rule_id").and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok());
+                    json!({
+                        "title": id.and_then(|id| rules.get(&id)).cloned().unwrap_or_else(|| "—".into()),
+                        "score": c.get("score"), "via": c.get("via"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The messages, notes and actions of a conversation, in order.
@@ -314,7 +336,21 @@ async fn timeline(
     id: ConversationId,
 ) -> PageResult<Vec<Value>> {
     let rows = messages::list_for_conversation(&state.pool, tenant, id, None, 1000).await?;
-    let rule_ids: Vec<Uuid> = rows.iter().filter_map(|m| m.rule_id.map(|r| r.0)).collect();
+    let mut rule_ids: Vec<Uuid> = rows.iter().filter_map(|m| m.rule_id.map(|r| r.0)).collect();
+    for m in &rows {
+        if let Some(cs) = m
+            .match_info
+            .as_ref()
+            .and_then(|i| i.get("candidates"))
+            .and_then(Value::as_array)
+        {
+            rule_ids.extend(
+                cs.iter()
+                    .filter_map(|c| c.get("rule_id").and_then(Value::as_str))
+                    .filter_map(|s| s.parse::<Uuid>().ok()),
+            );
+        }
+    }
     let rules: HashMap<Uuid, String> = desk::rule_titles(&state.pool, tenant, &rule_ids)
         .await?
         .into_iter()
