@@ -359,3 +359,77 @@ async fn admins_teach_the_bot_from_the_questions_it_could_not_answer() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn users_say_whether_an_answer_helped() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let hours = rule(
+        &app,
+        &t.token,
+        json!({"title": "Opening hours", "answer": "We are open 9–18.",
+        "examples": ["when are you open"]}),
+    )
+    .await;
+    let (s, body) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"feedback_enabled": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["feedback_enabled"], true);
+    let user = alice();
+    app.say(&bot, &user, "when are you open on sunday").await;
+    let answer = app.expect_sent(&bot, user.id, 1).await.remove(0);
+    let labels: Vec<String> = answer.buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(labels, ["👍 Helped", "👎 Didn't help"]);
+
+    // Didn't help: thanks, an offer of a person, logged with the rule; and the question
+    // joins the admins' list of what to improve.
+    let no = answer.button_data("👎 Didn't help").unwrap();
+    app.tg.press(&bot, &user, &no, answer.message_id).await;
+    let sorry = app.expect_sent(&bot, user.id, 2).await.remove(1);
+    assert!(sorry.text.contains("did not help"), "{}", sorry.text);
+    let feedback: serde_json::Value = sqlx::query_scalar(
+        "select data from events where tenant_id = $1 and kind = 'answer.feedback'",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(feedback, json!({"rule_id": hours, "helped": false}));
+    let page = app
+        .owner_web(&t)
+        .await
+        .get(&format!("/t/{}/rules/unanswered", t.slug))
+        .await;
+    assert!(page.has("“when are you open on sunday”"), "{}", page.body);
+    let person = sorry.button_data("Talk to a person").unwrap();
+    app.tg.press(&bot, &user, &person, sorry.message_id).await;
+    app.expect_sent(&bot, user.id, 3).await;
+    assert_eq!(
+        app.conversation(&t, "waiting").await["handover_reason"],
+        "requested"
+    );
+
+    // Helped: just thanks, nothing sent.
+    app.say(&bot, &bob(), "when are you open").await;
+    let answer = app.expect_sent(&bot, bob().id, 1).await.remove(0);
+    let yes = answer.button_data("👍 Helped").unwrap();
+    app.tg.press(&bot, &bob(), &yes, answer.message_id).await;
+    app.tg
+        .wait_for_calls("answerCallbackQuery", 3, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(app.tg.sent_to(&bot, bob().id).len(), 1);
+    let helped: i64 = sqlx::query_scalar(
+        "select count(*) from events where tenant_id = $1 and kind = 'answer.feedback' and data ->> 'helped' = 'true'",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(helped, 1);
+}

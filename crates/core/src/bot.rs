@@ -97,6 +97,37 @@ pub struct BotTexts {
     /// The button under suggestions that asks for a person instead.
     #[serde(default = "default_suggest_none")]
     pub suggest_none: String,
+    /// The buttons under an answer when feedback is on, and what follows a press.
+    #[serde(default = "default_feedback_yes")]
+    pub feedback_yes: String,
+    #[serde(default = "default_feedback_no")]
+    pub feedback_no: String,
+    #[serde(default = "default_feedback_thanks")]
+    pub feedback_thanks: String,
+    #[serde(default = "default_feedback_sorry")]
+    pub feedback_sorry: String,
+    #[serde(default = "default_feedback_person")]
+    pub feedback_person: String,
+}
+
+fn default_feedback_person() -> String {
+    BotTexts::defaults(Lang::En).feedback_person
+}
+
+fn default_feedback_yes() -> String {
+    BotTexts::defaults(Lang::En).feedback_yes
+}
+
+fn default_feedback_no() -> String {
+    BotTexts::defaults(Lang::En).feedback_no
+}
+
+fn default_feedback_thanks() -> String {
+    BotTexts::defaults(Lang::En).feedback_thanks
+}
+
+fn default_feedback_sorry() -> String {
+    BotTexts::defaults(Lang::En).feedback_sorry
 }
 
 fn default_suggest_text() -> String {
@@ -143,6 +174,11 @@ impl BotTexts {
                 rating_thanks: "Thank you for your rating!".into(),
                 suggest_text: "I am not sure I understood. Did you mean one of these?".into(),
                 suggest_none: "None of these — talk to a person".into(),
+                feedback_yes: "👍 Helped".into(),
+                feedback_no: "👎 Didn't help".into(),
+                feedback_thanks: "Thank you!".into(),
+                feedback_sorry: "Sorry that did not help. Would you like to talk to a person?".into(),
+                feedback_person: "Talk to a person".into(),
             },
             Lang::Ru => Self {
                 welcome_text: "Здравствуйте! Я бот поддержки. Задайте вопрос или выберите тему ниже.".into(),
@@ -156,6 +192,11 @@ impl BotTexts {
                 rating_thanks: "Спасибо за оценку!".into(),
                 suggest_text: "Не уверен, что понял вас. Вы имели в виду что-то из этого?".into(),
                 suggest_none: "Ничего из этого — позвать человека".into(),
+                feedback_yes: "👍 Помогло".into(),
+                feedback_no: "👎 Не помогло".into(),
+                feedback_thanks: "Спасибо!".into(),
+                feedback_sorry: "Жаль, что не помогло. Позвать человека?".into(),
+                feedback_person: "Позвать человека".into(),
             },
         }
     }
@@ -178,6 +219,8 @@ pub struct BotConfig {
     /// Rules the admins marked as typical questions, most important first: offered for
     /// vague messages and under /help.
     pub featured: Vec<RuleId>,
+    /// Ask "Helped? / Didn't help" under every rule's answer.
+    pub feedback: bool,
     pub main_menu: Option<MenuId>,
     pub menus: HashMap<MenuId, Menu>,
     pub rules: HashMap<RuleId, Rule>,
@@ -267,6 +310,8 @@ pub struct Decision {
     pub rating: Option<(ConversationId, i16)>,
     /// The user picked among suggested rules: the rule (and its title), or none.
     pub suggestion: Option<SuggestionPick>,
+    /// The user said whether a rule's answer helped.
+    pub feedback: Option<(RuleId, bool)>,
 }
 
 /// A press on a "Did you mean…?" button.
@@ -288,6 +333,7 @@ impl Decision {
             button: None,
             rating: None,
             suggestion: None,
+            feedback: None,
         }
     }
 }
@@ -424,13 +470,39 @@ fn menu_reply(config: &BotConfig, menu_id: MenuId, text_override: Option<&str>) 
     })
 }
 
-fn rule_reply(rule: &Rule) -> Reply {
+fn rule_reply(ctx: &Ctx, rule: &Rule) -> Reply {
+    let mut keyboard = keyboard(&rule.rows);
+    if ctx.config.feedback {
+        let hex = rule.id.0.simple();
+        keyboard.push(vec![
+            OutButton::Callback {
+                label: ctx.texts.feedback_yes.clone(),
+                data: format!("f:y:{hex}"),
+            },
+            OutButton::Callback {
+                label: ctx.texts.feedback_no.clone(),
+                data: format!("f:n:{hex}"),
+            },
+        ]);
+    }
     Reply {
         text: rule.answer.clone(),
-        keyboard: keyboard(&rule.rows),
+        keyboard,
         rule_id: Some(rule.id),
         html: rule.html,
     }
+}
+
+/// `f:y:<rule>` / `f:n:<rule>` → (rule, helped).
+fn parse_feedback_callback(data: &str) -> Option<(RuleId, bool)> {
+    let rest = data.strip_prefix("f:")?;
+    let (answer, hex) = rest.split_once(':')?;
+    let helped = match answer {
+        "y" => true,
+        "n" => false,
+        _ => return None,
+    };
+    Some((RuleId(uuid::Uuid::try_parse(hex).ok()?), helped))
 }
 
 fn on_command(ctx: &Ctx, status: ConvStatus, name: &str, args: &str) -> Decision {
@@ -491,7 +563,7 @@ fn on_text(ctx: &Ctx, status: ConvStatus, text: &str) -> Decision {
     };
     let mut decision = if let Some(rule) = answered {
         Decision {
-            replies: vec![rule_reply(rule)],
+            replies: vec![rule_reply(ctx, rule)],
             ..Decision::stay(status)
         }
     } else if !suggested.is_empty() {
@@ -560,6 +632,26 @@ fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
             ..Decision::stay(status)
         };
     }
+    if let Some((rule, helped)) = parse_feedback_callback(data) {
+        let replies = if helped || status.with_humans() {
+            Vec::new()
+        } else {
+            vec![Reply {
+                text: ctx.texts.feedback_sorry.clone(),
+                keyboard: vec![vec![OutButton::Callback {
+                    label: ctx.texts.feedback_person.clone(),
+                    data: SUGGEST_NONE.to_string(),
+                }]],
+                ..Reply::default()
+            }]
+        };
+        return Decision {
+            replies,
+            callback_answer: Some(ctx.texts.feedback_thanks.clone()),
+            feedback: Some((rule, helped)),
+            ..Decision::stay(status)
+        };
+    }
     if data == SUGGEST_NONE {
         let mut decision = if status.with_humans() {
             Decision {
@@ -579,7 +671,7 @@ fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
             .and_then(|id| config.rules.get(&RuleId(id)));
         return match rule {
             Some(rule) => Decision {
-                replies: vec![rule_reply(rule)],
+                replies: vec![rule_reply(ctx, rule)],
                 callback_answer: Some(String::new()),
                 suggestion: Some(SuggestionPick::Rule(rule.id, rule.title.clone())),
                 ..Decision::stay(status)
@@ -605,7 +697,7 @@ fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
         ButtonAction::Handover => handover(ctx, HandoverReason::Button),
         ButtonAction::Rule { rule_id } => match config.rules.get(rule_id) {
             Some(rule) => Decision {
-                replies: vec![rule_reply(rule)],
+                replies: vec![rule_reply(ctx, rule)],
                 ..Decision::stay(status)
             },
             None => Decision {
@@ -757,6 +849,7 @@ mod tests {
                 answer_threshold: 0.5,
                 suggest_threshold: 0.2,
                 featured: vec![],
+                feedback: false,
                 main_menu: Some(main),
                 menus,
                 rules,

@@ -31,6 +31,8 @@ pub struct Settings {
     pub rating_text: Option<String>,
     /// Groups of words that mean the same, one group per entry, comma-separated.
     pub synonyms: Vec<String>,
+    /// Ask "Helped? / Didn't help" under answers.
+    pub feedback_enabled: bool,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -54,6 +56,11 @@ impl Settings {
             rating_thanks: defaults.rating_thanks,
             suggest_text: defaults.suggest_text,
             suggest_none: defaults.suggest_none,
+            feedback_yes: defaults.feedback_yes,
+            feedback_no: defaults.feedback_no,
+            feedback_thanks: defaults.feedback_thanks,
+            feedback_sorry: defaults.feedback_sorry,
+            feedback_person: defaults.feedback_person,
         }
     }
 
@@ -81,7 +88,7 @@ impl Settings {
 const SETTINGS_COLUMNS: &str = "tenant_id, default_language, welcome_text, help_text,
     handover_text, closing_text, already_waiting_text, stale_button_text, answer_threshold,
     suggest_threshold, timezone, offhours_text, translations, working_hours, rating_enabled,
-    rating_text, synonyms, updated_at";
+    rating_text, synonyms, feedback_enabled, updated_at";
 
 /// Creates a tenant's settings with the default texts of its language.
 pub async fn insert_default_settings(
@@ -138,6 +145,7 @@ pub struct SettingsPatch {
     pub rating_text: Option<String>,
     pub suggest_threshold: Option<f32>,
     pub synonyms: Option<Vec<String>>,
+    pub feedback_enabled: Option<bool>,
 }
 
 pub async fn update_settings(
@@ -162,7 +170,8 @@ pub async fn update_settings(
             rating_enabled = coalesce($15, rating_enabled),
             rating_text = coalesce($16, rating_text),
             suggest_threshold = coalesce($17, suggest_threshold),
-            synonyms = coalesce($18, synonyms)
+            synonyms = coalesce($18, synonyms),
+            feedback_enabled = coalesce($19, feedback_enabled)
          where tenant_id = $1 returning {SETTINGS_COLUMNS}"
     ))
     .bind(tenant)
@@ -183,6 +192,7 @@ pub async fn update_settings(
     .bind(&patch.rating_text)
     .bind(patch.suggest_threshold)
     .bind(&patch.synonyms)
+    .bind(patch.feedback_enabled)
     .fetch_optional(db)
     .await?
     .found()

@@ -266,8 +266,8 @@ pub struct Unanswered {
     pub best_score: Option<f32>,
 }
 
-/// Users' text messages of the last `days` days that no rule answered, newest first
-/// (test traffic excluded).
+/// Users' text messages of the last `days` days that no rule answered, or whose answer
+/// the user said did not help, newest first (test traffic excluded).
 pub async fn unanswered(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
@@ -281,7 +281,13 @@ pub async fn unanswered(
          from messages m
          join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
          where m.tenant_id = $1 and m.direction = 'in' and m.kind = 'text'
-           and m.rule_id is null and m.match is not null and not c.is_test
+           and m.match is not null and not c.is_test
+           and (m.rule_id is null
+                or exists (select 1 from events e
+                           where e.tenant_id = m.tenant_id and e.conversation_id = m.conversation_id
+                             and e.kind = 'answer.feedback' and e.data ->> 'helped' = 'false'
+                             and e.data ->> 'rule_id' = m.rule_id::text
+                             and e.created_at >= m.created_at))
            and m.created_at > now() - make_interval(days => $2)
          order by m.id desc
          limit $3",

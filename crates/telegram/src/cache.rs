@@ -292,6 +292,7 @@ pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, D
         answer_threshold: settings.answer_threshold,
         suggest_threshold: settings.suggest_threshold,
         featured,
+        feedback: settings.feedback_enabled,
         main_menu: menu_rows.iter().find(|m| m.is_main).map(|m| m.id),
         menus,
         rules,

@@ -242,11 +242,20 @@ impl Telegram {
             }),
             None => {}
         }
+        if let Some((rule, helped)) = decision.feedback {
+            picked_rule = Some(rule);
+            events.push(EventRecord {
+                kind: "answer.feedback",
+                data: json!({"rule_id": rule, "helped": helped}),
+            });
+        }
         let matched = decision.matched.as_ref();
-        let text = match (&decision.button, &decision.suggestion) {
-            (Some((_, label)), _) => label.clone(),
-            (_, Some(SuggestionPick::Rule(_, title))) => title.clone(),
-            (_, Some(SuggestionPick::None(label))) => label.clone(),
+        let text = match (&decision.button, &decision.suggestion, decision.feedback) {
+            (Some((_, label)), _, _) => label.clone(),
+            (_, Some(SuggestionPick::Rule(_, title)), _) => title.clone(),
+            (_, Some(SuggestionPick::None(label)), _) => label.clone(),
+            (_, _, Some((_, true))) => config.texts.feedback_yes.clone(),
+            (_, _, Some((_, false))) => config.texts.feedback_no.clone(),
             _ => act.text.clone(),
         };
         let outbound = outbound_rows(conversation, end_user, Sender::Bot, &decision.replies)

@@ -41,6 +41,8 @@ pub struct SettingsOut {
     pub suggest_threshold: f32,
     /// Groups of words that mean the same for the matcher ("wifi, wi-fi, интернет").
     pub synonyms: Vec<String>,
+    /// Ask "Helped? / Didn't help" under the bot's answers.
+    pub feedback_enabled: bool,
     /// en or ru: the language of the default texts and command descriptions.
     pub default_language: String,
     /// Sent instead of the hand-over text outside working hours.
@@ -74,6 +76,7 @@ impl From<Settings> for SettingsOut {
             answer_threshold: s.answer_threshold,
             suggest_threshold: s.suggest_threshold,
             synonyms: s.synonyms,
+            feedback_enabled: s.feedback_enabled,
             offhours_text,
             default_language: s.default_language,
             timezone: s.timezone,
@@ -109,6 +112,7 @@ pub struct SettingsPatchIn {
     pub rating_text: Option<String>,
     pub suggest_threshold: Option<f32>,
     pub synonyms: Option<Vec<String>>,
+    pub feedback_enabled: Option<bool>,
 }
 
 /// Tells an absent field (keep) from an explicit null (clear).
@@ -237,6 +241,7 @@ async fn patch_settings(
         rating_text: body.rating_text.clone(),
         suggest_threshold: body.suggest_threshold,
         synonyms: body.synonyms.as_deref().map(crate::api::rules::clean_list),
+        feedback_enabled: body.feedback_enabled,
     };
     let mut errors = Invalid::new();
     validate_patch(&patch, &mut errors);
@@ -260,7 +265,7 @@ async fn patch_settings(
 /// The names of the fields a change sets (for the events log).
 pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
     let mut out = Vec::new();
-    let fields: [(&'static str, bool); 16] = [
+    let fields: [(&'static str, bool); 17] = [
         ("welcome_text", p.welcome_text.is_some()),
         ("help_text", p.help_text.is_some()),
         ("handover_text", p.handover_text.is_some()),
@@ -277,6 +282,7 @@ pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
         ("rating_text", p.rating_text.is_some()),
         ("suggest_threshold", p.suggest_threshold.is_some()),
         ("synonyms", p.synonyms.is_some()),
+        ("feedback_enabled", p.feedback_enabled.is_some()),
     ];
     for (name, set) in fields {
         if set {

@@ -109,6 +109,7 @@ fn form_of(s: &Settings) -> Value {
         "answer_threshold": s.answer_threshold,
         "suggest_threshold": s.suggest_threshold,
         "synonyms": s.synonyms.join("\n"),
+        "feedback_enabled": s.feedback_enabled,
         "rating_enabled": s.rating_enabled,
     })
 }
@@ -200,6 +201,7 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         synonyms: fields
             .get("synonyms")
             .map(|_| crate::api::rules::clean_list(&fields.lines("synonyms"))),
+        feedback_enabled: Some(fields.flag("feedback_enabled")),
     };
     let texts: serde_json::Map<String, Value> = TEXTS
         .iter()
@@ -211,6 +213,7 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         "default_language": lang.code(), "timezone": fields.text("timezone"), "always_open": always,
         "days": days, "answer_threshold": fields.text("answer_threshold"),
         "suggest_threshold": fields.text("suggest_threshold"), "synonyms": fields.text("synonyms"),
+        "feedback_enabled": fields.flag("feedback_enabled"),
         "rating_enabled": fields.flag("rating_enabled"),
     });
     (patch, form)
