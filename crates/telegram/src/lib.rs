@@ -71,3 +71,12 @@ impl Telegram {
         }
     }
 }
+
+impl Telegram {
+    /// A tenant's configuration changed (committed): this process drops its cached copy
+    /// at once, so its next update sees the change; other processes hear of it through
+    /// PostgreSQL (`listen_for_invalidations`) within milliseconds.
+    pub fn config_changed(&self, tenant: switchboard_core::TenantId) {
+        self.caches.invalidate(tenant);
+    }
+}

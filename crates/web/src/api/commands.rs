@@ -122,6 +122,7 @@ async fn create_command(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     republish_commands(&state, p.tenant);
     Ok((StatusCode::CREATED, Json(CommandOut::from(row))))
 }
@@ -183,6 +184,7 @@ async fn update_command(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     republish_commands(&state, p.tenant);
     Ok(Json(row.into()))
 }
@@ -205,6 +207,7 @@ async fn delete_command(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     republish_commands(&state, p.tenant);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -126,6 +126,7 @@ async fn create_menu(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     Ok((
         StatusCode::CREATED,
         Json(load_menu(&state, p.tenant, id).await?),
@@ -189,6 +190,7 @@ async fn update_menu(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     Ok(Json(load_menu(&state, p.tenant, id).await?))
 }
 
@@ -210,5 +212,6 @@ async fn delete_menu(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -243,6 +243,7 @@ async fn create_rule(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     Ok((
         StatusCode::CREATED,
         Json(rule_out(&state, p.tenant, row).await?),
@@ -326,6 +327,7 @@ async fn update_rule(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     Ok(Json(rule_out(&state, p.tenant, row).await?))
 }
 
@@ -347,5 +349,6 @@ async fn delete_rule(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -256,6 +256,7 @@ async fn patch_settings(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(p.tenant);
     if body.default_language.is_some() {
         republish_commands(&state, p.tenant);
     }

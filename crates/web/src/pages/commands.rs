@@ -93,6 +93,7 @@ async fn create(State(state): State<AppState>, member: Member, fields: Fields) -
                 )
                 .await?;
                 tx.commit().await?;
+                state.telegram.config_changed(member.tenant.id);
                 republish_commands(&state, tenant);
                 let message = t(
                     &state,
@@ -165,6 +166,7 @@ async fn update(
                 )
                 .await?;
                 tx.commit().await?;
+                state.telegram.config_changed(member.tenant.id);
                 republish_commands(&state, tenant);
                 let message = t(
                     &state,
@@ -227,6 +229,7 @@ async fn delete(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(member.tenant.id);
     republish_commands(&state, tenant);
     let message = t(
         &state,

@@ -108,6 +108,7 @@ async fn add_example(State(state): State<AppState>, member: Member, fields: Fiel
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(member.tenant.id);
     let message = t(
         &state,
         &member.viewer,

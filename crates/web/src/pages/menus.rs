@@ -167,6 +167,7 @@ async fn save(state: &AppState, member: &Member, id: Option<MenuId>, fields: Fie
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(member.tenant.id);
     let message = t(
         state,
         &member.viewer,
@@ -229,6 +230,7 @@ async fn delete(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(member.tenant.id);
     let message = t(
         &state,
         &member.viewer,

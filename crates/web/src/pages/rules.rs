@@ -309,6 +309,7 @@ async fn save(state: &AppState, member: &Member, id: Option<RuleId>, fields: Fie
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(member.tenant.id);
     let message = t(
         state,
         &member.viewer,
@@ -386,6 +387,7 @@ async fn delete(
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(member.tenant.id);
     let message = t(
         &state,
         &member.viewer,
@@ -425,6 +427,7 @@ async fn bulk(State(state): State<AppState>, member: Member, fields: Fields) -> 
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(member.tenant.id);
     let key = if enabled {
         "rules.bulk.enabled"
     } else {
@@ -703,6 +706,7 @@ pub async fn import_rules(
         )
         .await?;
         tx.commit().await?;
+        state.telegram.config_changed(tenant);
         Ok::<_, switchboard_db::DbError>((created, updated))
     };
     run.await.map_err(|e| vec![e.to_string()])

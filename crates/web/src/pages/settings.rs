@@ -239,6 +239,7 @@ async fn save(State(state): State<AppState>, member: Member, fields: Fields) -> 
     )
     .await?;
     tx.commit().await?;
+    state.telegram.config_changed(member.tenant.id);
     if patch.default_language.as_deref() != Some(current.default_language.as_str()) {
         republish_commands(&state, tenant);
     }
