@@ -219,9 +219,18 @@
     var timers = {};
     function soon(name, fn) { clearTimeout(timers[name]); timers[name] = setTimeout(fn, 120); }
     function refreshQueue() { soon("queue", function () { document.body.dispatchEvent(new CustomEvent("sb:queue")); }); }
+    // The conversation block is reloaded on events, but not under the operator's hands:
+    // while a menu of it is open or one of its fields has focus, the reload waits.
     function refreshConversation() {
       if (!desk.dataset.conversation) return;
-      soon("live", function () { document.body.dispatchEvent(new CustomEvent("sb:live")); });
+      soon("live", function attempt() {
+        var live = document.getElementById("conv-live");
+        var active = document.activeElement;
+        var busy = live && (live.querySelector(".dropdown-menu.show") ||
+          (active && live.contains(active) && active.matches("input, textarea, select")));
+        if (busy) { timers.live = setTimeout(attempt, 1000); return; }
+        document.body.dispatchEvent(new CustomEvent("sb:live"));
+      });
     }
 
     // Title badge and browser notifications while the tab is in the background.

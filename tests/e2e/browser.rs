@@ -38,7 +38,7 @@ impl Browser {
 
     pub async fn wait(&self, css: &str) -> Element {
         self.chrome
-            .wait_for(css, Duration::from_secs(10))
+            .wait_for(css, Duration::from_secs(20))
             .await
             .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
     }
@@ -50,19 +50,28 @@ impl Browser {
     }
 
     pub async fn click(&self, css: &str) {
-        let el = self.wait(css).await;
-        // As a person would: bring it into view first (the navigation bar is sticky).
-        self.chrome
-            .execute(
-                "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});",
-                vec![Chrome::element_arg(&el)],
-            )
-            .await
-            .unwrap();
-        self.chrome
-            .click(&el)
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        // Live pages may replace the element between finding and clicking it: find it again.
+        let mut last = String::new();
+        for _ in 0..3 {
+            let el = self.wait(css).await;
+            // As a person would: bring it into view first (the navigation bar is sticky).
+            let scrolled = self
+                .chrome
+                .execute(
+                    "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});",
+                    vec![Chrome::element_arg(&el)],
+                )
+                .await;
+            match scrolled {
+                Ok(_) => match self.chrome.click(&el).await {
+                    Ok(()) => return,
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("click {css}: {last}");
     }
 
     /// Picks an option of a select by value (and lets the page react).
@@ -84,7 +93,7 @@ impl Browser {
 
     /// Waits until the page's visible text contains `text`.
     pub async fn see(&self, text: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let body = match self.chrome.find("body").await {
                 Ok(b) => self.chrome.text(&b).await.unwrap_or_default(),
@@ -102,7 +111,7 @@ impl Browser {
 
     /// Waits until `script` (returning a boolean) is true in the page.
     pub async fn until(&self, what: &str, script: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             if self.chrome.execute(script, vec![]).await.ok() == Some(serde_json::json!(true)) {
                 return;
