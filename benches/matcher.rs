@@ -1,6 +1,7 @@
 //! The matcher at the size of a large tenant: 10,000 rules × 10 example questions.
 //!
 //! `cargo bench --bench matcher [-- --rules 10000 --examples 10 --queries 20000]`
+//! (under `cargo test` it runs a small smoke version)
 //!
 //! Texts are generated from a Zipf-distributed vocabulary of 30,000 pseudo-words (so some
 //! words are everywhere and most are rare, as in real questions); queries are examples
@@ -25,9 +26,15 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let rules_n = arg("--rules", 10_000);
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // `cargo bench` passes --bench; under `cargo test` (an unoptimised build) a small run
+    // only checks that the benchmark works.
+    let full = std::env::args().any(|a| a == "--bench");
+    let rules_n = arg("--rules", if full { 10_000 } else { 500 });
     let examples_n = arg("--examples", 10);
-    let queries_n = arg("--queries", 20_000);
+    let queries_n = arg("--queries", if full { 20_000 } else { 1_000 });
     let mut rng = StdRng::seed_from_u64(7);
     const SYLLABLES: &[&str] = &[
         "ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "de", "ba", "po", "le", "an", "or", "en",
