@@ -433,3 +433,75 @@ async fn users_say_whether_an_answer_helped() {
     .unwrap();
     assert_eq!(helped, 1);
 }
+
+#[tokio::test]
+async fn admins_word_the_suggestions_in_both_languages() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Refunds", "answer": "Refunds take 5 days.",
+        "examples": ["how do I get a refund", "return my money"]}),
+    )
+    .await;
+    app.patch(
+        &t.token,
+        "/api/v1/settings",
+        json!({"answer_threshold": 0.99, "suggest_threshold": 0.05}),
+    )
+    .await;
+    let admin = app.owner_web(&t).await;
+    let page = admin.get(&format!("/t/{}/settings", t.slug)).await;
+    assert!(page.has("name=\"suggest_text\""), "the form has the field");
+    // Save the whole form as the browser would, with the new texts.
+    let (_, s) = app.get(&t.token, "/api/v1/settings").await;
+    let texts = [
+        "welcome_text",
+        "help_text",
+        "handover_text",
+        "offhours_text",
+        "closing_text",
+        "rating_text",
+        "already_waiting_text",
+        "stale_button_text",
+    ];
+    let mut form: Vec<(String, String)> = texts
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                s[*k].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    form.extend([
+        ("default_language".into(), "en".into()),
+        ("timezone".into(), "UTC".into()),
+        ("always_open".into(), "on".into()),
+        ("answer_threshold".into(), "0.99".into()),
+        ("suggest_threshold".into(), "0.05".into()),
+        ("suggest_text".into(), "Maybe one of these?".into()),
+        ("tr_suggest_text".into(), "Может быть, это?".into()),
+    ]);
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = admin
+        .post(&format!("/t/{}/settings", t.slug), &fields)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    app.say(&bot, &alice(), "money please").await;
+    let ask = app.expect_sent(&bot, alice().id, 1).await.remove(0);
+    assert_eq!(ask.text, "Maybe one of these?");
+    let ivan = switchboard_testkit::FakeUser::new(3001, "Иван").lang("ru");
+    app.say(&bot, &ivan, "money please").await;
+    let ask = app.expect_sent(&bot, ivan.id, 1).await.remove(0);
+    assert_eq!(ask.text, "Может быть, это?");
+    // Texts not changed stay the built-in ones of each language.
+    assert!(
+        ask.button_data("Ничего из этого — позвать человека")
+            .is_some(),
+        "{ask:?}"
+    );
+}

@@ -42,7 +42,18 @@ impl Settings {
             .unwrap_or(switchboard_core::text::Lang::En)
     }
 
+    /// The texts in the default language: the columns, then any other texts the admins
+    /// changed (kept under the default language in `translations`), over the defaults.
     pub fn texts(&self) -> BotTexts {
+        let own = self
+            .translations
+            .get(self.lang().code())
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        self.column_texts().overridden(&own)
+    }
+
+    fn column_texts(&self) -> BotTexts {
         let defaults = BotTexts::defaults(self.lang());
         BotTexts {
             welcome_text: self.welcome_text.clone(),

@@ -35,6 +35,17 @@ const TEXTS: [&str; 8] = [
     "already_waiting_text",
     "stale_button_text",
 ];
+/// Texts without a column of their own: for the default language they are kept, like
+/// the other language's texts, in `translations`.
+const EXTRA_TEXTS: [&str; 7] = [
+    "suggest_text",
+    "suggest_none",
+    "feedback_yes",
+    "feedback_no",
+    "feedback_sorry",
+    "feedback_person",
+    "feedback_thanks",
+];
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const ZONES: &[&str] = &[
     "UTC",
@@ -120,7 +131,7 @@ async fn page(state: &AppState, member: &Member, form: Value, errors: Value) -> 
         &member.viewer,
         Some(member),
         "admin/settings.html",
-        json!({"section": "settings", "form": form, "errors": errors, "text_fields": TEXTS, "zones": ZONES}),
+        json!({"section": "settings", "form": form, "errors": errors, "text_fields": TEXTS.iter().chain(EXTRA_TEXTS.iter()).collect::<Vec<_>>(), "zones": ZONES}),
     )
     .await
 }
@@ -141,7 +152,7 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
     };
     let second = other(lang);
     let mut translation = serde_json::Map::new();
-    for name in TEXTS {
+    for name in TEXTS.iter().chain(EXTRA_TEXTS.iter()) {
         let v = fields.text(&format!("tr_{name}"));
         if !v.trim().is_empty() {
             translation.insert(name.to_string(), json!(v.trim()));
@@ -156,6 +167,17 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         second.code().to_string(),
         Value::Object(translation.clone()),
     );
+    // The default language's texts without a column: kept when they differ from the
+    // built-in ones.
+    let defaults = serde_json::to_value(BotTexts::defaults(lang)).expect("texts serialise");
+    let own: serde_json::Map<String, Value> = EXTRA_TEXTS
+        .iter()
+        .filter_map(|name| {
+            let v = fields.text(name).trim().to_string();
+            (!v.is_empty() && defaults[*name] != json!(v)).then(|| (name.to_string(), json!(v)))
+        })
+        .collect();
+    translations.insert(lang.code().to_string(), Value::Object(own));
     let always = fields.flag("always_open");
     let mut hours = WorkingHours::default();
     let mut days = Vec::new();
@@ -205,6 +227,7 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
     };
     let texts: serde_json::Map<String, Value> = TEXTS
         .iter()
+        .chain(EXTRA_TEXTS.iter())
         .map(|n| (n.to_string(), json!(fields.text(n))))
         .collect();
     let form = json!({
