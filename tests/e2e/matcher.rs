@@ -505,3 +505,42 @@ async fn admins_word_the_suggestions_in_both_languages() {
         "{ask:?}"
     );
 }
+
+#[tokio::test]
+async fn a_vague_message_is_offered_the_most_asked_questions() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Opening hours", "answer": "We are open 9–18.",
+        "examples": ["when are you open"]}),
+    )
+    .await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Refunds", "answer": "Refunds take 5 days.",
+        "examples": ["how do I get a refund"]}),
+    )
+    .await;
+    for i in 0..2 {
+        let u = switchboard_testkit::FakeUser::new(4000 + i, "U");
+        app.say(&bot, &u, "when are you open").await;
+        app.expect_sent(&bot, u.id, 1).await;
+    }
+    // The list is taken when the configuration is loaded (any change reloads it).
+    app.patch(
+        &t.token,
+        "/api/v1/settings",
+        json!({"answer_threshold": 0.5}),
+    )
+    .await;
+    let user = alice();
+    app.say(&bot, &user, "question").await;
+    let ask = app.expect_sent(&bot, user.id, 1).await.remove(0);
+    assert!(ask.text.contains("Did you mean"), "{}", ask.text);
+    let labels: Vec<String> = ask.buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(labels[0], "Opening hours", "{labels:?}");
+}

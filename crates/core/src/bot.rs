@@ -219,6 +219,8 @@ pub struct BotConfig {
     /// Rules the admins marked as typical questions, most important first: offered for
     /// vague messages and under /help.
     pub featured: Vec<RuleId>,
+    /// What a vague message is offered: the featured rules, then the most asked ones.
+    pub popular: Vec<RuleId>,
     /// Ask "Helped? / Didn't help" under every rule's answer.
     pub feedback: bool,
     pub main_menu: Option<MenuId>,
@@ -542,9 +544,9 @@ fn on_text(ctx: &Ctx, status: ConvStatus, text: &str) -> Decision {
     // A vague message ("help", one word) that no rule answers: offer the typical questions.
     if !matches!(outcome, Outcome::Answer(_))
         && result.terms.len() <= 1
-        && !config.featured.is_empty()
+        && !config.popular.is_empty()
     {
-        outcome = Outcome::Suggest(config.featured.iter().take(5).copied().collect());
+        outcome = Outcome::Suggest(config.popular.iter().take(5).copied().collect());
     }
     let answered = match &outcome {
         Outcome::Answer(id) => config.rules.get(id),
@@ -850,6 +852,7 @@ mod tests {
                 suggest_threshold: 0.2,
                 featured: vec![],
                 feedback: false,
+                popular: vec![],
                 main_menu: Some(main),
                 menus,
                 rules,

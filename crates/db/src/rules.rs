@@ -318,3 +318,24 @@ pub async fn add_example(
     .await?
     .found()
 }
+
+/// The rules that answered most among the latest 20,000 answered questions (bounded work
+/// however large the history), most asked first.
+pub async fn most_asked(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    limit: i64,
+) -> Result<Vec<RuleId>> {
+    Ok(sqlx::query_scalar(
+        "select rule_id from (
+            select rule_id from messages
+            where tenant_id = $1 and direction = 'in' and rule_id is not null
+            order by id desc limit 20000
+         ) recent
+         group by rule_id order by count(*) desc, rule_id limit $2",
+    )
+    .bind(tenant)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}

@@ -12,7 +12,7 @@ use switchboard_core::bot::{BotConfig, Command, Menu, Rule};
 use switchboard_core::matcher::{MatcherIndex, RuleSpec};
 use switchboard_core::text::Lang;
 use switchboard_core::vault::{SecretPurpose, Vault};
-use switchboard_core::{BotId, TenantId};
+use switchboard_core::{BotId, RuleId, TenantId};
 use switchboard_db::config::{rows_of, ButtonRow};
 use switchboard_db::{bots, config, rules, DbError};
 use zeroize::Zeroizing;
@@ -248,7 +248,16 @@ pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, D
             .cmp(&a.priority)
             .then_with(|| a.title.cmp(&b.title))
     });
-    let featured = featured.into_iter().map(|r| r.id).collect();
+    let featured: Vec<RuleId> = featured.into_iter().map(|r| r.id).collect();
+    let mut popular = featured.clone();
+    for id in rules::most_asked(pool, tenant, 10).await? {
+        if popular.len() >= 5 {
+            break;
+        }
+        if !popular.contains(&id) && rule_rows.iter().any(|r| r.id == id) {
+            popular.push(id);
+        }
+    }
     let rules = rule_rows
         .iter()
         .map(|r| {
@@ -292,6 +301,7 @@ pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, D
         answer_threshold: settings.answer_threshold,
         suggest_threshold: settings.suggest_threshold,
         featured,
+        popular,
         feedback: settings.feedback_enabled,
         main_menu: menu_rows.iter().find(|m| m.is_main).map(|m| m.id),
         menus,
