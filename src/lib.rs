@@ -146,6 +146,14 @@ where
     let state =
         switchboard_web::AppState::new(pool.clone(), telegram.clone(), config.web.clone(), mailer);
     tokio::spawn(switchboard_web::delete_expired_sessions(pool.clone()));
+    // Live desk streams never end by themselves: close them when shutting down, or the
+    // graceful shutdown would wait for them forever.
+    let web = state.web.clone();
+    let desk_stop = wait_for(stop_rx.clone());
+    tokio::spawn(async move {
+        desk_stop.await;
+        web.desk.close();
+    });
     let app = switchboard_web::app(state);
     let http_stop = wait_for(stop_rx.clone());
     let http = async move {

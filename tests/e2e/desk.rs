@@ -1033,3 +1033,28 @@ async fn the_api_covers_notes_files_and_user_cards_and_keeps_organizations_apart
     assert_eq!(app.get(&t.token, &card).await.1["notes"], "Prefers Russian");
     assert_eq!(app.tg.sent_to(&bot, user.id).len(), 2);
 }
+
+#[tokio::test]
+async fn open_live_streams_do_not_hold_up_a_graceful_shutdown() {
+    let mut app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let op = app.member_web(&t, "op@acme.test", Role::Operator).await;
+    let (mut stream, mut buf) = subscribe(&op).await;
+    assert!(
+        app.stop_within(Duration::from_secs(10)).await,
+        "the server finished while a desk was connected"
+    );
+    // The stream has ended (the browser would reconnect elsewhere).
+    let mut ended = false;
+    for _ in 0..5 {
+        match tokio::time::timeout(Duration::from_secs(2), stream.chunk()).await {
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                ended = true;
+                break;
+            }
+            Ok(Ok(Some(c))) => buf.push_str(&String::from_utf8_lossy(&c)),
+            Err(_) => break,
+        }
+    }
+    assert!(ended, "the event stream was closed: {buf}");
+}

@@ -109,6 +109,17 @@ impl TestApp {
         }
     }
 
+    /// Asks the platform to shut down gracefully; true if it finished within `limit`.
+    pub async fn stop_within(&mut self, limit: Duration) -> bool {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        match self.server.take() {
+            Some(server) => tokio::time::timeout(limit, server).await.is_ok(),
+            None => true,
+        }
+    }
+
     /// Another app process on the same database and fake Telegram (HTTP only), as a
     /// replica behind a load balancer would be.
     pub async fn replica(&self) -> Replica {

@@ -50,6 +50,9 @@ pub enum Signal {
 pub struct DeskHub {
     pool: PgPool,
     sender: OnceLock<broadcast::Sender<Signal>>,
+    /// Set when the server shuts down: open streams end, so the graceful shutdown does
+    /// not wait for them (browsers reconnect to another replica).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl DeskHub {
@@ -57,7 +60,13 @@ impl DeskHub {
         Self {
             pool,
             sender: OnceLock::new(),
+            closing: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Ends every open stream (at shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Signal> {
@@ -143,7 +152,8 @@ async fn events(State(state): State<AppState>, SignedIn(viewer): SignedIn) -> Pa
     let user = viewer.user.as_ref().expect("signed in").id;
     let tenants = visible_tenants(&state.pool, user).await?;
     let rx = state.web.desk.subscribe();
-    let stream = desk_stream(state.pool.clone(), user, tenants, rx);
+    let closing = state.web.desk.closing.subscribe();
+    let stream = desk_stream(state.pool.clone(), user, tenants, rx, closing);
     let mut response: Response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
@@ -162,6 +172,7 @@ fn desk_stream(
     user: UserId,
     tenants: HashSet<TenantId>,
     rx: broadcast::Receiver<Signal>,
+    closing: tokio::sync::watch::Receiver<bool>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     struct S {
         pool: PgPool,
@@ -169,6 +180,7 @@ fn desk_stream(
         tenants: HashSet<TenantId>,
         checked: Instant,
         rx: broadcast::Receiver<Signal>,
+        closing: tokio::sync::watch::Receiver<bool>,
         hello: bool,
     }
     let s = S {
@@ -177,6 +189,7 @@ fn desk_stream(
         tenants,
         checked: Instant::now(),
         rx,
+        closing,
         hello: true,
     };
     futures::stream::unfold(s, |mut s| async move {
@@ -185,7 +198,14 @@ fn desk_stream(
             return Some((Ok(Event::default().event("ready").data("{}")), s));
         }
         loop {
-            let signal = match s.rx.recv().await {
+            if *s.closing.borrow() {
+                return None;
+            }
+            let received = tokio::select! {
+                r = s.rx.recv() => r,
+                _ = s.closing.changed() => return None,
+            };
+            let signal = match received {
                 Ok(signal) => signal,
                 Err(broadcast::error::RecvError::Lagged(_)) => Signal::Resync,
                 Err(broadcast::error::RecvError::Closed) => return None,
