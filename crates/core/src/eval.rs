@@ -65,6 +65,8 @@ pub struct Evidence {
     pub margin: f32,
     pub coverage: f32,
     pub confidence: f32,
+    /// How many words the message had (after analysis).
+    pub terms: usize,
     /// The top rule is the right one.
     pub right: bool,
     pub oos: bool,
@@ -125,6 +127,7 @@ pub fn evaluate(
                     margin: b.margin,
                     coverage: b.coverage,
                     confidence: b.score,
+                    terms: result.terms.len(),
                     right: Some(b.rule_id) == expected,
                     oos: expected.is_none(),
                 });

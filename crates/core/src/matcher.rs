@@ -35,8 +35,9 @@ pub const TOP_K: usize = 3;
 /// Blend of the best example and the centroid in a rule's similarity.
 const BEST_SHARE: f32 = 0.2;
 
-/// The logistic calibration: confidence = σ(b + w·[similarity, margin, coverage]).
-const CALIBRATION: [f32; 4] = [-3.93, 2.99, 7.27, 4.48];
+/// The logistic calibration: confidence = σ(b + w·[similarity, margin, coverage,
+/// ln(1 + words)]) — a longer message that fits is stronger evidence.
+const CALIBRATION: [f32; 5] = [-7.87, 3.33, 7.74, 4.35, 1.80];
 
 /// What the matcher needs to know of a rule.
 #[derive(Clone, Debug, Default)]
@@ -801,7 +802,7 @@ impl MatcherIndex {
             let next = ranked.get(i + 1).map_or(0.0, |r| r.1);
             let margin = if i == 0 { sim - next } else { sim - top_sim };
             let coverage = query_mass(rule);
-            let confidence = calibrate(sim, margin, coverage);
+            let confidence = calibrate(sim, margin, coverage, stems.len());
             let via = if title { "title" } else { "example" };
             scored.push((ri, confidence, sim, margin, coverage, via));
         }
@@ -954,9 +955,9 @@ pub fn cluster(texts: &[&str]) -> Vec<Vec<usize>> {
 }
 
 /// Turns the evidence into a confidence in [0, 1].
-fn calibrate(similarity: f32, margin: f32, coverage: f32) -> f32 {
-    let [b, ws, wm, wc] = CALIBRATION;
-    let z = b + ws * similarity + wm * margin + wc * coverage;
+fn calibrate(similarity: f32, margin: f32, coverage: f32, words: usize) -> f32 {
+    let [b, ws, wm, wc, wn] = CALIBRATION;
+    let z = b + ws * similarity + wm * margin + wc * coverage + wn * (1.0 + words as f32).ln();
     1.0 / (1.0 + (-z).exp())
 }
 
@@ -1104,7 +1105,11 @@ mod tests {
         let (rules, index) = fixture();
         let m = index.find("open money");
         assert!(m.best().unwrap().score < 0.5, "{m:?}");
-        match Bands::default().classify(&m) {
+        let bands = Bands {
+            answer: 0.5,
+            suggest: 0.05,
+        };
+        match bands.classify(&m) {
             Outcome::Suggest(ids) => {
                 assert!(
                     ids.contains(&rules[0].id) && ids.contains(&rules[3].id),
