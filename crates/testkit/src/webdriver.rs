@@ -2,6 +2,7 @@
 //! in tests): sessions, navigation, elements by CSS, clicks, typing, text, screenshots.
 //! chromedriver runs on localhost, so plain HTTP is all it needs.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -52,10 +53,13 @@ impl Chrome {
             .local_addr()
             .expect("addr")
             .port();
+        // Its own process group, so that dropping `Chrome` also ends the browser
+        // processes chromedriver started (they outlive chromedriver otherwise).
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let base = format!("http://127.0.0.1:{port}");
@@ -68,7 +72,12 @@ impl Chrome {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = std::env::temp_dir().join(format!("sb-chromium-{port}"));
+        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let profile = std::env::temp_dir().join(format!(
+            "sb-chromium-{}-{}-{port}",
+            std::process::id(),
+            SESSIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -86,9 +95,22 @@ impl Chrome {
             driver,
             _profile: profile,
         };
-        let v = chrome
-            .send(reqwest::Method::POST, "/session", Some(caps))
-            .await?;
+        // A loaded machine sometimes fails to start the browser in time: try again.
+        let mut attempt = 0;
+        let v = loop {
+            match chrome
+                .send(reqwest::Method::POST, "/session", Some(caps.clone()))
+                .await
+            {
+                Ok(v) => break v,
+                Err(e) if attempt < 2 => {
+                    attempt += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         chrome.session = v["sessionId"].as_str().unwrap_or_default().to_string();
         Ok(chrome)
     }
@@ -229,7 +251,14 @@ impl Chrome {
 
 impl Drop for Chrome {
     fn drop(&mut self) {
+        // The whole process group: chromedriver and the browser it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self._profile);
     }
 }
