@@ -911,11 +911,6 @@ impl MatcherIndex {
     }
 }
 
-/// The stemmed content words of a text, as the matcher sees them.
-pub fn analyze(text: &str) -> Vec<String> {
-    Analyzer::new().terms(text)
-}
-
 /// Groups questions that say nearly the same thing (for the admins' list of what the bot
 /// could not answer): greedy, each question joins the first group whose first question is
 /// alike (over stems: half of all their words shared, or nearly all of the shorter one's),

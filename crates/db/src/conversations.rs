@@ -26,6 +26,8 @@ pub struct Conversation {
     pub closed_at: Option<DateTime<Utc>>,
     pub last_message_at: DateTime<Utc>,
     pub is_test: bool,
+    /// The user's 1–5 rating after closing, if asked and given.
+    pub rating: Option<i16>,
 }
 
 impl Conversation {
@@ -38,7 +40,7 @@ impl Conversation {
 }
 
 const COLUMNS: &str = "id, bot_id, end_user_id, status, assignee_id, handover_reason, resolution,
-    opened_at, waiting_since, assigned_at, closed_at, last_message_at, is_test";
+    opened_at, waiting_since, assigned_at, closed_at, last_message_at, is_test, rating";
 
 /// The end user's open conversation, locked for the rest of the transaction.
 pub async fn open_for_user_locked(

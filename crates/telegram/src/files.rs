@@ -3,12 +3,9 @@
 
 use serde_json::json;
 use switchboard_core::bot::Reply;
-use switchboard_core::conversation::{apply, OperatorAction};
 use switchboard_core::{ConversationId, MessageId, TenantId};
-use switchboard_db::events::NewEvent;
 use switchboard_db::messages::{self, Sender};
-use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
-use switchboard_db::{attachments, conversations, events};
+use switchboard_db::{attachments, conversations};
 use teloxide::payloads::GetFile;
 
 use crate::client::TgError;
@@ -146,24 +143,7 @@ impl Telegram {
         caption: &str,
         upload: Upload,
     ) -> Result<MessageId, OperatorError> {
-        let mut tx = self.pool.begin().await?;
-        let conv = conversations::get_locked(&mut tx, tenant, id).await?;
-        let to = apply(
-            conv.state(),
-            OperatorAction::Reply,
-            op.user,
-            op.role >= switchboard_core::Role::Admin,
-        )?;
-        if to != conv.state() {
-            conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None).await?;
-            events::insert(
-                &mut tx,
-                tenant,
-                NewEvent::new("conversation.claimed", op.actor_for_log())
-                    .conversation(id, conv.end_user_id),
-            )
-            .await?;
-        }
+        let (mut tx, conv) = self.begin_reply(tenant, id, op).await?;
         let mut rows = outbound_rows(
             id,
             conv.end_user_id,
@@ -189,16 +169,7 @@ impl Telegram {
             &upload.bytes,
         )
         .await?;
-        enqueue_delivery(
-            &mut *tx,
-            &DeliveryJob::new(tenant, conv.bot_id, conv.end_user_id),
-            None,
-        )
-        .await?;
-        conversations::touch(&mut *tx, tenant, id, true).await?;
-        tx.commit().await?;
-        self.notifier.jobs_queued();
-        self.notifier.desk(tenant, id, "message");
+        self.finish_reply(tx, tenant, &conv).await?;
         Ok(ids[0])
     }
 }

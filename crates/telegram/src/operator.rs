@@ -11,7 +11,7 @@ use switchboard_db::conversations::{self, Conversation};
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::messages::{self, Sender};
 use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
-use switchboard_db::{config, end_users, events, platform, DbError};
+use switchboard_db::{config, end_users, events, platform, DbError, Postgres, Transaction};
 
 use crate::engine::outbound_rows;
 use crate::Telegram;
@@ -26,11 +26,7 @@ pub struct Operator {
 
 impl Operator {
     /// How this operator appears in the events log.
-    pub fn actor_for_log(&self) -> Actor {
-        self.actor()
-    }
-
-    fn actor(&self) -> Actor {
+    pub fn actor(&self) -> Actor {
         if self.via_api {
             Actor::Api(self.user)
         } else {
@@ -118,6 +114,30 @@ impl Telegram {
         if text.trim().is_empty() {
             return Err(OperatorError::EmptyMessage);
         }
+        let (mut tx, conv) = self.begin_reply(tenant, id, op).await?;
+        let reply = Reply {
+            text: text.to_string(),
+            ..Reply::default()
+        };
+        let mut rows = outbound_rows(id, conv.end_user_id, Sender::Operator(op.user), &[reply]);
+        if let Some(mode) = parse_mode {
+            for row in &mut rows {
+                row.payload = Some(json!({ "parse_mode": mode }));
+            }
+        }
+        let ids = messages::insert_outbound(&mut tx, tenant, &rows).await?;
+        self.finish_reply(tx, tenant, &conv).await?;
+        Ok(ids)
+    }
+
+    /// Starts storing an operator's reply: locks the conversation, checks the operator
+    /// may reply, and claims it (logged) if nobody has it yet.
+    pub(crate) async fn begin_reply(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        op: Operator,
+    ) -> Result<(Transaction<'static, Postgres>, Conversation), OperatorError> {
         let mut tx = self.pool.begin().await?;
         let conv = conversations::get_locked(&mut tx, tenant, id).await?;
         let to = apply(
@@ -136,28 +156,28 @@ impl Telegram {
             )
             .await?;
         }
-        let reply = Reply {
-            text: text.to_string(),
-            ..Reply::default()
-        };
-        let mut rows = outbound_rows(id, conv.end_user_id, Sender::Operator(op.user), &[reply]);
-        if let Some(mode) = parse_mode {
-            for row in &mut rows {
-                row.payload = Some(json!({ "parse_mode": mode }));
-            }
-        }
-        let ids = messages::insert_outbound(&mut tx, tenant, &rows).await?;
+        Ok((tx, conv))
+    }
+
+    /// Finishes an operator's reply (its messages inserted): queues the delivery, notes the
+    /// activity, commits, and wakes the workers and the desks.
+    pub(crate) async fn finish_reply(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        tenant: TenantId,
+        conv: &Conversation,
+    ) -> Result<(), OperatorError> {
         enqueue_delivery(
             &mut *tx,
             &DeliveryJob::new(tenant, conv.bot_id, conv.end_user_id),
             None,
         )
         .await?;
-        conversations::touch(&mut *tx, tenant, id, true).await?;
+        conversations::touch(&mut *tx, tenant, conv.id, true).await?;
         tx.commit().await?;
         self.notifier.jobs_queued();
-        self.notifier.desk(tenant, id, "message");
-        Ok(ids)
+        self.notifier.desk(tenant, conv.id, "message");
+        Ok(())
     }
 
     /// Closes the conversation and sends the closing text (in the user's language), then,

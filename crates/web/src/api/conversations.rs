@@ -593,27 +593,11 @@ async fn send_file(
     while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         match field.name().unwrap_or_default() {
             "caption" => caption = field.text().await.map_err(unreadable)?,
-            "file" => {
-                let file_name = field.file_name().unwrap_or("file").trim().to_string();
-                let content_type = field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_string();
-                let bytes = field.bytes().await.map_err(unreadable)?;
-                upload = Some(Upload {
-                    file_name: if file_name.is_empty() {
-                        "file".into()
-                    } else {
-                        file_name
-                    },
-                    content_type,
-                    bytes: bytes.to_vec(),
-                });
-            }
+            "file" => upload = upload_of(field).await.map_err(unreadable)?,
             _ => {}
         }
     }
-    let Some(upload) = upload.filter(|u| !u.bytes.is_empty()) else {
+    let Some(upload) = upload else {
         return Err(ApiError::invalid_field(
             "file",
             "a non-empty file is required",
@@ -644,6 +628,28 @@ async fn send_file(
         .await?;
     let row = messages::get(&state.pool, p.tenant, mid).await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::from(row))))
+}
+
+/// A file part of a multipart form as an operator's upload (none when empty: a file
+/// input left blank). Shared by the API and the desk's reply box.
+pub async fn upload_of(
+    field: axum::extract::multipart::Field<'_>,
+) -> Result<Option<Upload>, axum::extract::multipart::MultipartError> {
+    let file_name = field.file_name().unwrap_or_default().trim().to_string();
+    let content_type = field
+        .content_type()
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let bytes = field.bytes().await?;
+    Ok((!bytes.is_empty()).then(|| Upload {
+        file_name: if file_name.is_empty() {
+            "file".into()
+        } else {
+            file_name
+        },
+        content_type,
+        bytes: bytes.to_vec(),
+    }))
 }
 
 /// The file of a message: a photo, document, voice message, … the user sent (fetched

@@ -152,7 +152,7 @@ async fn queue_ctx(
     )
     .await?;
     let counts = desk::counts(&state.pool, &tenants, &admin_tenants, user).await?;
-    Ok(json!({
+    let mut ctx = json!({
         "tab": tab.as_str(),
         "filter_tenant": params.tenant.clone().unwrap_or_default(),
         "q": params.q.clone().unwrap_or_default(),
@@ -164,7 +164,12 @@ async fn queue_ctx(
         "several_tenants": scope.memberships.len() > 1,
         "show_others": !admin_tenants.is_empty(),
         "now": chrono::Utc::now(),
-    }))
+    });
+    // Unfiltered, these are also the navigation's counters (no second count).
+    if params.tenant.as_deref().unwrap_or_default().is_empty() && !scope.tenants.is_empty() {
+        ctx["desk_counts"] = json!(counts);
+    }
+    Ok(ctx)
 }
 
 async fn desk_page(
@@ -408,12 +413,6 @@ async fn live_ctx(
     let tenant = member.tenant.id;
     let conv = conversations::get(&state.pool, tenant, id).await?;
     let card = desk::user_card(&state.pool, tenant, conv.end_user_id).await?;
-    let rating: Option<i16> =
-        sqlx::query_scalar("select rating from conversations where tenant_id = $1 and id = $2")
-            .bind(tenant)
-            .bind(id)
-            .fetch_one(&state.pool)
-            .await?;
     let assignee = match conv.assignee_id {
         Some(a) => desk::user_names(&state.pool, &[a.0])
             .await?
@@ -438,7 +437,7 @@ async fn live_ctx(
             "assignee": assignee, "mine": conv.assignee_id == Some(member.user().id),
             "handover_reason": conv.handover_reason, "opened_at": conv.opened_at,
             "waiting_since": conv.waiting_since, "closed_at": conv.closed_at,
-            "resolution": conv.resolution, "is_test": conv.is_test, "rating": rating,
+            "resolution": conv.resolution, "is_test": conv.is_test, "rating": conv.rating,
             "tenant_slug": member.tenant.slug, "tenant_name": member.tenant.name,
         },
         "card": card,
@@ -692,22 +691,11 @@ async fn read_composed(mut multipart: Multipart) -> Result<Composed, String> {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "file" => {
-                let file_name = field.file_name().unwrap_or_default().trim().to_string();
-                let content_type = field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_string();
-                let bytes = field.bytes().await.map_err(|e| e.body_text())?;
-                if !bytes.is_empty() {
-                    c.file = Some(Upload {
-                        file_name: if file_name.is_empty() {
-                            "file".into()
-                        } else {
-                            file_name
-                        },
-                        content_type,
-                        bytes: bytes.to_vec(),
-                    });
+                if let Some(upload) = crate::api::conversations::upload_of(field)
+                    .await
+                    .map_err(|e| e.body_text())?
+                {
+                    c.file = Some(upload);
                 }
             }
             "text" => c.text = field.text().await.map_err(|e| e.body_text())?,

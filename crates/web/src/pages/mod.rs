@@ -305,8 +305,12 @@ pub async fn render(
         (None, Some(u)) => accounts::memberships_of(&state.pool, u.id).await?,
         (None, None) => Vec::new(),
     };
-    let desk_counts = match &viewer.user {
-        Some(u) if !memberships.is_empty() => desk::nav_counts(state, u.id, &memberships).await?,
+    // A desk page that already counted the viewer's whole queue passes its counts.
+    let desk_counts = match (ctx.get("desk_counts"), &viewer.user) {
+        (Some(counts), _) => counts.clone(),
+        (None, Some(u)) if !memberships.is_empty() => {
+            desk::nav_counts(state, u.id, &memberships).await?
+        }
         _ => Value::Null,
     };
     let mut base = json!({
