@@ -27,6 +27,9 @@ pub enum Permission {
     AssignOthers,
     /// Invite, change and remove members.
     ManageTeam,
+    /// Read the whole log (every message and action) and the statistics, export them,
+    /// erase an end user's data.
+    ReadLogs,
     /// Delete the tenant, transfer ownership.
     OwnTenant,
 }
@@ -44,7 +47,7 @@ impl Role {
         use Permission::*;
         match permission {
             ReadConfig | Desk => true,
-            WriteConfig | AssignOthers | ManageTeam => *self >= Role::Admin,
+            WriteConfig | AssignOthers | ManageTeam | ReadLogs => *self >= Role::Admin,
             OwnTenant => *self == Role::Owner,
         }
     }

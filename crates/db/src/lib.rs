@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod inbound;
 pub mod inbox;
+pub mod log;
 pub mod messages;
 pub mod notify;
 pub mod outbox;
@@ -23,6 +24,7 @@ pub mod overview;
 pub mod platform;
 pub mod pool;
 pub mod rules;
+pub mod stats;
 
 pub use error::DbError;
 pub use pool::{connect, migrate, ConnectOptions};

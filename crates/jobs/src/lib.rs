@@ -1,5 +1,8 @@
 //! Background work on apalis with PostgreSQL storage: the delivery workers, and the
-//! upkeep loop that re-queues stranded deliveries and purges finished jobs.
+//! upkeep loop that re-queues stranded deliveries and purges finished jobs, and the
+//! scheduled statistics roll-ups and retention ([`scheduled`]).
+
+pub mod scheduled;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -77,8 +80,7 @@ where
         .backend(storage)
         .build_fn(deliver);
     let grace = config.shutdown_grace;
-    let result = Monitor::new()
-        .register(worker)
+    let result = scheduled::register(Monitor::new().register(worker), pool.clone())
         .with_terminator(tokio::time::sleep(grace))
         .run_with_signal(async move {
             shutdown.await;

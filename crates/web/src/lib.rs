@@ -12,6 +12,7 @@ pub mod live;
 pub mod mail;
 pub mod oauth;
 pub mod pages;
+pub mod reports;
 pub mod session;
 pub mod state;
 pub mod static_files;

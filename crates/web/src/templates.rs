@@ -68,6 +68,14 @@ impl Templates {
                 })
                 .unwrap_or(s)
         });
+        // `value|localtime("Europe/Moscow")` → "2026-11-24 17:05" in that time zone.
+        env.add_filter("localtime", |value: Value, tz: &str| -> String {
+            let s = value.to_string();
+            let tz: chrono_tz::Tz = tz.parse().unwrap_or(chrono_tz::Tz::UTC);
+            chrono::DateTime::parse_from_rfc3339(&s)
+                .map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or(s)
+        });
         env.add_filter("ago", |state: &State, value: Value| -> String {
             let s = value.to_string();
             let Ok(at) = chrono::DateTime::parse_from_rfc3339(&s) else {

@@ -10,6 +10,7 @@ pub mod conversations;
 pub mod menus;
 pub mod rules;
 pub mod settings;
+pub mod stats;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -61,6 +62,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(commands::router())
         .merge(canned::router())
         .merge(conversations::router())
+        .merge(stats::router())
 }
 
 /// The OpenAPI document of `/api/v1`.

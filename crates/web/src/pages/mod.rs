@@ -10,10 +10,12 @@ pub mod commands;
 pub mod dashboard;
 pub mod desk;
 pub mod learning;
+pub mod logs;
 pub mod menus;
 pub mod platform;
 pub mod rules;
 pub mod settings;
+pub mod stats;
 pub mod team;
 pub mod try_it;
 
@@ -42,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .merge(canned::router())
         .merge(bot::router())
         .merge(learning::router())
+        .merge(logs::router())
+        .merge(stats::router())
         .merge(rules::router())
         .merge(menus::router())
         .merge(commands::router())

@@ -1,0 +1,507 @@
+//! The tenant's log: messages (both ways) and events (actions of users, operators, the
+//! API and the system) as one time line, filtered, searched (PostgreSQL full text,
+//! Russian and English stems) and paged by keyset — newest first, stable under inserts.
+//! Also retention and the erasure of an end user's data.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+use switchboard_core::{EndUserId, TenantId};
+
+use crate::Result;
+
+/// Kinds a message has in the log; every other kind is an event's.
+pub const MESSAGE_IN: &str = "message.in";
+pub const MESSAGE_OUT: &str = "message.out";
+pub const COMMAND: &str = "message.command";
+pub const BUTTON: &str = "message.button";
+
+/// A position in the log: the entry after which the next page starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub at: DateTime<Utc>,
+    /// `m` for messages, `e` for events.
+    pub source: char,
+    pub id: i64,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.at.timestamp_micros(), self.source, self.id)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut parts = s.split('.');
+        let at = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
+        let source = match parts.next()? {
+            "m" => 'm',
+            "e" => 'e',
+            _ => return None,
+        };
+        let id = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(Cursor { at, source, id })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LogFilter {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub end_user: Option<uuid::Uuid>,
+    pub conversation: Option<uuid::Uuid>,
+    /// `message.in`, `message.out`, `message.command`, `message.button` or an event kind
+    /// (`conversation.handover`, …); a trailing `*` matches a prefix (`conversation.*`).
+    pub kind: Option<String>,
+    pub rule: Option<uuid::Uuid>,
+    /// Messages the operator wrote and events the user caused.
+    pub operator: Option<uuid::Uuid>,
+    /// `pending`, `sending`, `sent` or `failed` (outbound messages only).
+    pub delivery: Option<String>,
+    /// Full-text search over message texts.
+    pub q: Option<String>,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+impl LogFilter {
+    fn wants_messages(&self) -> bool {
+        self.kind.as_deref().is_none_or(|k| {
+            matches!(
+                k,
+                MESSAGE_IN | MESSAGE_OUT | COMMAND | BUTTON | "message*" | "*"
+            )
+        })
+    }
+
+    fn wants_events(&self) -> bool {
+        self.delivery.is_none()
+            && self.q.as_deref().is_none_or(|q| q.trim().is_empty())
+            && self
+                .kind
+                .as_deref()
+                .is_none_or(|k| !matches!(k, MESSAGE_IN | MESSAGE_OUT | COMMAND | BUTTON))
+    }
+}
+
+#[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
+pub struct LogEntry {
+    /// `m` or `e`, with `id` the message's or the event's id.
+    pub source: String,
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub kind: String,
+    /// For messages: user, bot, operator, system; for events: end_user, user, api, system.
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub conversation_id: Option<uuid::Uuid>,
+    pub end_user_id: Option<uuid::Uuid>,
+    pub end_user_name: Option<String>,
+    pub text: String,
+    pub rule_id: Option<uuid::Uuid>,
+    pub rule_title: Option<String>,
+    pub score: Option<f32>,
+    pub delivery_status: Option<String>,
+    pub delivery_error: Option<String>,
+    pub data: Value,
+    pub test: bool,
+}
+
+impl LogEntry {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            at: self.created_at,
+            source: if self.source == "m" { 'm' } else { 'e' },
+            id: self.id,
+        }
+    }
+}
+
+fn push_common(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, source: &str, f: &LogFilter) {
+    if let Some(from) = f.from {
+        qb.push(format!(" and {alias}.created_at >= "))
+            .push_bind(from);
+    }
+    if let Some(to) = f.to {
+        qb.push(format!(" and {alias}.created_at < ")).push_bind(to);
+    }
+    if let Some(c) = f.after {
+        // Newest first: the next page is strictly before the cursor in
+        // (created_at, source, id) order. The first condition lets the index bound the scan.
+        qb.push(format!(" and {alias}.created_at <= "))
+            .push_bind(c.at)
+            .push(format!(
+                " and ({alias}.created_at, '{source}'::text, {alias}.id) < ("
+            ))
+            .push_bind(c.at)
+            .push(", ")
+            .push_bind(c.source.to_string())
+            .push("::text, ")
+            .push_bind(c.id)
+            .push(")");
+    }
+    if let Some(u) = f.end_user {
+        qb.push(format!(" and {alias}.end_user_id = ")).push_bind(u);
+    }
+    if let Some(c) = f.conversation {
+        qb.push(format!(" and {alias}.conversation_id = "))
+            .push_bind(c);
+    }
+}
+
+fn push_messages(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogFilter) {
+    qb.push(
+        "(select 'm'::text as source, m.id, m.created_at,
+                case when m.direction = 'out' then 'message.out'
+                     when m.kind = 'command' then 'message.command'
+                     when m.kind = 'callback' then 'message.button'
+                     else 'message.in' end as kind,
+                m.sender as actor_type, m.operator_id::text as actor_id,
+                m.conversation_id, m.end_user_id, m.text, m.rule_id, m.score,
+                m.delivery_status, m.delivery_error,
+                jsonb_build_object('kind', m.kind, 'match', m.match, 'payload', m.payload,
+                                   'update_id', m.update_id, 'telegram_message_id', m.telegram_message_id,
+                                   'sent_at', m.sent_at, 'attempts', m.attempts) as data
+         from messages m where m.tenant_id = ",
+    );
+    qb.push_bind(tenant);
+    push_common(qb, "m", "m", f);
+    match f.kind.as_deref() {
+        Some(MESSAGE_IN) => {
+            qb.push(" and m.direction = 'in'");
+        }
+        Some(MESSAGE_OUT) => {
+            qb.push(" and m.direction = 'out'");
+        }
+        Some(COMMAND) => {
+            qb.push(" and m.direction = 'in' and m.kind = 'command'");
+        }
+        Some(BUTTON) => {
+            qb.push(" and m.direction = 'in' and m.kind = 'callback'");
+        }
+        _ => {}
+    }
+    if let Some(r) = f.rule {
+        qb.push(" and m.rule_id = ").push_bind(r);
+    }
+    if let Some(o) = f.operator {
+        qb.push(" and m.operator_id = ").push_bind(o);
+    }
+    if let Some(d) = &f.delivery {
+        qb.push(" and m.direction = 'out' and m.delivery_status = ")
+            .push_bind(d.clone());
+    }
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        qb.push(" and m.search @@ websearch_to_tsquery('russian', ")
+            .push_bind(q.to_string())
+            .push(")");
+    }
+    qb.push(" order by m.created_at desc, m.id desc limit ")
+        .push_bind(f.limit)
+        .push(")");
+}
+
+fn push_events(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogFilter) {
+    qb.push(
+        "(select 'e'::text as source, e.id, e.created_at, e.kind, e.actor_type, e.actor_id,
+                e.conversation_id, e.end_user_id, ''::text as text,
+                case when e.data ->> 'rule_id' ~ '^[0-9a-f-]{36}$' then (e.data ->> 'rule_id')::uuid end as rule_id,
+                null::real as score, null::text as delivery_status, null::text as delivery_error,
+                e.data
+         from events e where e.tenant_id = ",
+    );
+    qb.push_bind(tenant);
+    push_common(qb, "e", "e", f);
+    if let Some(k) = f.kind.as_deref() {
+        if let Some(prefix) = k.strip_suffix('*') {
+            qb.push(" and e.kind like ")
+                .push_bind(format!("{}%", prefix.replace('%', "").replace('_', "\\_")));
+        } else {
+            qb.push(" and e.kind = ").push_bind(k.to_string());
+        }
+    }
+    if let Some(r) = f.rule {
+        qb.push(" and e.data ? 'rule_id' and (e.data ->> 'rule_id') = ")
+            .push_bind(r.to_string());
+    }
+    if let Some(o) = f.operator {
+        qb.push(" and e.actor_id = ").push_bind(o.to_string());
+    }
+    qb.push(" order by e.created_at desc, e.id desc limit ")
+        .push_bind(f.limit)
+        .push(")");
+}
+
+/// One page of the log, newest first; pass the last entry's cursor for the next page.
+pub async fn page(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    filter: &LogFilter,
+) -> Result<Vec<LogEntry>> {
+    let (messages, events) = (filter.wants_messages(), filter.wants_events());
+    if !messages && !events {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::new("select x.*, ");
+    qb.push(
+        "coalesce(nullif(trim(concat_ws(' ', u.first_name, u.last_name)), ''), u.username) as end_user_name,
+         case when x.actor_type in ('operator', 'user', 'api') then
+             (select coalesce(nullif(p.display_name, ''), p.email) from users p
+              where p.id::text = x.actor_id) end as actor_name,
+         (select r.title from answer_rules r where r.tenant_id = ",
+    );
+    qb.push_bind(tenant);
+    qb.push(
+        " and r.id = x.rule_id) as rule_title,
+         coalesce((select c.is_test from conversations c where c.tenant_id = ",
+    );
+    qb.push_bind(tenant);
+    qb.push(" and c.id = x.conversation_id), false) as test from (");
+    if messages {
+        push_messages(&mut qb, tenant, filter);
+    }
+    if messages && events {
+        qb.push(" union all ");
+    }
+    if events {
+        push_events(&mut qb, tenant, filter);
+    }
+    qb.push(") x left join end_users u on u.tenant_id = ");
+    qb.push_bind(tenant);
+    qb.push(
+        " and u.id = x.end_user_id order by x.created_at desc, x.source desc, x.id desc limit ",
+    );
+    qb.push_bind(filter.limit);
+    Ok(qb.build_query_as().fetch_all(db).await?)
+}
+
+/// One entry with everything about it, and the raw Telegram update behind a message.
+pub async fn entry(
+    db: &sqlx::PgPool,
+    tenant: TenantId,
+    source: char,
+    id: i64,
+) -> Result<(LogEntry, Option<Value>)> {
+    // The page query with an exact cursor just after the entry finds exactly it.
+    let at: Option<DateTime<Utc>> = match source {
+        'm' => {
+            sqlx::query_scalar("select created_at from messages where tenant_id = $1 and id = $2")
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(db)
+                .await?
+        }
+        _ => {
+            sqlx::query_scalar("select created_at from events where tenant_id = $1 and id = $2")
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(db)
+                .await?
+        }
+    };
+    let at = at.ok_or(crate::DbError::NotFound)?;
+    let filter = LogFilter {
+        from: Some(at),
+        to: Some(at + chrono::Duration::microseconds(1)),
+        kind: Some(if source == 'm' { "message*" } else { "*" }.into()),
+        limit: 1000,
+        ..Default::default()
+    };
+    let entry = page(db, tenant, &filter)
+        .await?
+        .into_iter()
+        .find(|e| e.id == id && e.source.starts_with(source))
+        .ok_or(crate::DbError::NotFound)?;
+    let raw = match (source, entry.data.get("update_id").and_then(Value::as_i64)) {
+        ('m', Some(update_id)) => {
+            sqlx::query_scalar(
+                "select i.payload from inbox i
+                 join conversations c on c.tenant_id = i.tenant_id and c.bot_id = i.bot_id
+                 where i.tenant_id = $1 and c.id = $2 and i.update_id = $3",
+            )
+            .bind(tenant)
+            .bind(entry.conversation_id)
+            .bind(update_id)
+            .fetch_optional(db)
+            .await?
+        }
+        _ => None,
+    };
+    Ok((entry, raw))
+}
+
+/// The event kinds a tenant has, for the filter's choices.
+pub async fn event_kinds(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "with recursive k as (
+            (select kind from events where tenant_id = $1 order by kind limit 1)
+            union all
+            select (select kind from events where tenant_id = $1 and kind > k.kind order by kind limit 1)
+            from k where k.kind is not null
+         ) select kind from k where kind is not null",
+    )
+    .bind(tenant)
+    .fetch_all(db)
+    .await?)
+}
+
+// Retention and erasure ------------------------------------------------------------------
+
+/// What a retention pass deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Purged {
+    pub messages: u64,
+    pub events: u64,
+    pub raw_updates: u64,
+}
+
+/// Deletes a tenant's messages and events older than its retention and raw updates older
+/// than the raw retention, in batches (short transactions, no long locks).
+pub async fn enforce_retention(
+    pool: &sqlx::PgPool,
+    tenant: TenantId,
+    batch: i64,
+) -> Result<Purged> {
+    let (days, raw_days): (Option<i32>, i32) = sqlx::query_as(
+        "select retention_days, raw_retention_days from bot_settings where tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or((None, 30));
+    let mut purged = Purged::default();
+    loop {
+        let n = sqlx::query(
+            "delete from inbox where ctid = any(array(
+                select ctid from inbox where tenant_id = $1
+                  and received_at < now() - make_interval(days => $2) limit $3))",
+        )
+        .bind(tenant)
+        .bind(raw_days)
+        .bind(batch)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        purged.raw_updates += n;
+        if n < batch as u64 {
+            break;
+        }
+    }
+    let Some(days) = days else {
+        return Ok(purged);
+    };
+    loop {
+        let n = sqlx::query(
+            "delete from messages where tenant_id = $1 and id = any(array(
+                select id from messages where tenant_id = $1
+                  and created_at < now() - make_interval(days => $2)
+                  and delivery_status is distinct from 'pending'
+                  and delivery_status is distinct from 'sending'
+                limit $3))",
+        )
+        .bind(tenant)
+        .bind(days)
+        .bind(batch)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        purged.messages += n;
+        if n < batch as u64 {
+            break;
+        }
+    }
+    loop {
+        let n = sqlx::query(
+            "delete from events where tenant_id = $1 and id = any(array(
+                select id from events where tenant_id = $1
+                  and created_at < now() - make_interval(days => $2) limit $3))",
+        )
+        .bind(tenant)
+        .bind(days)
+        .bind(batch)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        purged.events += n;
+        if n < batch as u64 {
+            break;
+        }
+    }
+    Ok(purged)
+}
+
+/// What an erasure removed.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Erased {
+    pub messages: u64,
+    pub conversations: u64,
+    pub events: u64,
+    pub raw_updates: u64,
+}
+
+/// Removes everything about one end user: messages, conversations (with their notes and
+/// files), events, raw updates and the user row. Aggregated statistics stay (they hold no
+/// personal data). The caller logs the erasure in the same transaction.
+pub async fn erase_end_user(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    end_user: EndUserId,
+) -> Result<Erased> {
+    let (bot_id, telegram_user_id): (uuid::Uuid, i64) = sqlx::query_as(
+        "select bot_id, telegram_user_id from end_users where tenant_id = $1 and id = $2 for update",
+    )
+    .bind(tenant)
+    .bind(end_user)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(crate::DbError::NotFound)?;
+    let mut erased = Erased::default();
+    let tg = telegram_user_id.to_string();
+    erased.raw_updates = sqlx::query(
+        "delete from inbox where tenant_id = $1 and bot_id = $2 and (
+            payload #>> '{message,from,id}' = $3 or payload #>> '{edited_message,from,id}' = $3
+            or payload #>> '{callback_query,from,id}' = $3 or payload #>> '{my_chat_member,from,id}' = $3
+            or payload #>> '{message,chat,id}' = $3)",
+    )
+    .bind(tenant)
+    .bind(bot_id)
+    .bind(&tg)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    erased.events = sqlx::query("delete from events where tenant_id = $1 and end_user_id = $2")
+        .bind(tenant)
+        .bind(end_user)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    erased.messages = sqlx::query("delete from messages where tenant_id = $1 and end_user_id = $2")
+        .bind(tenant)
+        .bind(end_user)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    // Events about the user's conversations that named no end user (desk actions).
+    erased.events += sqlx::query(
+        "delete from events e using conversations c
+         where e.tenant_id = $1 and c.tenant_id = $1 and c.end_user_id = $2 and e.conversation_id = c.id",
+    )
+    .bind(tenant)
+    .bind(end_user)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    erased.conversations =
+        sqlx::query("delete from conversations where tenant_id = $1 and end_user_id = $2")
+            .bind(tenant)
+            .bind(end_user)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    sqlx::query("delete from end_users where tenant_id = $1 and id = $2")
+        .bind(tenant)
+        .bind(end_user)
+        .execute(&mut *conn)
+        .await?;
+    Ok(erased)
+}

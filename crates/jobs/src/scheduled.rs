@@ -1,0 +1,152 @@
+//! Scheduled work (apalis cron): statistics roll-ups and retention. Every worker process
+//! runs the schedule; a PostgreSQL advisory lock lets one of them do each tick's work,
+//! and the work is idempotent anyway (an hour re-computed gives the same rows).
+
+use std::str::FromStr;
+
+use apalis::prelude::*;
+use apalis_cron::{CronStream, Schedule};
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use switchboard_db::{log, stats};
+
+/// How far back each roll-up tick re-computes: events that commit late (a transaction's
+/// timestamp is its start) or updates retried by Telegram land in hours already counted.
+pub const RECOMPUTE_HOURS: i64 = 3;
+
+const ROLLUP_LOCK: i64 = 0x5357_0001;
+const RETENTION_LOCK: i64 = 0x5357_0002;
+
+#[derive(Clone, Debug, Default)]
+pub struct Tick(DateTime<Utc>);
+
+impl From<DateTime<Utc>> for Tick {
+    fn from(t: DateTime<Utc>) -> Self {
+        Tick(t)
+    }
+}
+
+/// Runs `work` while holding the advisory lock `key`, or skips when another process holds it.
+async fn exclusively<F, Fut>(pool: &PgPool, key: i64, work: F) -> Result<bool, sqlx::Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut conn = pool.acquire().await?;
+    let got: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !got {
+        return Ok(false);
+    }
+    work().await;
+    sqlx::query("select pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
+/// Rolls up the recent hours of every tenant with activity; returns the tenants done.
+pub async fn rollup_recent(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+) -> Result<usize, switchboard_db::DbError> {
+    let from = stats::hour_floor(now) - chrono::Duration::hours(RECOMPUTE_HOURS);
+    let tenants = stats::active_tenants(pool, from).await?;
+    for &tenant in &tenants {
+        let mut tx = pool.begin().await?;
+        // A tenant never rolled up gets its whole history once.
+        let start = match stats::rolled_until(&mut *tx, tenant).await? {
+            Some(mark) => mark.min(from),
+            None => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+                "select least((select min(created_at) from messages where tenant_id = $1),
+                              (select min(created_at) from events where tenant_id = $1))",
+            )
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?
+            .unwrap_or(from)
+            .min(from),
+        };
+        stats::rollup(&mut tx, tenant, start, now).await?;
+        tx.commit().await?;
+    }
+    Ok(tenants.len())
+}
+
+async fn rollup_tick(tick: Tick, pool: Data<PgPool>) -> Result<(), Error> {
+    let pool: PgPool = (*pool).clone();
+    let now = if tick.0 == DateTime::<Utc>::default() {
+        Utc::now()
+    } else {
+        tick.0.max(Utc::now())
+    };
+    let ran = exclusively(&pool, ROLLUP_LOCK, || async {
+        match rollup_recent(&pool, now).await {
+            Ok(n) => tracing::debug!(tenants = n, "statistics rolled up"),
+            Err(e) => tracing::warn!(error = %e, "statistics roll-up failed"),
+        }
+    })
+    .await;
+    if let Err(e) = ran {
+        tracing::warn!(error = %e, "statistics roll-up could not start");
+    }
+    Ok(())
+}
+
+/// Applies every tenant's retention.
+pub async fn retention_all(pool: &PgPool) -> Result<log::Purged, switchboard_db::DbError> {
+    let tenants: Vec<switchboard_core::TenantId> = sqlx::query_scalar("select id from tenants")
+        .fetch_all(pool)
+        .await?;
+    let mut total = log::Purged::default();
+    for tenant in tenants {
+        let p = log::enforce_retention(pool, tenant, 5_000).await?;
+        if p != log::Purged::default() {
+            tracing::info!(tenant = %tenant, messages = p.messages, events = p.events, raw_updates = p.raw_updates, "retention applied");
+        }
+        total.messages += p.messages;
+        total.events += p.events;
+        total.raw_updates += p.raw_updates;
+    }
+    Ok(total)
+}
+
+async fn retention_tick(_tick: Tick, pool: Data<PgPool>) -> Result<(), Error> {
+    let pool: PgPool = (*pool).clone();
+    let ran = exclusively(&pool, RETENTION_LOCK, || async {
+        if let Err(e) = retention_all(&pool).await {
+            tracing::warn!(error = %e, "retention failed");
+        }
+    })
+    .await;
+    if let Err(e) = ran {
+        tracing::warn!(error = %e, "retention could not start");
+    }
+    Ok(())
+}
+
+/// The scheduled workers: roll-ups every five minutes, retention hourly.
+pub fn register(monitor: Monitor, pool: PgPool) -> Monitor {
+    let rollups = WorkerBuilder::new(format!(
+        "switchboard-rollup-{}",
+        uuid::Uuid::now_v7().simple()
+    ))
+    .data(pool.clone())
+    .backend(CronStream::new(
+        Schedule::from_str("0 */5 * * * *").expect("a valid schedule"),
+    ))
+    .build_fn(rollup_tick);
+    let retention = WorkerBuilder::new(format!(
+        "switchboard-retention-{}",
+        uuid::Uuid::now_v7().simple()
+    ))
+    .data(pool)
+    .backend(CronStream::new(
+        Schedule::from_str("0 17 * * * *").expect("a valid schedule"),
+    ))
+    .build_fn(retention_tick);
+    monitor.register(rollups).register(retention)
+}

@@ -1,0 +1,100 @@
+//! Statistics, the log and erasure for integrators (admins' tokens).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use switchboard_core::{EndUserId, Permission};
+use switchboard_db::log::LogEntry;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::{ApiPath, ApiQuery};
+use crate::auth::ApiPrincipal;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::reports::{self, LogQuery, StatsQuery};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_stats))
+        .routes(routes!(list_events))
+        .routes(routes!(erase_end_user))
+}
+
+async fn timezone(state: &AppState, p: &ApiPrincipal) -> ApiResult<String> {
+    Ok(switchboard_db::config::get_settings(&state.pool, p.tenant)
+        .await?
+        .timezone)
+}
+
+/// The statistics of a period of local days (the tenant's time zone), with the previous
+/// period of the same length for comparison: headline numbers, a series per bucket,
+/// hand-over reasons, languages, top rules and rules never hit, the busiest hours,
+/// operators' response and resolution times.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "statistics", params(StatsQuery),
+    responses((status = 200, description = "The report", body = Object),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn get_stats(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<Value>> {
+    p.require(Permission::ReadLogs)?;
+    let tz = timezone(&state, &p).await?;
+    let range = reports::resolve(&q, &tz, chrono::Utc::now())
+        .map_err(|(field, message)| ApiError::invalid_field(&field, message))?;
+    Ok(Json(reports::report(&state.pool, p.tenant, &range).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventsPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<LogEntry>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// The log: messages (`message.in`, `message.out`, `message.command`, `message.button`)
+/// and events (`conversation.handover`, `rule.updated`, …), newest first, filtered like
+/// the log page. Page with `after=<next>`.
+#[utoipa::path(get, path = "/api/v1/events", tag = "statistics", params(LogQuery),
+    responses((status = 200, body = EventsPage), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list_events(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiQuery(q): ApiQuery<LogQuery>,
+) -> ApiResult<Json<EventsPage>> {
+    p.require(Permission::ReadLogs)?;
+    let tz = timezone(&state, &p).await?;
+    let filter = q
+        .filter(&tz, 100)
+        .map_err(|(field, message)| ApiError::invalid_field(&field, message))?;
+    let items = switchboard_db::log::page(&state.pool, p.tenant, &filter).await?;
+    let next = (items.len() as i64 >= filter.limit)
+        .then(|| items.last().map(|e| e.cursor().encode()))
+        .flatten();
+    Ok(Json(EventsPage { items, next }))
+}
+
+/// Erases an end user: their messages, conversations, events and raw updates. The erasure
+/// itself is logged (`end_user.erased`, without personal data). Statistics keep their
+/// counts.
+#[utoipa::path(delete, path = "/api/v1/end-users/{id}", tag = "statistics", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "What was removed", body = Object),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn erase_end_user(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    p.require(Permission::ReadLogs)?;
+    let erased = crate::pages::logs::erase(&state, p.tenant, p.actor(), EndUserId(id)).await?;
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::to_value(erased).map_err(|_| ApiError::internal())?),
+    ))
+}

@@ -1,0 +1,96 @@
+//! Statistics (admins): how the bot and the team did over a period of the tenant's local
+//! days, against the period before; every chart also as a table and a CSV download.
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_core::Permission;
+
+use super::{render, t, Member, PageError, PageResult};
+use crate::reports::{self, StatsQuery};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/t/{slug}/stats", get(show_stats))
+        .route("/t/{slug}/stats/export", get(export_stats))
+}
+
+async fn show_stats(
+    State(state): State<AppState>,
+    member: Member,
+    Query(q): Query<StatsQuery>,
+) -> PageResult {
+    member.require(Permission::ReadLogs)?;
+    let tenant = member.tenant.id;
+    let tz = switchboard_db::config::get_settings(&state.pool, tenant)
+        .await?
+        .timezone;
+    let (range, error) = match reports::resolve(&q, &tz, chrono::Utc::now()) {
+        Ok(r) => (r, None),
+        Err((field, message)) => (
+            reports::resolve(&StatsQuery::default(), &tz, chrono::Utc::now())
+                .map_err(|_| PageError::Internal)?,
+            Some(json!({"field": field, "message": message})),
+        ),
+    };
+    let report = reports::report(&state.pool, tenant, &range).await?;
+    let query = format!(
+        "from={}&to={}&granularity={}",
+        range.from_day,
+        range.to_day,
+        range.granularity.as_str()
+    );
+    render(
+        &state,
+        &member.viewer,
+        Some(&member),
+        "admin/stats.html",
+        json!({"section": "stats", "r": report, "error": error, "query": query,
+               "series_metrics": reports::SERIES,
+               "series_labels": reports::SERIES.iter()
+                   .map(|m| (m.to_string(), t(&state, &member.viewer, &format!("stats.s.{m}"), &[])))
+                   .collect::<std::collections::BTreeMap<_, _>>()}),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    table: String,
+    #[serde(flatten)]
+    period: StatsQuery,
+}
+
+async fn export_stats(
+    State(state): State<AppState>,
+    member: Member,
+    Query(q): Query<ExportQuery>,
+) -> PageResult<Response> {
+    member.require(Permission::ReadLogs)?;
+    let tenant = member.tenant.id;
+    let tz = switchboard_db::config::get_settings(&state.pool, tenant)
+        .await?
+        .timezone;
+    let range = reports::resolve(&q.period, &tz, chrono::Utc::now())
+        .map_err(|(_, m)| PageError::BadRequest(m))?;
+    let report = reports::report(&state.pool, tenant, &range).await?;
+    let rows = reports::table(&report, &q.table)
+        .ok_or_else(|| PageError::BadRequest(format!("no table “{}”", q.table)))?;
+    let name = format!(
+        "attachment; filename=\"{}-{}-{}-{}.csv\"",
+        member.tenant.slug, q.table, range.from_day, range.to_day
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        reports::to_csv(&rows),
+    )
+        .into_response())
+}

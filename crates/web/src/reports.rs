@@ -1,0 +1,826 @@
+//! What the statistics page, its CSV downloads and `GET /api/v1/stats` show: one report
+//! for a period of local days in the tenant's time zone, compared with the period of the
+//! same length just before it. Also the log's query parameters, shared by the log page,
+//! its export and `GET /api/v1/events`.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use switchboard_core::TenantId;
+use switchboard_db::log::{Cursor, LogFilter};
+use switchboard_db::stats::{self, Granularity, Period};
+use switchboard_db::PgPool;
+
+/// `?from=YYYY-MM-DD&to=YYYY-MM-DD&granularity=hour|day|week|month` (both days included).
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct StatsQuery {
+    /// First day (the tenant's local date); default: 29 days before `to`.
+    pub from: Option<String>,
+    /// Last day, included; default: today.
+    pub to: Option<String>,
+    /// Default: hour up to 2 days, day up to 92 days, week up to a year, else month.
+    pub granularity: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Range {
+    pub from_day: NaiveDate,
+    pub to_day: NaiveDate,
+    pub period: Period,
+    pub previous: Period,
+    pub previous_from_day: NaiveDate,
+    pub granularity: Granularity,
+    pub timezone: String,
+}
+
+fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
+    let naive = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        // A day starting inside a DST gap: an hour later exists.
+        .unwrap_or_else(|| Utc.from_utc_datetime(&naive))
+}
+
+fn parse_day(field: &str, s: &str) -> Result<NaiveDate, (String, String)> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        (
+            field.to_string(),
+            format!("{field}: expected a date as YYYY-MM-DD, got “{s}”"),
+        )
+    })
+}
+
+/// Resolves the query into instants; a bad value is `(field, message)`.
+pub fn resolve(
+    q: &StatsQuery,
+    timezone: &str,
+    now: DateTime<Utc>,
+) -> Result<Range, (String, String)> {
+    let tz: Tz = timezone.parse().unwrap_or(Tz::UTC);
+    let today = now.with_timezone(&tz).date_naive();
+    let to_day = match q.to.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(s) => parse_day("to", s)?,
+        None => today,
+    };
+    let from_day = match q.from.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(s) => parse_day("from", s)?,
+        None => to_day - Duration::days(29),
+    };
+    if from_day > to_day {
+        return Err(("from".into(), "from: must not be after to".into()));
+    }
+    let days = (to_day - from_day).num_days() + 1;
+    if days > 3 * 366 {
+        return Err((
+            "from".into(),
+            "from: a period is at most three years".into(),
+        ));
+    }
+    let granularity = match q.granularity.as_deref().filter(|s| !s.is_empty()) {
+        Some(g) => Granularity::parse(g).ok_or_else(|| {
+            (
+                "granularity".to_string(),
+                "granularity: one of hour, day, week, month".to_string(),
+            )
+        })?,
+        None if days <= 2 => Granularity::Hour,
+        None if days <= 92 => Granularity::Day,
+        None if days <= 366 => Granularity::Week,
+        None => Granularity::Month,
+    };
+    if granularity == Granularity::Hour && days > 31 {
+        return Err((
+            "granularity".into(),
+            "granularity: hours only for periods of up to 31 days".into(),
+        ));
+    }
+    let period = Period {
+        from: local_midnight(tz, from_day),
+        to: local_midnight(tz, to_day + Duration::days(1)),
+    };
+    let previous_from_day = from_day - Duration::days(days);
+    let previous = Period {
+        from: local_midnight(tz, previous_from_day),
+        to: period.from,
+    };
+    Ok(Range {
+        from_day,
+        to_day,
+        period,
+        previous,
+        previous_from_day,
+        granularity,
+        timezone: tz.name().to_string(),
+    })
+}
+
+/// The metrics drawn as lines over time.
+pub const SERIES: &[&str] = &[
+    "messages_in",
+    "messages_out",
+    "questions",
+    "handovers",
+    "conversations",
+    "new_users",
+];
+
+fn total(t: &std::collections::BTreeMap<(String, String), i64>, metric: &str) -> i64 {
+    t.iter()
+        .filter(|((m, _), _)| m == metric)
+        .map(|(_, v)| v)
+        .sum()
+}
+
+fn dim(t: &std::collections::BTreeMap<(String, String), i64>, metric: &str, d: &str) -> i64 {
+    t.get(&(metric.to_string(), d.to_string()))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn by_dim(
+    t: &std::collections::BTreeMap<(String, String), i64>,
+    metric: &str,
+) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = t
+        .iter()
+        .filter(|((m, _), _)| m == metric)
+        .map(|((_, d), n)| (d.clone(), *n))
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+fn share(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Headline {
+    pub key: &'static str,
+    pub value: Option<f64>,
+    pub previous: Option<f64>,
+    /// `count`, `share` (0–1), `seconds` or `stars`.
+    pub unit: &'static str,
+}
+
+/// The whole report as JSON (the page renders it, the API returns it).
+pub async fn report(
+    pool: &PgPool,
+    tenant: TenantId,
+    range: &Range,
+) -> switchboard_db::Result<Value> {
+    let (now, before) = (range.period, range.previous);
+    let cur = stats::totals(pool, tenant, now).await?;
+    let prev = stats::totals(pool, tenant, before).await?;
+    let team = stats::team(pool, tenant, now).await?;
+    let team_prev = stats::team(pool, tenant, before).await?;
+    let active = stats::active_users(
+        pool,
+        tenant,
+        now,
+        range.from_day,
+        range.to_day + Duration::days(1),
+    )
+    .await?;
+    let active_prev = stats::active_users(
+        pool,
+        tenant,
+        before,
+        range.previous_from_day,
+        range.from_day,
+    )
+    .await?;
+    let series = stats::series(
+        pool,
+        tenant,
+        now,
+        range.granularity,
+        &range.timezone,
+        SERIES,
+    )
+    .await?;
+    let cells = stats::heatmap(pool, tenant, now, &range.timezone).await?;
+    let operators = stats::operators(pool, tenant, now).await?;
+    let rules = stats::rule_titles(pool, tenant).await?;
+
+    let mut heatmap = vec![vec![0i64; 24]; 7];
+    for (dow, hour, n) in cells {
+        if (1..=7).contains(&dow) && (0..24).contains(&hour) {
+            heatmap[(dow - 1) as usize][hour as usize] = n;
+        }
+    }
+    let heat_max = heatmap.iter().flatten().copied().max().unwrap_or(0);
+
+    let hits = by_dim(&cur, "rule_hits");
+    let titles: std::collections::HashMap<String, (&str, bool)> = rules
+        .iter()
+        .map(|(id, title, enabled)| (id.to_string(), (title.as_str(), *enabled)))
+        .collect();
+    let top_rules: Vec<Value> = hits
+        .iter()
+        .take(20)
+        .map(|(id, n)| json!({"id": id, "title": titles.get(id).map(|t| t.0), "hits": n}))
+        .collect();
+    let hit_ids: std::collections::HashSet<&str> = hits.iter().map(|(id, _)| id.as_str()).collect();
+    let never_hit: Vec<Value> = rules
+        .iter()
+        .filter(|(id, _, enabled)| *enabled && !hit_ids.contains(id.to_string().as_str()))
+        .take(50)
+        .map(|(id, title, _)| json!({"id": id, "title": title}))
+        .collect();
+
+    let questions = total(&cur, "questions");
+    let answered = dim(&cur, "questions", "answered");
+    let headline = |key: &'static str,
+                    unit: &'static str,
+                    value: Option<f64>,
+                    previous: Option<f64>| Headline {
+        key,
+        value,
+        previous,
+        unit,
+    };
+    let count =
+        |t: &std::collections::BTreeMap<(String, String), i64>, m: &str| Some(total(t, m) as f64);
+    let headlines = vec![
+        headline(
+            "messages_in",
+            "count",
+            count(&cur, "messages_in"),
+            count(&prev, "messages_in"),
+        ),
+        headline(
+            "messages_out",
+            "count",
+            count(&cur, "messages_out"),
+            count(&prev, "messages_out"),
+        ),
+        headline(
+            "active_users",
+            "count",
+            Some(active as f64),
+            Some(active_prev as f64),
+        ),
+        headline(
+            "new_users",
+            "count",
+            count(&cur, "new_users"),
+            count(&prev, "new_users"),
+        ),
+        headline(
+            "conversations",
+            "count",
+            Some(team.conversations as f64),
+            Some(team_prev.conversations as f64),
+        ),
+        headline(
+            "auto_answered",
+            "share",
+            share(team.bot_only, team.conversations),
+            share(team_prev.bot_only, team_prev.conversations),
+        ),
+        headline(
+            "answered_questions",
+            "share",
+            share(answered, questions),
+            share(
+                dim(&prev, "questions", "answered"),
+                total(&prev, "questions"),
+            ),
+        ),
+        headline(
+            "handover_share",
+            "share",
+            share(team.handed_over, team.conversations),
+            share(team_prev.handed_over, team_prev.conversations),
+        ),
+        headline(
+            "suggestion_acceptance",
+            "share",
+            share(
+                dim(&cur, "suggestions", "accepted"),
+                total(&cur, "suggestions"),
+            ),
+            share(
+                dim(&prev, "suggestions", "accepted"),
+                total(&prev, "suggestions"),
+            ),
+        ),
+        headline(
+            "helped",
+            "share",
+            share(dim(&cur, "feedback", "helped"), total(&cur, "feedback")),
+            share(dim(&prev, "feedback", "helped"), total(&prev, "feedback")),
+        ),
+        headline(
+            "first_response_p50",
+            "seconds",
+            team.first_response_p50,
+            team_prev.first_response_p50,
+        ),
+        headline(
+            "first_response_p90",
+            "seconds",
+            team.first_response_p90,
+            team_prev.first_response_p90,
+        ),
+        headline(
+            "resolution_p50",
+            "seconds",
+            team.resolution_p50,
+            team_prev.resolution_p50,
+        ),
+        headline("avg_rating", "stars", team.avg_rating, team_prev.avg_rating),
+    ];
+
+    Ok(json!({
+        "from": range.from_day.to_string(),
+        "to": range.to_day.to_string(),
+        "previous_from": range.previous_from_day.to_string(),
+        "timezone": range.timezone,
+        "granularity": range.granularity.as_str(),
+        "headlines": headlines,
+        "totals": cur.iter().map(|((m, d), v)| json!({"metric": m, "dim": d, "value": v})).collect::<Vec<_>>(),
+        "series": series,
+        "handover_reasons": by_dim(&cur, "handovers"),
+        "languages": by_dim(&cur, "messages_in"),
+        "senders": by_dim(&cur, "messages_out"),
+        "ratings": by_dim(&cur, "ratings"),
+        "feedback": {"helped": dim(&cur, "feedback", "helped"), "not_helped": dim(&cur, "feedback", "not_helped")},
+        "suggestions": {"accepted": dim(&cur, "suggestions", "accepted"), "rejected": dim(&cur, "suggestions", "rejected")},
+        "questions": {"total": questions, "answered": answered, "not_answered": dim(&cur, "questions", "not_answered")},
+        "delivery_failed": total(&cur, "delivery_failed"),
+        "top_rules": top_rules,
+        "never_hit": never_hit,
+        "heatmap": heatmap,
+        "heatmap_max": heat_max,
+        "team": team,
+        "operators": operators,
+    }))
+}
+
+/// One table of the report as CSV rows (header first): `series`, `rules`, `reasons`,
+/// `languages`, `heatmap`, `operators`, `headlines`.
+pub fn table(report: &Value, name: &str) -> Option<Vec<Vec<String>>> {
+    let s = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let pairs = |key: &str, a: &str, b: &str| {
+        let mut rows = vec![vec![a.to_string(), b.to_string()]];
+        for p in report[key].as_array().into_iter().flatten() {
+            rows.push(vec![s(&p[0]), s(&p[1])]);
+        }
+        rows
+    };
+    Some(match name {
+        "series" => {
+            let mut rows = vec![std::iter::once("start".to_string())
+                .chain(SERIES.iter().map(|m| m.to_string()))
+                .collect::<Vec<_>>()];
+            for b in report["series"].as_array().into_iter().flatten() {
+                let mut row = vec![s(&b["start"])];
+                row.extend(
+                    SERIES
+                        .iter()
+                        .map(|m| b["values"][*m].as_i64().unwrap_or(0).to_string()),
+                );
+                rows.push(row);
+            }
+            rows
+        }
+        "rules" => {
+            let mut rows = vec![vec!["rule_id".into(), "title".into(), "hits".into()]];
+            for r in report["top_rules"].as_array().into_iter().flatten() {
+                rows.push(vec![s(&r["id"]), s(&r["title"]), s(&r["hits"])]);
+            }
+            rows
+        }
+        "reasons" => pairs("handover_reasons", "reason", "handovers"),
+        "languages" => pairs("languages", "language", "messages_in"),
+        "heatmap" => {
+            let mut rows = vec![std::iter::once("weekday".to_string())
+                .chain((0..24).map(|h| format!("{h:02}")))
+                .collect::<Vec<_>>()];
+            for (i, day) in report["heatmap"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let mut row = vec![(i + 1).to_string()];
+                row.extend(day.as_array().into_iter().flatten().map(&s));
+                rows.push(row);
+            }
+            rows
+        }
+        "operators" => {
+            let cols = [
+                "name",
+                "conversations",
+                "closed",
+                "first_response_p50",
+                "first_response_p90",
+                "resolution_p50",
+                "avg_rating",
+            ];
+            let mut rows = vec![cols.iter().map(|c| c.to_string()).collect::<Vec<_>>()];
+            for o in report["operators"].as_array().into_iter().flatten() {
+                rows.push(cols.iter().map(|c| s(&o[*c])).collect());
+            }
+            rows
+        }
+        "headlines" => {
+            let mut rows = vec![vec![
+                "metric".into(),
+                "value".into(),
+                "previous".into(),
+                "unit".into(),
+            ]];
+            for h in report["headlines"].as_array().into_iter().flatten() {
+                rows.push(vec![
+                    s(&h["key"]),
+                    s(&h["value"]),
+                    s(&h["previous"]),
+                    s(&h["unit"]),
+                ]);
+            }
+            rows
+        }
+        _ => return None,
+    })
+}
+
+/// Rows as CSV text.
+pub fn to_csv(rows: &[Vec<String>]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        let _ = w.write_record(r);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+// The log's parameters -------------------------------------------------------------------
+
+/// `GET …/logs?…` and `GET /api/v1/events?…`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
+pub struct LogQuery {
+    /// From this instant (RFC 3339) or local day (YYYY-MM-DD), included.
+    pub from: Option<String>,
+    /// Until this instant (RFC 3339) or local day (YYYY-MM-DD), included.
+    pub to: Option<String>,
+    pub end_user: Option<String>,
+    pub conversation: Option<String>,
+    /// `message.in`, `message.out`, `message.command`, `message.button`, an event kind
+    /// (`conversation.handover`), or a prefix with `*` (`conversation.*`).
+    pub kind: Option<String>,
+    pub rule: Option<String>,
+    pub operator: Option<String>,
+    /// `pending`, `sending`, `sent`, `failed`.
+    pub delivery: Option<String>,
+    /// Words to find in message texts (Russian and English word forms).
+    pub q: Option<String>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+impl LogQuery {
+    /// The parameters without the cursor, as a query string (for links and exports).
+    pub fn query_string(&self) -> String {
+        let mut me = self.clone();
+        me.after = None;
+        me.limit = None;
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("from", &me.from),
+            ("to", &me.to),
+            ("end_user", &me.end_user),
+            ("conversation", &me.conversation),
+            ("kind", &me.kind),
+            ("rule", &me.rule),
+            ("operator", &me.operator),
+            ("delivery", &me.delivery),
+            ("q", &me.q),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                out.append_pair(k, v);
+            }
+        }
+        out.finish()
+    }
+
+    /// Validates into a filter; a bad value is `(field, message)`.
+    pub fn filter(
+        &self,
+        timezone: &str,
+        default_limit: i64,
+    ) -> Result<LogFilter, (String, String)> {
+        let tz: Tz = timezone.parse().unwrap_or(Tz::UTC);
+        let nonempty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let instant = |field: &str,
+                       v: &Option<String>,
+                       end: bool|
+         -> Result<Option<DateTime<Utc>>, (String, String)> {
+            let Some(v) = nonempty(v) else {
+                return Ok(None);
+            };
+            if let Ok(t) = DateTime::parse_from_rfc3339(&v) {
+                return Ok(Some(
+                    t.with_timezone(&Utc)
+                        + if end {
+                            Duration::microseconds(1)
+                        } else {
+                            Duration::zero()
+                        },
+                ));
+            }
+            let day = parse_day(field, &v).map_err(|_| {
+                (
+                    field.to_string(),
+                    format!("{field}: expected YYYY-MM-DD or an RFC 3339 time, got “{v}”"),
+                )
+            })?;
+            Ok(Some(local_midnight(
+                tz,
+                if end { day + Duration::days(1) } else { day },
+            )))
+        };
+        let id =
+            |field: &str, v: &Option<String>| -> Result<Option<uuid::Uuid>, (String, String)> {
+                nonempty(v)
+                    .map(|s| {
+                        s.parse()
+                            .map_err(|_| (field.to_string(), format!("{field}: not an id: “{s}”")))
+                    })
+                    .transpose()
+            };
+        let delivery = nonempty(&self.delivery);
+        if let Some(d) = &delivery {
+            if !matches!(d.as_str(), "pending" | "sending" | "sent" | "failed") {
+                return Err((
+                    "delivery".into(),
+                    "delivery: one of pending, sending, sent, failed".into(),
+                ));
+            }
+        }
+        let kind = nonempty(&self.kind);
+        if let Some(k) = &kind {
+            if k.len() > 64
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_' || c == '*')
+            {
+                return Err(("kind".into(), format!("kind: not a kind: “{k}”")));
+            }
+        }
+        let q = nonempty(&self.q);
+        if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+            return Err(("q".into(), "q: at most 200 characters".into()));
+        }
+        let after = nonempty(&self.after)
+            .map(|s| {
+                Cursor::decode(&s).ok_or_else(|| {
+                    (
+                        "after".to_string(),
+                        "after: not a cursor from this log".to_string(),
+                    )
+                })
+            })
+            .transpose()?;
+        let limit = match self.limit {
+            Some(l) if !(1..=500).contains(&l) => {
+                return Err(("limit".into(), "limit: from 1 to 500".into()));
+            }
+            Some(l) => l,
+            None => default_limit,
+        };
+        Ok(LogFilter {
+            from: instant("from", &self.from, false)?,
+            to: instant("to", &self.to, true)?,
+            end_user: id("end_user", &self.end_user)?,
+            conversation: id("conversation", &self.conversation)?,
+            kind,
+            rule: id("rule", &self.rule)?,
+            operator: id("operator", &self.operator)?,
+            delivery,
+            q,
+            after,
+            limit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_is_local_days_with_the_previous_of_the_same_length() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 10, 22, 30, 0).unwrap();
+        let q = StatsQuery::default();
+        // 22:30 UTC is already 11 March in Moscow (UTC+3).
+        let r = resolve(&q, "Europe/Moscow", now).unwrap();
+        assert_eq!(r.to_day.to_string(), "2026-03-11");
+        assert_eq!(r.from_day.to_string(), "2026-02-10");
+        assert_eq!(
+            r.period.from,
+            Utc.with_ymd_and_hms(2026, 2, 9, 21, 0, 0).unwrap()
+        );
+        assert_eq!(
+            r.period.to,
+            Utc.with_ymd_and_hms(2026, 3, 11, 21, 0, 0).unwrap()
+        );
+        assert_eq!(r.previous.to, r.period.from);
+        assert_eq!(r.previous_from_day.to_string(), "2026-01-11");
+        assert_eq!(r.granularity, Granularity::Day);
+    }
+
+    #[test]
+    fn bad_periods_are_refused_with_the_field() {
+        let now = Utc::now();
+        let bad = |from: &str, to: &str, g: &str| {
+            resolve(
+                &StatsQuery {
+                    from: Some(from.into()),
+                    to: Some(to.into()),
+                    granularity: Some(g.into()),
+                },
+                "UTC",
+                now,
+            )
+            .unwrap_err()
+            .0
+        };
+        assert_eq!(bad("2026-02-30", "2026-03-01", ""), "from");
+        assert_eq!(bad("2026-03-02", "2026-03-01", ""), "from");
+        assert_eq!(bad("2026-01-01", "2026-03-01", "hour"), "granularity");
+        assert_eq!(bad("2026-01-01", "2026-01-02", "minute"), "granularity");
+    }
+
+    #[test]
+    fn log_parameters_are_checked() {
+        let q = LogQuery {
+            delivery: Some("lost".into()),
+            ..Default::default()
+        };
+        assert_eq!(q.filter("UTC", 50).unwrap_err().0, "delivery");
+        let q = LogQuery {
+            end_user: Some("me".into()),
+            ..Default::default()
+        };
+        assert_eq!(q.filter("UTC", 50).unwrap_err().0, "end_user");
+        let q = LogQuery {
+            after: Some("x".into()),
+            ..Default::default()
+        };
+        assert_eq!(q.filter("UTC", 50).unwrap_err().0, "after");
+        let q = LogQuery {
+            from: Some("2026-03-01".into()),
+            to: Some("2026-03-01".into()),
+            ..Default::default()
+        };
+        let f = q.filter("Europe/Moscow", 50).unwrap();
+        assert_eq!(
+            f.from,
+            Some(Utc.with_ymd_and_hms(2026, 2, 28, 21, 0, 0).unwrap())
+        );
+        assert_eq!(
+            f.to,
+            Some(Utc.with_ymd_and_hms(2026, 3, 1, 21, 0, 0).unwrap())
+        );
+        let c = Cursor {
+            at: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+            source: 'e',
+            id: 7,
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+    }
+}
+
+// Export --------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+const EXPORT_COLUMNS: [&str; 16] = [
+    "time",
+    "source",
+    "id",
+    "kind",
+    "actor_type",
+    "actor_id",
+    "actor",
+    "end_user_id",
+    "end_user",
+    "conversation_id",
+    "text",
+    "rule_id",
+    "rule",
+    "score",
+    "delivery_status",
+    "delivery_error",
+];
+
+fn csv_line(fields: &[String]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(fields);
+    w.into_inner().unwrap_or_default()
+}
+
+fn csv_entry(e: &switchboard_db::log::LogEntry) -> Vec<u8> {
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+    let u = |v: &Option<uuid::Uuid>| v.map(|x| x.to_string()).unwrap_or_default();
+    csv_line(&[
+        e.created_at.to_rfc3339(),
+        e.source.clone(),
+        e.id.to_string(),
+        e.kind.clone(),
+        e.actor_type.clone(),
+        o(&e.actor_id),
+        o(&e.actor_name),
+        u(&e.end_user_id),
+        o(&e.end_user_name),
+        u(&e.conversation_id),
+        e.text.clone(),
+        u(&e.rule_id),
+        o(&e.rule_title),
+        e.score.map(|s| format!("{s:.3}")).unwrap_or_default(),
+        o(&e.delivery_status),
+        o(&e.delivery_error),
+    ])
+}
+
+/// The filtered log as a streamed body: pages of 1,000 entries are read one after another
+/// (keyset), so an export of millions of rows never sits in memory.
+pub fn export_body(
+    pool: PgPool,
+    tenant: TenantId,
+    mut filter: LogFilter,
+    format: ExportFormat,
+) -> axum::body::Body {
+    enum Step {
+        Start(LogFilter),
+        Next(LogFilter, bool),
+        Done,
+    }
+    filter.limit = 1000;
+    let stream = futures::stream::unfold(Step::Start(filter), move |step| {
+        let pool = pool.clone();
+        async move {
+            match step {
+                Step::Start(f) => {
+                    let head = match format {
+                        ExportFormat::Csv => csv_line(&EXPORT_COLUMNS.map(String::from)),
+                        ExportFormat::Json => b"[".to_vec(),
+                    };
+                    Some((Ok::<_, std::io::Error>(head), Step::Next(f, true)))
+                }
+                Step::Next(mut f, first) => {
+                    let page = match switchboard_db::log::page(&pool, tenant, &f).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::error!(error = %e, tenant = %tenant, "log export failed");
+                            return Some((Err(std::io::Error::other("export failed")), Step::Done));
+                        }
+                    };
+                    let Some(last) = page.last() else {
+                        let tail = match format {
+                            ExportFormat::Csv => Vec::new(),
+                            ExportFormat::Json => b"]\n".to_vec(),
+                        };
+                        return Some((Ok(tail), Step::Done));
+                    };
+                    f.after = Some(last.cursor());
+                    let mut chunk = Vec::with_capacity(page.len() * 200);
+                    for (i, e) in page.iter().enumerate() {
+                        match format {
+                            ExportFormat::Csv => chunk.extend(csv_entry(e)),
+                            ExportFormat::Json => {
+                                if !(first && i == 0) {
+                                    chunk.push(b',');
+                                }
+                                chunk.push(b'\n');
+                                chunk.extend(serde_json::to_vec(e).unwrap_or_default());
+                            }
+                        }
+                    }
+                    Some((Ok(chunk), Step::Next(f, false)))
+                }
+                Step::Done => None,
+            }
+        }
+    });
+    axum::body::Body::from_stream(stream)
+}
