@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+#
+# One image for every Switchboard process: `serve --no-jobs` (the default), `worker`,
+# `migrate` and the administration commands (`superuser create`, `tenant create`, …).
+#
+#   docker build -t switchboard .
+#   docker run --rm switchboard --help
+#
+# The templates, static files, translations and SQL migrations are compiled into the
+# binary (crates/web/build.rs, include_str!, sqlx::migrate!), so the runtime image holds
+# the binary alone. See docs/deployment.md.
+
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=bookworm
+
+# --- build -------------------------------------------------------------------------
+FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
+WORKDIR /src
+COPY . .
+# The cache mounts keep the crates.io downloads and the compiled dependencies between
+# builds (BuildKit, the default builder of current Docker); the binary is copied out of
+# the cached target directory because that directory is not part of the image.
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --bin switchboard --locked \
+ && install -D -m 0755 target/release/switchboard /out/switchboard
+
+# --- runtime -----------------------------------------------------------------------
+FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+# ca-certificates: TLS to Telegram, SMTP, OAuth providers and PostgreSQL.
+# curl: the HEALTHCHECK below (the binary has no health-check subcommand).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+RUN groupadd --system --gid 10001 switchboard \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/switchboard \
+      --create-home --shell /usr/sbin/nologin switchboard
+COPY --from=build /out/switchboard /usr/local/bin/switchboard
+
+# Listen on every interface inside the container. SWITCHBOARD_DATA_DIR is only used for a
+# local master key when none is configured — production sets SWITCHBOARD_MASTER_KEY or
+# SWITCHBOARD_MASTER_KEY_FILE (docs/configuration.md).
+ENV SWITCHBOARD_BIND=0.0.0.0:8080 \
+    SWITCHBOARD_DATA_DIR=/var/lib/switchboard
+WORKDIR /var/lib/switchboard
+USER 10001:10001
+EXPOSE 8080
+
+# For `serve` only: `worker` and `migrate` have no HTTP listener, so docker-compose.yml
+# disables this check for them. Kubernetes ignores it (the chart has its own probes).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD curl -fsS -o /dev/null http://127.0.0.1:8080/healthz || exit 1
+
+ENTRYPOINT ["switchboard"]
+CMD ["serve", "--no-jobs"]
