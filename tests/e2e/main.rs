@@ -11,4 +11,5 @@ mod harness;
 mod isolation;
 mod matcher;
 mod panel;
+mod stats;
 mod webhook;

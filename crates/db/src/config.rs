@@ -33,6 +33,10 @@ pub struct Settings {
     pub synonyms: Vec<String>,
     /// Ask "Helped? / Didn't help" under answers.
     pub feedback_enabled: bool,
+    /// Messages and events are deleted after this many days (None: kept).
+    pub retention_days: Option<i32>,
+    /// Raw Telegram updates are deleted after this many days.
+    pub raw_retention_days: i32,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -99,7 +103,7 @@ impl Settings {
 const SETTINGS_COLUMNS: &str = "tenant_id, default_language, welcome_text, help_text,
     handover_text, closing_text, already_waiting_text, stale_button_text, answer_threshold,
     suggest_threshold, timezone, offhours_text, translations, working_hours, rating_enabled,
-    rating_text, synonyms, feedback_enabled, updated_at";
+    rating_text, synonyms, feedback_enabled, retention_days, raw_retention_days, updated_at";
 
 /// Creates a tenant's settings with the default texts of its language.
 pub async fn insert_default_settings(
@@ -157,6 +161,9 @@ pub struct SettingsPatch {
     pub suggest_threshold: Option<f32>,
     pub synonyms: Option<Vec<String>>,
     pub feedback_enabled: Option<bool>,
+    /// `Some(None)` keeps messages for ever.
+    pub retention_days: Option<Option<i32>>,
+    pub raw_retention_days: Option<i32>,
 }
 
 pub async fn update_settings(
@@ -182,7 +189,9 @@ pub async fn update_settings(
             rating_text = coalesce($16, rating_text),
             suggest_threshold = coalesce($17, suggest_threshold),
             synonyms = coalesce($18, synonyms),
-            feedback_enabled = coalesce($19, feedback_enabled)
+            feedback_enabled = coalesce($19, feedback_enabled),
+            retention_days = case when $20 then $21 else retention_days end,
+            raw_retention_days = coalesce($22, raw_retention_days)
          where tenant_id = $1 returning {SETTINGS_COLUMNS}"
     ))
     .bind(tenant)
@@ -204,6 +213,9 @@ pub async fn update_settings(
     .bind(patch.suggest_threshold)
     .bind(&patch.synonyms)
     .bind(patch.feedback_enabled)
+    .bind(patch.retention_days.is_some())
+    .bind(patch.retention_days.flatten())
+    .bind(patch.raw_retention_days)
     .fetch_optional(db)
     .await?
     .found()

@@ -58,6 +58,10 @@ pub struct SettingsOut {
     /// After closing, ask the user to rate the help (1–5).
     pub rating_enabled: bool,
     pub rating_text: String,
+    /// Messages and events are deleted after this many days; null: kept.
+    pub retention_days: Option<i32>,
+    /// Raw Telegram updates are deleted after this many days.
+    pub raw_retention_days: i32,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -84,6 +88,8 @@ impl From<Settings> for SettingsOut {
             translations: s.translations,
             rating_enabled: s.rating_enabled,
             rating_text,
+            retention_days: s.retention_days,
+            raw_retention_days: s.raw_retention_days,
             updated_at: s.updated_at,
         }
     }
@@ -113,6 +119,17 @@ pub struct SettingsPatchIn {
     pub suggest_threshold: Option<f32>,
     pub synonyms: Option<Vec<String>>,
     pub feedback_enabled: Option<bool>,
+    /// Days (1–3650) to keep messages and events; null: for ever.
+    #[serde(default, deserialize_with = "double_option_int")]
+    pub retention_days: Option<Option<i32>>,
+    /// Days (1–3650) to keep raw Telegram updates.
+    pub raw_retention_days: Option<i32>,
+}
+
+fn double_option_int<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<i32>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
 }
 
 /// Tells an absent field (keep) from an explicit null (clear).
@@ -162,6 +179,19 @@ pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
                 "synonyms",
                 "each group needs at least two words, separated by commas",
             );
+        }
+    }
+    if let Some(Some(d)) = p.retention_days {
+        if !(1..=3650).contains(&d) {
+            errors.add(
+                "retention_days",
+                "must be from 1 to 3650 days, or empty to keep",
+            );
+        }
+    }
+    if let Some(d) = p.raw_retention_days {
+        if !(1..=3650).contains(&d) {
+            errors.add("raw_retention_days", "must be from 1 to 3650 days");
         }
     }
     if let Some(l) = &p.default_language {
@@ -242,6 +272,8 @@ async fn patch_settings(
         suggest_threshold: body.suggest_threshold,
         synonyms: body.synonyms.as_deref().map(crate::api::rules::clean_list),
         feedback_enabled: body.feedback_enabled,
+        retention_days: body.retention_days,
+        raw_retention_days: body.raw_retention_days,
     };
     let mut errors = Invalid::new();
     validate_patch(&patch, &mut errors);
@@ -266,7 +298,7 @@ async fn patch_settings(
 /// The names of the fields a change sets (for the events log).
 pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
     let mut out = Vec::new();
-    let fields: [(&'static str, bool); 17] = [
+    let fields: [(&'static str, bool); 19] = [
         ("welcome_text", p.welcome_text.is_some()),
         ("help_text", p.help_text.is_some()),
         ("handover_text", p.handover_text.is_some()),
@@ -284,6 +316,8 @@ pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
         ("suggest_threshold", p.suggest_threshold.is_some()),
         ("synonyms", p.synonyms.is_some()),
         ("feedback_enabled", p.feedback_enabled.is_some()),
+        ("retention_days", p.retention_days.is_some()),
+        ("raw_retention_days", p.raw_retention_days.is_some()),
     ];
     for (name, set) in fields {
         if set {

@@ -122,6 +122,8 @@ fn form_of(s: &Settings) -> Value {
         "synonyms": s.synonyms.join("\n"),
         "feedback_enabled": s.feedback_enabled,
         "rating_enabled": s.rating_enabled,
+        "retention_days": s.retention_days,
+        "raw_retention_days": s.raw_retention_days,
     })
 }
 
@@ -224,6 +226,13 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
             .get("synonyms")
             .map(|_| crate::api::rules::clean_list(&fields.lines("synonyms"))),
         feedback_enabled: Some(fields.flag("feedback_enabled")),
+        retention_days: fields.get("retention_days").map(|v| {
+            let v = v.trim();
+            (!v.is_empty()).then(|| v.parse().unwrap_or(0))
+        }),
+        raw_retention_days: fields
+            .get("raw_retention_days")
+            .map(|v| v.trim().parse().unwrap_or(0)),
     };
     let texts: serde_json::Map<String, Value> = TEXTS
         .iter()
@@ -238,6 +247,7 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         "suggest_threshold": fields.text("suggest_threshold"), "synonyms": fields.text("synonyms"),
         "feedback_enabled": fields.flag("feedback_enabled"),
         "rating_enabled": fields.flag("rating_enabled"),
+        "retention_days": fields.text("retention_days"), "raw_retention_days": fields.text("raw_retention_days"),
     });
     (patch, form)
 }
