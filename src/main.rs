@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: SuperuserCommand,
     },
+    /// Statistics roll-ups and retention, on demand (the workers also run them on a schedule).
+    Stats {
+        #[command(subcommand)]
+        command: StatsCommand,
+    },
     /// Measure the answer matcher on a labelled dataset (see docs/matching.md).
     EvalMatcher {
         /// A dataset file: {"intents": [{"id", "examples"}], "queries": [{"text", "intent"}]}.
@@ -100,6 +105,28 @@ enum TokenCommand {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum StatsCommand {
+    /// Re-compute the hourly roll-ups of a period (idempotent): after a restore, an import,
+    /// or to backfill history.
+    Rollup {
+        /// Only this tenant (slug or id); default: every tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// From this UTC day (YYYY-MM-DD); default: `--days` before now.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Until this UTC day, included; default: now.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// With no --from: how many days back.
+        #[arg(long, default_value_t = 2)]
+        days: i64,
+    },
+    /// Apply every tenant's retention now (delete old messages, events and raw updates).
+    Retention,
 }
 
 #[derive(Subcommand)]
@@ -386,6 +413,68 @@ async fn real_main() -> anyhow::Result<()> {
                 );
             } else {
                 println!("Created superuser {} (id {})", user.email, user.id);
+            }
+        }
+        Command::Stats { command } => {
+            let pool = switchboard::connect(&config, false).await?;
+            match command {
+                StatsCommand::Rollup {
+                    tenant,
+                    from,
+                    to,
+                    days,
+                } => {
+                    let now = chrono::Utc::now();
+                    let from = match from {
+                        Some(d) => d.and_hms_opt(0, 0, 0).expect("midnight").and_utc(),
+                        None => now - chrono::Duration::days(days.max(0)),
+                    };
+                    let to = match to {
+                        Some(d) => (d + chrono::Duration::days(1))
+                            .and_hms_opt(0, 0, 0)
+                            .expect("midnight")
+                            .and_utc()
+                            .min(now),
+                        None => now,
+                    };
+                    let tenants = match tenant {
+                        Some(t) => {
+                            match switchboard_db::platform::find_tenant(&pool, t.trim()).await {
+                                Ok(found) => vec![found.id],
+                                Err(switchboard_db::DbError::NotFound) => {
+                                    anyhow::bail!("no tenant with slug or id {t:?}")
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                        None => {
+                            sqlx::query_scalar("select id from tenants order by slug")
+                                .fetch_all(&pool)
+                                .await?
+                        }
+                    };
+                    for tenant in &tenants {
+                        // A day per transaction: short transactions, visible progress.
+                        let mut day = from;
+                        let mut rows = 0;
+                        while day < to {
+                            let end = (day + chrono::Duration::days(1)).min(to);
+                            let mut tx = pool.begin().await?;
+                            rows +=
+                                switchboard_db::stats::rollup(&mut tx, *tenant, day, end).await?;
+                            tx.commit().await?;
+                            day = end;
+                        }
+                        println!("{tenant}: {rows} rows");
+                    }
+                }
+                StatsCommand::Retention => {
+                    let purged = switchboard_jobs::scheduled::retention_all(&pool).await?;
+                    println!(
+                        "deleted {} messages, {} events, {} raw updates",
+                        purged.messages, purged.events, purged.raw_updates
+                    );
+                }
             }
         }
         Command::EvalMatcher { .. } => unreachable!("handled before the configuration"),

@@ -310,3 +310,33 @@ fn eval_matcher_explains_bad_arguments() {
     assert!(!ok);
     assert!(out.contains("is not a matcher dataset"), "{out}");
 }
+
+#[tokio::test]
+async fn statistics_rollup_and_retention_from_the_cli() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Roll").await;
+    let bot = app.connect_bot(&t, "roll_bot").await;
+    app.say(&bot, &crate::harness::alice(), "hello there").await;
+    app.expect_sent(&bot, crate::harness::alice().id, 1).await;
+    let url = app.db.url.clone();
+    let (ok, out, err) = switchboard(&url, &["stats", "rollup", "--tenant", "nobody"]);
+    assert!(!ok);
+    assert!(err.contains("no tenant"), "{out}{err}");
+    let (ok, out, err) = switchboard(
+        &url,
+        &["stats", "rollup", "--tenant", &t.slug, "--days", "1"],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(" rows"), "{out}");
+    let stored: i64 = sqlx::query_scalar(
+        "select coalesce(sum(value), 0)::bigint from stats_hourly where tenant_id = $1 and metric = 'messages_in'",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 1);
+    let (ok, out, err) = switchboard(&url, &["stats", "retention"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("deleted 0 messages"), "{out}");
+}
