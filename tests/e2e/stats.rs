@@ -577,3 +577,42 @@ async fn another_tenant_and_operators_get_nothing() {
         .await;
     assert!(!still["items"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn superusers_see_totals_per_tenant_and_platform_health() {
+    let app = TestApp::start().await;
+    let (t, _bot) = with_traffic(&app, "Busy").await;
+    let quiet = app.tenant("Quiet").await;
+    switchboard_jobs::scheduled::rollup_recent(&app.db.pool, Utc::now())
+        .await
+        .unwrap();
+    switchboard::bootstrap::create_superuser(&app.db.pool, "root@platform.test", "rootpassword")
+        .await
+        .unwrap();
+    let root = app.sign_in("root@platform.test", "rootpassword").await;
+    let page = root.get("/platform/health").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.has("busy_bot"), "the bot is listed");
+    // Busy's row: 2 messages from users, 2 replies, 1 hand-over; Quiet's row: zeros.
+    let row = |slug: &str| {
+        let i = page
+            .body
+            .find(&format!("data-tenant=\"{slug}\""))
+            .expect("a row per tenant");
+        page.body[i..i + page.body[i..].find("</tr>").unwrap()].to_string()
+    };
+    let busy = row(&t.slug);
+    let cells: Vec<&str> = busy
+        .split("<td class=\"text-end")
+        .skip(1)
+        .map(|c| c.split('>').nth(1).unwrap().split('<').next().unwrap())
+        .collect();
+    assert_eq!(cells[..3], ["2", "2", "1"], "{busy}");
+    assert!(row(&quiet.slug).contains(">0<"));
+    // Not for tenant owners.
+    let owner = app.owner_web(&t).await;
+    assert_eq!(
+        owner.get("/platform/health").await.status,
+        StatusCode::FORBIDDEN
+    );
+}

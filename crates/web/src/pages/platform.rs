@@ -15,6 +15,7 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/platform/tenants", get(tenants))
+        .route("/platform/health", get(health))
         .route("/platform/tenants/{id}/status", post(set_status))
         .route("/dev/mailbox", get(mailbox))
 }
@@ -49,6 +50,23 @@ async fn tenants(
         None,
         "platform/tenants.html",
         json!({"tenants": rows, "q": q.q, "page": page, "more": more}),
+    )
+    .await
+}
+
+/// Per-tenant totals of the last 30 days (from the roll-ups) and the platform's health:
+/// delivery queue and lag, failed deliveries, job queue, webhook errors per bot.
+async fn health(State(state): State<AppState>, signed: SignedIn) -> PageResult {
+    require_superuser(&signed)?;
+    let health = switchboard_db::stats::platform_health(&state.pool).await?;
+    let bots = switchboard_db::stats::bot_health(&state.pool).await?;
+    let totals = switchboard_db::stats::platform_totals(&state.pool).await?;
+    render(
+        &state,
+        &signed.0,
+        None,
+        "platform/health.html",
+        json!({"health": health, "bots": bots, "totals": totals}),
     )
     .await
 }
