@@ -435,3 +435,67 @@ async fn an_operator_answers_live_with_a_canned_response_and_closes() {
             .unwrap();
     assert_eq!(status, "closed");
 }
+
+#[tokio::test]
+async fn an_admin_reads_the_statistics_and_finds_a_message_in_the_log() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Metrics Shop").await;
+    let bot = app.connect_bot(&t, "metrics_shop_bot").await;
+    app.post(
+        &t.token,
+        "/api/v1/rules",
+        serde_json::json!({"title": "Delivery times", "answer": "Delivery takes 2–3 days.",
+                           "examples": ["how long is delivery", "сколько идёт доставка"]}),
+    )
+    .await;
+    let alice = crate::harness::alice();
+    let boris = crate::harness::bob().lang("ru");
+    app.say(&bot, &alice, "How long is delivery?").await;
+    app.say(&bot, &boris, "Сколько идёт доставка?").await;
+    app.say(&bot, &boris, "мой заказ пришёл разбитым").await;
+    app.expect_sent(&bot, boris.id, 2).await;
+    let slug = t.slug.clone();
+    scenario("stats-and-log", &app, |b| async move {
+        b.goto("/login").await;
+        b.fill("#f-email", &format!("owner@{slug}.test")).await;
+        b.fill("#f-password", "password123").await;
+        b.click("#login-submit").await;
+        b.see("Metrics Shop").await;
+        // The statistics: headline numbers, a drawn chart, the top rule, the heat map.
+        b.click("a[href$='/stats']").await;
+        b.see("Statistics").await;
+        assert_eq!(
+            b.text("[data-metric='messages_in'] .headline-value")
+                .await
+                .trim(),
+            "3"
+        );
+        b.until(
+            "the chart is drawn",
+            "return !!(window.Chart && Chart.getChart(document.getElementById('chart-series')));",
+        )
+        .await;
+        b.see("Delivery times").await;
+        b.wait("#heatmap .heat-cell").await;
+        b.screenshot("stats").await;
+        // The log: search in Russian with another word form, then the detail view.
+        b.click("a[href$='/logs']").await;
+        b.fill("#q", "разбитый заказ").await;
+        b.click("#apply-filters").await;
+        b.see("мой заказ пришёл разбитым").await;
+        let rows = b
+            .chrome
+            .execute(
+                "return document.querySelectorAll('#log-table .log-entry').length;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows, serde_json::json!(1));
+        b.screenshot("log").await;
+        b.click(".log-detail").await;
+        b.wait("#raw-update").await;
+        b.see("update_id").await;
+    })
+    .await;
+}
