@@ -55,9 +55,49 @@ async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let messages = arg("--messages", if full { 5_000_000 } else { 20_000 });
     let keep = std::env::args().any(|a| a == "--keep");
+    // `--database URL`: time the reads on a database a `--keep` run left (no generation).
+    let reuse = std::env::args().skip_while(|a| a != "--database").nth(1);
     let db = TestDb::new().await;
-    let pool = db.pool.clone();
-    let tenant = switchboard_core::TenantId::new();
+    let pool = match &reuse {
+        Some(url) => switchboard_db::PgPool::connect(url)
+            .await
+            .expect("the kept database"),
+        None => db.pool.clone(),
+    };
+    let mut tenant = switchboard_core::TenantId::new();
+    if reuse.is_some() {
+        tenant = sqlx::query_scalar("select id from tenants where slug = 'bench'")
+            .fetch_one(&pool)
+            .await
+            .expect("a benchmark database");
+    }
+    let (users, conversations): (i64, i64) = if reuse.is_some() {
+        sqlx::query_as(
+            "select (select count(*) from end_users), (select count(*) from conversations)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    } else {
+        generate(&pool, tenant, messages).await
+    };
+    let now = Utc::now();
+    if reuse.is_none() {
+        rollup_year(&pool, tenant, now).await;
+    }
+    timings(&pool, tenant, now, messages, users, full).await;
+    if keep {
+        println!("database kept: {}", db.url);
+        std::mem::forget(db);
+    }
+}
+
+async fn generate(
+    pool: &switchboard_db::PgPool,
+    tenant: switchboard_core::TenantId,
+    messages: i64,
+) -> (i64, i64) {
+    let pool = pool.clone();
     let users = (messages / 25).max(10);
     let conversations = (messages / 5).max(10);
 
@@ -160,9 +200,15 @@ async fn main() {
         "generated {messages} messages, {conversations} conversations, {users} end users in {:.0} s",
         generated.as_secs_f64()
     );
+    (users, conversations)
+}
 
-    // Roll up the year, day by day; the slowest day is the figure.
-    let now = Utc::now();
+/// Rolls up the year, day by day; the slowest day is the figure.
+async fn rollup_year(
+    pool: &switchboard_db::PgPool,
+    tenant: switchboard_core::TenantId,
+    now: chrono::DateTime<Utc>,
+) {
     let start = stats::hour_floor(now - chrono::Duration::days(366));
     let t1 = Instant::now();
     let mut slowest = Duration::ZERO;
@@ -182,10 +228,20 @@ async fn main() {
         t1.elapsed().as_secs_f64(),
         ms(slowest)
     );
-    sqlx::query("analyze").execute(&pool).await.unwrap();
+    // As autovacuum would (it also sets the visibility map that index-only scans use).
+    sqlx::query("vacuum analyze").execute(pool).await.unwrap();
+}
 
+async fn timings(
+    pool: &switchboard_db::PgPool,
+    tenant: switchboard_core::TenantId,
+    now: chrono::DateTime<Utc>,
+    messages: i64,
+    users: i64,
+    full: bool,
+) {
     let range = reports::resolve(&StatsQuery::default(), "Europe/Moscow", now).unwrap();
-    let (d, report) = time(5, || reports::report(&pool, tenant, &range)).await;
+    let (d, report) = time(5, || reports::report(pool, tenant, &range)).await;
     let report = report.unwrap();
     let messages_30d: i64 = report["totals"]
         .as_array()
@@ -208,14 +264,14 @@ async fn main() {
         now,
     )
     .unwrap();
-    let (d, _) = time(3, || reports::report(&pool, tenant, &year)).await;
+    let (d, _) = time(3, || reports::report(pool, tenant, &year)).await;
     println!("dashboard, 365 days by week: {}", ms(d));
 
     let some_user: uuid::Uuid =
         sqlx::query_scalar("select id from end_users where tenant_id = $1 offset $2 limit 1")
             .bind(tenant)
             .bind(users / 2)
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .unwrap();
     let some_conv: uuid::Uuid = sqlx::query_scalar(
@@ -223,12 +279,12 @@ async fn main() {
     )
     .bind(tenant)
     .bind(messages / 2)
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await
     .unwrap();
     let some_op: uuid::Uuid = sqlx::query_scalar("select closed_by from conversations where tenant_id = $1 and closed_by is not null limit 1")
         .bind(tenant)
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
     let base = LogFilter {
@@ -311,7 +367,7 @@ async fn main() {
     ];
     println!("log, first page of 50:");
     for (name, f) in &filters {
-        let (d, rows) = time(5, || log::page(&pool, tenant, f)).await;
+        let (d, rows) = time(5, || log::page(pool, tenant, f)).await;
         let rows = rows.unwrap();
         assert!(!rows.is_empty() || !full, "{name}: no rows");
         println!("  {name:<28} {:>9}  ({} rows)", ms(d), rows.len());
@@ -319,14 +375,9 @@ async fn main() {
     // Deep in the log: the 200th page by keyset.
     let mut f = base.clone();
     for _ in 0..199 {
-        let rows = log::page(&pool, tenant, &f).await.unwrap();
+        let rows = log::page(pool, tenant, &f).await.unwrap();
         f.after = rows.last().map(|r| r.cursor());
     }
-    let (d, _) = time(5, || log::page(&pool, tenant, &f)).await;
+    let (d, _) = time(5, || log::page(pool, tenant, &f)).await;
     println!("  {:<28} {:>9}", "page 200 (keyset)", ms(d));
-
-    if keep {
-        println!("database kept: {}", db.url);
-        std::mem::forget(db);
-    }
 }

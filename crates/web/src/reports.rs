@@ -172,38 +172,38 @@ pub async fn report(
     range: &Range,
 ) -> switchboard_db::Result<Value> {
     let (now, before) = (range.period, range.previous);
-    let cur = stats::totals(pool, tenant, now).await?;
-    let prev = stats::totals(pool, tenant, before).await?;
-    let team = stats::team(pool, tenant, now).await?;
-    let team_prev = stats::team(pool, tenant, before).await?;
-    let active = stats::active_users(
-        pool,
-        tenant,
-        now,
-        range.from_day,
-        range.to_day + Duration::days(1),
-    )
-    .await?;
-    let active_prev = stats::active_users(
-        pool,
-        tenant,
-        before,
-        range.previous_from_day,
-        range.from_day,
-    )
-    .await?;
-    let series = stats::series(
-        pool,
-        tenant,
-        now,
-        range.granularity,
-        &range.timezone,
-        SERIES,
-    )
-    .await?;
-    let cells = stats::heatmap(pool, tenant, now, &range.timezone).await?;
-    let operators = stats::operators(pool, tenant, now).await?;
-    let rules = stats::rule_titles(pool, tenant).await?;
+    // Independent reads, run at once on separate connections.
+    let (cur, prev, team, team_prev, active, active_prev, series, cells, operators, rules) = tokio::try_join!(
+        stats::totals(pool, tenant, now),
+        stats::totals(pool, tenant, before),
+        stats::team(pool, tenant, now),
+        stats::team(pool, tenant, before),
+        stats::active_users(
+            pool,
+            tenant,
+            now,
+            range.from_day,
+            range.to_day + Duration::days(1)
+        ),
+        stats::active_users(
+            pool,
+            tenant,
+            before,
+            range.previous_from_day,
+            range.from_day
+        ),
+        stats::series(
+            pool,
+            tenant,
+            now,
+            range.granularity,
+            &range.timezone,
+            SERIES
+        ),
+        stats::heatmap(pool, tenant, now, &range.timezone),
+        stats::operators(pool, tenant, now),
+        stats::rule_titles(pool, tenant),
+    )?;
 
     let mut heatmap = vec![vec![0i64; 24]; 7];
     for (dow, hour, n) in cells {
