@@ -170,7 +170,8 @@ fn flag(name: &str, default: bool) -> anyhow::Result<bool> {
     }
 }
 
-/// The web panel's settings: sign-up, proxy trust, session lifetimes, OAuth providers.
+/// The web panel's settings: sign-up, proxy trust, session lifetimes, OAuth providers,
+/// the metrics token.
 fn web_settings(public_url: &str) -> anyhow::Result<switchboard_web::WebSettings> {
     use switchboard_web::oauth::{OAuthProvider, ProviderKind};
     let mut web = switchboard_web::WebSettings::new(public_url);
@@ -182,6 +183,8 @@ fn web_settings(public_url: &str) -> anyhow::Result<switchboard_web::WebSettings
     web.session_max_age = std::time::Duration::from_secs(
         86_400 * env_parse::<u64>("SWITCHBOARD_SESSION_MAX_DAYS", 7)?,
     );
+    web.metrics_token = env("SWITCHBOARD_METRICS_TOKEN")
+        .map(|token| switchboard_web::metrics::MetricsToken::new(token.trim()));
     let pair = |id: &str| -> Option<(String, String)> {
         Some((
             env(&format!("SWITCHBOARD_OAUTH_{id}_CLIENT_ID"))?,
