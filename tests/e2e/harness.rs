@@ -45,6 +45,8 @@ pub struct Options {
     pub chat_interval_ms: u64,
     pub jobs: bool,
     pub oauth: Vec<switchboard_web::oauth::OAuthProvider>,
+    /// `SWITCHBOARD_METRICS_TOKEN`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             chat_interval_ms: 50,
             jobs: true,
             oauth: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -79,6 +82,10 @@ impl TestApp {
             ..Config::embedded(&db.url, addr, &tg.url())
         };
         config.web.oauth = options.oauth;
+        config.web.metrics_token = options
+            .metrics_token
+            .as_deref()
+            .map(switchboard_web::metrics::MetricsToken::new);
         let pool = switchboard::connect(&config, false).await.unwrap();
         let key = MasterKey::generate();
         let vault = Vault::new(&key, &[]);
