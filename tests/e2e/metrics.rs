@@ -30,7 +30,11 @@ impl Scrape {
 }
 
 async fn scrape(app: &TestApp, token: Option<&str>) -> Scrape {
-    let mut req = app.http.get(format!("{}/metrics", app.base));
+    scrape_at(app, &app.base, token).await
+}
+
+async fn scrape_at(app: &TestApp, base: &str, token: Option<&str>) -> Scrape {
+    let mut req = app.http.get(format!("{base}/metrics"));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -232,24 +236,50 @@ async fn queue_gauges_come_from_the_database_and_are_cached() {
 
     // Another app process on the same database counts its own traffic: none.
     let other = app.replica().await;
-    let text = app
-        .http
-        .get(format!("{}/metrics", other.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let s2 = Scrape {
-        status: StatusCode::OK,
-        content_type: String::new(),
-        text,
-    };
+    let s2 = scrape_at(&app, &other.base, None).await;
     assert_eq!(s2.get("switchboard_webhook_updates_received_total"), 0.0);
     // … but reads the shared queue: both replies are waiting.
     assert_eq!(s2.get("switchboard_delivery_queue_depth"), 2.0);
     assert_eq!(s2.get("switchboard_jobs_pending"), 2.0);
+}
+
+#[tokio::test]
+async fn a_worker_process_serves_its_own_metrics_on_the_metrics_address() {
+    // As docker-compose runs it: `serve --no-jobs` and a separate `worker`.
+    let app = TestApp::start_with(Options {
+        jobs: false,
+        ..Options::default()
+    })
+    .await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let worker = app.worker().await;
+    app.say(&bot, &alice(), "/start").await;
+    app.expect_sent(&bot, alice().id, 1).await;
+
+    let base = worker.metrics_base.clone();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let s = loop {
+        let s = scrape_at(&app, &base, None).await;
+        if s.value("switchboard_deliveries_sent_total") == Some(1.0) {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", s.text);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(s.status, StatusCode::OK);
+    assert_eq!(
+        s.get(r#"switchboard_telegram_api_requests_total{method="sendMessage"}"#),
+        1.0
+    );
+    // The worker received no webhook; the web process did, and sent nothing.
+    assert_eq!(s.get("switchboard_webhook_updates_received_total"), 0.0);
+    let web = scrape(&app, None).await;
+    assert_eq!(web.get("switchboard_webhook_updates_processed_total"), 1.0);
+    assert_eq!(web.get("switchboard_deliveries_sent_total"), 0.0);
+    // The metrics address serves nothing else.
+    let page = app.http.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -1,11 +1,13 @@
 //! `GET /metrics`: this process's Prometheus metrics in the text exposition format, and
-//! the middleware that times every HTTP request by its route template.
+//! the middleware that times every HTTP request by its route template. [`standalone`] is
+//! the same endpoint alone, for processes without the web app (`switchboard worker`).
 //!
 //! The queue gauges are read from PostgreSQL when scraped, at most every
 //! [`QUEUE_SAMPLE_MAX_AGE`], so frequent scrapes (or several Prometheus servers) do not
 //! load the database. With `SWITCHBOARD_METRICS_TOKEN` set, scrapes must send
 //! `Authorization: Bearer <token>`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -16,6 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use switchboard_core::vault::{secret_digest, secret_matches};
 use switchboard_metrics::QueueSample;
+use switchboard_telegram::Telegram;
 
 use crate::AppState;
 
@@ -52,7 +55,46 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.web.settings.metrics_token {
+    scrape(
+        &state.telegram,
+        state.web.settings.metrics_token.as_ref(),
+        &headers,
+    )
+    .await
+}
+
+/// What [`standalone`] serves from.
+#[derive(Clone)]
+struct Standalone {
+    telegram: Arc<Telegram>,
+    token: Option<MetricsToken>,
+}
+
+/// Only `GET /metrics` (and `GET /healthz`), for a process that runs no web app: the job
+/// workers' deliveries and Bot API calls are counted there.
+pub fn standalone(telegram: Arc<Telegram>, token: Option<MetricsToken>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(
+                |State(s): State<Standalone>, headers: HeaderMap| async move {
+                    scrape(&s.telegram, s.token.as_ref(), &headers).await
+                },
+            ),
+        )
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .with_state(Standalone { telegram, token })
+}
+
+async fn scrape(
+    telegram: &Telegram,
+    token: Option<&MetricsToken>,
+    headers: &HeaderMap,
+) -> Response {
+    if let Some(token) = token {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -70,8 +112,8 @@ async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
                 .into_response();
         }
     }
-    let metrics = &state.telegram.metrics;
-    let pool = &state.pool;
+    let metrics = &telegram.metrics;
+    let pool = &telegram.pool;
     let refreshed = metrics
         .refresh_queue(QUEUE_SAMPLE_MAX_AGE, || async {
             let g = switchboard_db::stats::queue_gauges(pool).await?;
