@@ -3,6 +3,7 @@
 //! a bot's id), the queue gauges read from PostgreSQL (cached), and the optional token.
 
 use reqwest::StatusCode;
+use switchboard_testkit::FailKind;
 
 use crate::harness::{alice, bob, Options, TestApp};
 
@@ -80,6 +81,9 @@ async fn a_scrape_counts_webhook_outcomes_deliveries_and_routes_by_template() {
     let bot = app.connect_bot(&t, "acme_bot").await;
     let hook = app.tg.webhook(&bot).unwrap();
     let public_id = hook.url.rsplit('/').next().unwrap().to_string();
+    // The first send is rate-limited (then retried a second later).
+    app.tg
+        .fail("sendMessage", 1, FailKind::RetryAfter { seconds: 1 });
 
     // Alice's /start, then the same update again (Telegram retrying): a duplicate.
     let update = app.tg.text_update(&bot, &alice(), "/start");
@@ -150,11 +154,17 @@ async fn a_scrape_counts_webhook_outcomes_deliveries_and_routes_by_template() {
         2.0
     );
 
-    // The Bot API: connecting the bot, two sends, one refused.
+    // The Bot API: connecting the bot, three sends: one rate-limited and retried, one
+    // refused.
     assert_eq!(
         s.get(r#"switchboard_telegram_api_requests_total{method="sendMessage"}"#),
-        2.0
+        3.0
     );
+    assert_eq!(
+        s.get(r#"switchboard_telegram_api_errors_total{method="sendMessage",code="429"}"#),
+        1.0
+    );
+    assert_eq!(s.get("switchboard_deliveries_retried_total"), 1.0);
     assert!(s.get(r#"switchboard_telegram_api_requests_total{method="setWebhook"}"#) >= 1.0);
     assert_eq!(
         s.get(r#"switchboard_telegram_api_errors_total{method="sendMessage",code="403"}"#),
