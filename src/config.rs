@@ -15,6 +15,9 @@ pub struct Config {
     pub database_url: String,
     pub db_pool_size: u32,
     pub bind: SocketAddr,
+    /// A second address serving only `/metrics` (and `/healthz`): how `worker`
+    /// processes, which have no web app, are scraped.
+    pub metrics_bind: Option<SocketAddr>,
     pub public_url: String,
     pub telegram_api_url: String,
     pub data_dir: PathBuf,
@@ -57,6 +60,7 @@ impl Config {
             database_url: database_url.to_string(),
             db_pool_size: 10,
             bind,
+            metrics_bind: None,
             web: switchboard_web::WebSettings::new(public_url.clone()),
             public_url,
             telegram_api_url: telegram_api_url.to_string(),
@@ -89,6 +93,13 @@ impl Config {
             database_url: env("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
             db_pool_size: env_parse("SWITCHBOARD_DB_POOL_SIZE", 20)?,
             bind,
+            metrics_bind: env("SWITCHBOARD_METRICS_BIND")
+                .map(|v| {
+                    v.trim().parse().map_err(|e| {
+                        anyhow::anyhow!("SWITCHBOARD_METRICS_BIND={v:?} is not valid: {e}")
+                    })
+                })
+                .transpose()?,
             telegram_api_url,
             data_dir: env("SWITCHBOARD_DATA_DIR")
                 .map_or_else(|| PathBuf::from(".data"), PathBuf::from),
@@ -170,7 +181,8 @@ fn flag(name: &str, default: bool) -> anyhow::Result<bool> {
     }
 }
 
-/// The web panel's settings: sign-up, proxy trust, session lifetimes, OAuth providers.
+/// The web panel's settings: sign-up, proxy trust, session lifetimes, OAuth providers,
+/// the metrics token.
 fn web_settings(public_url: &str) -> anyhow::Result<switchboard_web::WebSettings> {
     use switchboard_web::oauth::{OAuthProvider, ProviderKind};
     let mut web = switchboard_web::WebSettings::new(public_url);
@@ -182,6 +194,8 @@ fn web_settings(public_url: &str) -> anyhow::Result<switchboard_web::WebSettings
     web.session_max_age = std::time::Duration::from_secs(
         86_400 * env_parse::<u64>("SWITCHBOARD_SESSION_MAX_DAYS", 7)?,
     );
+    web.metrics_token = env("SWITCHBOARD_METRICS_TOKEN")
+        .map(|token| switchboard_web::metrics::MetricsToken::new(token.trim()));
     let pair = |id: &str| -> Option<(String, String)> {
         Some((
             env(&format!("SWITCHBOARD_OAUTH_{id}_CLIENT_ID"))?,

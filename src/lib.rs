@@ -79,6 +79,74 @@ pub fn telegram(
     Ok(telegram)
 }
 
+/// The listener of `SWITCHBOARD_METRICS_BIND`, if set.
+pub async fn metrics_listener(config: &Config) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match config.metrics_bind {
+        Some(addr) => Ok(Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (SWITCHBOARD_METRICS_BIND)"))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Serves only `/metrics` (and `/healthz`) on `listener` until `shutdown` resolves.
+async fn serve_metrics<S>(
+    listener: tokio::net::TcpListener,
+    token: Option<switchboard_web::metrics::MetricsToken>,
+    telegram: Arc<Telegram>,
+    shutdown: S,
+) -> anyhow::Result<()>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    let router = switchboard_web::metrics::standalone(telegram, token);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("metrics listener failed")
+}
+
+/// `switchboard worker`: the job workers until `shutdown` resolves, and their metrics on
+/// `metrics` (the listener of `SWITCHBOARD_METRICS_BIND`) if given.
+pub async fn work<S>(
+    config: &Config,
+    pool: PgPool,
+    telegram: Arc<Telegram>,
+    metrics: Option<tokio::net::TcpListener>,
+    shutdown: S,
+) -> anyhow::Result<()>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let worker_config = switchboard_jobs::WorkerConfig {
+        concurrency: config.worker_concurrency,
+        ..Default::default()
+    };
+    let jobs = switchboard_jobs::run(
+        pool,
+        telegram.clone(),
+        worker_config,
+        wait_for(stop_rx.clone()),
+    );
+    match metrics {
+        Some(listener) => {
+            let token = config.web.metrics_token.clone();
+            let metrics = serve_metrics(listener, token, telegram, wait_for(stop_rx));
+            let (j, m) = tokio::join!(jobs, metrics);
+            j.context("job workers failed")?;
+            m
+        }
+        None => jobs.await.context("job workers failed"),
+    }
+}
+
 /// What `serve` runs.
 pub struct ServeOptions {
     /// Also run the job workers in this process.
@@ -133,11 +201,27 @@ pub async fn run<S>(
 where
     S: Future<Output = ()> + Send + 'static,
 {
+    let metrics_listener = metrics_listener(&config).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    if let Some(listener) = metrics_listener {
+        // The same metrics as the main address's /metrics, for scraping every process
+        // (serve and worker) on one port.
+        let serving = serve_metrics(
+            listener,
+            config.web.metrics_token.clone(),
+            telegram.clone(),
+            wait_for(stop_rx.clone()),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = serving.await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
     let mailer = match &config.smtp_url {
         Some(url) => switchboard_web::mail::Mailer::smtp(url, &config.mail_from)
             .context("SWITCHBOARD_SMTP_URL")?,

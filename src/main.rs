@@ -333,18 +333,18 @@ async fn real_main() -> anyhow::Result<()> {
                 );
             }
             let telegram = switchboard::telegram(&config, &pool, vault)?;
-            let worker_config = switchboard_jobs::WorkerConfig {
-                concurrency: config.worker_concurrency,
-                ..Default::default()
-            };
-            switchboard_jobs::run(
+            let metrics = switchboard::metrics_listener(&config).await?;
+            if let Some(listener) = &metrics {
+                println!("Metrics at http://{}/metrics", listener.local_addr()?);
+            }
+            switchboard::work(
+                &config,
                 pool,
                 telegram,
-                worker_config,
+                metrics,
                 switchboard::shutdown_signal(),
             )
-            .await
-            .context("job workers failed")?;
+            .await?;
         }
         Command::Migrate => {
             let pool = switchboard::connect(&config, true).await?;

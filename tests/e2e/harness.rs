@@ -35,6 +35,20 @@ impl Drop for Replica {
     }
 }
 
+/// A `switchboard worker` process (see [`TestApp::worker`]); stops when dropped.
+pub struct Worker {
+    /// Where its metrics listener (`SWITCHBOARD_METRICS_BIND`) answers.
+    pub metrics_base: String,
+    _shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 pub struct Tenant {
     pub slug: String,
     pub id: switchboard_core::TenantId,
@@ -45,6 +59,8 @@ pub struct Options {
     pub chat_interval_ms: u64,
     pub jobs: bool,
     pub oauth: Vec<switchboard_web::oauth::OAuthProvider>,
+    /// `SWITCHBOARD_METRICS_TOKEN`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Options {
@@ -53,6 +69,7 @@ impl Default for Options {
             chat_interval_ms: 50,
             jobs: true,
             oauth: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -79,6 +96,10 @@ impl TestApp {
             ..Config::embedded(&db.url, addr, &tg.url())
         };
         config.web.oauth = options.oauth;
+        config.web.metrics_token = options
+            .metrics_token
+            .as_deref()
+            .map(switchboard_web::metrics::MetricsToken::new);
         let pool = switchboard::connect(&config, false).await.unwrap();
         let key = MasterKey::generate();
         let vault = Vault::new(&key, &[]);
@@ -144,6 +165,36 @@ impl TestApp {
             base: format!("http://{addr}"),
             _shutdown: tx,
             server,
+        }
+    }
+
+    /// A job-worker process on the same database and fake Telegram, as `switchboard
+    /// worker` with `SWITCHBOARD_METRICS_BIND` runs (its own metrics, on its own port).
+    pub async fn worker(&self) -> Worker {
+        let mut config = Config {
+            chat_send_interval_ms: 50,
+            ..Config::embedded(&self.db.url, "127.0.0.1:0".parse().unwrap(), &self.tg.url())
+        };
+        config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+        let pool = switchboard::connect(&config, false).await.unwrap();
+        let vault = Vault::new(&self.key, &[]);
+        let telegram = switchboard::telegram(&config, &pool, vault).unwrap();
+        let listener = switchboard::metrics_listener(&config)
+            .await
+            .unwrap()
+            .unwrap();
+        let metrics_base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            switchboard::work(&config, pool, telegram, Some(listener), async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
+        });
+        Worker {
+            metrics_base,
+            _shutdown: tx,
+            task,
         }
     }
 

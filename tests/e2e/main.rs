@@ -10,6 +10,7 @@ mod desk;
 mod harness;
 mod isolation;
 mod matcher;
+mod metrics;
 mod panel;
 mod stats;
 mod webhook;

@@ -467,6 +467,31 @@ pub async fn platform_health(pool: &PgPool) -> Result<PlatformHealth> {
     .await?)
 }
 
+/// The delivery queue across every tenant, for the `/metrics` gauges: one cheap query
+/// (both counts use partial indexes), never any tenant's data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, sqlx::FromRow)]
+pub struct QueueGauges {
+    /// Outgoing messages `pending` or `sending`.
+    pub undelivered: i64,
+    /// Seconds the oldest of them has waited (0 when there is none).
+    pub oldest_undelivered_seconds: f64,
+    /// apalis jobs in status `Pending` (due or scheduled).
+    pub jobs_pending: i64,
+}
+
+pub async fn queue_gauges(db: impl PgExecutor<'_>) -> Result<QueueGauges> {
+    Ok(sqlx::query_as(
+        "select count(*) as undelivered,
+                coalesce(extract(epoch from now() - min(created_at)), 0)::float8
+                    as oldest_undelivered_seconds,
+                (select count(*) from apalis.jobs where status = 'Pending') as jobs_pending
+           from messages
+          where delivery_status in ('pending', 'sending')",
+    )
+    .fetch_one(db)
+    .await?)
+}
+
 /// Per bot: webhook errors (failed updates) and failed deliveries in the last 24 hours.
 #[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
 pub struct BotHealth {

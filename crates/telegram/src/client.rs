@@ -5,10 +5,12 @@
 //! request, no hidden sleeps (teloxide's own client pauses 10 s after a 5xx, which would
 //! stall a delivery worker), and errors that never carry the token-bearing URL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use switchboard_metrics::Metrics;
 use teloxide::requests::Payload;
 use teloxide::types::ResponseParameters;
 use teloxide::ApiError;
@@ -45,6 +47,18 @@ impl TgError {
             TgError::RetryAfter(_) | TgError::Server(_) | TgError::Network(_) | TgError::Timeout
         )
     }
+
+    /// The error's code for metrics: Telegram's `error_code`, or what kept us from
+    /// getting one.
+    pub fn code(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            TgError::RetryAfter(_) => "429".into(),
+            TgError::Api { code, .. } | TgError::Server(code) => code.to_string().into(),
+            TgError::Network(_) => "network".into(),
+            TgError::Timeout => "timeout".into(),
+            TgError::BadResponse(_) => "bad_response".into(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -61,6 +75,8 @@ struct Envelope<T> {
 pub struct BotApi {
     http: reqwest::Client,
     base: url::Url,
+    /// Where requests and their errors are counted (the process's registry).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl BotApi {
@@ -74,7 +90,24 @@ impl BotApi {
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            metrics: None,
+        })
+    }
+
+    /// Counts every request and its errors in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn record<T>(&self, method: &str, result: &Result<T, TgError>) {
+        if let Some(m) = &self.metrics {
+            let code = result.as_ref().err().map(TgError::code);
+            m.telegram_api_call(&api_method_name(method), code.as_deref());
+        }
     }
 
     pub fn base_url(&self) -> &url::Url {
@@ -104,7 +137,9 @@ impl BotApi {
         if let Some(hint) = payload.timeout_hint() {
             request = request.timeout(hint + Duration::from_secs(10));
         }
-        Self::response(request).await
+        let result = Self::response(request).await;
+        self.record(P::NAME, &result);
+        result
     }
 
     /// Calls a method with a multipart form (uploading a file).
@@ -119,11 +154,24 @@ impl BotApi {
             .post(self.method_url(token, method))
             .multipart(form)
             .timeout(Duration::from_secs(120));
-        Self::response(request).await
+        let result = Self::response(request).await;
+        self.record(method, &result);
+        result
     }
 
     /// Downloads a file by the `file_path` `getFile` returned (at most `max` bytes).
     pub async fn download(
+        &self,
+        token: &str,
+        file_path: &str,
+        max: usize,
+    ) -> Result<Vec<u8>, TgError> {
+        let result = self.fetch_file(token, file_path, max).await;
+        self.record("downloadFile", &result);
+        result
+    }
+
+    async fn fetch_file(
         &self,
         token: &str,
         file_path: &str,
@@ -188,6 +236,16 @@ impl BotApi {
     }
 }
 
+/// The Bot API's spelling of a method (`sendMessage`): teloxide's payload names are
+/// type names (`SendMessage`); Telegram accepts both.
+fn api_method_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
 fn transport_error(e: reqwest::Error) -> TgError {
     if e.is_timeout() {
         TgError::Timeout
@@ -212,6 +270,37 @@ mod tests {
         assert_eq!(
             api.method_url("1:abc", "sendMessage").as_str(),
             "https://api.telegram.org/bot1:abc/sendMessage"
+        );
+    }
+
+    #[test]
+    fn method_names_are_spelled_as_the_bot_api_does() {
+        assert_eq!(
+            api_method_name(teloxide::payloads::SendMessage::NAME),
+            "sendMessage"
+        );
+        assert_eq!(api_method_name("sendPhoto"), "sendPhoto");
+    }
+
+    #[tokio::test]
+    async fn errors_are_counted_by_method_and_code() {
+        let metrics = Arc::new(Metrics::new());
+        let api = BotApi::new("http://127.0.0.1:9", Duration::from_secs(2))
+            .unwrap()
+            .with_metrics(metrics.clone());
+        api.call("1:x", &teloxide::payloads::GetMe::new())
+            .await
+            .unwrap_err();
+        let text = metrics.encode();
+        assert!(
+            text.contains("switchboard_telegram_api_requests_total{method=\"getMe\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "switchboard_telegram_api_errors_total{method=\"getMe\",code=\"network\"} 1\n"
+            ),
+            "{text}"
         );
     }
 

@@ -160,6 +160,7 @@ impl Telegram {
                 "the bot was removed before this message could be sent",
             )
             .await?;
+            self.metrics.delivery_failed();
             report.failed += 1;
             return Ok(());
         };
@@ -262,6 +263,7 @@ impl Telegram {
         match result {
             Ok(sent) => {
                 messages::mark_sent(&self.pool, tenant, m.id, i64::from(sent.id.0)).await?;
+                self.metrics.delivery_sent();
                 report.sent += 1;
             }
             Err(TgError::RetryAfter(secs)) => {
@@ -355,6 +357,7 @@ impl Telegram {
         messages::mark_retry(&mut *tx, job.tenant_id, id, at, error).await?;
         enqueue_delivery(&mut *tx, job, Some(at)).await?;
         tx.commit().await?;
+        self.metrics.delivery_retried();
         tracing::info!(tenant = %job.tenant_id, message = %id, wait_s = wait.as_secs(), error, "delivery will be retried");
         Ok(())
     }
@@ -372,6 +375,7 @@ impl Telegram {
         event.end_user_id = Some(job.end_user_id);
         events::insert(&mut tx, job.tenant_id, event).await?;
         tx.commit().await?;
+        self.metrics.delivery_failed();
         tracing::warn!(tenant = %job.tenant_id, message = %id, reason, "delivery failed");
         Ok(())
     }

@@ -178,7 +178,9 @@ impl Telegram {
             lang: act.user.language_code.as_deref().and_then(Lang::from_code),
             now: chrono::Utc::now(),
         };
+        let deciding = std::time::Instant::now();
         let decision = decide(&config, before, &act.inbound, context);
+        self.metrics.matcher_observe(deciding.elapsed());
 
         if let Some((rated, rating)) = decision.rating {
             let inbound = InboundRecord {

@@ -21,6 +21,7 @@ use switchboard_core::vault::Vault;
 pub use cache::{BotEntry, Caches};
 pub use client::{BotApi, TgError};
 pub use engine::{EngineError, WebhookOutcome};
+pub use switchboard_metrics::Metrics;
 
 /// How the Telegram side talks to Telegram.
 #[derive(Clone, Debug)]
@@ -54,13 +55,17 @@ pub struct Telegram {
     pub settings: TelegramSettings,
     /// Post-commit notifications (job wake-ups, desk events).
     pub notifier: switchboard_db::notify::Notifier,
+    /// This process's metrics (served at `/metrics` by the web side).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Telegram {
     pub fn new(pool: PgPool, api: BotApi, vault: Arc<Vault>, settings: TelegramSettings) -> Self {
         let caches = Arc::new(Caches::new(pool.clone(), vault.clone()));
+        let metrics = Arc::new(Metrics::new());
         Self {
-            api,
+            api: api.with_metrics(metrics.clone()),
+            metrics,
             vault,
             caches,
             limiter: limiter::BotRateLimiter::new(settings.bot_rate),

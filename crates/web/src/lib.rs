@@ -1,6 +1,6 @@
 //! Switchboard's HTTP side (axum): the Telegram webhook endpoint, the REST API with its
-//! OpenAPI document, the web panel (sessions, CSRF, pages), static assets and health
-//! checks. One module per resource or screen, each exposing a router; [`app`] merges them.
+//! OpenAPI document, the web panel (sessions, CSRF, pages), static assets, health
+//! checks and Prometheus metrics. One module per resource or screen, each exposing a router; [`app`] merges them.
 
 pub mod api;
 pub mod auth;
@@ -10,6 +10,7 @@ pub mod health;
 pub mod i18n;
 pub mod live;
 pub mod mail;
+pub mod metrics;
 pub mod oauth;
 pub mod pages;
 pub mod reports;
@@ -108,6 +109,7 @@ pub fn app(state: AppState) -> Router {
         .merge(webhook::router())
         .merge(api::router())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(static_files::router())
         .merge(panel(&state))
         .layer(TimeoutLayer::with_status_code(
@@ -129,5 +131,11 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .layer(CatchPanicLayer::new())
+        // Outermost, so panics (500) and timeouts (408) are counted too. `Router::layer`
+        // wraps each route after routing, so the middleware sees the `MatchedPath`.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track_requests,
+        ))
         .with_state(state)
 }

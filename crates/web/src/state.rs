@@ -26,6 +26,8 @@ pub struct WebSettings {
     /// A session ends this long after sign-in, whatever happens.
     pub session_max_age: Duration,
     pub oauth: Vec<OAuthProvider>,
+    /// When set, `/metrics` answers only to `Authorization: Bearer <token>`.
+    pub metrics_token: Option<crate::metrics::MetricsToken>,
 }
 
 impl WebSettings {
@@ -37,6 +39,7 @@ impl WebSettings {
             session_idle: Duration::from_secs(12 * 3600),
             session_max_age: Duration::from_secs(7 * 86_400),
             oauth: Vec::new(),
+            metrics_token: None,
         }
     }
 

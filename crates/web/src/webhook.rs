@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use switchboard_core::vault::secret_matches;
+use switchboard_metrics::Rejection;
 use switchboard_telegram::cache::CacheError;
-use switchboard_telegram::EngineError;
+use switchboard_telegram::{EngineError, WebhookOutcome};
 
 use crate::AppState;
 
@@ -40,7 +41,27 @@ pub async fn receive_update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let bot = match state.telegram.caches.bot_by_public_id(&public_id).await {
+    let metrics = &state.telegram.metrics;
+    metrics.webhook_received();
+    let response = handle_delivery(&state, &public_id, &headers, &body).await;
+    match response.status() {
+        StatusCode::NOT_FOUND => metrics.webhook_rejected(Rejection::UnknownBot),
+        StatusCode::UNAUTHORIZED => metrics.webhook_rejected(Rejection::BadSecret),
+        StatusCode::BAD_REQUEST => metrics.webhook_rejected(Rejection::BadBody),
+        s if s.is_server_error() => metrics.webhook_failed(),
+        // Successes are counted by their outcome in `handle_delivery`.
+        _ => {}
+    }
+    response
+}
+
+async fn handle_delivery(
+    state: &AppState,
+    public_id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let bot = match state.telegram.caches.bot_by_public_id(public_id).await {
         Ok(Some(bot)) => bot,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Err(CacheError::Db(e)) => return db_trouble(&e),
@@ -57,13 +78,19 @@ pub async fn receive_update(
         tracing::warn!(tenant = %bot.tenant_id, bot = %bot.bot_id, "webhook: wrong or missing secret");
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let raw: serde_json::Value = match serde_json::from_slice(&body) {
+    let raw: serde_json::Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(_) => return (StatusCode::BAD_REQUEST, "the body is not JSON").into_response(),
     };
     match state.telegram.handle_update(&bot, &raw).await {
         Ok(outcome) => {
             tracing::debug!(tenant = %bot.tenant_id, ?outcome, "update handled");
+            let metrics = &state.telegram.metrics;
+            match outcome {
+                WebhookOutcome::Processed => metrics.webhook_processed(),
+                WebhookOutcome::Ignored => metrics.webhook_ignored(),
+                WebhookOutcome::Duplicate => metrics.webhook_duplicated(),
+            }
             StatusCode::OK.into_response()
         }
         Err(EngineError::BadUpdate(e)) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
