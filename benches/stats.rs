@@ -71,7 +71,7 @@ async fn main() {
             .await
             .expect("a benchmark database");
     }
-    let (users, conversations): (i64, i64) = if reuse.is_some() {
+    let (users, _conversations): (i64, i64) = if reuse.is_some() {
         sqlx::query_as(
             "select (select count(*) from end_users), (select count(*) from conversations)",
         )
