@@ -73,6 +73,10 @@ enum Command {
         /// (for fitting the calibration).
         #[arg(long, hide = true)]
         dump: Option<std::path::PathBuf>,
+        /// The semantic stage: a sentence-embedding model directory (config.json,
+        /// model.safetensors, tokenizer.json); needs a build with `--features embeddings`.
+        #[arg(long)]
+        embeddings: Option<std::path::PathBuf>,
     },
 }
 
@@ -147,8 +151,10 @@ fn eval_matcher(
     every: usize,
     json: bool,
     dump: Option<&std::path::Path>,
+    embeddings: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use switchboard_core::eval::{evaluate, Dataset};
+    let encoder = embeddings.map(load_encoder).transpose()?;
     if !(0.0..=1.0).contains(&bands.answer) || !(0.0..=1.0).contains(&bands.suggest) {
         anyhow::bail!("thresholds must be between 0 and 1");
     }
@@ -169,6 +175,7 @@ fn eval_matcher(
         bands,
         every,
         dump.is_some().then_some(&mut evidence),
+        encoder.as_deref(),
     );
     if let Some(dump) = dump {
         let lines: Vec<String> = evidence
@@ -221,6 +228,12 @@ fn eval_matcher(
         "  match latency p50 {:.0} µs, p99 {:.0} µs; index build {:.0} ms",
         r.p50_us, r.p99_us, r.build_ms
     );
+    if let (Some(model), Some(us)) = (&r.encoder, r.encode_p50_us) {
+        println!(
+            "  semantic stage: {model}, {:.1} ms to encode a query (p50)",
+            us / 1000.0
+        );
+    }
     if json {
         println!(
             "{}",
@@ -233,6 +246,8 @@ fn eval_matcher(
                 "p50_us": r.p50_us,
                 "p99_us": r.p99_us,
                 "build_ms": r.build_ms,
+                "encoder": r.encoder,
+                "encode_p50_us": r.encode_p50_us,
             })
         );
     }
@@ -250,6 +265,26 @@ fn init_logging(json: bool) {
     } else {
         builder.init();
     }
+}
+
+/// The sentence encoder of the matcher's semantic stage.
+#[cfg(feature = "embeddings")]
+fn load_encoder(
+    dir: &std::path::Path,
+) -> anyhow::Result<Box<dyn switchboard_core::matcher::SentenceEncoder>> {
+    Ok(Box::new(
+        switchboard_embed::Encoder::load(dir)
+            .with_context(|| format!("cannot load the model in {}", dir.display()))?,
+    ))
+}
+
+#[cfg(not(feature = "embeddings"))]
+fn load_encoder(
+    _dir: &std::path::Path,
+) -> anyhow::Result<Box<dyn switchboard_core::matcher::SentenceEncoder>> {
+    anyhow::bail!(
+        "this build has no semantic stage: build with `cargo build --release --features embeddings`"
+    )
 }
 
 #[tokio::main]
@@ -270,6 +305,7 @@ async fn real_main() -> anyhow::Result<()> {
         every,
         json,
         dump,
+        embeddings,
     } = &cli.command
     {
         return eval_matcher(
@@ -282,6 +318,7 @@ async fn real_main() -> anyhow::Result<()> {
             *every,
             *json,
             dump.as_deref(),
+            embeddings.as_deref(),
         );
     }
     let config = Config::from_env()?;

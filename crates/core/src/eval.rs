@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::RuleId;
-use crate::matcher::{Bands, MatcherIndex, Outcome, RuleSpec};
+use crate::matcher::{Bands, MatcherIndex, Outcome, RuleSpec, SentenceEncoder};
 
 /// A dataset as in `../shared/data/matcher/` (see docs/matching.md).
 #[derive(Clone, Debug, Deserialize)]
@@ -56,6 +56,12 @@ pub struct Report {
     pub p50_us: f64,
     pub p99_us: f64,
     pub build_ms: f64,
+    /// The sentence-embedding model of the semantic stage, when one was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
+    /// Median time to encode one query with it (µs), on top of the match time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encode_p50_us: Option<f64>,
 }
 
 /// One query's evidence, for fitting the calibration (`eval-matcher --dump`).
@@ -80,6 +86,7 @@ pub fn evaluate(
     bands: Bands,
     every_nth: usize,
     mut evidence: Option<&mut Vec<Evidence>>,
+    encoder: Option<&dyn SentenceEncoder>,
 ) -> Report {
     let ids: Vec<RuleId> = data.intents.iter().map(|_| RuleId::new()).collect();
     let specs: Vec<RuleSpec> = data
@@ -100,8 +107,29 @@ pub fn evaluate(
         .collect();
     let examples = specs.iter().map(|s| s.examples.len()).sum();
     let started = Instant::now();
-    let index = MatcherIndex::build(&specs);
+    let mut index = MatcherIndex::build(&specs);
+    if let Some(enc) = encoder {
+        let vectors: Vec<Vec<Vec<f32>>> = specs
+            .iter()
+            .map(|s| enc.encode(&s.examples.iter().map(String::as_str).collect::<Vec<_>>()))
+            .collect();
+        index = index.with_semantics(&vectors);
+    }
     let build_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let queries: Vec<&Query> = data.queries.iter().step_by(every_nth.max(1)).collect();
+    let mut encode_times = Vec::new();
+    let query_vectors: Vec<Option<Vec<f32>>> = match encoder {
+        Some(enc) => queries
+            .iter()
+            .map(|q| {
+                let t = Instant::now();
+                let v = enc.encode(&[q.text.as_str()]).pop();
+                encode_times.push(t.elapsed().as_secs_f64() * 1e6);
+                v
+            })
+            .collect(),
+        None => vec![None; queries.len()],
+    };
     let rule_of = |intent: &str| -> Option<RuleId> {
         data.intents
             .iter()
@@ -113,10 +141,10 @@ pub fn evaluate(
     let (mut right, mut suggested_right, mut oos_kept, mut wrong, mut top1) =
         (0usize, 0usize, 0usize, 0usize, 0usize);
     let mut times = Vec::with_capacity(data.queries.len());
-    for q in data.queries.iter().step_by(every_nth.max(1)) {
+    for (q, vector) in queries.iter().zip(&query_vectors) {
         let expected = q.intent.as_deref().and_then(rule_of);
         let t = Instant::now();
-        let result = index.find(&q.text);
+        let result = index.find_with(&q.text, vector.as_deref());
         let outcome = bands.classify(&result);
         times.push(t.elapsed().as_secs_f64() * 1e6);
         let best = result.best();
@@ -180,6 +208,14 @@ pub fn evaluate(
         p50_us: pct(0.5),
         p99_us: pct(0.99),
         build_ms,
+        encoder: encoder.map(|e| e.name().to_string()),
+        encode_p50_us: encoder.map(|_| {
+            encode_times.sort_by(f64::total_cmp);
+            encode_times
+                .get(encode_times.len() / 2)
+                .copied()
+                .unwrap_or(0.0)
+        }),
     }
 }
 
@@ -202,12 +238,12 @@ mod tests {
             ]
         }))
         .unwrap();
-        let r = evaluate(&data, None, Bands::default(), 1, None);
+        let r = evaluate(&data, None, Bands::default(), 1, None, None);
         assert_eq!((r.in_scope_queries, r.oos_queries), (2, 1));
         assert_eq!(r.in_scope_accuracy, 1.0, "{r:?}");
         assert_eq!(r.oos_recall, 1.0, "{r:?}");
         assert_eq!(r.wrong_answer_rate, 0.0);
-        let r = evaluate(&data, Some(1), Bands::default(), 1, None);
+        let r = evaluate(&data, Some(1), Bands::default(), 1, None, None);
         assert_eq!(r.examples, 2);
     }
 }

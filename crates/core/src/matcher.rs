@@ -39,6 +39,58 @@ const BEST_SHARE: f32 = 0.2;
 /// ln(1 + words)]) — a longer message that fits is stronger evidence.
 const CALIBRATION: [f32; 5] = [-7.87, 3.33, 7.74, 4.35, 1.80];
 
+/// The calibration when the semantic stage is on (the similarity is then the blend of
+/// lexical similarity and sentence-vector cosine; fitted the same way).
+const SEMANTIC_CALIBRATION: [f32; 5] = [-7.87, 3.33, 7.74, 4.35, 1.80];
+/// Share of the sentence-vector cosine in a rule's similarity when the semantic stage is on.
+const SEMANTIC_SHARE: f32 = 0.6;
+
+fn norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum::<f32>().sqrt()
+}
+
+/// The lexical ranking merged with the semantic one: every rule of either gets
+/// (1 − share) × lexical + share × cosine (a rule missing from the lexical list has
+/// lexical 0; one missing from the semantic list gets its cosine computed).
+fn blend(
+    lexical: &[(u32, f32, bool)],
+    semantic: &[(u32, f32)],
+    query: &[f32],
+    index: &MatcherIndex,
+) -> Vec<(u32, f32, bool)> {
+    let cosine = |ri: u32| -> f32 {
+        if let Some(&(_, c)) = semantic.iter().find(|s| s.0 == ri) {
+            return c;
+        }
+        let Some(sem) = &index.semantic else {
+            return 0.0;
+        };
+        let row = &sem.centroids[ri as usize * sem.dim..(ri as usize + 1) * sem.dim];
+        let qn = norm(query);
+        if qn == 0.0 {
+            0.0
+        } else {
+            row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / qn
+        }
+    };
+    let share: f32 = std::env::var("SB_SEM_SHARE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SEMANTIC_SHARE); // TUNING
+    let mut out: Vec<(u32, f32, bool)> = lexical
+        .iter()
+        .map(|&(ri, lex, title)| (ri, (1.0 - share) * lex + share * cosine(ri), title))
+        .collect();
+    for &(ri, cos) in semantic {
+        if !out.iter().any(|o| o.0 == ri) {
+            out.push((ri, share * cos, false));
+        }
+    }
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out.truncate(TOP_K + 3);
+    out
+}
+
 /// What the matcher needs to know of a rule.
 #[derive(Clone, Debug, Default)]
 pub struct RuleSpec {
@@ -424,6 +476,25 @@ pub struct MatcherIndex {
     /// Every single-word vocabulary term and each of its one-character deletions → ids.
     deletions: HashMap<String, Vec<u32>>,
     max_idf: f32,
+    /// The optional semantic stage: each rule's centroid in a sentence-embedding space.
+    semantic: Option<SemanticIndex>,
+}
+
+/// Rules' centroids in a sentence-embedding space (unit vectors, row per rule; a rule
+/// without vectors has a zero row and never matches semantically).
+#[derive(Debug)]
+struct SemanticIndex {
+    dim: usize,
+    centroids: Vec<f32>,
+}
+
+/// Something that turns texts into sentence vectors (the optional semantic stage). The
+/// model runs outside `core`; this is only its shape, so the matcher stays pure.
+pub trait SentenceEncoder: Send + Sync {
+    /// One vector per text, all of the same length.
+    fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>>;
+    /// A name for the model (logs, explanations).
+    fn name(&self) -> &str;
 }
 
 impl std::fmt::Debug for MatcherIndex {
@@ -645,7 +716,72 @@ impl MatcherIndex {
             centroid_postings,
             deletions,
             max_idf,
+            semantic: None,
         }
+    }
+
+    /// Adds the semantic stage: `vectors[i]` are the sentence vectors of rule `i`'s
+    /// examples (and title), in the order the rules were given to [`Self::build_with`].
+    /// Rules without vectors take part lexically only.
+    pub fn with_semantics(mut self, vectors: &[Vec<Vec<f32>>]) -> Self {
+        let Some(dim) = vectors.iter().flatten().map(|v| v.len()).find(|&d| d > 0) else {
+            return self;
+        };
+        let mut centroids = vec![0.0f32; self.rules.len() * dim];
+        for (ri, vs) in vectors.iter().enumerate().take(self.rules.len()) {
+            let row = &mut centroids[ri * dim..(ri + 1) * dim];
+            for v in vs.iter().filter(|v| v.len() == dim) {
+                let n = norm(v);
+                if n > 0.0 {
+                    for (r, x) in row.iter_mut().zip(v) {
+                        *r += x / n;
+                    }
+                }
+            }
+            let n = norm(row);
+            if n > 0.0 {
+                row.iter_mut().for_each(|x| *x /= n);
+            }
+        }
+        self.semantic = Some(SemanticIndex { dim, centroids });
+        self
+    }
+
+    /// Whether the semantic stage is on (a query vector is then worth computing).
+    pub fn is_semantic(&self) -> bool {
+        self.semantic.is_some()
+    }
+
+    /// Cosine of the query vector with each rule's semantic centroid, best first (at most
+    /// `keep`).
+    fn semantic_rank(&self, query: &[f32], keep: usize) -> Vec<(u32, f32)> {
+        let Some(sem) = &self.semantic else {
+            return Vec::new();
+        };
+        if query.len() != sem.dim {
+            return Vec::new();
+        }
+        let qn = norm(query);
+        if qn == 0.0 {
+            return Vec::new();
+        }
+        let mut all: Vec<(u32, f32)> = sem
+            .centroids
+            .chunks_exact(sem.dim)
+            .enumerate()
+            .map(|(ri, row)| {
+                (
+                    ri as u32,
+                    row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / qn,
+                )
+            })
+            .collect();
+        if all.len() > keep {
+            all.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));
+            all.truncate(keep);
+        }
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all
     }
 
     pub fn rule_count(&self) -> usize {
@@ -744,6 +880,13 @@ impl MatcherIndex {
 
     /// Ranks the rules for a message.
     pub fn find(&self, text: &str) -> MatchResult {
+        self.find_with(text, None)
+    }
+
+    /// Ranks the rules for a message, with the message's sentence vector when the
+    /// semantic stage is on: a rule's similarity then blends its lexical similarity with
+    /// the cosine of the vectors, calibrated separately.
+    pub fn find_with(&self, text: &str, vector: Option<&[f32]>) -> MatchResult {
         let stems = self.analyzer.terms(text);
         let mut result = MatchResult {
             candidates: Vec::new(),
@@ -766,7 +909,11 @@ impl MatcherIndex {
             }
         }
         let (query, present, mass) = self.resolve(&stems);
-        if query.is_empty() {
+        let semantic = match vector {
+            Some(v) => self.semantic_rank(v, TOP_K + 3),
+            None => Vec::new(),
+        };
+        if query.is_empty() && semantic.is_empty() {
             return result;
         }
         let query = unit(
@@ -775,7 +922,11 @@ impl MatcherIndex {
                 .map(|(t, w)| (t, w * self.idf[t as usize]))
                 .collect(),
         );
-        let ranked = SCRATCH.with(|s| self.rank(&query, &mut s.borrow_mut()));
+        let mut ranked = SCRATCH.with(|s| self.rank(&query, &mut s.borrow_mut()));
+        let with_semantics = !semantic.is_empty();
+        if with_semantics {
+            ranked = blend(&ranked, &semantic, vector.unwrap_or_default(), self);
+        }
 
         let all_terms: Vec<u32> = query.iter().map(|&(t, _)| t).collect();
         let query_mass = |rule: &RuleEntry| -> f32 {
@@ -802,8 +953,16 @@ impl MatcherIndex {
             let next = ranked.get(i + 1).map_or(0.0, |r| r.1);
             let margin = if i == 0 { sim - next } else { sim - top_sim };
             let coverage = query_mass(rule);
-            let confidence = calibrate(sim, margin, coverage, stems.len());
-            let via = if title { "title" } else { "example" };
+            let confidence = if with_semantics {
+                calibrate_with(SEMANTIC_CALIBRATION, sim, margin, coverage, stems.len())
+            } else {
+                calibrate(sim, margin, coverage, stems.len())
+            };
+            let via = match (title, with_semantics) {
+                (true, _) => "title",
+                (false, true) => "meaning",
+                (false, false) => "example",
+            };
             scored.push((ri, confidence, sim, margin, coverage, via));
         }
         for (ri, rule) in self.rules.iter().enumerate() {
@@ -951,7 +1110,17 @@ pub fn cluster(texts: &[&str]) -> Vec<Vec<usize>> {
 
 /// Turns the evidence into a confidence in [0, 1].
 fn calibrate(similarity: f32, margin: f32, coverage: f32, words: usize) -> f32 {
-    let [b, ws, wm, wc, wn] = CALIBRATION;
+    calibrate_with(CALIBRATION, similarity, margin, coverage, words)
+}
+
+fn calibrate_with(
+    weights: [f32; 5],
+    similarity: f32,
+    margin: f32,
+    coverage: f32,
+    words: usize,
+) -> f32 {
+    let [b, ws, wm, wc, wn] = weights;
     let z = b + ws * similarity + wm * margin + wc * coverage + wn * (1.0 + words as f32).ln();
     1.0 / (1.0 + (-z).exp())
 }
@@ -1163,5 +1332,81 @@ mod tests {
     fn empty_index_matches_nothing() {
         let index = MatcherIndex::build(&[]);
         assert!(index.find("hello there").candidates.is_empty());
+    }
+
+    /// A stand-in for a sentence-embedding model: texts about money point one way, texts
+    /// about time another, anything else a third.
+    struct Topics;
+
+    impl SentenceEncoder for Topics {
+        fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+            texts
+                .iter()
+                .map(|t| {
+                    let t = t.to_lowercase();
+                    if ["money", "balance", "account", "funds"]
+                        .iter()
+                        .any(|w| t.contains(w))
+                    {
+                        vec![1.0, 0.1, 0.0]
+                    } else if ["open", "hours", "close"].iter().any(|w| t.contains(w)) {
+                        vec![0.0, 1.0, 0.1]
+                    } else {
+                        vec![0.1, 0.0, 1.0]
+                    }
+                })
+                .collect()
+        }
+        fn name(&self) -> &str {
+            "topics"
+        }
+    }
+
+    #[test]
+    fn the_semantic_stage_finds_paraphrases_without_shared_words() {
+        let rules = vec![
+            rule(
+                "Balance",
+                &["what is my balance", "check my account balance"],
+                &[],
+            ),
+            rule("Hours", &["when are you open", "opening hours"], &[]),
+        ];
+        let lexical = MatcherIndex::build(&rules);
+        let query = "how much money do i have";
+        assert!(
+            lexical.find(query).best().is_none_or(|b| b.score < 0.5),
+            "no shared words: lexically nothing fits well"
+        );
+        let vectors: Vec<Vec<Vec<f32>>> = rules
+            .iter()
+            .map(|r| Topics.encode(&r.examples.iter().map(String::as_str).collect::<Vec<_>>()))
+            .collect();
+        let semantic = MatcherIndex::build(&rules).with_semantics(&vectors);
+        assert!(semantic.is_semantic() && !lexical.is_semantic());
+        let v = Topics.encode(&[query]).pop().unwrap();
+        let found = semantic.find_with(query, Some(&v));
+        let best = found.best().expect("a candidate");
+        assert_eq!(best.rule_id, rules[0].id);
+        assert_eq!(best.via, "meaning");
+        assert!(best.margin > 0.0);
+        // Lexical evidence still counts: the words of the hours rule win for an hours question.
+        let q = "what are your opening hours";
+        let v = Topics.encode(&[q]).pop().unwrap();
+        assert_eq!(
+            semantic.find_with(q, Some(&v)).best().unwrap().rule_id,
+            rules[1].id
+        );
+        // A vector of another length is ignored (a model changed under the index).
+        assert_eq!(
+            semantic
+                .find_with(q, Some(&[1.0, 0.0]))
+                .best()
+                .unwrap()
+                .rule_id,
+            rules[1].id
+        );
+        // No vector: the lexical matcher as before.
+        assert_eq!(semantic.find(q), lexical.find(q));
     }
 }
