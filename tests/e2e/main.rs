@@ -11,5 +11,6 @@ mod harness;
 mod isolation;
 mod matcher;
 mod panel;
+mod scale;
 mod stats;
 mod webhook;

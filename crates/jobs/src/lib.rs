@@ -20,6 +20,12 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// How long shutdown waits for running jobs.
     pub shutdown_grace: Duration,
+    /// How often this worker tells the others it is alive.
+    pub keep_alive: Duration,
+    /// A worker silent this long is dead: the jobs it held go back to the queue.
+    pub orphaned_after: Duration,
+    /// How often the upkeep loop re-queues stranded deliveries.
+    pub upkeep_interval: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -27,7 +33,20 @@ impl Default for WorkerConfig {
         Self {
             concurrency: 16,
             shutdown_grace: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(15),
+            orphaned_after: Duration::from_secs(60),
+            upkeep_interval: Duration::from_secs(30),
         }
+    }
+}
+
+/// A background task that ends with the future that started it (also when that future
+/// is dropped rather than finished).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -58,23 +77,27 @@ where
     let storage_config = apalis_sql::Config::new(DELIVERY_QUEUE)
         .set_buffer_size(config.concurrency.max(1))
         .set_poll_interval(Duration::from_millis(200))
-        .set_keep_alive(Duration::from_secs(15))
-        .set_reenqueue_orphaned_after(Duration::from_secs(60));
+        .set_keep_alive(config.keep_alive)
+        .set_reenqueue_orphaned_after(config.orphaned_after);
     let mut storage = PostgresStorage::<DeliveryJob>::new_with_config(pool.clone(), storage_config);
     let mut listen = PgListen::new(pool.clone())
         .await
         .map_err(std::io::Error::other)?;
     listen.subscribe_with(&mut storage);
-    let listener = tokio::spawn(async move {
+    let _listener = AbortOnDrop(tokio::spawn(async move {
         if let Err(e) = listen.listen().await {
             tracing::error!(error = %e, "job notification listener stopped; falling back to polling");
         }
-    });
-    let upkeep = tokio::spawn(upkeep(pool.clone(), telegram.clone()));
+    }));
+    let _upkeep = AbortOnDrop(tokio::spawn(upkeep(
+        pool.clone(),
+        telegram.clone(),
+        config.upkeep_interval,
+    )));
 
     let worker_name = format!("switchboard-deliver-{}", uuid::Uuid::now_v7().simple());
     tracing::info!(worker = %worker_name, concurrency = config.concurrency, "delivery workers starting");
-    let worker = WorkerBuilder::new(worker_name)
+    let worker = WorkerBuilder::new(worker_name.clone())
         .concurrency(config.concurrency.max(1))
         .data(telegram)
         .backend(storage)
@@ -88,14 +111,23 @@ where
             Ok(())
         })
         .await;
-    listener.abort();
-    upkeep.abort();
+    // Nothing of this worker runs any more: what it still holds goes back to the others.
+    match outbox::release_worker_jobs(&pool, &worker_name).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(worker = %worker_name, jobs = n, "returned unfinished jobs to the queue")
+        }
+        Err(e) => {
+            tracing::warn!(worker = %worker_name, error = %e, "could not return unfinished jobs to the queue; they wait until this worker is declared dead")
+        }
+    }
     result
 }
 
-/// Every 30 s: re-queue deliveries no job is moving, and drop finished jobs after an hour.
-async fn upkeep(pool: PgPool, telegram: Arc<Telegram>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+/// Every `every` (30 s): re-queue deliveries no job is moving, and drop finished jobs
+/// after an hour.
+async fn upkeep(pool: PgPool, telegram: Arc<Telegram>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

@@ -24,8 +24,6 @@ use crate::cache::CacheError;
 use crate::client::TgError;
 use crate::Telegram;
 
-/// How long a worker may hold a message as `sending` before others may retry it.
-const LEASE: Duration = Duration::from_secs(60);
 /// Waits shorter than this happen inside the job; longer ones are rescheduled.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(3);
 /// Attempts before a transient failure becomes final.
@@ -100,7 +98,7 @@ impl Telegram {
         let mut report = DeliveryReport::default();
         let tenant = job.tenant_id;
         loop {
-            let lease_ms = LEASE.as_millis() as i64;
+            let lease_ms = self.settings.delivery_lease.as_millis() as i64;
             match messages::claim_next(&self.pool, tenant, job.end_user_id, lease_ms).await? {
                 Some(m) => {
                     // One message per interval to a chat (Telegram's limit). We hold the

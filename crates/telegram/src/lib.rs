@@ -31,6 +31,10 @@ pub struct TelegramSettings {
     pub chat_interval: std::time::Duration,
     /// Messages per second per bot (Telegram: about 30).
     pub bot_rate: u32,
+    /// How long a worker holds a message it is sending (`sending`) before another may
+    /// take it over. Longer than a Bot API call can take, so a live sender is never
+    /// doubled; it is how long a crashed worker's message waits.
+    pub delivery_lease: std::time::Duration,
 }
 
 impl TelegramSettings {
@@ -39,6 +43,7 @@ impl TelegramSettings {
             public_url: public_url.into(),
             chat_interval: std::time::Duration::from_secs(1),
             bot_rate: 30,
+            delivery_lease: std::time::Duration::from_secs(60),
         }
     }
 }
