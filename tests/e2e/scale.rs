@@ -13,6 +13,8 @@ use switchboard_testkit::FakeUser;
 use crate::harness::{Options, TestApp, WorkerOptions};
 
 const CHATS: i64 = 100;
+/// The workers' spacing of messages to one chat.
+const PACE: Duration = Duration::from_millis(200);
 const WORDS: [&str; 5] = ["alpha", "bravo", "charlie", "delta", "echo"];
 
 fn question(i: usize) -> String {
@@ -226,6 +228,21 @@ async fn assert_answered_once_in_order(
             );
         }
         repeated += sent.len() - distinct.len();
+        // One message per interval to a chat, whichever worker sends.
+        let times: Vec<i64> = app
+            .tg
+            .sent_to(bot, user.id)
+            .iter()
+            .map(|m| m.accepted_ms)
+            .collect();
+        for pair in times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap >= PACE.as_millis() as i64 - 10,
+                "chat {}: two messages {gap} ms apart",
+                user.id
+            );
+        }
         assert_eq!(distinct, answers, "chat {}", user.id);
     }
     repeated
@@ -248,8 +265,12 @@ async fn replicas_and_workers_answer_every_update_once_and_in_order_through_cras
         doomed_replica.base.clone(),
         replica.base.clone(),
     ];
-    let doomed_worker = app.worker(WorkerOptions::default());
-    let worker = app.worker(WorkerOptions::default());
+    let options = WorkerOptions {
+        chat_interval: PACE,
+        ..Default::default()
+    };
+    let doomed_worker = app.worker(options.clone());
+    let worker = app.worker(options);
 
     let users: Vec<FakeUser> = (0..CHATS)
         .map(|i| FakeUser::new(50_000 + i, "User"))
@@ -327,6 +348,7 @@ async fn a_graceful_restart_mid_run_repeats_nothing_and_strands_nothing() {
     let bases = vec![app.base.clone(), leaving_replica.base.clone()];
     let production = WorkerOptions {
         delivery_lease: Duration::from_secs(60),
+        chat_interval: PACE,
         jobs: switchboard_jobs::WorkerConfig {
             concurrency: 8,
             ..Default::default()

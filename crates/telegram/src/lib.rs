@@ -55,7 +55,6 @@ pub struct Telegram {
     pub vault: Arc<Vault>,
     pub caches: Arc<Caches>,
     pub limiter: limiter::BotRateLimiter,
-    pub pacer: limiter::ChatPacer,
     pub settings: TelegramSettings,
     /// Post-commit notifications (job wake-ups, desk events).
     pub notifier: switchboard_db::notify::Notifier,
@@ -69,7 +68,6 @@ impl Telegram {
             vault,
             caches,
             limiter: limiter::BotRateLimiter::new(settings.bot_rate),
-            pacer: limiter::ChatPacer::default(),
             settings,
             notifier: switchboard_db::notify::Notifier::start(pool.clone()),
             pool,

@@ -62,6 +62,8 @@ pub struct SentMessage {
     pub date: i64,
     /// For sendPhoto / sendDocument: "photo" or "document", the file's name and size.
     pub file: Option<(String, String, usize)>,
+    /// When the fake accepted it, in milliseconds since the Unix epoch (to check pacing).
+    pub accepted_ms: i64,
 }
 
 impl SentMessage {
@@ -896,6 +898,7 @@ fn send_file(
             .map(String::from),
         reply_markup: None,
         date,
+        accepted_ms: chrono::Utc::now().timestamp_millis(),
         file: Some((
             kind.to_string(),
             upload.file_name.clone(),
@@ -974,6 +977,7 @@ fn send_message(shared: &Shared, bot: &FakeBot, p: &Value) -> (StatusCode, Value
         parse_mode,
         reply_markup: reply_markup.clone(),
         date,
+        accepted_ms: chrono::Utc::now().timestamp_millis(),
         file: None,
     };
     shared.inner.lock().sent.push((bot.id, sent));
