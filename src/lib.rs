@@ -166,11 +166,7 @@ where
         .context("HTTP server failed")
     };
     if options.jobs {
-        let worker_config = switchboard_jobs::WorkerConfig {
-            concurrency: config.worker_concurrency,
-            ..Default::default()
-        };
-        let jobs = switchboard_jobs::run(pool, telegram, worker_config, wait_for(stop_rx));
+        let jobs = switchboard_jobs::run(pool, telegram, config.worker_config(), wait_for(stop_rx));
         let (h, j) = tokio::join!(http, jobs);
         h?;
         j.context("job workers failed")?;

@@ -306,14 +306,10 @@ async fn real_main() -> anyhow::Result<()> {
                 );
             }
             let telegram = switchboard::telegram(&config, &pool, vault)?;
-            let worker_config = switchboard_jobs::WorkerConfig {
-                concurrency: config.worker_concurrency,
-                ..Default::default()
-            };
             switchboard_jobs::run(
                 pool,
                 telegram,
-                worker_config,
+                config.worker_config(),
                 switchboard::shutdown_signal(),
             )
             .await

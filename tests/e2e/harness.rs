@@ -101,8 +101,8 @@ impl Drop for Process {
     }
 }
 
-/// How a worker process started with [`TestApp::worker`] is tuned: short leases and
-/// quick upkeep so that recovery from a crash fits in a test.
+/// How a worker process started with [`TestApp::worker`] is tuned: short leases (delivery,
+/// polling) and quick upkeep so that recovery from a crash fits in a test.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
     pub delivery_lease: Duration,
@@ -118,11 +118,15 @@ impl Default for WorkerOptions {
             chat_interval: Duration::from_millis(20),
             bot_rate: 100,
             jobs: switchboard_jobs::WorkerConfig {
+                name: "test-worker".into(),
                 concurrency: 8,
                 shutdown_grace: Duration::from_secs(5),
                 keep_alive: Duration::from_secs(1),
                 orphaned_after: Duration::from_secs(3),
                 upkeep_interval: Duration::from_secs(1),
+                poll: switchboard_jobs::polling::PollConfig {
+                    lease: Duration::from_secs(3),
+                },
             },
         }
     }

@@ -11,6 +11,7 @@ mod harness;
 mod isolation;
 mod matcher;
 mod panel;
+mod polling;
 mod scale;
 mod stats;
 mod webhook;

@@ -1,7 +1,9 @@
 //! Background work on apalis with PostgreSQL storage: the delivery workers, and the
-//! upkeep loop that re-queues stranded deliveries and purges finished jobs, and the
-//! scheduled statistics roll-ups and retention ([`scheduled`]).
+//! upkeep loop that re-queues stranded deliveries and purges finished jobs, the
+//! scheduled statistics roll-ups and retention ([`scheduled`]), and the poller of bots in
+//! polling mode ([`polling`]).
 
+pub mod polling;
 pub mod scheduled;
 
 use std::future::Future;
@@ -16,6 +18,8 @@ use switchboard_telegram::Telegram;
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
+    /// Names this process in the job table and in polling leases (with a unique suffix).
+    pub name: String,
     /// Delivery jobs run at once in this process.
     pub concurrency: usize,
     /// How long shutdown waits for running jobs.
@@ -26,16 +30,20 @@ pub struct WorkerConfig {
     pub orphaned_after: Duration,
     /// How often the upkeep loop re-queues stranded deliveries.
     pub upkeep_interval: Duration,
+    /// Polling mode.
+    pub poll: polling::PollConfig,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
+            name: "switchboard".into(),
             concurrency: 16,
             shutdown_grace: Duration::from_secs(30),
             keep_alive: Duration::from_secs(15),
             orphaned_after: Duration::from_secs(60),
             upkeep_interval: Duration::from_secs(30),
+            poll: polling::PollConfig::default(),
         }
     }
 }
@@ -43,6 +51,13 @@ impl Default for WorkerConfig {
 /// A background task that ends with the future that started it (also when that future
 /// is dropped rather than finished).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    /// Waits for the task to end by itself.
+    async fn finish(mut self) {
+        let _ = (&mut self.0).await;
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -95,7 +110,16 @@ where
         config.upkeep_interval,
     )));
 
-    let worker_name = format!("switchboard-deliver-{}", uuid::Uuid::now_v7().simple());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let poller = AbortOnDrop(tokio::spawn(polling::run(
+        pool.clone(),
+        telegram.clone(),
+        config.poll.clone(),
+        format!("{}-poll-{}", config.name, uuid::Uuid::now_v7().simple()),
+        stop_rx,
+    )));
+
+    let worker_name = format!("{}-deliver-{}", config.name, uuid::Uuid::now_v7().simple());
     tracing::info!(worker = %worker_name, concurrency = config.concurrency, "delivery workers starting");
     let worker = WorkerBuilder::new(worker_name.clone())
         .concurrency(config.concurrency.max(1))
@@ -108,9 +132,15 @@ where
         .run_with_signal(async move {
             shutdown.await;
             tracing::info!("workers stopping: finishing running jobs");
+            let _ = stop_tx.send(true);
             Ok(())
         })
         .await;
+    // The poller stops with the workers: each bot finishes the update in hand and gives
+    // its lease up.
+    if tokio::time::timeout(grace, poller.finish()).await.is_err() {
+        tracing::warn!("the poller did not stop in time; its leases run out by themselves");
+    }
     // Nothing of this worker runs any more: what it still holds goes back to the others.
     match outbox::release_worker_jobs(&pool, &worker_name).await {
         Ok(0) => {}

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod files;
 pub mod limiter;
 pub mod operator;
+pub mod polling;
 pub mod setup;
 pub mod update;
 
