@@ -104,18 +104,3 @@ pub async fn release(
     .await?;
     Ok(())
 }
-
-/// The bot's lease as stored (owner, until), if it was ever polled.
-pub async fn lease_of(
-    db: impl PgExecutor<'_>,
-    tenant: TenantId,
-    bot: BotId,
-) -> Result<Option<(Option<String>, Option<DateTime<Utc>>)>> {
-    Ok(sqlx::query_as(
-        "select lease_owner, lease_until from bot_polling where tenant_id = $1 and bot_id = $2",
-    )
-    .bind(tenant)
-    .bind(bot)
-    .fetch_optional(db)
-    .await?)
-}
