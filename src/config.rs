@@ -27,6 +27,9 @@ pub struct Config {
     pub chat_send_interval_ms: u64,
     /// Messages per second one bot may send (per process).
     pub bot_send_rate: u32,
+    /// How long a worker holds the lease of a bot in polling mode between renewals (and
+    /// so how long a crashed worker's bots go unpolled), in seconds.
+    pub poll_lease_seconds: u64,
     /// The web panel's settings (sign-up, sessions, OAuth providers, proxy).
     pub web: switchboard_web::WebSettings,
     /// `smtp://user:pass@host:587` to send mail; else the log and the dev mailbox.
@@ -69,6 +72,7 @@ impl Config {
             json_logs: false,
             chat_send_interval_ms: 1000,
             bot_send_rate: 30,
+            poll_lease_seconds: 30,
             smtp_url: None,
             mail_from: "Switchboard <noreply@localhost>".into(),
         }
@@ -107,12 +111,27 @@ impl Config {
             json_logs: log_format == "json",
             chat_send_interval_ms: env_parse("SWITCHBOARD_CHAT_SEND_INTERVAL_MS", 1000)?,
             bot_send_rate: env_parse("SWITCHBOARD_BOT_SEND_RATE", 30)?,
+            poll_lease_seconds: match env_parse("SWITCHBOARD_POLL_LEASE_SECONDS", 30)? {
+                n @ 3..=600 => n,
+                n => bail!("SWITCHBOARD_POLL_LEASE_SECONDS={n} must be between 3 and 600"),
+            },
             web: web_settings(&public_url)?,
             smtp_url: env("SWITCHBOARD_SMTP_URL"),
             mail_from: env("SWITCHBOARD_MAIL_FROM")
                 .unwrap_or_else(|| "Switchboard <noreply@localhost>".into()),
             public_url,
         })
+    }
+
+    /// The job workers' settings.
+    pub fn worker_config(&self) -> switchboard_jobs::WorkerConfig {
+        switchboard_jobs::WorkerConfig {
+            concurrency: self.worker_concurrency,
+            poll: switchboard_jobs::polling::PollConfig {
+                lease: std::time::Duration::from_secs(self.poll_lease_seconds),
+            },
+            ..Default::default()
+        }
     }
 
     pub fn default_key_file(&self) -> PathBuf {

@@ -125,14 +125,10 @@ where
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let worker_config = switchboard_jobs::WorkerConfig {
-        concurrency: config.worker_concurrency,
-        ..Default::default()
-    };
     let jobs = switchboard_jobs::run(
         pool,
         telegram.clone(),
-        worker_config,
+        config.worker_config(),
         wait_for(stop_rx.clone()),
     );
     match metrics {
@@ -250,11 +246,7 @@ where
         .context("HTTP server failed")
     };
     if options.jobs {
-        let worker_config = switchboard_jobs::WorkerConfig {
-            concurrency: config.worker_concurrency,
-            ..Default::default()
-        };
-        let jobs = switchboard_jobs::run(pool, telegram, worker_config, wait_for(stop_rx));
+        let jobs = switchboard_jobs::run(pool, telegram, config.worker_config(), wait_for(stop_rx));
         let (h, j) = tokio::join!(http, jobs);
         h?;
         j.context("job workers failed")?;

@@ -35,7 +35,7 @@ impl Drop for Replica {
     }
 }
 
-/// A `switchboard worker` process (see [`TestApp::worker`]); stops when dropped.
+/// A `switchboard worker` process with its metrics listener (see [`TestApp::metrics_worker`]); stops when dropped.
 pub struct Worker {
     /// Where its metrics listener (`SWITCHBOARD_METRICS_BIND`) answers.
     pub metrics_base: String,
@@ -46,6 +46,103 @@ pub struct Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A Switchboard process simulated inside the test: its own Tokio runtime on its own
+/// thread, so [`Process::kill`] drops every task, socket and database connection it has
+/// at once — what a crash (SIGKILL) does to a real process — while [`Process::stop`] is
+/// the graceful SIGTERM. Dropping it kills it.
+pub struct Process {
+    /// Where an app process serves HTTP (empty for a worker).
+    pub base: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
+    done: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Process {
+    fn start<F, Fut>(name: &str, base: String, main: F) -> Self
+    where
+        F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let done = runtime.spawn(main(rx));
+        Self {
+            base,
+            runtime: Some(runtime),
+            shutdown: Some(tx),
+            done: Some(done),
+        }
+    }
+
+    /// A crash: everything the process was doing stops where it is; its connections close.
+    /// Returns once its threads are gone.
+    pub async fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            tokio::task::spawn_blocking(move || runtime.shutdown_timeout(Duration::from_secs(5)))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// A graceful stop (SIGTERM); true if the process finished within `limit`.
+    pub async fn stop(mut self, limit: Duration) -> bool {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        let finished = match self.done.take() {
+            Some(done) => matches!(tokio::time::timeout(limit, done).await, Ok(Ok(Ok(())))),
+            None => true,
+        };
+        self.kill().await;
+        finished
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// How a worker process started with [`TestApp::worker`] is tuned: short leases (delivery,
+/// polling) and quick upkeep so that recovery from a crash fits in a test.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    pub delivery_lease: Duration,
+    pub chat_interval: Duration,
+    pub bot_rate: u32,
+    pub jobs: switchboard_jobs::WorkerConfig,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            delivery_lease: Duration::from_secs(3),
+            chat_interval: Duration::from_millis(20),
+            bot_rate: 100,
+            jobs: switchboard_jobs::WorkerConfig {
+                name: "test-worker".into(),
+                concurrency: 8,
+                shutdown_grace: Duration::from_secs(5),
+                keep_alive: Duration::from_secs(1),
+                orphaned_after: Duration::from_secs(3),
+                upkeep_interval: Duration::from_secs(1),
+                poll: switchboard_jobs::polling::PollConfig {
+                    lease: Duration::from_secs(3),
+                },
+            },
+        }
     }
 }
 
@@ -170,7 +267,7 @@ impl TestApp {
 
     /// A job-worker process on the same database and fake Telegram, as `switchboard
     /// worker` with `SWITCHBOARD_METRICS_BIND` runs (its own metrics, on its own port).
-    pub async fn worker(&self) -> Worker {
+    pub async fn metrics_worker(&self) -> Worker {
         let mut config = Config {
             chat_send_interval_ms: 50,
             ..Config::embedded(&self.db.url, "127.0.0.1:0".parse().unwrap(), &self.tg.url())
@@ -196,6 +293,76 @@ impl TestApp {
             _shutdown: tx,
             task,
         }
+    }
+
+    /// An app process (HTTP only) in its own [`Process`], on the same database and fake
+    /// Telegram: a replica that can crash.
+    pub fn app_process(&self) -> Process {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = Config::embedded(&self.db.url, addr, &self.tg.url());
+        config.db_pool_size = 6;
+        let vault = Vault::new(&self.key, &[]);
+        Process::start(
+            "app-replica",
+            format!("http://{addr}"),
+            move |mut rx| async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let pool = switchboard::connect(&config, false).await?;
+                let telegram = switchboard::telegram(&config, &pool, vault)?;
+                switchboard::run(
+                    listener,
+                    config,
+                    pool,
+                    telegram,
+                    switchboard::ServeOptions { jobs: false },
+                    async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    },
+                )
+                .await
+            },
+        )
+    }
+
+    /// A worker process (`switchboard worker`) in its own [`Process`].
+    pub fn worker(&self, options: WorkerOptions) -> Process {
+        let db_url = self.db.url.clone();
+        let tg_url = self.tg.url();
+        let public_url = self.base.clone();
+        let vault = Vault::new(&self.key, &[]);
+        Process::start("worker", String::new(), move |mut rx| async move {
+            let pool = switchboard_db::connect(&switchboard_db::ConnectOptions {
+                url: db_url,
+                max_connections: 6,
+                create_if_missing: false,
+            })
+            .await?;
+            let api = switchboard_telegram::BotApi::new(&tg_url, Duration::from_secs(20))
+                .map_err(anyhow::Error::msg)?;
+            let settings = switchboard_telegram::TelegramSettings {
+                chat_interval: options.chat_interval,
+                bot_rate: options.bot_rate,
+                delivery_lease: options.delivery_lease,
+                ..switchboard_telegram::TelegramSettings::new(public_url)
+            };
+            let telegram = std::sync::Arc::new(switchboard_telegram::Telegram::new(
+                pool.clone(),
+                api,
+                std::sync::Arc::new(vault),
+                settings,
+            ));
+            tokio::spawn(switchboard_telegram::cache::listen_for_invalidations(
+                pool.clone(),
+                telegram.caches.clone(),
+            ));
+            switchboard_jobs::run(pool, telegram, options.jobs, async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await?;
+            Ok(())
+        })
     }
 
     pub async fn tenant(&self, name: &str) -> Tenant {

@@ -12,5 +12,7 @@ mod isolation;
 mod matcher;
 mod metrics;
 mod panel;
+mod polling;
+mod scale;
 mod stats;
 mod webhook;

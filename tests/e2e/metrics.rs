@@ -263,7 +263,7 @@ async fn a_worker_process_serves_its_own_metrics_on_the_metrics_address() {
     .await;
     let t = app.tenant("Acme").await;
     let bot = app.connect_bot(&t, "acme_bot").await;
-    let worker = app.worker().await;
+    let worker = app.metrics_worker().await;
     app.say(&bot, &alice(), "/start").await;
     app.expect_sent(&bot, alice().id, 1).await;
 

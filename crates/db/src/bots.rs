@@ -224,3 +224,22 @@ pub async fn ensure_sandbox(db: impl PgExecutor<'_> + Copy, tenant: TenantId) ->
     .await?
     .found()
 }
+
+/// Switches how the bot receives updates: `webhook` or `polling`.
+pub async fn set_mode(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: BotId,
+    mode: &str,
+) -> Result<Bot> {
+    sqlx::query_as(&format!(
+        "update bots set mode = $3 where tenant_id = $1 and id = $2 and status in ('active', 'error')
+         returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(mode)
+    .fetch_optional(db)
+    .await?
+    .found()
+}

@@ -22,6 +22,7 @@ pub mod notify;
 pub mod outbox;
 pub mod overview;
 pub mod platform;
+pub mod polling;
 pub mod pool;
 pub mod rules;
 pub mod stats;

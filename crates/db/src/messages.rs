@@ -193,35 +193,52 @@ pub struct Claimed {
 }
 
 /// Takes the chat's oldest undelivered message for sending (`sending`, leased for
-/// `lease_ms`) — if it is ready: not leased by another worker, not waiting for a retry.
+/// `lease_ms`) — if it is ready: not leased by another worker, not waiting for a retry, and
+/// the chat's pacing slot is free (the slot is then taken for `pace_ms`; 0 paces nothing).
 /// Only ever the oldest, so a chat's messages go out in order.
+///
+/// The slot is checked with an upsert, which — unlike a read — sees a slot another worker
+/// committed after this statement began (it may have been waiting for the head's row lock
+/// while that worker sent and recorded the previous message).
 pub async fn claim_next(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
     end_user: EndUserId,
     lease_ms: i64,
+    pace_ms: i64,
 ) -> Result<Option<Claimed>> {
     Ok(sqlx::query_as(
         "with head as (
-            select id from messages
+            select id, delivery_status, lease_until, next_attempt_at from messages
             where tenant_id = $1 and end_user_id = $2 and delivery_status in ('pending', 'sending')
             order by id
             limit 1
             for update
+         ), ready as (
+            select id from head
+            where (delivery_status = 'pending' or lease_until < now())
+              and (next_attempt_at is null or next_attempt_at <= now())
+         ), slot as (
+            insert into chat_pacing (tenant_id, end_user_id, next_send_at)
+            select $1, $2, now() + make_interval(secs => $4::float8 / 1000) from ready
+            where $4 > 0
+            on conflict (tenant_id, end_user_id) do update set next_send_at = excluded.next_send_at
+            where chat_pacing.next_send_at <= now()
+            returning 1
          )
          update messages m set delivery_status = 'sending',
             lease_until = now() + make_interval(secs => $3::float8 / 1000),
             attempts = m.attempts + 1
-         from head, end_users u
-         where m.tenant_id = $1 and m.id = head.id
+         from ready, end_users u
+         where m.tenant_id = $1 and m.id = ready.id
            and u.tenant_id = $1 and u.id = $2
-           and (m.delivery_status = 'pending' or m.lease_until < now())
-           and (m.next_attempt_at is null or m.next_attempt_at <= now())
+           and ($4 <= 0 or exists (select 1 from slot))
          returning m.id, m.conversation_id, m.kind, m.text, m.payload, m.attempts, u.chat_id",
     )
     .bind(tenant)
     .bind(end_user)
     .bind(lease_ms)
+    .bind(pace_ms)
     .fetch_optional(db)
     .await?)
 }
@@ -232,6 +249,8 @@ pub struct QueueHead {
     pub delivery_status: String,
     pub lease_until: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the chat's pacing lets the next message go.
+    pub next_send_at: Option<DateTime<Utc>>,
     pub db_now: DateTime<Utc>,
 }
 
@@ -241,7 +260,11 @@ pub async fn queue_head(
     end_user: EndUserId,
 ) -> Result<Option<QueueHead>> {
     Ok(sqlx::query_as(
-        "select delivery_status, lease_until, next_attempt_at, now() as db_now from messages
+        "select delivery_status, lease_until, next_attempt_at,
+            (select next_send_at from chat_pacing p where p.tenant_id = $1 and p.end_user_id = $2)
+                as next_send_at,
+            now() as db_now
+         from messages
          where tenant_id = $1 and end_user_id = $2 and delivery_status in ('pending', 'sending')
          order by id limit 1",
     )
@@ -251,20 +274,32 @@ pub async fn queue_head(
     .await?)
 }
 
+/// Records a message as sent; the chat's next message waits `pace_ms` from now (the
+/// spacing counts from Telegram's answer, however long the send took).
 pub async fn mark_sent(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
     id: MessageId,
     telegram_message_id: i64,
+    pace_ms: i64,
 ) -> Result<()> {
     sqlx::query(
-        "update messages set delivery_status = 'sent', telegram_message_id = $3, sent_at = now(),
-            delivery_error = null, lease_until = null, next_attempt_at = null
-         where tenant_id = $1 and id = $2",
+        "with sent as (
+            update messages set delivery_status = 'sent', telegram_message_id = $3,
+                sent_at = now(), delivery_error = null, lease_until = null, next_attempt_at = null
+            where tenant_id = $1 and id = $2
+            returning end_user_id
+         )
+         insert into chat_pacing (tenant_id, end_user_id, next_send_at)
+         select $1, end_user_id, now() + make_interval(secs => $4::float8 / 1000) from sent
+         where $4 > 0
+         on conflict (tenant_id, end_user_id) do update
+            set next_send_at = greatest(chat_pacing.next_send_at, excluded.next_send_at)",
     )
     .bind(tenant)
     .bind(id)
     .bind(telegram_message_id)
+    .bind(pace_ms)
     .execute(db)
     .await?;
     Ok(())

@@ -95,6 +95,23 @@ pub async fn stranded_chats(
         .collect())
 }
 
+/// Puts the delivery jobs a stopping worker still holds back in the queue: the ones it
+/// fetched but never started, and any the shutdown grace period cut off. Left alone they
+/// would stay `Running` until the worker is declared dead (a minute), and their chats with
+/// them. Only for a worker that runs nothing any more; a job it did finish but had not yet
+/// acknowledged runs once more and finds nothing to send.
+pub async fn release_worker_jobs(db: impl PgExecutor<'_>, worker: &str) -> Result<u64> {
+    let released = sqlx::query(
+        "update apalis.jobs set status = 'Pending', lock_by = null, lock_at = null
+         where job_type = $1 and status = 'Running' and lock_by = $2",
+    )
+    .bind(DELIVERY_QUEUE)
+    .bind(worker)
+    .execute(db)
+    .await?;
+    Ok(released.rows_affected())
+}
+
 /// Deletes finished jobs older than `keep_seconds`.
 pub async fn purge_finished_jobs(db: impl PgExecutor<'_>, keep_seconds: i64) -> Result<u64> {
     let done = sqlx::query(

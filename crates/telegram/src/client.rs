@@ -142,6 +142,27 @@ impl BotApi {
         result
     }
 
+    /// Calls a method with a JSON body, for answers wanted as they are (e.g. raw updates),
+    /// waiting up to `timeout`.
+    pub async fn call_json<B, T>(
+        &self,
+        token: &str,
+        method: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, TgError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        let request = self
+            .http
+            .post(self.method_url(token, method))
+            .json(body)
+            .timeout(timeout);
+        Self::response(request).await
+    }
+
     /// Calls a method with a multipart form (uploading a file).
     pub async fn call_multipart<T: DeserializeOwned>(
         &self,

@@ -4,7 +4,8 @@
 //! row lock, leases it (`sending`), sends it outside any transaction, records the outcome,
 //! and moves on to the next. A message leased by another worker means that worker owns the
 //! chat for now; it re-checks for newer messages after each send, so nothing is stranded.
-//! Failures are retried with backoff by scheduling a new job; 429s wait `retry_after`.
+//! The spacing of a chat's messages is kept in the database (`chat_pacing`), so it holds
+//! whichever worker sends. Failures are retried with backoff by scheduling a new job; 429s wait `retry_after`.
 
 use std::time::Duration;
 
@@ -24,8 +25,6 @@ use crate::cache::CacheError;
 use crate::client::TgError;
 use crate::Telegram;
 
-/// How long a worker may hold a message as `sending` before others may retry it.
-const LEASE: Duration = Duration::from_secs(60);
 /// Waits shorter than this happen inside the job; longer ones are rescheduled.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(3);
 /// Attempts before a transient failure becomes final.
@@ -99,15 +98,13 @@ impl Telegram {
     pub async fn deliver_chat(&self, job: &DeliveryJob) -> Result<DeliveryReport, DeliveryError> {
         let mut report = DeliveryReport::default();
         let tenant = job.tenant_id;
+        let lease_ms = self.settings.delivery_lease.as_millis() as i64;
+        let pace_ms = self.pace_ms();
         loop {
-            let lease_ms = LEASE.as_millis() as i64;
-            match messages::claim_next(&self.pool, tenant, job.end_user_id, lease_ms).await? {
+            match messages::claim_next(&self.pool, tenant, job.end_user_id, lease_ms, pace_ms)
+                .await?
+            {
                 Some(m) => {
-                    // One message per interval to a chat (Telegram's limit). We hold the
-                    // chat's lease, so no other worker sends to it while we wait.
-                    self.pacer
-                        .take(job.end_user_id, self.settings.chat_interval)
-                        .await;
                     self.send_one(job, m, &mut report).await?;
                     // A scheduled retry owns the rest of this chat's queue (order is kept).
                     if report.retry_scheduled {
@@ -127,7 +124,10 @@ impl Telegram {
                         // Another worker is sending this chat's messages and will continue.
                         return Ok(report);
                     }
-                    match head.next_attempt_at.filter(|t| *t > now) {
+                    // A retry time, or the chat's pacing (one message per interval, across
+                    // all workers: Telegram's limit).
+                    let ready_at = head.next_attempt_at.max(head.next_send_at);
+                    match ready_at.filter(|t| *t > now) {
                         Some(at) if (at - now).to_std().unwrap_or_default() > MAX_INLINE_WAIT => {
                             enqueue_delivery(&self.pool, job, Some(at)).await?;
                             report.retry_scheduled = true;
@@ -136,12 +136,17 @@ impl Telegram {
                         Some(at) => {
                             tokio::time::sleep((at - now).to_std().unwrap_or_default()).await
                         }
-                        // Changed under us (a lease just expired, a retry just came due).
+                        // Changed under us (a lease just expired, a retry or slot came due).
                         None => {}
                     }
                 }
             }
         }
+    }
+
+    /// The spacing of messages to one chat, in milliseconds.
+    fn pace_ms(&self) -> i64 {
+        self.settings.chat_interval.as_millis() as i64
     }
 
     async fn send_one(
@@ -166,7 +171,7 @@ impl Telegram {
         };
         if bot.sandbox {
             // The "Try it" chat reads replies from the database.
-            messages::mark_sent(&self.pool, tenant, m.id, 0).await?;
+            messages::mark_sent(&self.pool, tenant, m.id, 0, 0).await?;
             report.sent += 1;
             return Ok(());
         }
@@ -262,7 +267,14 @@ impl Telegram {
         let tenant = job.tenant_id;
         match result {
             Ok(sent) => {
-                messages::mark_sent(&self.pool, tenant, m.id, i64::from(sent.id.0)).await?;
+                messages::mark_sent(
+                    &self.pool,
+                    tenant,
+                    m.id,
+                    i64::from(sent.id.0),
+                    self.pace_ms(),
+                )
+                .await?;
                 self.metrics.delivery_sent();
                 report.sent += 1;
             }

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod files;
 pub mod limiter;
 pub mod operator;
+pub mod polling;
 pub mod setup;
 pub mod update;
 
@@ -32,6 +33,10 @@ pub struct TelegramSettings {
     pub chat_interval: std::time::Duration,
     /// Messages per second per bot (Telegram: about 30).
     pub bot_rate: u32,
+    /// How long a worker holds a message it is sending (`sending`) before another may
+    /// take it over. Longer than a Bot API call can take, so a live sender is never
+    /// doubled; it is how long a crashed worker's message waits.
+    pub delivery_lease: std::time::Duration,
 }
 
 impl TelegramSettings {
@@ -40,6 +45,7 @@ impl TelegramSettings {
             public_url: public_url.into(),
             chat_interval: std::time::Duration::from_secs(1),
             bot_rate: 30,
+            delivery_lease: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -51,7 +57,6 @@ pub struct Telegram {
     pub vault: Arc<Vault>,
     pub caches: Arc<Caches>,
     pub limiter: limiter::BotRateLimiter,
-    pub pacer: limiter::ChatPacer,
     pub settings: TelegramSettings,
     /// Post-commit notifications (job wake-ups, desk events).
     pub notifier: switchboard_db::notify::Notifier,
@@ -69,7 +74,6 @@ impl Telegram {
             vault,
             caches,
             limiter: limiter::BotRateLimiter::new(settings.bot_rate),
-            pacer: limiter::ChatPacer::default(),
             settings,
             notifier: switchboard_db::notify::Notifier::start(pool.clone()),
             pool,

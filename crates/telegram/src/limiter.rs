@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use switchboard_core::{BotId, EndUserId};
+use switchboard_core::BotId;
 use tokio::time::Instant;
 
 pub struct BotRateLimiter {
@@ -43,36 +43,6 @@ impl BotRateLimiter {
     }
 }
 
-/// Spacing of messages to one chat. Only the worker holding a chat's lease sends to it,
-/// so per-process memory is enough; entries expire as soon as they stop mattering.
-#[derive(Default)]
-pub struct ChatPacer {
-    next: Mutex<HashMap<EndUserId, Instant>>,
-}
-
-impl ChatPacer {
-    /// Waits for the chat's next slot and takes it: the following one is `interval` later.
-    pub async fn take(&self, chat: EndUserId, interval: Duration) {
-        loop {
-            let wait = {
-                let now = Instant::now();
-                let mut map = self.next.lock();
-                match map.get(&chat) {
-                    Some(next) if *next > now => *next - now,
-                    _ => {
-                        if map.len() > 10_000 {
-                            map.retain(|_, t| *t > now);
-                        }
-                        map.insert(chat, now + interval);
-                        return;
-                    }
-                }
-            };
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,24 +66,5 @@ mod tests {
         let before = Instant::now();
         limiter.acquire(a).await;
         assert!(before.elapsed() >= Duration::from_secs(3));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn chats_are_paced_separately() {
-        let pacer = ChatPacer::default();
-        let (a, b) = (EndUserId::new(), EndUserId::new());
-        let second = Duration::from_secs(1);
-        let start = Instant::now();
-        pacer.take(a, second).await;
-        pacer.take(b, second).await;
-        assert!(
-            start.elapsed() < Duration::from_millis(10),
-            "first slots are free"
-        );
-        pacer.take(a, second).await;
-        assert!(
-            start.elapsed() >= second,
-            "the second message to a chat waits"
-        );
     }
 }

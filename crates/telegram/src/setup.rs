@@ -1,5 +1,6 @@
 //! Connecting a tenant's bot: token check with `getMe`, sealed storage, webhook
-//! registration with a per-bot secret, command publishing; and removing it again.
+//! registration with a per-bot secret (or, in polling mode, no webhook), command
+//! publishing; switching between webhook and polling mode; and removing it again.
 
 use serde_json::json;
 use switchboard_core::text::Lang;
@@ -22,6 +23,8 @@ pub enum SetupError {
     AlreadyConnectedElsewhere,
     #[error("no bot is connected")]
     NoBot,
+    #[error("the bot is in polling mode: it has no webhook")]
+    PollingMode,
     #[error("Telegram: {0}")]
     Telegram(#[from] TgError),
     #[error(transparent)]
@@ -34,7 +37,37 @@ impl From<sqlx::Error> for SetupError {
     }
 }
 
-fn allowed_updates() -> Vec<AllowedUpdate> {
+/// How a bot receives its updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BotMode {
+    /// Telegram posts them to our webhook.
+    Webhook,
+    /// A worker fetches them with getUpdates (for a bot that cannot receive webhooks).
+    Polling,
+}
+
+impl BotMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BotMode::Webhook => "webhook",
+            BotMode::Polling => "polling",
+        }
+    }
+}
+
+impl std::str::FromStr for BotMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "webhook" => Ok(BotMode::Webhook),
+            "polling" => Ok(BotMode::Polling),
+            other => Err(format!("must be webhook or polling, not {other:?}")),
+        }
+    }
+}
+
+pub(crate) fn allowed_updates() -> Vec<AllowedUpdate> {
     vec![
         AllowedUpdate::Message,
         AllowedUpdate::EditedMessage,
@@ -51,12 +84,24 @@ impl Telegram {
         )
     }
 
-    /// Connects (or replaces) the tenant's bot. Nothing is stored unless Telegram accepts
-    /// both the token and the webhook.
+    /// The `setWebhook` call for a bot: its URL, secret and update types.
+    fn webhook_registration(&self, url: &str, secret: String) -> Result<SetWebhook, SetupError> {
+        let url = url::Url::parse(url)
+            .map_err(|e| SetupError::InvalidToken(format!("the public URL is not valid: {e}")))?;
+        let mut hook = SetWebhook::new(url);
+        hook.secret_token = Some(secret);
+        hook.allowed_updates = Some(allowed_updates());
+        Ok(hook)
+    }
+
+    /// Connects (or replaces) the tenant's bot, in `mode` (by default: the mode it had if
+    /// it is the same bot, else webhook). Nothing is stored unless Telegram accepts the
+    /// token and the webhook (or, in polling mode, its removal).
     pub async fn connect_bot(
         &self,
         tenant: TenantId,
         token: &str,
+        mode: Option<BotMode>,
         actor: Actor,
     ) -> Result<Bot, SetupError> {
         let token = token.trim();
@@ -128,17 +173,31 @@ impl Telegram {
             }
             Err(e) => return Err(e.into()),
         };
-        let url = url::Url::parse(&webhook_url)
-            .map_err(|e| SetupError::InvalidToken(format!("the public URL is not valid: {e}")))?;
-        let mut hook = SetWebhook::new(url);
-        hook.secret_token = Some(secret);
-        hook.allowed_updates = Some(allowed_updates());
-        self.api.call(token, &hook).await?;
+        let mode = match mode {
+            Some(m) => m,
+            None if saved.mode == "polling" => BotMode::Polling,
+            None => BotMode::Webhook,
+        };
+        let saved = if saved.mode == mode.as_str() {
+            saved
+        } else {
+            bots::set_mode(&mut *tx, tenant, bot_id, mode.as_str()).await?
+        };
+        match mode {
+            BotMode::Webhook => {
+                let hook = self.webhook_registration(&webhook_url, secret)?;
+                self.api.call(token, &hook).await?;
+            }
+            BotMode::Polling => {
+                self.api.call(token, &DeleteWebhook::new()).await?;
+            }
+        }
         events::insert(
             &mut tx,
             tenant,
             NewEvent::new("bot.connected", actor).data(json!({
-                "bot_id": bot_id, "username": username, "replaced": replaced.as_ref().map(|b| b.username.clone())
+                "bot_id": bot_id, "username": username, "mode": mode.as_str(),
+                "replaced": replaced.as_ref().map(|b| b.username.clone())
             })),
         )
         .await?;
@@ -281,29 +340,15 @@ impl Telegram {
         let bot = bots::get_live(&self.pool, tenant)
             .await?
             .ok_or(SetupError::NoBot)?;
-        let entry = self
-            .caches
-            .bot(tenant, bot.id)
-            .await
-            .map_err(|e| SetupError::InvalidToken(e.to_string()))?
-            .ok_or(SetupError::NoBot)?;
-        let secret = random_token(48);
+        if bot.mode == BotMode::Polling.as_str() {
+            return Err(SetupError::PollingMode);
+        }
+        let entry = self.live_entry(tenant, &bot).await?;
         let webhook_url = self.webhook_url(&bot.public_id);
         let mut tx = self.pool.begin().await?;
-        let saved = bots::set_webhook(
-            &mut *tx,
-            tenant,
-            bot.id,
-            &secret_digest(&secret),
-            &webhook_url,
-        )
-        .await?;
-        let url = url::Url::parse(&webhook_url)
-            .map_err(|e| SetupError::InvalidToken(format!("the public URL is not valid: {e}")))?;
-        let mut hook = SetWebhook::new(url);
-        hook.secret_token = Some(secret);
-        hook.allowed_updates = Some(allowed_updates());
-        self.api.call(entry.token(), &hook).await?;
+        let saved = self
+            .register_webhook(&mut tx, tenant, &bot, entry.token())
+            .await?;
         events::insert(
             &mut tx,
             tenant,
@@ -313,6 +358,83 @@ impl Telegram {
         .await?;
         tx.commit().await?;
         self.caches.invalidate(tenant);
+        Ok(saved)
+    }
+
+    /// Switches the tenant's bot to `mode`. To polling: the webhook is deleted (pending
+    /// updates are kept) and a worker starts fetching them with getUpdates. To webhook: the
+    /// webhook is registered again with a fresh secret, and the poller lets go of the bot.
+    /// Asking for the current mode does the Telegram side again (a repair).
+    pub async fn set_bot_mode(
+        &self,
+        tenant: TenantId,
+        mode: BotMode,
+        actor: Actor,
+    ) -> Result<Bot, SetupError> {
+        let bot = bots::get_live(&self.pool, tenant)
+            .await?
+            .ok_or(SetupError::NoBot)?;
+        let entry = self.live_entry(tenant, &bot).await?;
+        let mut tx = self.pool.begin().await?;
+        let saved = bots::set_mode(&mut *tx, tenant, bot.id, mode.as_str()).await?;
+        let saved = match mode {
+            BotMode::Webhook => {
+                self.register_webhook(&mut tx, tenant, &saved, entry.token())
+                    .await?
+            }
+            BotMode::Polling => {
+                self.api.call(entry.token(), &DeleteWebhook::new()).await?;
+                saved
+            }
+        };
+        events::insert(
+            &mut tx,
+            tenant,
+            NewEvent::new("bot.mode_changed", actor).data(json!({
+                "bot_id": bot.id, "from": bot.mode, "to": mode.as_str()
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        self.caches.invalidate(tenant);
+        tracing::info!(%tenant, bot = %bot.id, mode = mode.as_str(), "bot mode set");
+        Ok(saved)
+    }
+
+    /// The bot's cached entry (with its token).
+    async fn live_entry(
+        &self,
+        tenant: TenantId,
+        bot: &Bot,
+    ) -> Result<std::sync::Arc<crate::BotEntry>, SetupError> {
+        self.caches
+            .bot(tenant, bot.id)
+            .await
+            .map_err(|e| SetupError::InvalidToken(e.to_string()))?
+            .ok_or(SetupError::NoBot)
+    }
+
+    /// Stores a fresh webhook secret and URL and registers them with Telegram (inside the
+    /// caller's transaction, which commits only if Telegram accepted).
+    async fn register_webhook(
+        &self,
+        tx: &mut switchboard_db::Transaction<'_, switchboard_db::Postgres>,
+        tenant: TenantId,
+        bot: &Bot,
+        token: &str,
+    ) -> Result<Bot, SetupError> {
+        let secret = random_token(48);
+        let webhook_url = self.webhook_url(&bot.public_id);
+        let saved = bots::set_webhook(
+            &mut **tx,
+            tenant,
+            bot.id,
+            &secret_digest(&secret),
+            &webhook_url,
+        )
+        .await?;
+        let hook = self.webhook_registration(&webhook_url, secret)?;
+        self.api.call(token, &hook).await?;
         Ok(saved)
     }
 }

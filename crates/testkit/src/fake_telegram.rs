@@ -62,6 +62,8 @@ pub struct SentMessage {
     pub date: i64,
     /// For sendPhoto / sendDocument: "photo" or "document", the file's name and size.
     pub file: Option<(String, String, usize)>,
+    /// When the fake accepted it, in milliseconds since the Unix epoch (to check pacing).
+    pub accepted_ms: i64,
 }
 
 impl SentMessage {
@@ -171,6 +173,9 @@ struct Inner {
     blocked: HashSet<(i64, i64)>,
     /// Updates for bots without a webhook, fetched with getUpdates.
     pending: HashMap<i64, Vec<Value>>,
+    /// Per bot, a counter of getUpdates calls: a call still waiting when a newer one
+    /// arrives is ended with 409, as Telegram does.
+    polls: HashMap<i64, u64>,
 }
 
 struct Shared {
@@ -713,6 +718,7 @@ async fn bot_api(
                 ("sendphoto" | "senddocument", upload) => {
                     send_file(&shared, bot, &method_lc, &params, upload)
                 }
+                ("getupdates", _) => get_updates(&shared, bot, &params).await,
                 _ => handle_method(&shared, bot, &method_lc, &params),
             }
         }
@@ -728,6 +734,39 @@ async fn bot_api(
     }
     shared.changed.notify_waiters();
     (status, Json(body)).into_response()
+}
+
+/// `getUpdates` with long polling: waits up to `timeout` seconds for an update. As with
+/// Telegram, a newer call for the same bot ends an older one still waiting with 409, and
+/// the call fails with 409 while a webhook is set.
+async fn get_updates(shared: &Shared, bot: &FakeBot, p: &Value) -> (StatusCode, Value) {
+    let timeout = p.get("timeout").and_then(as_i64).unwrap_or(0).clamp(0, 50) as u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    let generation = {
+        let mut inner = shared.inner.lock();
+        let counter = inner.polls.entry(bot.id).or_default();
+        *counter += 1;
+        *counter
+    };
+    // An older call still waiting hears of this one.
+    shared.changed.notify_waiters();
+    loop {
+        let notified = shared.changed.notified();
+        if shared.inner.lock().polls.get(&bot.id) != Some(&generation) {
+            return api_error(
+                409,
+                "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+            );
+        }
+        let (status, body) = handle_method(shared, bot, "getupdates", p);
+        let waiting = status == StatusCode::OK
+            && body["result"].as_array().is_some_and(Vec::is_empty)
+            && tokio::time::Instant::now() < deadline;
+        if !waiting {
+            return (status, body);
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
 }
 
 fn handle_method(shared: &Shared, bot: &FakeBot, method: &str, p: &Value) -> (StatusCode, Value) {
@@ -896,6 +935,7 @@ fn send_file(
             .map(String::from),
         reply_markup: None,
         date,
+        accepted_ms: chrono::Utc::now().timestamp_millis(),
         file: Some((
             kind.to_string(),
             upload.file_name.clone(),
@@ -974,6 +1014,7 @@ fn send_message(shared: &Shared, bot: &FakeBot, p: &Value) -> (StatusCode, Value
         parse_mode,
         reply_markup: reply_markup.clone(),
         date,
+        accepted_ms: chrono::Utc::now().timestamp_millis(),
         file: None,
     };
     shared.inner.lock().sent.push((bot.id, sent));

@@ -180,7 +180,9 @@ impl From<SetupError> for ApiError {
                     message: m,
                 }],
             },
-            SetupError::AlreadyConnectedElsewhere => ApiError::conflict(e.to_string()),
+            SetupError::AlreadyConnectedElsewhere | SetupError::PollingMode => {
+                ApiError::conflict(e.to_string())
+            }
             SetupError::NoBot => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "No bot is connected")
             }

@@ -1,4 +1,5 @@
-//! The tenant's Telegram bot: connect (token checked with Telegram), read, remove.
+//! The tenant's Telegram bot: connect (token checked with Telegram), read, switch between
+//! webhook and polling mode, remove.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,6 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_core::Permission;
 use switchboard_db::bots::{self, Bot};
+use switchboard_telegram::setup::BotMode;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,7 +21,7 @@ use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(get_bot, put_bot, delete_bot))
+        .routes(routes!(get_bot, put_bot, patch_bot, delete_bot))
         .routes(routes!(get_webhook_info))
 }
 
@@ -27,6 +29,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct BotTokenIn {
     /// The token from @BotFather.
     pub token: String,
+    /// `webhook` (Telegram posts updates to us) or `polling` (a worker fetches them
+    /// with getUpdates, for a bot that cannot receive webhooks). Default: the mode the
+    /// bot already had, else `webhook`.
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct BotPatchIn {
+    /// `webhook` or `polling`. Asking for the current mode does the Telegram side
+    /// again (registers the webhook, or deletes it).
+    pub mode: String,
+}
+
+fn parse_mode(mode: &str) -> ApiResult<BotMode> {
+    mode.parse()
+        .map_err(|e: String| ApiError::invalid_field("mode", e))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -35,8 +54,10 @@ pub struct BotOut {
     /// The bot's @username.
     pub username: String,
     pub first_name: String,
-    /// The URL Telegram delivers updates to.
+    /// The URL Telegram delivers updates to (none in polling mode).
     pub webhook_url: Option<String>,
+    /// `webhook`, or `polling` (a worker fetches updates with getUpdates).
+    pub mode: String,
     /// Telegram's numeric id of the bot.
     pub telegram_id: i64,
     /// The token, masked (the token itself is never shown again).
@@ -53,7 +74,8 @@ impl From<Bot> for BotOut {
             id: b.id.0,
             username: b.username,
             first_name: b.first_name,
-            webhook_url: b.webhook_url,
+            webhook_url: b.webhook_url.filter(|_| b.mode != "polling"),
+            mode: b.mode,
             telegram_id: b.telegram_bot_id,
             token: b.token_hint,
             status: b.status,
@@ -75,7 +97,7 @@ async fn get_bot(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<Js
 }
 
 /// Connects the bot (or replaces its token). The token is checked with Telegram
-/// (`getMe`), stored encrypted, and the webhook is registered.
+/// (`getMe`), stored encrypted, and the webhook is registered (in polling mode: deleted).
 #[utoipa::path(put, path = "/api/v1/bot", tag = "bot", request_body = BotTokenIn,
     responses(
         (status = 200, body = BotOut),
@@ -88,9 +110,33 @@ async fn put_bot(
     ApiJson(body): ApiJson<BotTokenIn>,
 ) -> ApiResult<Json<BotOut>> {
     p.require(Permission::WriteConfig)?;
+    let mode = body.mode.as_deref().map(parse_mode).transpose()?;
     let bot = state
         .telegram
-        .connect_bot(p.tenant, &body.token, p.actor())
+        .connect_bot(p.tenant, &body.token, mode, p.actor())
+        .await?;
+    Ok(Json(bot.into()))
+}
+
+/// Switches how the bot receives updates. `polling` deletes the webhook (pending updates
+/// are kept) and a worker starts fetching them with getUpdates, one worker per bot;
+/// `webhook` registers the webhook again with a fresh secret.
+#[utoipa::path(patch, path = "/api/v1/bot", tag = "bot", request_body = BotPatchIn,
+    responses(
+        (status = 200, body = BotOut),
+        (status = 404, description = "No bot connected", body = ErrorBody),
+        (status = 422, description = "Not a mode", body = ErrorBody),
+        (status = 502, description = "Telegram could not be reached", body = ErrorBody)))]
+async fn patch_bot(
+    State(state): State<AppState>,
+    p: ApiPrincipal,
+    ApiJson(body): ApiJson<BotPatchIn>,
+) -> ApiResult<Json<BotOut>> {
+    p.require(Permission::WriteConfig)?;
+    let mode = parse_mode(&body.mode)?;
+    let bot = state
+        .telegram
+        .set_bot_mode(p.tenant, mode, p.actor())
         .await?;
     Ok(Json(bot.into()))
 }

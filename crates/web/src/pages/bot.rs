@@ -62,6 +62,7 @@ fn setup_message(state: &AppState, member: &Member, e: &SetupError) -> String {
             &[("error", err.to_string())],
         ),
         SetupError::NoBot => t(state, &member.viewer, "bot.none", &[]),
+        SetupError::PollingMode => t(state, &member.viewer, "bot.polling_mode", &[]),
         SetupError::Db(_) => t(state, &member.viewer, "error.internal", &[]),
     }
 }
@@ -74,7 +75,7 @@ async fn connect(
     member.require(Permission::WriteConfig)?;
     match state
         .telegram
-        .connect_bot(member.tenant.id, &form.token, member.actor())
+        .connect_bot(member.tenant.id, &form.token, None, member.actor())
         .await
     {
         Ok(bot) => {
