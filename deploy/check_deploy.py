@@ -102,7 +102,10 @@ def check_chart_structure(docs: list[dict], values: dict, where: str) -> None:
     service = one(docs, "Service", "-web", where)
     one(docs, "ConfigMap", "", where)
     existing = values.get("secrets", {}).get("existingSecret")
-    secrets = by_kind(docs, "Secret")
+    metrics = values.get("metrics", {})
+    metrics_secret = bool(metrics.get("enabled") and metrics.get("token"))
+    secrets = [s for s in by_kind(docs, "Secret") if not s["metadata"]["name"].endswith("-metrics")]
+    check(len(by_kind(docs, "Secret")) - len(secrets) == (1 if metrics_secret else 0), f"{where}: the metrics token's Secret is rendered {len(by_kind(docs, 'Secret')) - len(secrets)} times")
     if existing:
         check(not secrets, f"{where}: a Secret is rendered although secrets.existingSecret is set")
     else:
@@ -139,6 +142,7 @@ def check_chart_structure(docs: list[dict], values: dict, where: str) -> None:
         hooked = {s["metadata"]["name"] for s in secrets if "helm.sh/hook" in s["metadata"].get("annotations", {})}
         check(ref == existing or ref in hooked, f"{where}: the migration Job reads DATABASE_URL from {ref}, which is neither the existing Secret nor a hook")
         check("envFrom" not in container(job), f"{where}: the migration Job uses the ConfigMap (not there yet at pre-install)")
+    check_metrics(docs, values, where, web, worker, service)
     for pdb in by_kind(docs, "PodDisruptionBudget"):
         check("maxUnavailable" in pdb["spec"] or "minAvailable" in pdb["spec"], f"{where}: PDB {pdb['metadata']['name']} has no budget")
     ingresses = by_kind(docs, "Ingress")
@@ -162,10 +166,91 @@ def check_chart_structure(docs: list[dict], values: dict, where: str) -> None:
         check(not ingresses, f"{where}: an Ingress is rendered although ingress.enabled is false")
 
 
+def env_of(c: dict, name: str) -> dict | None:
+    return next((e for e in c.get("env", []) if e["name"] == name), None)
+
+
+def check_metrics(docs: list[dict], values: dict, where: str, web: dict, worker: dict, service: dict) -> None:
+    """metrics.*: the listener on every web and worker pod, its token, its discovery."""
+    metrics = values.get("metrics", {})
+    enabled = bool(metrics.get("enabled"))
+    port = int(metrics.get("port", 9100))
+    monitors = by_kind(docs, "PodMonitor")
+    token_ref = None
+    if metrics.get("existingSecret"):
+        token_ref = {"name": metrics["existingSecret"], "key": metrics.get("existingSecretKey", "metrics-token")}
+    elif metrics.get("token"):
+        token_ref = {"name": f"{service['metadata']['name'].removesuffix('-web')}-metrics", "key": "token"} if service else None
+    for deploy, name in [(web, "web"), (worker, "worker")]:
+        if not deploy:
+            continue
+        c = container(deploy)
+        bind = env_of(c, "SWITCHBOARD_METRICS_BIND")
+        ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
+        annotations = deploy["spec"]["template"]["metadata"].get("annotations", {})
+        if not enabled:
+            check(bind is None and "metrics" not in ports and not monitors, f"{where}: {name} has metrics although metrics.enabled is false")
+            continue
+        check(bind is not None and bind.get("value") == f"0.0.0.0:{port}", f"{where}: {name}: SWITCHBOARD_METRICS_BIND is {bind} instead of 0.0.0.0:{port}")
+        check(ports.get("metrics") == port, f"{where}: {name} has no container port 'metrics' = {port}")
+        token = env_of(c, "SWITCHBOARD_METRICS_TOKEN")
+        if token_ref:
+            ref = (token or {}).get("valueFrom", {}).get("secretKeyRef", {})
+            check({"name": ref.get("name"), "key": ref.get("key")} == token_ref, f"{where}: {name}: SWITCHBOARD_METRICS_TOKEN comes from {ref} instead of {token_ref}")
+        else:
+            check(token is None, f"{where}: {name} sets SWITCHBOARD_METRICS_TOKEN without a token configured")
+        if metrics.get("podAnnotations"):
+            check(annotations.get("prometheus.io/scrape") == "true" and annotations.get("prometheus.io/port") == str(port), f"{where}: {name}: no prometheus.io annotations for port {port}")
+    if enabled and service:
+        check(all(p.get("targetPort") != "metrics" and p.get("port") != port for p in service["spec"]["ports"]), f"{where}: the web Service exposes the metrics port")
+    if enabled and metrics.get("token"):
+        secret = [s for s in by_kind(docs, "Secret") if s["metadata"]["name"].endswith("-metrics")]
+        check(bool(secret) and "token" in secret[0].get("data", {}), f"{where}: the metrics token's Secret has no key 'token'")
+    want_monitor = enabled and metrics.get("podMonitor", {}).get("enabled")
+    if not check(len(monitors) == (1 if want_monitor else 0), f"{where}: {len(monitors)} PodMonitors rendered") or not want_monitor:
+        return
+    pm = monitors[0]
+    check(pm.get("apiVersion") == "monitoring.coreos.com/v1", f"{where}: PodMonitor apiVersion {pm.get('apiVersion')}")
+    for key, value in metrics.get("podMonitor", {}).get("labels", {}).items():
+        check(pm["metadata"].get("labels", {}).get(key) == value, f"{where}: PodMonitor lacks the label {key}: {value}")
+    selector = pm["spec"].get("selector", {})
+
+    def selects(deploy: dict) -> bool:
+        labels = deploy["spec"]["template"]["metadata"]["labels"]
+        if not all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()):
+            return False
+        for e in selector.get("matchExpressions", []):
+            if e["operator"] != "In" or labels.get(e["key"]) not in e["values"]:
+                return False
+        return True
+
+    for deploy, name in [(web, "web"), (worker, "worker")]:
+        if deploy:
+            check(selects(deploy), f"{where}: the PodMonitor does not select the {name} pods")
+    job = one(docs, "Job", "-migrate", where)
+    if job:
+        check(not selects(job), f"{where}: the PodMonitor selects the migration Job")
+    endpoints = pm["spec"].get("podMetricsEndpoints", [])
+    if check(len(endpoints) == 1, f"{where}: PodMonitor has {len(endpoints)} endpoints"):
+        ep = endpoints[0]
+        check(ep.get("port") == "metrics" and ep.get("path") == "/metrics", f"{where}: PodMonitor scrapes {ep.get('port')} {ep.get('path')}")
+        creds = ep.get("authorization", {}).get("credentials")
+        if token_ref:
+            check(ep.get("authorization", {}).get("type") == "Bearer" and creds == token_ref, f"{where}: PodMonitor authorization {ep.get('authorization')} instead of Bearer {token_ref}")
+        else:
+            check("authorization" not in ep, f"{where}: PodMonitor sends a token none is configured for")
+
+
+# Custom resources Kubernetes' own schemas do not describe: checked by structure only.
+CUSTOM_API_GROUPS = ("monitoring.coreos.com/",)
+
+
 def kube_validate(docs: list[dict], where: str) -> None:
     import kubernetes_validate
 
     for doc in docs:
+        if str(doc.get("apiVersion", "")).startswith(CUSTOM_API_GROUPS):
+            continue
         resource = {k: v for k, v in doc.items() if k != "__template"}
         name = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')} ({doc['__template']})"
         for version in KUBE_VERSIONS:
@@ -223,6 +308,7 @@ def check_chart() -> None:
         "a short master key": ({**base, "secrets": {**base["secrets"], "masterKey": "c2hvcnQ="}}, "32 random bytes"),
         "no database URL": ({**base, "secrets": {**base["secrets"], "databaseUrl": ""}}, "secrets.databaseUrl is required"),
         "a number in config": ({**base, "config": {"SWITCHBOARD_DB_POOL_SIZE": 5}}, "must be a string"),
+        "two metrics tokens": ({**base, "metrics": {"enabled": True, "token": "x", "existingSecret": "y"}}, "not both"),
     }
     for what, (values, expected) in refused.items():
         try:

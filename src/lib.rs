@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod keys;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
-//! `switchboard`: run the platform (`serve`, `worker`), migrate the database, and
-//! bootstrap tenants, API tokens and superusers.
+//! `switchboard`: run the platform (`serve`, `worker`), migrate the database,
+//! bootstrap tenants, API tokens and superusers, and rotate the master key.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -43,6 +43,11 @@ enum Command {
     Superuser {
         #[command(subcommand)]
         command: SuperuserCommand,
+    },
+    /// Master key rotation.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Statistics roll-ups and retention, on demand (the workers also run them on a schedule).
     Stats {
@@ -131,6 +136,18 @@ enum StatsCommand {
     },
     /// Apply every tenant's retention now (delete old messages, events and raw updates).
     Retention,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every bot token under the current master key (SWITCHBOARD_MASTER_KEY or
+    /// _FILE), opening the others with SWITCHBOARD_OLD_MASTER_KEYS. Idempotent. Every
+    /// running process must already have the current key (docs/deployment.md).
+    Rotate {
+        /// Only report what would be rotated and what cannot be opened; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -450,6 +467,52 @@ async fn real_main() -> anyhow::Result<()> {
                 );
             } else {
                 println!("Created superuser {} (id {})", user.email, user.id);
+            }
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { dry_run },
+        } => {
+            let vault = config.vault(false)?;
+            let pool = switchboard::connect(&config, false).await?;
+            let report = switchboard::keys::rotate_bot_tokens(
+                &pool,
+                &vault,
+                dry_run,
+                switchboard::keys::BATCH,
+            )
+            .await?;
+            let key = vault.current_key_id();
+            if dry_run {
+                println!(
+                    "Dry run: {} bot token(s) of {} tenant(s) would be re-encrypted under key {key}.",
+                    report.rotated, report.tenants
+                );
+            } else {
+                println!(
+                    "Rotated {} bot token(s) of {} tenant(s) to key {key}.",
+                    report.rotated, report.tenants
+                );
+            }
+            if report.changed_meanwhile > 0 {
+                println!(
+                    "{} bot token(s) changed while rotating and were left as they are; run again to check.",
+                    report.changed_meanwhile
+                );
+            }
+            println!("Could not decrypt {} bot token(s).", report.unopened.len());
+            for u in &report.unopened {
+                println!(
+                    "  tenant {} bot {} (key {}): {}",
+                    u.tenant, u.bot, u.key_id, u.reason
+                );
+            }
+            if !report.unopened.is_empty() {
+                anyhow::bail!(
+                    "{} bot token(s) are not under the current key and could not be decrypted: \
+                     add their key to SWITCHBOARD_OLD_MASTER_KEYS, or have those organizations \
+                     connect their bot again",
+                    report.unopened.len()
+                );
             }
         }
         Command::Stats { command } => {

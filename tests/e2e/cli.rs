@@ -1,14 +1,27 @@
 //! The bootstrap CLI, run as a real process against a fresh database.
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::harness::TestApp;
+use switchboard_core::vault::{MasterKey, SecretPurpose, Vault};
+use switchboard_testkit::{FakeBot, FakeUser};
+
+use crate::harness::{Replica, TestApp};
 
 fn switchboard(db_url: &str, args: &[&str]) -> (bool, String, String) {
+    switchboard_with(db_url, &[], args)
+}
+
+/// Runs the binary with these variables (and no master key from the environment).
+fn switchboard_with(db_url: &str, vars: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(args)
         .env("DATABASE_URL", db_url)
         .env("RUST_LOG", "warn")
+        .env_remove("SWITCHBOARD_MASTER_KEY")
+        .env_remove("SWITCHBOARD_MASTER_KEY_FILE")
+        .env_remove("SWITCHBOARD_OLD_MASTER_KEYS")
+        .envs(vars.iter().copied())
         .output()
         .expect("run switchboard");
     (
@@ -339,4 +352,207 @@ async fn statistics_rollup_and_retention_from_the_cli() {
     let (ok, out, err) = switchboard(&url, &["stats", "retention"]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("deleted 0 messages"), "{out}");
+}
+
+/// Sends `text` from `user` to the bot's webhook on `replica` (as Telegram would after
+/// the address moved there), asserting it is accepted.
+async fn say_to(app: &TestApp, replica: &Replica, bot: &FakeBot, user: &FakeUser, text: &str) {
+    let hook = app.tg.webhook(bot).expect("the bot has a webhook");
+    let url = hook.url.replacen(&app.base, &replica.base, 1);
+    assert_ne!(url, hook.url, "{} is not on {}", hook.url, app.base);
+    let resp = app
+        .http
+        .post(url)
+        .header(
+            "X-Telegram-Bot-Api-Secret-Token",
+            hook.secret_token.unwrap_or_default(),
+        )
+        .json(&app.tg.text_update(bot, user, text))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert_eq!(status, 200, "{}", resp.text().await.unwrap_or_default());
+}
+
+async fn sealed_row(
+    app: &TestApp,
+    tenant: switchboard_core::TenantId,
+) -> (String, Vec<u8>, Vec<u8>) {
+    sqlx::query_as(
+        "select token_key_id, token_nonce, token_ciphertext from bots
+         where tenant_id = $1 and status = 'active'",
+    )
+    .bind(tenant)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+}
+
+/// `keys rotate`: tokens sealed under the old key A are re-sealed under B (with A among
+/// the old keys), processes that know B keep serving the bot during and after it, a
+/// second run finds nothing, B alone then opens every token, and a token under a key
+/// nobody configured is reported and left alone.
+#[tokio::test]
+async fn keys_rotate_reseals_bot_tokens_under_the_current_key() {
+    let mut app = TestApp::start().await;
+    let url = app.db.url.clone();
+    let key_a = app.master_key().clone();
+    let key_b = MasterKey::generate();
+    let (a, b) = (key_a.to_base64(), key_b.to_base64());
+
+    let t = app.tenant("Rotor").await;
+    let bot = app.connect_bot(&t, "rotor_bot").await;
+    app.say(&bot, &crate::harness::alice(), "/start").await;
+    app.expect_sent(&bot, crate::harness::alice().id, 1).await;
+    let before = sealed_row(&app, t.id).await;
+    assert_eq!(before.0, key_a.key_id());
+
+    // Another organization's token, sealed under a key that is configured nowhere.
+    let lost = app.tenant("Lost").await;
+    app.connect_bot(&lost, "lost_bot").await;
+    let lost_bot: switchboard_core::BotId =
+        sqlx::query_scalar("select id from bots where tenant_id = $1 and status = 'active'")
+            .bind(lost.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let unknown = Vault::new(&MasterKey::generate(), &[]).seal(
+        SecretPurpose::BotToken {
+            tenant: lost.id,
+            bot: lost_bot,
+        },
+        b"123:lost",
+    );
+    sqlx::query(
+        "update bots set token_key_id = $2, token_nonce = $3, token_ciphertext = $4
+         where tenant_id = $1 and id = $5",
+    )
+    .bind(lost.id)
+    .bind(&unknown.key_id)
+    .bind(&unknown.nonce)
+    .bind(&unknown.ciphertext)
+    .bind(lost_bot)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let lost_before = sealed_row(&app, lost.id).await;
+
+    // The new deployment: B current, A among the old keys; the old process goes away.
+    assert!(app.stop_within(Duration::from_secs(35)).await);
+    let next = app
+        .replica_with(Vault::new(&key_b, std::slice::from_ref(&key_a)), true)
+        .await;
+    let bob = crate::harness::bob();
+    say_to(&app, &next, &bot, &bob, "/start").await;
+    app.expect_sent(&bot, bob.id, 1).await;
+
+    let rotate = |vars: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["keys", "rotate"];
+        args.extend_from_slice(extra);
+        switchboard_with(&url, vars, &args)
+    };
+    let with_a = [
+        ("SWITCHBOARD_MASTER_KEY", b.as_str()),
+        ("SWITCHBOARD_OLD_MASTER_KEYS", a.as_str()),
+    ];
+    let lost_line = format!("tenant {} bot {lost_bot}", lost.id);
+
+    // A dry run reports and changes nothing.
+    let (ok, out, err) = rotate(&with_a, &["--dry-run"]);
+    assert!(!ok, "the undecryptable token fails the run: {out}{err}");
+    assert!(
+        out.contains("1 bot token(s) of 1 tenant(s) would be"),
+        "{out}"
+    );
+    assert!(out.contains("Could not decrypt 1 bot token(s)."), "{out}");
+    assert!(out.contains(&lost_line), "{out}");
+    assert_eq!(sealed_row(&app, t.id).await, before);
+
+    let (ok, out, err) = rotate(&with_a, &[]);
+    assert!(!ok, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "Rotated 1 bot token(s) of 1 tenant(s) to key {}",
+            key_b.key_id()
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&lost_line), "{out}");
+    assert!(err.contains("could not be decrypted"), "{err}");
+    for secret in [bot.token.as_str(), "123:lost", a.as_str(), b.as_str()] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "a secret in {out}{err}"
+        );
+    }
+    let after = sealed_row(&app, t.id).await;
+    assert_eq!(after.0, key_b.key_id());
+    assert_ne!(after.2, before.2);
+    assert_eq!(sealed_row(&app, lost.id).await, lost_before, "left alone");
+    let event: serde_json::Value = sqlx::query_scalar(
+        "select data from events where tenant_id = $1 and kind = 'bot.token_rotated'",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(event["key_id"], key_b.key_id());
+    assert_eq!(event["from_key_ids"], serde_json::json!([key_a.key_id()]));
+    assert!(!event.to_string().contains(&bot.token));
+
+    // A row that changed since it was read (here: rotated) is not overwritten.
+    let bot_id: switchboard_core::BotId =
+        sqlx::query_scalar("select id from bots where tenant_id = $1 and status = 'active'")
+            .bind(t.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let stale = switchboard_core::vault::Sealed {
+        key_id: before.0.clone(),
+        nonce: before.1.clone(),
+        ciphertext: before.2.clone(),
+    };
+    let replaced = switchboard_db::bots::reseal_token(&app.db.pool, t.id, bot_id, &stale, &unknown)
+        .await
+        .unwrap();
+    assert!(!replaced);
+    assert_eq!(sealed_row(&app, t.id).await, after);
+
+    // The running process dropped its cached token (the row's notification) and opens
+    // the new sealing: the bot keeps answering.
+    let carol = FakeUser::new(1003, "Carol");
+    say_to(&app, &next, &bot, &carol, "/start").await;
+    app.expect_sent(&bot, carol.id, 1).await;
+
+    // Idempotent.
+    let (_, out, _) = rotate(&with_a, &[]);
+    assert!(out.contains("Rotated 0 bot token(s)"), "{out}");
+    assert_eq!(sealed_row(&app, t.id).await, after);
+    let events: i64 =
+        sqlx::query_scalar("select count(*) from events where kind = 'bot.token_rotated'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(events, 1);
+
+    // The old key dropped: B alone opens the token, in a new process and in the CLI.
+    assert!(next.stop_within(Duration::from_secs(35)).await);
+    let only_b = app.replica_with(Vault::new(&key_b, &[]), true).await;
+    let dave = FakeUser::new(1004, "Dave");
+    say_to(&app, &only_b, &bot, &dave, "/start").await;
+    app.expect_sent(&bot, dave.id, 1).await;
+    let (_, out, _) = rotate(&[("SWITCHBOARD_MASTER_KEY", b.as_str())], &[]);
+    assert!(out.contains("Rotated 0 bot token(s)"), "{out}");
+    assert!(out.contains(&lost_line), "{out}");
+
+    // Without the lost token, the run succeeds.
+    sqlx::query("delete from bots where tenant_id = $1")
+        .bind(lost.id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (ok, out, err) = rotate(&[("SWITCHBOARD_MASTER_KEY", b.as_str())], &[]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Could not decrypt 0 bot token(s)."), "{out}");
 }

@@ -25,8 +25,16 @@ pub struct TestApp {
 /// A second app process (see [`TestApp::replica`]); stops when dropped.
 pub struct Replica {
     pub base: String,
-    _shutdown: tokio::sync::watch::Sender<bool>,
+    shutdown: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Replica {
+    /// Shuts it down gracefully (HTTP and job workers); true if it finished within `limit`.
+    pub async fn stop_within(mut self, limit: Duration) -> bool {
+        let _ = self.shutdown.send(true);
+        tokio::time::timeout(limit, &mut self.server).await.is_ok()
+    }
 }
 
 impl Drop for Replica {
@@ -241,11 +249,21 @@ impl TestApp {
     /// Another app process on the same database and fake Telegram (HTTP only), as a
     /// replica behind a load balancer would be.
     pub async fn replica(&self) -> Replica {
+        self.replica_with(Vault::new(&self.key, &[]), false).await
+    }
+
+    /// The master key this app seals bot tokens with.
+    pub fn master_key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// A replica with its own vault (master keys), and with `jobs` also the job workers:
+    /// a process of the next deployment.
+    pub async fn replica_with(&self, vault: Vault, jobs: bool) -> Replica {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = Config::embedded(&self.db.url, addr, &self.tg.url());
         let pool = switchboard::connect(&config, false).await.unwrap();
-        let vault = Vault::new(&self.key, &[]);
         let telegram = switchboard::telegram(&config, &pool, vault).unwrap();
         let (tx, mut rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(switchboard::run(
@@ -253,14 +271,14 @@ impl TestApp {
             config,
             pool,
             telegram,
-            switchboard::ServeOptions { jobs: false },
+            switchboard::ServeOptions { jobs },
             async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             },
         ));
         Replica {
             base: format!("http://{addr}"),
-            _shutdown: tx,
+            shutdown: tx,
             server,
         }
     }

@@ -243,3 +243,78 @@ pub async fn set_mode(
     .await?
     .found()
 }
+
+/// A bot token sealed under some key, as key rotation reads it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SealedToken {
+    pub tenant_id: TenantId,
+    pub bot_id: BotId,
+    pub token_key_id: String,
+    pub token_nonce: Vec<u8>,
+    pub token_ciphertext: Vec<u8>,
+}
+
+impl SealedToken {
+    pub fn sealed(&self) -> Sealed {
+        Sealed {
+            key_id: self.token_key_id.clone(),
+            nonce: self.token_nonce.clone(),
+            ciphertext: self.token_ciphertext.clone(),
+        }
+    }
+}
+
+/// Key rotation: up to `limit` bot tokens of every tenant sealed under another key than
+/// `current_key_id`, in (tenant, bot) order after `after`. Like
+/// [`find_live_by_public_id`], deliberately not scoped by tenant: rotation is a platform
+/// operation over all of them.
+pub async fn tokens_not_under_key(
+    db: impl PgExecutor<'_>,
+    current_key_id: &str,
+    after: Option<(TenantId, BotId)>,
+    limit: i64,
+) -> Result<Vec<SealedToken>> {
+    let (after_tenant, after_bot) = after.unzip();
+    Ok(sqlx::query_as(
+        "select tenant_id, id as bot_id, token_key_id, token_nonce, token_ciphertext from bots
+         where token_key_id is not null and token_key_id <> $1
+           and token_nonce is not null and token_ciphertext is not null
+           and ($2::uuid is null or (tenant_id, id) > ($2::uuid, $3::uuid))
+         order by tenant_id, id
+         limit $4",
+    )
+    .bind(current_key_id)
+    .bind(after_tenant)
+    .bind(after_bot)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Replaces a token's sealing with `new` (the same token under another key), only if the
+/// row still holds exactly `old`: a token replaced or a bot removed since `old` was read
+/// is left alone (false).
+pub async fn reseal_token(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: BotId,
+    old: &Sealed,
+    new: &Sealed,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "update bots set token_ciphertext = $6, token_nonce = $7, token_key_id = $8
+         where tenant_id = $1 and id = $2
+           and token_key_id = $3 and token_nonce = $4 and token_ciphertext = $5",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(&old.key_id)
+    .bind(&old.nonce)
+    .bind(&old.ciphertext)
+    .bind(&new.ciphertext)
+    .bind(&new.nonce)
+    .bind(&new.key_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

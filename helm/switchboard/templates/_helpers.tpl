@@ -103,8 +103,50 @@ app.kubernetes.io/component: {{ .component }}
 {{ include "switchboard.optionalSecretEnv" (dict "root" . "name" "SWITCHBOARD_OAUTH_GOOGLE_CLIENT_SECRET" "key" .Values.secrets.keys.oauthGoogleClientSecret) }}
 {{ include "switchboard.optionalSecretEnv" (dict "root" . "name" "SWITCHBOARD_OAUTH_GITHUB_CLIENT_SECRET" "key" .Values.secrets.keys.oauthGithubClientSecret) }}
 {{ include "switchboard.optionalSecretEnv" (dict "root" . "name" "SWITCHBOARD_OAUTH_SSO_CLIENT_SECRET" "key" .Values.secrets.keys.oauthSsoClientSecret) }}
+{{- if .Values.metrics.enabled }}
+- name: SWITCHBOARD_METRICS_BIND
+  value: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+{{- with include "switchboard.metricsTokenSecret" . | fromYaml }}
+- name: SWITCHBOARD_METRICS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Where the metrics token is, as YAML {name, key}; empty without a token. */}}
+{{- define "switchboard.metricsTokenSecret" -}}
+{{- $m := .Values.metrics }}
+{{- if and $m.token $m.existingSecret }}
+{{- fail "set metrics.token or metrics.existingSecret, not both" }}
+{{- end }}
+{{- if $m.existingSecret }}
+name: {{ $m.existingSecret }}
+key: {{ required "metrics.existingSecretKey is required with metrics.existingSecret" $m.existingSecretKey }}
+{{- else if $m.token }}
+name: {{ include "switchboard.fullname" . }}-metrics
+key: token
+{{- end }}
+{{- end }}
+
+{{/* The metrics port of the web and worker containers. */}}
+{{- define "switchboard.metricsPort" -}}
+- name: metrics
+  containerPort: {{ int .Values.metrics.port }}
+  protocol: TCP
+{{- end }}
+
+{{/* Pod annotations for Prometheus's pod discovery. */}}
+{{- define "switchboard.metricsAnnotations" -}}
+{{- if and .Values.metrics.enabled .Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .Values.metrics.port | quote }}
+prometheus.io/path: /metrics
 {{- end }}
 {{- end }}
 
@@ -134,5 +176,8 @@ app.kubernetes.io/component: {{ .component }}
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
 {{- if not .Values.secrets.existingSecret }}
 checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end }}
+{{- if and .Values.metrics.enabled .Values.metrics.token }}
+checksum/metrics-secret: {{ include (print .Template.BasePath "/metrics.yaml") . | sha256sum }}
 {{- end }}
 {{- end }}
