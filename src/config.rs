@@ -30,6 +30,9 @@ pub struct Config {
     /// How long a worker holds the lease of a bot in polling mode between renewals (and
     /// so how long a crashed worker's bots go unpolled), in seconds.
     pub poll_lease_seconds: u64,
+    /// The matcher's semantic stage: a sentence-embedding model directory (needs a build
+    /// with `--features embeddings`).
+    pub embeddings_dir: Option<PathBuf>,
     /// The web panel's settings (sign-up, sessions, OAuth providers, proxy).
     pub web: switchboard_web::WebSettings,
     /// `smtp://user:pass@host:587` to send mail; else the log and the dev mailbox.
@@ -73,6 +76,7 @@ impl Config {
             chat_send_interval_ms: 1000,
             bot_send_rate: 30,
             poll_lease_seconds: 30,
+            embeddings_dir: None,
             smtp_url: None,
             mail_from: "Switchboard <noreply@localhost>".into(),
         }
@@ -115,6 +119,7 @@ impl Config {
                 n @ 3..=600 => n,
                 n => bail!("SWITCHBOARD_POLL_LEASE_SECONDS={n} must be between 3 and 600"),
             },
+            embeddings_dir: env("SWITCHBOARD_EMBEDDINGS_DIR").map(PathBuf::from),
             web: web_settings(&public_url)?,
             smtp_url: env("SWITCHBOARD_SMTP_URL"),
             mail_from: env("SWITCHBOARD_MAIL_FROM")

@@ -73,11 +73,43 @@ pub fn telegram(
         ..TelegramSettings::new(config.public_url.clone())
     };
     let telegram = Arc::new(Telegram::new(pool.clone(), api, Arc::new(vault), settings));
+    if let Some(dir) = &config.embeddings_dir {
+        let encoder = load_encoder(dir)?;
+        tracing::info!(model = %dir.display(), "the matcher's semantic stage is on");
+        telegram.caches.set_encoder(Arc::from(encoder));
+    }
     tokio::spawn(switchboard_telegram::cache::listen_for_invalidations(
         pool.clone(),
         telegram.caches.clone(),
     ));
     Ok(telegram)
+}
+
+/// The sentence encoder of the matcher's semantic stage (`SWITCHBOARD_EMBEDDINGS_DIR`,
+/// `eval-matcher --embeddings`).
+#[cfg(feature = "embeddings")]
+pub fn load_encoder(
+    dir: &std::path::Path,
+) -> anyhow::Result<Box<dyn switchboard_core::matcher::SentenceEncoder>> {
+    use anyhow::Context as _;
+    Ok(Box::new(
+        switchboard_embed::Encoder::load(dir).with_context(|| {
+            format!(
+                "cannot load the sentence-embedding model in {}",
+                dir.display()
+            )
+        })?,
+    ))
+}
+
+#[cfg(not(feature = "embeddings"))]
+pub fn load_encoder(
+    dir: &std::path::Path,
+) -> anyhow::Result<Box<dyn switchboard_core::matcher::SentenceEncoder>> {
+    anyhow::bail!(
+        "{}: this build has no semantic stage; build with `cargo build --release --features embeddings`",
+        dir.display()
+    )
 }
 
 /// The listener of `SWITCHBOARD_METRICS_BIND`, if set.

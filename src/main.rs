@@ -171,7 +171,7 @@ fn eval_matcher(
     embeddings: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use switchboard_core::eval::{evaluate, Dataset};
-    let encoder = embeddings.map(load_encoder).transpose()?;
+    let encoder = embeddings.map(switchboard::load_encoder).transpose()?;
     if !(0.0..=1.0).contains(&bands.answer) || !(0.0..=1.0).contains(&bands.suggest) {
         anyhow::bail!("thresholds must be between 0 and 1");
     }
@@ -282,26 +282,6 @@ fn init_logging(json: bool) {
     } else {
         builder.init();
     }
-}
-
-/// The sentence encoder of the matcher's semantic stage.
-#[cfg(feature = "embeddings")]
-fn load_encoder(
-    dir: &std::path::Path,
-) -> anyhow::Result<Box<dyn switchboard_core::matcher::SentenceEncoder>> {
-    Ok(Box::new(
-        switchboard_embed::Encoder::load(dir)
-            .with_context(|| format!("cannot load the model in {}", dir.display()))?,
-    ))
-}
-
-#[cfg(not(feature = "embeddings"))]
-fn load_encoder(
-    _dir: &std::path::Path,
-) -> anyhow::Result<Box<dyn switchboard_core::matcher::SentenceEncoder>> {
-    anyhow::bail!(
-        "this build has no semantic stage: build with `cargo build --release --features embeddings`"
-    )
 }
 
 #[tokio::main]

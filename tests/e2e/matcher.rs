@@ -544,3 +544,74 @@ async fn a_vague_message_is_offered_the_most_asked_questions() {
     let labels: Vec<String> = ask.buttons().into_iter().map(|(l, _)| l).collect();
     assert_eq!(labels[0], "Opening hours", "{labels:?}");
 }
+
+/// A stand-in for a sentence-embedding model: money talk one way, everything else another.
+struct MoneyTopics;
+
+impl switchboard_core::matcher::SentenceEncoder for MoneyTopics {
+    fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        texts
+            .iter()
+            .map(|t| {
+                let t = t.to_lowercase();
+                if ["money", "balance", "funds", "деньги", "баланс"]
+                    .iter()
+                    .any(|w| t.contains(w))
+                {
+                    vec![1.0, 0.05]
+                } else {
+                    vec![0.05, 1.0]
+                }
+            })
+            .collect()
+    }
+    fn name(&self) -> &str {
+        "money-topics"
+    }
+}
+
+#[tokio::test]
+async fn with_the_semantic_stage_the_bot_answers_a_paraphrase_it_could_not_before() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Bank").await;
+    let bot = app.connect_bot(&t, "bank_bot").await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Balance", "answer": "Your balance is in the app, under Accounts.",
+               "examples": ["what is my balance", "check my account balance", "show my balance"]}),
+    )
+    .await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Opening hours", "answer": "We are open 9–18.",
+               "examples": ["when are you open", "opening hours"]}),
+    )
+    .await;
+    let question = "how much money do I have left";
+    // Lexically the message shares no word with the balance rule: not answered by it.
+    let (user, later) = (alice(), bob());
+    app.say(&bot, &user, question).await;
+    let sent = app.expect_sent(&bot, user.id, 1).await;
+    assert_ne!(sent[0].text, "Your balance is in the app, under Accounts.");
+
+    // With sentence vectors (any encoder: here a stand-in), the same question is answered.
+    app.telegram
+        .caches
+        .set_encoder(std::sync::Arc::new(MoneyTopics));
+    app.say(&bot, &later, question).await;
+    let sent = app.expect_sent(&bot, later.id, 1).await;
+    assert_eq!(sent[0].text, "Your balance is in the app, under Accounts.");
+    // The explanation says why: by meaning.
+    let (_, log) = app
+        .get(&t.token, "/api/v1/events?kind=message.in&limit=1")
+        .await;
+    let m = &log["items"][0]["data"]["match"];
+    assert_eq!(m["candidates"][0]["via"], "meaning", "{m}");
+    // Lexical evidence still decides where words are shared.
+    app.say(&bot, &later, "/start").await;
+    app.say(&bot, &later, "what are your opening hours").await;
+    let sent = app.expect_sent(&bot, later.id, 3).await;
+    assert_eq!(sent.last().unwrap().text, "We are open 9–18.");
+}

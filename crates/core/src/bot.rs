@@ -389,11 +389,13 @@ pub fn keyboard(rows: &[Vec<Button>]) -> Vec<Vec<OutButton>> {
 }
 
 /// The circumstances of an event that the decision depends on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Context {
     /// The user's language (from Telegram), for the bot's texts.
     pub lang: Option<Lang>,
     pub now: chrono::DateTime<chrono::Utc>,
+    /// The message's sentence vector, when the matcher's semantic stage is on.
+    pub vector: Option<Vec<f32>>,
 }
 
 impl Default for Context {
@@ -401,6 +403,7 @@ impl Default for Context {
         Self {
             lang: None,
             now: chrono::Utc::now(),
+            vector: None,
         }
     }
 }
@@ -409,6 +412,7 @@ struct Ctx<'a> {
     config: &'a BotConfig,
     texts: &'a BotTexts,
     now: chrono::DateTime<chrono::Utc>,
+    vector: Option<&'a [f32]>,
 }
 
 /// Decides what to do with one inbound event of a conversation in `status`
@@ -428,6 +432,7 @@ pub fn decide(
         config,
         texts: config.texts_for(context.lang),
         now: context.now,
+        vector: context.vector.as_deref(),
     };
     match inbound {
         Inbound::Callback { data } => on_callback(&ctx, status, data),
@@ -535,7 +540,7 @@ fn on_command(ctx: &Ctx, status: ConvStatus, name: &str, args: &str) -> Decision
 
 fn on_text(ctx: &Ctx, status: ConvStatus, text: &str) -> Decision {
     let config = ctx.config;
-    let result: MatchResult = config.matcher.find(text);
+    let result: MatchResult = config.matcher.find_with(text, ctx.vector);
     let bands = Bands {
         answer: config.answer_threshold,
         suggest: config.suggest_threshold.min(config.answer_threshold),
@@ -1090,6 +1095,7 @@ mod tests {
             now: chrono::DateTime::parse_from_rfc3339(t)
                 .unwrap()
                 .with_timezone(&chrono::Utc),
+            vector: None,
         };
         let d = decide(
             &f.config,

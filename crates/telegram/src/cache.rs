@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use sqlx::PgPool;
 use switchboard_core::bot::{BotConfig, Command, Menu, Rule};
-use switchboard_core::matcher::{MatcherIndex, RuleSpec};
+use switchboard_core::matcher::{MatcherIndex, RuleSpec, SentenceEncoder};
 use switchboard_core::text::Lang;
 use switchboard_core::vault::{SecretPurpose, Vault};
 use switchboard_core::{BotId, RuleId, TenantId};
@@ -77,6 +77,8 @@ pub struct Caches {
     generation: AtomicU64,
     bots: RwLock<HashMap<String, Arc<BotEntry>>>,
     configs: RwLock<HashMap<TenantId, Arc<BotConfig>>>,
+    /// The matcher's optional semantic stage (a sentence-embedding model).
+    encoder: RwLock<Option<Arc<dyn SentenceEncoder>>>,
 }
 
 impl Caches {
@@ -87,6 +89,7 @@ impl Caches {
             generation: AtomicU64::new(0),
             bots: RwLock::new(HashMap::new()),
             configs: RwLock::new(HashMap::new()),
+            encoder: RwLock::new(None),
         }
     }
 
@@ -185,13 +188,25 @@ impl Caches {
         }
     }
 
+    /// Turns the matcher's semantic stage on: every configuration built from now on gets
+    /// its rules' sentence vectors from `encoder`.
+    pub fn set_encoder(&self, encoder: Arc<dyn SentenceEncoder>) {
+        *self.encoder.write() = Some(encoder);
+        self.configs.write().clear();
+    }
+
+    /// The sentence encoder of the semantic stage, if on.
+    pub fn encoder(&self) -> Option<Arc<dyn SentenceEncoder>> {
+        self.encoder.read().clone()
+    }
+
     /// The tenant's bot configuration (texts, menus, rules with the matcher index, commands).
     pub async fn config(&self, tenant: TenantId) -> Result<Arc<BotConfig>, CacheError> {
         if let Some(c) = self.configs.read().get(&tenant) {
             return Ok(c.clone());
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let config = Arc::new(load_config(&self.pool, tenant).await?);
+        let config = Arc::new(load_config(&self.pool, tenant, self.encoder()).await?);
         let mut map = self.configs.write();
         if self.generation.load(Ordering::SeqCst) == generation {
             map.insert(tenant, config.clone());
@@ -200,8 +215,13 @@ impl Caches {
     }
 }
 
-/// Builds a tenant's bot configuration from the database.
-pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, DbError> {
+/// Builds a tenant's bot configuration from the database (with the rules' sentence vectors
+/// when the semantic stage is on).
+pub async fn load_config(
+    pool: &PgPool,
+    tenant: TenantId,
+    encoder: Option<Arc<dyn SentenceEncoder>>,
+) -> Result<BotConfig, DbError> {
     let settings = config::get_settings(pool, tenant).await?;
     let menu_rows = config::list_menus(pool, tenant).await?;
     let buttons = config::list_buttons(pool, tenant).await?;
@@ -307,8 +327,54 @@ pub async fn load_config(pool: &PgPool, tenant: TenantId) -> Result<BotConfig, D
         menus,
         rules,
         commands,
-        matcher: Arc::new(MatcherIndex::build_with(&specs, &settings.synonyms)),
+        matcher: Arc::new(matcher_index(&specs, &settings.synonyms, encoder).await),
     })
+}
+
+/// The matcher index; with an encoder, each rule's examples (its title when it has none)
+/// are encoded off the async threads (the encoder caches texts it has seen, so a rebuild
+/// after a change encodes only what is new).
+async fn matcher_index(
+    specs: &[RuleSpec],
+    synonyms: &[String],
+    encoder: Option<Arc<dyn SentenceEncoder>>,
+) -> MatcherIndex {
+    let index = MatcherIndex::build_with(specs, synonyms);
+    let Some(encoder) = encoder else {
+        return index;
+    };
+    let texts: Vec<Vec<String>> = specs
+        .iter()
+        .map(|s| {
+            if s.examples.is_empty() {
+                vec![s.title.clone()]
+            } else {
+                s.examples.clone()
+            }
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let vectors = tokio::task::spawn_blocking(move || {
+        texts
+            .iter()
+            .map(|t| encoder.encode(&t.iter().map(String::as_str).collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    match vectors {
+        Ok(vectors) => {
+            tracing::debug!(
+                rules = specs.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "rules encoded for the semantic stage"
+            );
+            index.with_semantics(&vectors)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "encoding the rules failed; matching lexically");
+            index
+        }
+    }
 }
 
 /// Listens for configuration changes made by any process and drops the affected cache

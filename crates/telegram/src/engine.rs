@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use switchboard_core::bot::{decide, Context, Reply, SuggestionPick};
+use switchboard_core::bot::{decide, Context, Inbound, Reply, SuggestionPick};
 use switchboard_core::text::Lang;
 use switchboard_core::text::{split_message, TELEGRAM_TEXT_LIMIT};
 use switchboard_core::{ConvStatus, ConversationId, EndUserId};
@@ -164,6 +164,18 @@ impl Telegram {
     ) -> Result<WebhookOutcome, EngineError> {
         let tenant = bot.tenant_id;
         let config = self.caches.config(tenant).await?;
+        // The semantic stage encodes the message before the transaction (CPU work, off
+        // the async threads); a conversation with people ignores it.
+        let vector = match (&act.inbound, self.caches.encoder()) {
+            (Inbound::Text(text), Some(encoder)) if config.matcher.is_semantic() => {
+                let text = text.clone();
+                tokio::task::spawn_blocking(move || encoder.encode(&[text.as_str()]).pop())
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            _ => None,
+        };
         let mut tx = self.pool.begin().await?;
         let received =
             inbound::receive(&mut tx, tenant, bot.bot_id, update_id, raw, &act.user).await?;
@@ -177,6 +189,7 @@ impl Telegram {
         let context = Context {
             lang: act.user.language_code.as_deref().and_then(Lang::from_code),
             now: chrono::Utc::now(),
+            vector,
         };
         let deciding = std::time::Instant::now();
         let decision = decide(&config, before, &act.inbound, context);
