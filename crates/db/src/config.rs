@@ -130,6 +130,17 @@ pub async fn insert_default_settings(
     .await?)
 }
 
+/// The tenant's time zone (IANA name): the days of its statistics and log filters.
+pub async fn timezone(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<String> {
+    Ok(
+        sqlx::query_scalar::<_, String>("select timezone from bot_settings where tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(db)
+            .await?
+            .unwrap_or_else(|| "UTC".into()),
+    )
+}
+
 pub async fn get_settings(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Settings> {
     sqlx::query_as(&format!(
         "select {SETTINGS_COLUMNS} from bot_settings where tenant_id = $1"

@@ -369,65 +369,76 @@ pub async fn enforce_retention(
     .fetch_optional(pool)
     .await?
     .unwrap_or((None, 30));
-    let mut purged = Purged::default();
-    loop {
-        let n = sqlx::query(
-            "delete from inbox where ctid = any(array(
-                select ctid from inbox where tenant_id = $1
-                  and received_at < now() - make_interval(days => $2) limit $3))",
-        )
-        .bind(tenant)
-        .bind(raw_days)
-        .bind(batch)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        purged.raw_updates += n;
-        if n < batch as u64 {
-            break;
-        }
-    }
+    let raw_updates = delete_in_batches(
+        pool,
+        "delete from inbox where ctid = any(array(
+            select ctid from inbox where tenant_id = $1
+              and received_at < now() - make_interval(days => $2) limit $3))",
+        tenant,
+        raw_days,
+        batch,
+    )
+    .await?;
     let Some(days) = days else {
-        return Ok(purged);
+        return Ok(Purged {
+            raw_updates,
+            ..Purged::default()
+        });
     };
+    // Replies still waiting to be delivered are never deleted.
+    let messages = delete_in_batches(
+        pool,
+        "delete from messages where tenant_id = $1 and id = any(array(
+            select id from messages where tenant_id = $1
+              and created_at < now() - make_interval(days => $2)
+              and delivery_status is distinct from 'pending'
+              and delivery_status is distinct from 'sending'
+            limit $3))",
+        tenant,
+        days,
+        batch,
+    )
+    .await?;
+    let events = delete_in_batches(
+        pool,
+        "delete from events where tenant_id = $1 and id = any(array(
+            select id from events where tenant_id = $1
+              and created_at < now() - make_interval(days => $2) limit $3))",
+        tenant,
+        days,
+        batch,
+    )
+    .await?;
+    Ok(Purged {
+        messages,
+        events,
+        raw_updates,
+    })
+}
+
+/// Runs `sql` (`$1` tenant, `$2` days, `$3` batch size: one batch) until a batch deletes
+/// fewer rows than its size; returns the rows deleted.
+async fn delete_in_batches(
+    pool: &sqlx::PgPool,
+    sql: &str,
+    tenant: TenantId,
+    days: i32,
+    batch: i64,
+) -> Result<u64> {
+    let mut total = 0;
     loop {
-        let n = sqlx::query(
-            "delete from messages where tenant_id = $1 and id = any(array(
-                select id from messages where tenant_id = $1
-                  and created_at < now() - make_interval(days => $2)
-                  and delivery_status is distinct from 'pending'
-                  and delivery_status is distinct from 'sending'
-                limit $3))",
-        )
-        .bind(tenant)
-        .bind(days)
-        .bind(batch)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        purged.messages += n;
+        let n = sqlx::query(sql)
+            .bind(tenant)
+            .bind(days)
+            .bind(batch)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        total += n;
         if n < batch as u64 {
-            break;
+            return Ok(total);
         }
     }
-    loop {
-        let n = sqlx::query(
-            "delete from events where tenant_id = $1 and id = any(array(
-                select id from events where tenant_id = $1
-                  and created_at < now() - make_interval(days => $2) limit $3))",
-        )
-        .bind(tenant)
-        .bind(days)
-        .bind(batch)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        purged.events += n;
-        if n < batch as u64 {
-            break;
-        }
-    }
-    Ok(purged)
 }
 
 /// What an erasure removed.

@@ -25,12 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(erase_end_user))
 }
 
-async fn timezone(state: &AppState, p: &ApiPrincipal) -> ApiResult<String> {
-    Ok(switchboard_db::config::get_settings(&state.pool, p.tenant)
-        .await?
-        .timezone)
-}
-
 /// The statistics of a period of local days (the tenant's time zone), with the previous
 /// period of the same length for comparison: headline numbers, a series per bucket,
 /// hand-over reasons, languages, top rules and rules never hit, the busiest hours,
@@ -44,7 +38,7 @@ async fn get_stats(
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<Json<Value>> {
     p.require(Permission::ReadLogs)?;
-    let tz = timezone(&state, &p).await?;
+    let tz = switchboard_db::config::timezone(&state.pool, p.tenant).await?;
     let range = reports::resolve(&q, &tz, chrono::Utc::now())
         .map_err(|(field, message)| ApiError::invalid_field(&field, message))?;
     Ok(Json(reports::report(&state.pool, p.tenant, &range).await?))
@@ -69,7 +63,7 @@ async fn list_events(
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<EventsPage>> {
     p.require(Permission::ReadLogs)?;
-    let tz = timezone(&state, &p).await?;
+    let tz = switchboard_db::config::timezone(&state.pool, p.tenant).await?;
     let filter = q
         .filter(&tz, 100)
         .map_err(|(field, message)| ApiError::invalid_field(&field, message))?;

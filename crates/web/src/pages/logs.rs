@@ -28,12 +28,6 @@ pub fn router() -> Router<AppState> {
 
 pub const PAGE: i64 = 50;
 
-async fn timezone(state: &AppState, tenant: TenantId) -> Result<String, DbError> {
-    Ok(switchboard_db::config::get_settings(&state.pool, tenant)
-        .await?
-        .timezone)
-}
-
 async fn list_log(
     State(state): State<AppState>,
     member: Member,
@@ -41,7 +35,7 @@ async fn list_log(
 ) -> PageResult {
     member.require(Permission::ReadLogs)?;
     let tenant = member.tenant.id;
-    let tz = timezone(&state, tenant).await?;
+    let tz = switchboard_db::config::timezone(&state.pool, tenant).await?;
     let (entries, error) = match q.filter(&tz, PAGE) {
         Ok(filter) => (log::page(&state.pool, tenant, &filter).await?, None),
         Err((field, message)) => (
@@ -116,7 +110,7 @@ async fn export_log(
 ) -> PageResult<Response> {
     member.require(Permission::ReadLogs)?;
     let tenant = member.tenant.id;
-    let tz = timezone(&state, tenant).await?;
+    let tz = switchboard_db::config::timezone(&state.pool, tenant).await?;
     let filter = q
         .log
         .filter(&tz, 1000)

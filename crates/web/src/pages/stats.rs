@@ -27,9 +27,7 @@ async fn show_stats(
 ) -> PageResult {
     member.require(Permission::ReadLogs)?;
     let tenant = member.tenant.id;
-    let tz = switchboard_db::config::get_settings(&state.pool, tenant)
-        .await?
-        .timezone;
+    let tz = switchboard_db::config::timezone(&state.pool, tenant).await?;
     let (range, error) = match reports::resolve(&q, &tz, chrono::Utc::now()) {
         Ok(r) => (r, None),
         Err((field, message)) => (
@@ -73,9 +71,7 @@ async fn export_stats(
 ) -> PageResult<Response> {
     member.require(Permission::ReadLogs)?;
     let tenant = member.tenant.id;
-    let tz = switchboard_db::config::get_settings(&state.pool, tenant)
-        .await?
-        .timezone;
+    let tz = switchboard_db::config::timezone(&state.pool, tenant).await?;
     let range = reports::resolve(&q.period, &tz, chrono::Utc::now())
         .map_err(|(_, m)| PageError::BadRequest(m))?;
     let report = reports::report(&state.pool, tenant, &range).await?;
