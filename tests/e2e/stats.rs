@@ -375,7 +375,11 @@ async fn the_log_filters_searches_both_languages_pages_and_exports() {
     assert_eq!(csv.status, StatusCode::OK);
     let mut reader = csv::Reader::from_reader(csv.body.as_bytes());
     assert_eq!(reader.headers().unwrap().get(3), Some("kind"));
-    assert_eq!(reader.records().count(), whole.len());
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    // Everything listed before, and the owner's sign-in just now (members' sign-ins are
+    // in their organization's log).
+    assert_eq!(records.len(), whole.len() + 1);
+    assert_eq!(&records[0][3], "login.succeeded");
     let json_export = web
         .get(&format!(
             "/t/{}/logs/export?format=json&q=%D0%B8%D0%BD%D1%82%D0%B5%D1%80%D0%BD%D0%B5%D1%82",
@@ -396,6 +400,17 @@ async fn the_log_filters_searches_both_languages_pages_and_exports() {
     assert_eq!(detail.status, StatusCode::OK);
     assert!(detail.has("raw-update"), "the raw Telegram update is shown");
     assert!(detail.has("update_id"));
+    let all_page = web.get(&format!("/t/{}/logs", t.slug)).await;
+    assert_eq!(all_page.status, StatusCode::OK);
+    assert!(all_page.has("login.succeeded"));
+    let login_id = &records[0][2];
+    let login = web.get(&format!("/t/{}/logs/p/{login_id}", t.slug)).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(
+        login.has("&quot;ip&quot;") || login.has("\"ip\""),
+        "the sign-in shows where it came from: {}",
+        login.body
+    );
     let stats_page = web.get(&format!("/t/{}/stats", t.slug)).await;
     assert_eq!(stats_page.status, StatusCode::OK);
     assert!(stats_page.has("chart-series"));
@@ -571,6 +586,36 @@ async fn another_tenant_and_operators_get_nothing() {
             "{path}"
         );
     }
+    // Sign-ins are in the log of the member's organizations only.
+    let logins = |token: String| {
+        let app = &app;
+        async move {
+            let (s, body) = app.get(&token, "/api/v1/events?kind=login.succeeded").await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["actor_name"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let alpha_logins = logins(a.token.clone()).await;
+    assert!(
+        alpha_logins.contains(&"op2@alpha.test".to_string()),
+        "{alpha_logins:?}"
+    );
+    assert!(
+        !alpha_logins.iter().any(|n| n.contains("beta")),
+        "{alpha_logins:?}"
+    );
+    let beta_logins = logins(b.token.clone()).await;
+    assert!(
+        beta_logins.iter().all(|n| n == "owner@beta.test"),
+        "{beta_logins:?}"
+    );
+    assert!(!beta_logins.is_empty());
+
     // Nothing was erased by any of this.
     let (_, still) = app
         .get(&a.token, &format!("/api/v1/events?end_user={a_user}"))

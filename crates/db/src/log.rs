@@ -15,12 +15,21 @@ pub const MESSAGE_IN: &str = "message.in";
 pub const MESSAGE_OUT: &str = "message.out";
 pub const COMMAND: &str = "message.command";
 pub const BUTTON: &str = "message.button";
+/// Platform events of the tenant's members that its log shows (sign-ins and account
+/// security); they belong to no tenant, so they come from `platform_events`.
+pub const ACCOUNT_KINDS: &[&str] = &[
+    "login.succeeded",
+    "logout",
+    "password.changed",
+    "password.reset",
+    "oauth.linked",
+];
 
 /// A position in the log: the entry after which the next page starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
     pub at: DateTime<Utc>,
-    /// `m` for messages, `e` for events.
+    /// `m` for messages, `e` for events, `p` for members' sign-ins.
     pub source: char,
     pub id: i64,
 }
@@ -36,6 +45,7 @@ impl Cursor {
         let source = match parts.next()? {
             "m" => 'm',
             "e" => 'e',
+            "p" => 'p',
             _ => return None,
         };
         let id = parts.next()?.parse().ok()?;
@@ -81,6 +91,18 @@ impl LogFilter {
                 .as_deref()
                 .is_none_or(|k| !matches!(k, MESSAGE_IN | MESSAGE_OUT | COMMAND | BUTTON))
     }
+
+    fn wants_sign_ins(&self) -> bool {
+        self.wants_events()
+            && self.end_user.is_none()
+            && self.conversation.is_none()
+            && self.rule.is_none()
+            && self.kind.as_deref().is_none_or(|k| {
+                ACCOUNT_KINDS.contains(&k)
+                    || k.strip_suffix('*')
+                        .is_some_and(|p| ACCOUNT_KINDS.iter().any(|a| a.starts_with(p)))
+            })
+    }
 }
 
 #[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
@@ -111,7 +133,11 @@ impl LogEntry {
     pub fn cursor(&self) -> Cursor {
         Cursor {
             at: self.created_at,
-            source: if self.source == "m" { 'm' } else { 'e' },
+            source: match self.source.as_str() {
+                "m" => 'm',
+                "p" => 'p',
+                _ => 'e',
+            },
             id: self.id,
         }
     }
@@ -232,14 +258,53 @@ fn push_events(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogFil
         .push(")");
 }
 
+fn push_sign_ins(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogFilter) {
+    qb.push(
+        "(select 'p'::text as source, p.id, p.created_at, p.kind, 'user'::text as actor_type,
+                p.user_id::text as actor_id, null::uuid as conversation_id, null::uuid as end_user_id,
+                ''::text as text, null::uuid as rule_id, null::real as score,
+                null::text as delivery_status, null::text as delivery_error,
+                p.data || jsonb_build_object('ip', p.ip) as data
+         from platform_events p
+         where p.user_id in (select user_id from memberships where tenant_id = ",
+    );
+    qb.push_bind(tenant);
+    qb.push(") and p.kind = any(").push_bind(
+        ACCOUNT_KINDS
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>(),
+    );
+    qb.push(")");
+    push_common(qb, "p", "p", f);
+    if let Some(k) = f.kind.as_deref() {
+        if let Some(prefix) = k.strip_suffix('*') {
+            qb.push(" and p.kind like ")
+                .push_bind(format!("{}%", prefix.replace('%', "").replace('_', "\\_")));
+        } else {
+            qb.push(" and p.kind = ").push_bind(k.to_string());
+        }
+    }
+    if let Some(o) = f.operator {
+        qb.push(" and p.user_id = ").push_bind(o);
+    }
+    qb.push(" order by p.created_at desc, p.id desc limit ")
+        .push_bind(f.limit)
+        .push(")");
+}
+
 /// One page of the log, newest first; pass the last entry's cursor for the next page.
 pub async fn page(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
     filter: &LogFilter,
 ) -> Result<Vec<LogEntry>> {
-    let (messages, events) = (filter.wants_messages(), filter.wants_events());
-    if !messages && !events {
+    let (messages, events, sign_ins) = (
+        filter.wants_messages(),
+        filter.wants_events(),
+        filter.wants_sign_ins(),
+    );
+    if !messages && !events && !sign_ins {
         return Ok(Vec::new());
     }
     let mut qb = QueryBuilder::new("select x.*, ");
@@ -266,6 +331,12 @@ pub async fn page(
     if events {
         push_events(&mut qb, tenant, filter);
     }
+    if sign_ins {
+        if messages || events {
+            qb.push(" union all ");
+        }
+        push_sign_ins(&mut qb, tenant, filter);
+    }
     qb.push(") x left join end_users u on u.tenant_id = ");
     qb.push_bind(tenant);
     qb.push(
@@ -291,6 +362,16 @@ pub async fn entry(
                 .fetch_optional(db)
                 .await?
         }
+        'p' => {
+            sqlx::query_scalar(
+                "select p.created_at from platform_events p
+                 where p.id = $2 and p.user_id in (select user_id from memberships where tenant_id = $1)",
+            )
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(db)
+            .await?
+        }
         _ => {
             sqlx::query_scalar("select created_at from events where tenant_id = $1 and id = $2")
                 .bind(tenant)
@@ -303,7 +384,11 @@ pub async fn entry(
     let filter = LogFilter {
         from: Some(at),
         to: Some(at + chrono::Duration::microseconds(1)),
-        kind: Some(if source == 'm' { "message*" } else { "*" }.into()),
+        kind: match source {
+            'm' => Some("message*".into()),
+            'p' => None,
+            _ => Some("*".into()),
+        },
         limit: 1000,
         ..Default::default()
     };

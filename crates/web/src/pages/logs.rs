@@ -166,6 +166,7 @@ async fn show_entry(
     let source = match source.as_str() {
         "m" => 'm',
         "e" => 'e',
+        "p" => 'p',
         _ => return Err(PageError::NotFound),
     };
     let (entry, raw) = log::entry(&state.pool, member.tenant.id, source, id).await?;
