@@ -551,8 +551,12 @@ async fn real_main() -> anyhow::Result<()> {
                 StatsCommand::Retention => {
                     let purged = switchboard_jobs::scheduled::retention_all(&pool).await?;
                     println!(
-                        "deleted {} messages, {} events, {} raw updates",
-                        purged.messages, purged.events, purged.raw_updates
+                        "deleted {} messages, {} events, {} raw updates, {} conversations, {} end users",
+                        purged.messages,
+                        purged.events,
+                        purged.raw_updates,
+                        purged.conversations,
+                        purged.end_users
                     );
                 }
             }

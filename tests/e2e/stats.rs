@@ -248,6 +248,66 @@ async fn days_are_the_tenants_local_days() {
 }
 
 #[tokio::test]
+async fn a_half_hour_time_zone_counts_the_same_before_and_after_the_roll_up() {
+    let app = TestApp::start().await;
+    let (t, _bot) = with_traffic(&app, "Kolkata").await;
+    let (s, body) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"timezone": "Asia/Kolkata"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // Kolkata is UTC+5:30: its 2 March starts at 18:30 UTC on 1 March, inside an hour
+    // the roll-ups keep whole. 18:15 UTC is still 1 March there, 18:45 already 2 March.
+    let hour = Duration::hours(1);
+    generate(
+        &app,
+        &t,
+        Utc.with_ymd_and_hms(2026, 3, 1, 18, 15, 0).unwrap() + hour,
+        1,
+        3,
+    )
+    .await;
+    generate(
+        &app,
+        &t,
+        Utc.with_ymd_and_hms(2026, 3, 1, 18, 45, 0).unwrap() + hour,
+        1,
+        5,
+    )
+    .await;
+    let count = |day: &'static str| {
+        let app = &app;
+        let token = t.token.clone();
+        async move {
+            let (s, r) = app
+                .get(&token, &format!("/api/v1/stats?from={day}&to={day}"))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{r}");
+            totals_of(&r).get("messages_in").copied().unwrap_or(0)
+        }
+    };
+    assert_eq!(
+        (count("2026-03-01").await, count("2026-03-02").await),
+        (3, 5)
+    );
+    switchboard_jobs::scheduled::rollup_recent(&app.db.pool, Utc::now())
+        .await
+        .unwrap();
+    assert!(stats::rolled_until(&app.db.pool, t.id)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        (count("2026-03-01").await, count("2026-03-02").await),
+        (3, 5),
+        "the roll-up must not move messages across the local midnight"
+    );
+}
+
+#[tokio::test]
 async fn the_log_filters_searches_both_languages_pages_and_exports() {
     let app = TestApp::start().await;
     let (t, _bot) = with_traffic(&app, "Logs").await;
@@ -453,13 +513,44 @@ async fn retention_deletes_old_data_and_erasure_removes_one_user_everywhere() {
     let old = "select count(*) from messages where tenant_id = $1 and created_at < now() - interval '7 days'";
     let recent = "select count(*) from messages where tenant_id = $1 and created_at > now() - interval '1 day'";
     assert_eq!(count(old).await, 8);
+    // The generated user was last seen, and their conversation (closed) last active, 10
+    // days ago; an erasure record older than the retention must stay.
+    sqlx::query(
+        "with u as (update end_users set last_seen_at = now() - interval '10 days'
+                    where tenant_id = $1 and first_name = 'Gen' returning id)
+         update conversations set status = 'closed', closed_at = now() - interval '10 days',
+                last_message_at = now() - interval '10 days'
+         where tenant_id = $1 and end_user_id in (select id from u)",
+    )
+    .bind(t.id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into events (tenant_id, kind, actor_type, data, created_at)
+         values ($1, 'end_user.erased', 'system', '{}', now() - interval '30 days')",
+    )
+    .bind(t.id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
     let recent_before = count(recent).await;
+    let people = "select count(*) from end_users where tenant_id = $1";
+    assert_eq!(count(people).await, 3);
     let purged = switchboard_jobs::scheduled::retention_all(&app.db.pool)
         .await
         .unwrap();
     assert_eq!(purged.messages, 8);
+    assert_eq!((purged.conversations, purged.end_users), (1, 1));
     assert_eq!(count(old).await, 0);
     assert_eq!(count(recent).await, recent_before, "recent messages stay");
+    assert_eq!(count(people).await, 2, "Alice and Bob, seen today, stay");
+    assert_eq!(
+        count("select count(*) from events where tenant_id = $1 and kind = 'end_user.erased'")
+            .await,
+        1,
+        "erasure records outlive the retention"
+    );
 
     // Erase Bob: his messages, conversations, events and raw updates go; Alice's stay.
     let (_, log) = app.get(&t.token, "/api/v1/events?q=интернет").await;
@@ -490,10 +581,16 @@ async fn retention_deletes_old_data_and_erasure_removes_one_user_everywhere() {
     let (_, erasures) = app
         .get(&t.token, "/api/v1/events?kind=end_user.erased")
         .await;
-    assert_eq!(erasures["items"].as_array().unwrap().len(), 1);
+    // Bob's, and the old record inserted above.
+    assert_eq!(erasures["items"].as_array().unwrap().len(), 2);
     assert!(
         !erasures["items"][0]["data"].to_string().contains("1002"),
         "the erasure log keeps no personal data"
+    );
+    assert_eq!(
+        erasures["items"][0]["data"]["end_user_id"],
+        json!(bob_id),
+        "the erasure names the erased row's id"
     );
     let (s, _) = app
         .delete(&t.token, &format!("/api/v1/end-users/{bob_id}"))

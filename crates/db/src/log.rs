@@ -16,7 +16,8 @@ pub const MESSAGE_OUT: &str = "message.out";
 pub const COMMAND: &str = "message.command";
 pub const BUTTON: &str = "message.button";
 /// Platform events of the tenant's members that its log shows (sign-ins and account
-/// security); they belong to no tenant, so they come from `platform_events`.
+/// security), from the day each joined; they belong to no tenant, so they come from
+/// `platform_events`.
 pub const ACCOUNT_KINDS: &[&str] = &[
     "login.succeeded",
     "logout",
@@ -42,6 +43,10 @@ impl Cursor {
     pub fn decode(s: &str) -> Option<Self> {
         let mut parts = s.split('.');
         let at = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
+        // A forged cursor far outside PostgreSQL's range is no cursor.
+        if !(1000..=9999).contains(&chrono::Datelike::year(&at)) {
+            return None;
+        }
         let source = match parts.next()? {
             "m" => 'm',
             "e" => 'e',
@@ -266,7 +271,8 @@ fn push_sign_ins(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogF
                 null::text as delivery_status, null::text as delivery_error,
                 p.data || jsonb_build_object('ip', p.ip) as data
          from platform_events p
-         where p.user_id in (select user_id from memberships where tenant_id = ",
+         where exists (select 1 from memberships m where m.user_id = p.user_id
+                       and p.created_at >= m.created_at and m.tenant_id = ",
     );
     qb.push_bind(tenant);
     qb.push(") and p.kind = any(").push_bind(
@@ -365,7 +371,8 @@ pub async fn entry(
         'p' => {
             sqlx::query_scalar(
                 "select p.created_at from platform_events p
-                 where p.id = $2 and p.user_id in (select user_id from memberships where tenant_id = $1)",
+                 where p.id = $2 and exists (select 1 from memberships m where m.tenant_id = $1
+                       and m.user_id = p.user_id and p.created_at >= m.created_at)",
             )
             .bind(tenant)
             .bind(id)
@@ -438,10 +445,28 @@ pub struct Purged {
     pub messages: u64,
     pub events: u64,
     pub raw_updates: u64,
+    /// Conversations left empty (their notes and files with them).
+    pub conversations: u64,
+    /// End users not seen within the retention, with no conversation left.
+    pub end_users: u64,
+}
+
+impl Purged {
+    pub fn add(&mut self, other: &Purged) {
+        self.messages += other.messages;
+        self.events += other.events;
+        self.raw_updates += other.raw_updates;
+        self.conversations += other.conversations;
+        self.end_users += other.end_users;
+    }
 }
 
 /// Deletes a tenant's messages and events older than its retention and raw updates older
-/// than the raw retention, in batches (short transactions, no long locks).
+/// than the raw retention, in batches (short transactions, no long locks); then what that
+/// left behind about people: conversations not open for an operator whose messages are all
+/// gone (with their notes and files), and end users not seen within the retention who
+/// have no conversation left. Erasure records (`end_user.erased`) are kept: they hold no
+/// personal data and prove a request was met. Statistics keep their numbers.
 pub async fn enforce_retention(
     pool: &sqlx::PgPool,
     tenant: TenantId,
@@ -488,7 +513,35 @@ pub async fn enforce_retention(
         pool,
         "delete from events where tenant_id = $1 and id = any(array(
             select id from events where tenant_id = $1
-              and created_at < now() - make_interval(days => $2) limit $3))",
+              and created_at < now() - make_interval(days => $2)
+              and kind <> 'end_user.erased' limit $3))",
+        tenant,
+        days,
+        batch,
+    )
+    .await?;
+    let conversations = delete_in_batches(
+        pool,
+        "delete from conversations where tenant_id = $1 and id = any(array(
+            select c.id from conversations c where c.tenant_id = $1
+              and c.status in ('bot', 'closed')
+              and c.last_message_at < now() - make_interval(days => $2)
+              and not exists (select 1 from messages m
+                              where m.tenant_id = $1 and m.conversation_id = c.id)
+            limit $3))",
+        tenant,
+        days,
+        batch,
+    )
+    .await?;
+    let end_users = delete_in_batches(
+        pool,
+        "delete from end_users where tenant_id = $1 and id = any(array(
+            select u.id from end_users u where u.tenant_id = $1
+              and u.last_seen_at < now() - make_interval(days => $2)
+              and not exists (select 1 from conversations c
+                              where c.tenant_id = $1 and c.end_user_id = u.id)
+            limit $3))",
         tenant,
         days,
         batch,
@@ -498,6 +551,8 @@ pub async fn enforce_retention(
         messages,
         events,
         raw_updates,
+        conversations,
+        end_users,
     })
 }
 

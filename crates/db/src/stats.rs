@@ -113,14 +113,22 @@ pub async fn rolled_until(
     )
 }
 
-/// The roll-ups of `[from, to)` plus the live count of the hours after the mark, as one
-/// relation `h(hour, metric, dim, value)`; `$1` tenant, `$2` from, `$3` to, `$4` the mark.
+/// The roll-ups of `[from, to)` plus the live count of the rest, as one relation
+/// `h(hour, metric, dim, value)`; `$1` tenant, `$2` from, `$3` to, `$4` where the rolled-up
+/// hours end ([`split`]). Roll-ups are per UTC hour, so only whole hours inside the period
+/// come from them (from `from` rounded up to the hour): a period edge inside an hour (a
+/// tenant in a half-hour time zone, such as Asia/Kolkata) is counted live from the
+/// messages, and the numbers do not move when the job runs.
 const HOURS: &str = "h as (
     select hour, metric, dim, value from stats_hourly
-    where tenant_id = $1 and hour >= $2 and hour < least($3, $4)
+    where tenant_id = $1 and hour >= date_trunc('hour', $2 + interval '59:59.999999', 'UTC')
+      and hour < $4
     union all
-    select hour, metric, dim, value from stats_metrics($1, greatest($2, $4), $3)
-    where greatest($2, $4) < $3
+    select hour, metric, dim, value
+    from stats_metrics($1, $2, least(date_trunc('hour', $2 + interval '59:59.999999', 'UTC'), $3))
+    where $2 < least(date_trunc('hour', $2 + interval '59:59.999999', 'UTC'), $3)
+    union all
+    select hour, metric, dim, value from stats_metrics($1, $4, $3) where $4 < $3
 )";
 
 /// A period of the dashboard.
@@ -130,7 +138,7 @@ pub struct Period {
     pub to: DateTime<Utc>,
 }
 
-/// The split between rolled-up and live hours for this read.
+/// The split between rolled-up and live data for this read: the live part starts here.
 async fn mark(pool: &PgPool, tenant: TenantId, period: Period) -> Result<DateTime<Utc>> {
     // Never rolled up: everything is live (a fresh tenant, or the job has not run yet).
     Ok(rolled_until(pool, tenant)
@@ -139,13 +147,26 @@ async fn mark(pool: &PgPool, tenant: TenantId, period: Period) -> Result<DateTim
         .max(period.from))
 }
 
+/// Where the rolled-up whole hours of a read end (`$4` of [`HOURS`]): at the mark, but
+/// not before `from` rounded up to the hour nor after `to` rounded down.
+async fn split(pool: &PgPool, tenant: TenantId, period: Period) -> Result<DateTime<Utc>> {
+    let floor = hour_floor(period.from);
+    let first = if floor == period.from {
+        floor
+    } else {
+        floor + chrono::Duration::hours(1)
+    };
+    let mark = mark(pool, tenant, period).await?;
+    Ok(first.max(mark.min(hour_floor(period.to))))
+}
+
 /// Sums per (metric, dim) over a period.
 pub async fn totals(
     pool: &PgPool,
     tenant: TenantId,
     period: Period,
 ) -> Result<BTreeMap<(String, String), i64>> {
-    let mark = mark(pool, tenant, period).await?;
+    let mark = split(pool, tenant, period).await?;
     let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
         "with {HOURS} select metric, dim, sum(value)::bigint from h group by 1, 2"
     ))
@@ -207,7 +228,7 @@ pub async fn series(
     timezone: &str,
     metrics: &[&str],
 ) -> Result<Vec<Bucket>> {
-    let mark = mark(pool, tenant, period).await?;
+    let mark = split(pool, tenant, period).await?;
     let metrics: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
     let rows: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(&format!(
         "with {HOURS},
@@ -255,7 +276,7 @@ pub async fn heatmap(
     period: Period,
     timezone: &str,
 ) -> Result<Vec<(i32, i32, i64)>> {
-    let mark = mark(pool, tenant, period).await?;
+    let mark = split(pool, tenant, period).await?;
     Ok(sqlx::query_as(&format!(
         "with {HOURS}
          select extract(isodow from hour at time zone $5)::int,

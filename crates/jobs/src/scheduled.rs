@@ -27,11 +27,22 @@ impl From<DateTime<Utc>> for Tick {
 }
 
 /// Runs `work` while holding the advisory lock `key`, or skips when another process holds it.
+/// If `work` panics or is cancelled, the connection is closed rather than returned to the
+/// pool, so the session lock cannot outlive it and block every later tick.
 async fn exclusively<F, Fut>(pool: &PgPool, key: i64, work: F) -> Result<bool, sqlx::Error>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    struct Held(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+    impl Drop for Held {
+        fn drop(&mut self) {
+            if let Some(conn) = self.0.take() {
+                // Closing the session releases its advisory locks.
+                drop(conn.detach());
+            }
+        }
+    }
     let mut conn = pool.acquire().await?;
     let got: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
         .bind(key)
@@ -40,40 +51,59 @@ where
     if !got {
         return Ok(false);
     }
+    let mut held = Held(Some(conn));
     work().await;
+    let conn = held.0.as_mut().expect("held until here");
     sqlx::query("select pg_advisory_unlock($1)")
         .bind(key)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
+    // Unlocked: the connection may go back to the pool.
+    drop(held.0.take());
     Ok(true)
 }
 
-/// Rolls up the recent hours of every tenant with activity; returns the tenants done.
+/// Rolls up the recent hours of every tenant with activity; returns the tenants done. A
+/// tenant that fails is logged and skipped (the next tick re-computes it); the others go on.
 pub async fn rollup_recent(
     pool: &PgPool,
     now: DateTime<Utc>,
 ) -> Result<usize, switchboard_db::DbError> {
     let from = stats::hour_floor(now) - chrono::Duration::hours(RECOMPUTE_HOURS);
     let tenants = stats::active_tenants(pool, from).await?;
+    let mut done = 0;
     for &tenant in &tenants {
-        let mut tx = pool.begin().await?;
-        // A tenant never rolled up gets its whole history once.
-        let start = match stats::rolled_until(&mut *tx, tenant).await? {
-            Some(mark) => mark.min(from),
-            None => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
-                "select least((select min(created_at) from messages where tenant_id = $1),
-                              (select min(created_at) from events where tenant_id = $1))",
-            )
-            .bind(tenant)
-            .fetch_one(&mut *tx)
-            .await?
-            .unwrap_or(from)
-            .min(from),
-        };
-        stats::rollup(&mut tx, tenant, start, now).await?;
-        tx.commit().await?;
+        match rollup_tenant(pool, tenant, from, now).await {
+            Ok(()) => done += 1,
+            Err(e) => tracing::warn!(tenant = %tenant, error = %e, "statistics roll-up failed"),
+        }
     }
-    Ok(tenants.len())
+    Ok(done)
+}
+
+async fn rollup_tenant(
+    pool: &PgPool,
+    tenant: switchboard_core::TenantId,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), switchboard_db::DbError> {
+    let mut tx = pool.begin().await?;
+    // A tenant never rolled up gets its whole history once.
+    let start = match stats::rolled_until(&mut *tx, tenant).await? {
+        Some(mark) => mark.min(from),
+        None => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+            "select least((select min(created_at) from messages where tenant_id = $1),
+                          (select min(created_at) from events where tenant_id = $1))",
+        )
+        .bind(tenant)
+        .fetch_one(&mut *tx)
+        .await?
+        .unwrap_or(from)
+        .min(from),
+    };
+    stats::rollup(&mut tx, tenant, start, now).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn rollup_tick(tick: Tick, pool: Data<PgPool>) -> Result<(), Error> {
@@ -103,13 +133,22 @@ pub async fn retention_all(pool: &PgPool) -> Result<log::Purged, switchboard_db:
         .await?;
     let mut total = log::Purged::default();
     for tenant in tenants {
-        let p = log::enforce_retention(pool, tenant, 5_000).await?;
+        // One tenant's failure must not keep the others' data past their retention.
+        let p = match log::enforce_retention(pool, tenant, 5_000).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e, "retention failed");
+                continue;
+            }
+        };
         if p != log::Purged::default() {
-            tracing::info!(tenant = %tenant, messages = p.messages, events = p.events, raw_updates = p.raw_updates, "retention applied");
+            tracing::info!(
+                tenant = %tenant, messages = p.messages, events = p.events,
+                raw_updates = p.raw_updates, conversations = p.conversations,
+                end_users = p.end_users, "retention applied"
+            );
         }
-        total.messages += p.messages;
-        total.events += p.events;
-        total.raw_updates += p.raw_updates;
+        total.add(&p);
     }
     Ok(total)
 }

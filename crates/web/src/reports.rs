@@ -3,7 +3,7 @@
 //! same length just before it. Also the log's query parameters, shared by the log page,
 //! its export and `GET /api/v1/events`.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -38,18 +38,34 @@ fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
     let naive = day.and_hms_opt(0, 0, 0).expect("midnight exists");
     tz.from_local_datetime(&naive)
         .earliest()
+        // A day starting inside a DST gap (clocks jump from 00:00, as in Santiago or
+        // Cairo): it starts an hour later, when the clock shows 01:00.
+        .or_else(|| {
+            tz.from_local_datetime(&(naive + Duration::hours(1)))
+                .earliest()
+        })
         .map(|t| t.with_timezone(&Utc))
-        // A day starting inside a DST gap: an hour later exists.
         .unwrap_or_else(|| Utc.from_utc_datetime(&naive))
 }
 
+/// Years a date parameter may name (the arithmetic on periods and PostgreSQL's range stay
+/// far away).
+const YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
+
 fn parse_day(field: &str, s: &str) -> Result<NaiveDate, (String, String)> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+    let day = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
         (
             field.to_string(),
             format!("{field}: expected a date as YYYY-MM-DD, got “{s}”"),
         )
-    })
+    })?;
+    if !YEARS.contains(&day.year()) {
+        return Err((
+            field.to_string(),
+            format!("{field}: a year between 1000 and 9999, got “{s}”"),
+        ));
+    }
+    Ok(day)
 }
 
 /// Resolves the query into instants; a bad value is `(field, message)`.
@@ -454,11 +470,23 @@ pub fn table(report: &Value, name: &str) -> Option<Vec<Vec<String>>> {
     })
 }
 
+/// A cell a spreadsheet would read as a formula (`=`, `+`, `-`, `@`, a tab or a carriage
+/// return first) gets a leading `'`, so text written by end users or members cannot run
+/// as one when an admin opens the export (numbers stay numbers).
+fn neutral_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && cell.parse::<f64>().is_err() {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
 /// Rows as CSV text.
 pub fn to_csv(rows: &[Vec<String>]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
-        let _ = w.write_record(r);
+        let _ = w.write_record(r.iter().map(|c| neutral_cell(c).into_owned()));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
@@ -664,6 +692,41 @@ mod tests {
         assert_eq!(bad("2026-03-02", "2026-03-01", ""), "from");
         assert_eq!(bad("2026-01-01", "2026-03-01", "hour"), "granularity");
         assert_eq!(bad("2026-01-01", "2026-01-02", "minute"), "granularity");
+        // Years chrono parses but arithmetic or PostgreSQL could not take.
+        assert_eq!(bad("2026-01-01", "+262143-12-31", ""), "to");
+        assert_eq!(bad("-5000-01-01", "2026-01-02", ""), "from");
+    }
+
+    #[test]
+    fn a_day_whose_midnight_does_not_exist_starts_at_one() {
+        // Santiago moved its clocks from 00:00 to 01:00 on 7 September 2025 (UTC−4 → −3).
+        let tz: Tz = "America/Santiago".parse().unwrap();
+        let day = NaiveDate::from_ymd_opt(2025, 9, 7).unwrap();
+        assert_eq!(
+            local_midnight(tz, day),
+            Utc.with_ymd_and_hms(2025, 9, 7, 4, 0, 0).unwrap()
+        );
+        let before = NaiveDate::from_ymd_opt(2025, 9, 6).unwrap();
+        assert_eq!(
+            local_midnight(tz, before),
+            Utc.with_ymd_and_hms(2025, 9, 6, 4, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn exported_cells_cannot_be_formulas() {
+        let csv = to_csv(&[vec![
+            "=HYPERLINK(\"http://x\")".into(),
+            "@SUM(A1)".into(),
+            "+7 999".into(),
+            "-12".into(),
+            "-0.5".into(),
+            "plain = text".into(),
+        ]]);
+        assert_eq!(
+            csv.trim_end(),
+            "\"'=HYPERLINK(\"\"http://x\"\")\",'@SUM(A1),'+7 999,-12,-0.5,plain = text"
+        );
     }
 
     #[test]
@@ -703,6 +766,11 @@ mod tests {
             id: 7,
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        let q = LogQuery {
+            after: Some("-300000000000000000.e.1".into()),
+            ..Default::default()
+        };
+        assert_eq!(q.filter("UTC", 50).unwrap_err().0, "after");
     }
 }
 
@@ -735,7 +803,7 @@ const EXPORT_COLUMNS: [&str; 16] = [
 
 fn csv_line(fields: &[String]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(fields);
+    let _ = w.write_record(fields.iter().map(|c| neutral_cell(c).into_owned()));
     w.into_inner().unwrap_or_default()
 }
 

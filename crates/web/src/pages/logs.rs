@@ -195,7 +195,9 @@ pub async fn erase(
     events::insert(
         &mut tx,
         tenant,
+        // The erased row's id (random, now pointing nowhere) ties the entry to the request.
         NewEvent::new("end_user.erased", actor).data(json!({
+            "end_user_id": end_user.0,
             "messages": erased.messages, "conversations": erased.conversations,
             "events": erased.events, "raw_updates": erased.raw_updates,
         })),
