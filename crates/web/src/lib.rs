@@ -97,7 +97,8 @@ fn panel(state: &AppState) -> Router<AppState> {
     if secure {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            // This host only: an organization's other subdomains are its own business.
+            HeaderValue::from_static("max-age=31536000"),
         ));
     }
     router
@@ -105,11 +106,16 @@ fn panel(state: &AppState) -> Router<AppState> {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    let metrics = if state.web.settings.metrics_on_main {
+        metrics::router()
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(webhook::router())
         .merge(api::router())
         .merge(health::router())
-        .merge(metrics::router())
+        .merge(metrics)
         .merge(static_files::router())
         .merge(panel(&state))
         .layer(TimeoutLayer::with_status_code(

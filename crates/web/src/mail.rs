@@ -31,8 +31,21 @@ pub enum MailError {
 }
 
 impl Mailer {
-    /// `smtp_url` like `smtp://user:password@host:587` (STARTTLS) or `smtps://…:465`.
+    /// `smtp_url` like `smtp://user:password@host:587?tls=required` (STARTTLS),
+    /// `smtps://user:password@host:465` (TLS) or `smtp://relay:25` (no TLS: a relay on a
+    /// private network, without a password — a password is refused there, as it would
+    /// cross the network in clear).
     pub fn smtp(smtp_url: &str, from: &str) -> Result<Self, MailError> {
+        let parsed =
+            url::Url::parse(smtp_url).map_err(|e| MailError::Send(format!("not a URL ({e})")))?;
+        let tls = parsed.query_pairs().any(|(k, _)| k == "tls");
+        if parsed.scheme() == "smtp" && !tls && parsed.password().is_some() {
+            return Err(MailError::Send(
+                "smtp:// without ?tls=required sends the password unencrypted: use \
+                 smtp://…:587?tls=required (STARTTLS) or smtps://…:465"
+                    .into(),
+            ));
+        }
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
             .map_err(|e| MailError::Send(e.to_string()))?
             .build();
@@ -76,5 +89,22 @@ impl Mailer {
                     .map_err(|e| MailError::Send(e.to_string()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_password_never_travels_unencrypted() {
+        let from = "Support <support@example.com>";
+        let err = Mailer::smtp("smtp://me:secret@mail.example.com:587", from)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("tls=required"), "{err}");
+        assert!(Mailer::smtp("smtp://me:secret@mail.example.com:587?tls=required", from).is_ok());
+        assert!(Mailer::smtp("smtps://me:secret@mail.example.com:465", from).is_ok());
+        assert!(Mailer::smtp("smtp://relay.internal:25", from).is_ok());
     }
 }

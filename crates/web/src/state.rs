@@ -28,6 +28,9 @@ pub struct WebSettings {
     pub oauth: Vec<OAuthProvider>,
     /// When set, `/metrics` answers only to `Authorization: Bearer <token>`.
     pub metrics_token: Option<crate::metrics::MetricsToken>,
+    /// `/metrics` on the main address too (off when it has an address of its own,
+    /// `SWITCHBOARD_METRICS_BIND`).
+    pub metrics_on_main: bool,
 }
 
 impl WebSettings {
@@ -40,6 +43,7 @@ impl WebSettings {
             session_max_age: Duration::from_secs(7 * 86_400),
             oauth: Vec::new(),
             metrics_token: None,
+            metrics_on_main: true,
         }
     }
 

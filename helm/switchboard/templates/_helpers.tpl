@@ -103,9 +103,11 @@ app.kubernetes.io/component: {{ .component }}
 {{ include "switchboard.optionalSecretEnv" (dict "root" . "name" "SWITCHBOARD_OAUTH_GOOGLE_CLIENT_SECRET" "key" .Values.secrets.keys.oauthGoogleClientSecret) }}
 {{ include "switchboard.optionalSecretEnv" (dict "root" . "name" "SWITCHBOARD_OAUTH_GITHUB_CLIENT_SECRET" "key" .Values.secrets.keys.oauthGithubClientSecret) }}
 {{ include "switchboard.optionalSecretEnv" (dict "root" . "name" "SWITCHBOARD_OAUTH_SSO_CLIENT_SECRET" "key" .Values.secrets.keys.oauthSsoClientSecret) }}
-{{- if .Values.metrics.enabled }}
+{{- /* Always: then /metrics is served on that port only, never on the main port the
+       Ingress publishes. */}}
 - name: SWITCHBOARD_METRICS_BIND
   value: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+{{- if .Values.metrics.enabled }}
 {{- with include "switchboard.metricsTokenSecret" . | fromYaml }}
 - name: SWITCHBOARD_METRICS_TOKEN
   valueFrom:
