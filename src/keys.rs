@@ -52,6 +52,7 @@ pub async fn rotate_bot_tokens(
 ) -> anyhow::Result<Rotation> {
     let current = vault.current_key_id().to_string();
     let mut report = Rotation::default();
+    let mut tenants = std::collections::BTreeSet::new();
     let mut after = None;
     loop {
         let rows = bots::tokens_not_under_key(pool, &current, after, batch.max(1)).await?;
@@ -82,11 +83,7 @@ pub async fn rotate_bot_tokens(
         }
         if dry_run {
             report.rotated += resealed.len();
-            report.tenants += resealed
-                .iter()
-                .map(|(row, ..)| row.tenant_id)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len();
+            tenants.extend(resealed.iter().map(|(row, ..)| row.tenant_id));
             continue;
         }
 
@@ -119,7 +116,9 @@ pub async fn rotate_bot_tokens(
                 "bot tokens re-sealed under the current key");
             report.rotated += bots.len();
         }
-        report.tenants += by_tenant.len();
+        tenants.extend(by_tenant.keys().copied());
     }
+    // Counted once however many batches a tenant's bots span.
+    report.tenants = tenants.len();
     Ok(report)
 }

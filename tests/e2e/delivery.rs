@@ -281,3 +281,73 @@ async fn broken_formatting_falls_back_to_plain_text() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_outcome_recorded_after_the_lease_ran_out_does_not_overwrite_the_new_owner() {
+    use switchboard_db::messages::{self, ClaimRef};
+    let app = TestApp::start_with(Options {
+        jobs: false,
+        ..Default::default()
+    })
+    .await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    // No worker runs: the welcome reply waits in the queue.
+    app.say(&bot, &alice(), "/start").await;
+    let (end_user, pending): (uuid::Uuid, i64) = sqlx::query_as(
+        "select end_user_id, count(*) over () from messages
+         where tenant_id = $1 and delivery_status = 'pending' order by id limit 1",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(pending >= 1);
+    let end_user = switchboard_core::EndUserId(end_user);
+    // Worker A claims with a lease that runs out at once; worker B takes the message over.
+    let a = messages::claim_next(&app.db.pool, t.id, end_user, 0, 0)
+        .await
+        .unwrap()
+        .expect("A claims");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let b = messages::claim_next(&app.db.pool, t.id, end_user, 60_000, 0)
+        .await
+        .unwrap()
+        .expect("B takes the expired lease over");
+    assert_eq!(a.id, b.id);
+    assert_eq!(b.attempts, a.attempts + 1);
+    let a_ref = ClaimRef {
+        id: a.id,
+        attempts: a.attempts,
+    };
+    let b_ref = ClaimRef {
+        id: b.id,
+        attempts: b.attempts,
+    };
+    // A's late timeout would put it back in the queue (a third send): refused.
+    let retry_at = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert!(
+        !messages::mark_retry(&app.db.pool, t.id, a_ref, retry_at, "timeout")
+            .await
+            .unwrap()
+    );
+    assert!(messages::mark_sent(&app.db.pool, t.id, b_ref, 777, 0)
+        .await
+        .unwrap());
+    // Nor can A's late failure or success overwrite B's result.
+    assert!(!messages::mark_failed(&app.db.pool, t.id, a_ref, "late")
+        .await
+        .unwrap());
+    assert!(!messages::mark_sent(&app.db.pool, t.id, a_ref, 666, 0)
+        .await
+        .unwrap());
+    let (status, telegram_id): (String, Option<i64>) = sqlx::query_as(
+        "select delivery_status, telegram_message_id from messages where tenant_id = $1 and id = $2",
+    )
+    .bind(t.id)
+    .bind(b.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), telegram_id), ("sent", Some(777)));
+}

@@ -268,3 +268,63 @@ async fn the_mode_is_validated_kept_with_a_new_token_and_settable_at_connection(
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_set_behind_our_back_is_shown_and_a_suspended_organization_is_not_polled() {
+    let app = TestApp::start_with(Options {
+        jobs: false,
+        ..Default::default()
+    })
+    .await;
+    let (t, bot) = polling_bot(&app).await;
+    let w = worker(&app, "worker-a");
+    ask(&app, &bot, &alice()).await;
+    app.expect_sent(&bot, alice().id, 1).await;
+
+    // Someone sets a webhook with the same token elsewhere: Telegram answers getUpdates
+    // with 409, and the bot's admins must see why nothing arrives.
+    let set = app
+        .http
+        .post(format!("{}/bot{}/setWebhook", app.tg.url(), bot.token))
+        .json(&json!({"url": "https://elsewhere.example/hook"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success());
+    app.eventually("the bot shows the conflict", || async {
+        let (_, body) = app.get(&t.token, "/api/v1/bot").await;
+        body["status"] == "error"
+            && body["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("webhook is set"))
+    })
+    .await;
+    // Removed again: polling works, and the error goes away by itself.
+    let deleted = app
+        .http
+        .post(format!("{}/bot{}/deleteWebhook", app.tg.url(), bot.token))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    app.eventually("the error is cleared", || async {
+        let (_, body) = app.get(&t.token, "/api/v1/bot").await;
+        body["status"] == "active" && body["last_error"].is_null()
+    })
+    .await;
+    ask(&app, &bot, &bob()).await;
+    app.expect_sent(&bot, bob().id, 1).await;
+
+    // A suspended organization's bot is let go by the worker that holds it.
+    sqlx::query("update tenants set status = 'suspended' where id = $1")
+        .bind(t.id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    app.eventually("the poller lets go", || async {
+        poller(&app, &t).await.is_none()
+    })
+    .await;
+    assert!(w.stop(Duration::from_secs(10)).await);
+}

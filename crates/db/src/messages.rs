@@ -193,7 +193,8 @@ pub struct Claimed {
 }
 
 /// Takes the chat's oldest undelivered message for sending (`sending`, leased for
-/// `lease_ms`) — if it is ready: not leased by another worker, not waiting for a retry, and
+/// `lease_ms`, five times that for a photo or document: an upload may take minutes) — if
+/// it is ready: not leased by another worker, not waiting for a retry, and
 /// the chat's pacing slot is free (the slot is then taken for `pace_ms`; 0 paces nothing).
 /// Only ever the oldest, so a chat's messages go out in order.
 ///
@@ -227,7 +228,8 @@ pub async fn claim_next(
             returning 1
          )
          update messages m set delivery_status = 'sending',
-            lease_until = now() + make_interval(secs => $3::float8 / 1000),
+            lease_until = now() + make_interval(secs => $3::float8 / 1000
+                * case when m.kind in ('photo', 'document') then 5 else 1 end),
             attempts = m.attempts + 1
          from ready, end_users u
          where m.tenant_id = $1 and m.id = ready.id
@@ -274,76 +276,98 @@ pub async fn queue_head(
     .await?)
 }
 
+/// The claim a delivery outcome belongs to: the message and its attempt number. An
+/// outcome is recorded only while that claim still holds (`sending`, same attempt) — a
+/// worker whose lease ran out mid-send, and whose message another worker took over, must
+/// not overwrite that worker's outcome.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimRef {
+    pub id: MessageId,
+    pub attempts: i32,
+}
+
 /// Records a message as sent; the chat's next message waits `pace_ms` from now (the
-/// spacing counts from Telegram's answer, however long the send took).
+/// spacing counts from Telegram's answer, however long the send took). False: the claim
+/// no longer held, nothing was recorded.
 pub async fn mark_sent(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
-    id: MessageId,
+    claim: ClaimRef,
     telegram_message_id: i64,
     pace_ms: i64,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    // The pacing upsert runs whether or not the outer select reads it (a data-modifying
+    // statement in WITH always runs), on the row `sent` returned, if any.
+    let done: i64 = sqlx::query_scalar(
         "with sent as (
             update messages set delivery_status = 'sent', telegram_message_id = $3,
                 sent_at = now(), delivery_error = null, lease_until = null, next_attempt_at = null
-            where tenant_id = $1 and id = $2
+            where tenant_id = $1 and id = $2 and delivery_status = 'sending' and attempts = $5
             returning end_user_id
+         ), pace as (
+            insert into chat_pacing (tenant_id, end_user_id, next_send_at)
+            select $1, end_user_id, now() + make_interval(secs => $4::float8 / 1000) from sent
+            where $4 > 0
+            on conflict (tenant_id, end_user_id) do update
+               set next_send_at = greatest(chat_pacing.next_send_at, excluded.next_send_at)
          )
-         insert into chat_pacing (tenant_id, end_user_id, next_send_at)
-         select $1, end_user_id, now() + make_interval(secs => $4::float8 / 1000) from sent
-         where $4 > 0
-         on conflict (tenant_id, end_user_id) do update
-            set next_send_at = greatest(chat_pacing.next_send_at, excluded.next_send_at)",
+         select count(*) from sent",
     )
     .bind(tenant)
-    .bind(id)
+    .bind(claim.id)
     .bind(telegram_message_id)
     .bind(pace_ms)
-    .execute(db)
+    .bind(claim.attempts)
+    .fetch_one(db)
     .await?;
-    Ok(())
+    Ok(done > 0)
 }
 
+/// Records a message as failed for good. False: the claim no longer held.
 pub async fn mark_failed(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
-    id: MessageId,
+    claim: ClaimRef,
     error: &str,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    Ok(sqlx::query(
         "update messages set delivery_status = 'failed', delivery_error = $3, lease_until = null,
             next_attempt_at = null
-         where tenant_id = $1 and id = $2",
+         where tenant_id = $1 and id = $2 and delivery_status = 'sending' and attempts = $4",
     )
     .bind(tenant)
-    .bind(id)
+    .bind(claim.id)
     .bind(error)
+    .bind(claim.attempts)
     .execute(db)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected()
+        > 0)
 }
 
-/// Puts a message back to `pending` until `at`, keeping the error for display.
+/// Puts a message back to `pending` until `at`, keeping the error for display. False: the
+/// claim no longer held.
 pub async fn mark_retry(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
-    id: MessageId,
+    claim: ClaimRef,
     at: DateTime<Utc>,
     error: &str,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    Ok(sqlx::query(
         "update messages set delivery_status = 'pending', next_attempt_at = $3,
             delivery_error = $4, lease_until = null
-         where tenant_id = $1 and id = $2",
+         where tenant_id = $1 and id = $2 and delivery_status = 'sending' and attempts = $5",
     )
     .bind(tenant)
-    .bind(id)
+    .bind(claim.id)
     .bind(at)
     .bind(error)
+    .bind(claim.attempts)
     .execute(db)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected()
+        > 0)
 }
 
 /// Puts a failed message back in the queue (the operator's "retry").

@@ -53,8 +53,8 @@ pub async fn claim(
 }
 
 /// Extends `owner`'s lease and records the offset reached (if `offset`). False when the
-/// lease is no longer `owner`'s (another worker took it over) or the bot is no longer a
-/// live polling bot: stop polling it.
+/// lease is no longer `owner`'s (another worker took it over), the bot is no longer a
+/// live polling bot, or its organization was suspended: stop polling it.
 pub async fn renew(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
@@ -68,7 +68,8 @@ pub async fn renew(
             update_offset = coalesce($5, p.update_offset),
             offset_updated_at = case when $5 is null then p.offset_updated_at else now() end
          where p.tenant_id = $1 and p.bot_id = $2 and p.lease_owner = $3
-           and exists (select 1 from bots b where b.tenant_id = $1 and b.id = $2
+           and exists (select 1 from bots b join tenants t on t.id = b.tenant_id
+                       where b.tenant_id = $1 and b.id = $2 and t.status = 'active'
                        and b.mode = 'polling' and b.status in ('active', 'error'))",
     )
     .bind(tenant)

@@ -129,7 +129,8 @@ impl Poller {
             .update_offset
             .filter(|_| lease.offset_updated_at.is_some_and(|t| t > recent));
         let mut failures: u32 = 0;
-        let mut token_rejected = false;
+        // An error this loop wrote on the bot (shown to its admins), cleared by a success.
+        let mut error_recorded = false;
         'rounds: loop {
             if *stop.borrow() {
                 break;
@@ -180,7 +181,7 @@ impl Poller {
                 Ok(updates) => updates,
                 Err(e) => {
                     failures += 1;
-                    self.report(tenant, bot, &e, &mut token_rejected).await;
+                    self.report(tenant, bot, &e, &mut error_recorded).await;
                     if let TgError::RetryAfter(secs) = e {
                         if !pause(Duration::from_secs(secs.into()), &mut stop).await {
                             break;
@@ -190,6 +191,14 @@ impl Poller {
                 }
             };
             failures = 0;
+            if error_recorded {
+                match switchboard_db::bots::set_error(&self.pool, tenant, bot, None).await {
+                    Ok(()) => error_recorded = false,
+                    Err(e) => {
+                        tracing::warn!(%tenant, %bot, error = %e, "could not clear the bot's error")
+                    }
+                }
+            }
             // That call confirmed everything before `confirm`; what comes next is new.
             confirm = None;
             for raw in &updates {
@@ -241,32 +250,33 @@ impl Poller {
         }
     }
 
-    /// Logs a failed getUpdates; a rejected token is recorded on the bot (once).
-    async fn report(&self, tenant: TenantId, bot: BotId, e: &TgError, token_rejected: &mut bool) {
-        match e {
+    /// Logs a failed getUpdates; a rejected token, or Telegram refusing to poll because a
+    /// webhook is set, is recorded on the bot (once), where its admins see it.
+    async fn report(&self, tenant: TenantId, bot: BotId, e: &TgError, recorded: &mut bool) {
+        let shown = match e {
             TgError::Api {
                 code: 401 | 404, ..
             } => {
-                if !*token_rejected {
-                    *token_rejected = true;
-                    tracing::warn!(%tenant, %bot, error = %e, "polling: Telegram rejected the bot token");
-                    if let Err(e) = switchboard_db::bots::set_error(
-                        &self.pool,
-                        tenant,
-                        bot,
-                        Some("Telegram rejected the bot token (revoked?)"),
-                    )
-                    .await
-                    {
-                        tracing::warn!(%tenant, %bot, error = %e, "could not record the bot's error");
-                    }
-                }
+                tracing::warn!(%tenant, %bot, error = %e, "polling: Telegram rejected the bot token");
+                "Telegram rejected the bot token (revoked?)"
             }
             TgError::Api { code: 409, .. } => {
-                // A webhook is still set, or something else polls this bot.
+                // A webhook was set outside Switchboard, or something else polls this bot.
                 tracing::warn!(%tenant, %bot, error = %e, "polling: Telegram refused getUpdates");
+                "Telegram refuses to send updates by polling: a webhook is set for this bot, or \
+                 another program polls it (switch the bot to polling mode again to remove the webhook)"
             }
-            _ => tracing::warn!(%tenant, %bot, error = %e, "polling: getUpdates failed"),
+            _ => {
+                tracing::warn!(%tenant, %bot, error = %e, "polling: getUpdates failed");
+                return;
+            }
+        };
+        if *recorded {
+            return;
+        }
+        match switchboard_db::bots::set_error(&self.pool, tenant, bot, Some(shown)).await {
+            Ok(()) => *recorded = true,
+            Err(e) => tracing::warn!(%tenant, %bot, error = %e, "could not record the bot's error"),
         }
     }
 }

@@ -12,9 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use switchboard_core::bot::OutButton;
-use switchboard_core::MessageId;
 use switchboard_db::events::{Actor, NewEvent};
-use switchboard_db::messages::{self, Claimed};
+use switchboard_db::messages::{self, ClaimRef, Claimed};
 use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
 use switchboard_db::{end_users, events, DbError};
 use teloxide::payloads::SendMessage;
@@ -101,6 +100,9 @@ impl Telegram {
         let lease_ms = self.settings.delivery_lease.as_millis() as i64;
         let pace_ms = self.pace_ms();
         loop {
+            // The bot's sending slot (and any pause Telegram asked for) is waited for before
+            // the claim, so the lease is not spent waiting.
+            self.limiter.acquire(job.bot_id).await;
             match messages::claim_next(&self.pool, tenant, job.end_user_id, lease_ms, pace_ms)
                 .await?
             {
@@ -157,11 +159,12 @@ impl Telegram {
     ) -> Result<(), DeliveryError> {
         let tenant = job.tenant_id;
         let attempts = m.attempts;
+        let claim = ClaimRef { id: m.id, attempts };
         let Some(bot) = self.caches.bot(tenant, job.bot_id).await? else {
             messages::mark_failed(
                 &self.pool,
                 tenant,
-                m.id,
+                claim,
                 "the bot was removed before this message could be sent",
             )
             .await?;
@@ -171,11 +174,10 @@ impl Telegram {
         };
         if bot.sandbox {
             // The "Try it" chat reads replies from the database.
-            messages::mark_sent(&self.pool, tenant, m.id, 0, 0).await?;
+            messages::mark_sent(&self.pool, tenant, claim, 0, 0).await?;
             report.sent += 1;
             return Ok(());
         }
-        self.limiter.acquire(job.bot_id).await;
         let result = if m.kind == "photo" || m.kind == "document" {
             self.send_file(bot.token(), job, &m).await?
         } else {
@@ -265,16 +267,22 @@ impl Telegram {
         report: &mut DeliveryReport,
     ) -> Result<(), DeliveryError> {
         let tenant = job.tenant_id;
+        let claim = ClaimRef { id: m.id, attempts };
         match result {
             Ok(sent) => {
-                messages::mark_sent(
+                let recorded = messages::mark_sent(
                     &self.pool,
                     tenant,
-                    m.id,
+                    claim,
                     i64::from(sent.id.0),
                     self.pace_ms(),
                 )
                 .await?;
+                if !recorded {
+                    // Our lease ran out mid-send and another worker took the message over:
+                    // its outcome stands (the user may get the message twice).
+                    tracing::warn!(tenant = %tenant, message = %m.id, "sent after the lease ran out; another worker owns the message");
+                }
                 self.metrics.delivery_sent();
                 report.sent += 1;
             }
@@ -284,13 +292,13 @@ impl Telegram {
                 if attempts >= MAX_RATE_LIMITED_ATTEMPTS {
                     self.fail(
                         job,
-                        m.id,
+                        claim,
                         &format!("Telegram kept rate-limiting after {attempts} attempts"),
                     )
                     .await?;
                     report.failed += 1;
                 } else {
-                    self.retry_later(job, m.id, wait, &TgError::RetryAfter(secs).to_string())
+                    self.retry_later(job, claim, wait, &TgError::RetryAfter(secs).to_string())
                         .await?;
                     report.retry_scheduled = true;
                 }
@@ -299,13 +307,13 @@ impl Telegram {
                 if attempts >= MAX_ATTEMPTS {
                     self.fail(
                         job,
-                        m.id,
+                        claim,
                         &format!("gave up after {attempts} attempts: {e}"),
                     )
                     .await?;
                     report.failed += 1;
                 } else {
-                    self.retry_later(job, m.id, backoff(attempts), &e.to_string())
+                    self.retry_later(job, claim, backoff(attempts), &e.to_string())
                         .await?;
                     report.retry_scheduled = true;
                 }
@@ -346,11 +354,11 @@ impl Telegram {
                     }
                     _ => description,
                 };
-                self.fail(job, m.id, &reason).await?;
+                self.fail(job, claim, &reason).await?;
                 report.failed += 1;
             }
             Err(e) => {
-                self.fail(job, m.id, &e.to_string()).await?;
+                self.fail(job, claim, &e.to_string()).await?;
                 report.failed += 1;
             }
         }
@@ -360,13 +368,18 @@ impl Telegram {
     async fn retry_later(
         &self,
         job: &DeliveryJob,
-        id: MessageId,
+        claim: ClaimRef,
         wait: Duration,
         error: &str,
     ) -> Result<(), DeliveryError> {
+        let id = claim.id;
         let mut tx = self.pool.begin().await?;
         let at: DateTime<Utc> = Utc::now() + chrono(wait);
-        messages::mark_retry(&mut *tx, job.tenant_id, id, at, error).await?;
+        if !messages::mark_retry(&mut *tx, job.tenant_id, claim, at, error).await? {
+            // Another worker took the message over after our lease ran out: it decides.
+            tracing::warn!(tenant = %job.tenant_id, message = %id, error, "a failed send after the lease ran out; another worker owns the message");
+            return Ok(());
+        }
         enqueue_delivery(&mut *tx, job, Some(at)).await?;
         tx.commit().await?;
         self.metrics.delivery_retried();
@@ -377,11 +390,15 @@ impl Telegram {
     async fn fail(
         &self,
         job: &DeliveryJob,
-        id: MessageId,
+        claim: ClaimRef,
         reason: &str,
     ) -> Result<(), DeliveryError> {
+        let id = claim.id;
         let mut tx = self.pool.begin().await?;
-        messages::mark_failed(&mut *tx, job.tenant_id, id, reason).await?;
+        if !messages::mark_failed(&mut *tx, job.tenant_id, claim, reason).await? {
+            tracing::warn!(tenant = %job.tenant_id, message = %id, reason, "a failed send after the lease ran out; another worker owns the message");
+            return Ok(());
+        }
         let mut event = NewEvent::new("message.delivery_failed", Actor::System)
             .data(json!({"message_id": id, "reason": reason}));
         event.end_user_id = Some(job.end_user_id);
