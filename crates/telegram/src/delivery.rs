@@ -270,14 +270,28 @@ impl Telegram {
         let claim = ClaimRef { id: m.id, attempts };
         match result {
             Ok(sent) => {
-                let recorded = messages::mark_sent(
-                    &self.pool,
-                    tenant,
-                    claim,
-                    i64::from(sent.id.0),
-                    self.pace_ms(),
-                )
-                .await?;
+                // Telegram has the message: a database hiccup now must not leave it
+                // `sending`, to be sent again when the lease runs out — try a few times.
+                let mut tries = 0;
+                let recorded = loop {
+                    match messages::mark_sent(
+                        &self.pool,
+                        tenant,
+                        claim,
+                        i64::from(sent.id.0),
+                        self.pace_ms(),
+                    )
+                    .await
+                    {
+                        Ok(recorded) => break recorded,
+                        Err(e) if tries < 3 => {
+                            tries += 1;
+                            tracing::warn!(tenant = %tenant, message = %m.id, error = %e, "recording a sent message failed; trying again");
+                            tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                };
                 if !recorded {
                     // Our lease ran out mid-send and another worker took the message over:
                     // its outcome stands (the user may get the message twice).
