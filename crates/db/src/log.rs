@@ -44,7 +44,7 @@ impl Cursor {
         let mut parts = s.split('.');
         let at = DateTime::from_timestamp_micros(parts.next()?.parse().ok()?)?;
         // A forged cursor far outside PostgreSQL's range is no cursor.
-        if !(1000..=9999).contains(&chrono::Datelike::year(&at)) {
+        if !YEARS.contains(&chrono::Datelike::year(&at)) {
             return None;
         }
         let source = match parts.next()? {
@@ -57,6 +57,10 @@ impl Cursor {
         parts.next().is_none().then_some(Cursor { at, source, id })
     }
 }
+
+/// Years a date parameter or cursor may name: PostgreSQL's range and the arithmetic on
+/// periods stay far away.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
 
 #[derive(Clone, Debug, Default)]
 pub struct LogFilter {
@@ -243,14 +247,7 @@ fn push_events(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogFil
     );
     qb.push_bind(tenant);
     push_common(qb, "e", "e", f);
-    if let Some(k) = f.kind.as_deref() {
-        if let Some(prefix) = k.strip_suffix('*') {
-            qb.push(" and e.kind like ")
-                .push_bind(format!("{}%", prefix.replace('%', "").replace('_', "\\_")));
-        } else {
-            qb.push(" and e.kind = ").push_bind(k.to_string());
-        }
-    }
+    push_kind(qb, "e", f);
     if let Some(r) = f.rule {
         qb.push(" and e.data ? 'rule_id' and (e.data ->> 'rule_id') = ")
             .push_bind(r.to_string());
@@ -261,6 +258,18 @@ fn push_events(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogFil
     qb.push(" order by e.created_at desc, e.id desc limit ")
         .push_bind(f.limit)
         .push(")");
+}
+
+/// `kind` filter on an events-like source: an exact kind, or a prefix ending in `*`.
+fn push_kind(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, f: &LogFilter) {
+    let Some(k) = f.kind.as_deref() else { return };
+    if let Some(prefix) = k.strip_suffix('*') {
+        qb.push(format!(" and {alias}.kind like "))
+            .push_bind(format!("{}%", prefix.replace('%', "").replace('_', "\\_")));
+    } else {
+        qb.push(format!(" and {alias}.kind = "))
+            .push_bind(k.to_string());
+    }
 }
 
 fn push_sign_ins(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogFilter) {
@@ -283,14 +292,7 @@ fn push_sign_ins(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogF
     );
     qb.push(")");
     push_common(qb, "p", "p", f);
-    if let Some(k) = f.kind.as_deref() {
-        if let Some(prefix) = k.strip_suffix('*') {
-            qb.push(" and p.kind like ")
-                .push_bind(format!("{}%", prefix.replace('%', "").replace('_', "\\_")));
-        } else {
-            qb.push(" and p.kind = ").push_bind(k.to_string());
-        }
-    }
+    push_kind(qb, "p", f);
     if let Some(o) = f.operator {
         qb.push(" and p.user_id = ").push_bind(o);
     }

@@ -286,6 +286,16 @@ pub struct ClaimRef {
     pub attempts: i32,
 }
 
+impl Claimed {
+    /// The claim its outcome is recorded under.
+    pub fn claim(&self) -> ClaimRef {
+        ClaimRef {
+            id: self.id,
+            attempts: self.attempts,
+        }
+    }
+}
+
 /// Records a message as sent; the chat's next message waits `pace_ms` from now (the
 /// spacing counts from Telegram's answer, however long the send took). False: the claim
 /// no longer held, nothing was recorded.

@@ -114,21 +114,19 @@ pub async fn rolled_until(
 }
 
 /// The roll-ups of `[from, to)` plus the live count of the rest, as one relation
-/// `h(hour, metric, dim, value)`; `$1` tenant, `$2` from, `$3` to, `$4` where the rolled-up
-/// hours end ([`split`]). Roll-ups are per UTC hour, so only whole hours inside the period
-/// come from them (from `from` rounded up to the hour): a period edge inside an hour (a
-/// tenant in a half-hour time zone, such as Asia/Kolkata) is counted live from the
-/// messages, and the numbers do not move when the job runs.
+/// `h(hour, metric, dim, value)`; `$1` tenant, `$2` from, `$3` to, and the rolled-up
+/// hours `[$4, $5)` ([`split`]): live `[from, $4)`, roll-ups `[$4, $5)`, live `[$5, to)`.
+/// Roll-ups are per UTC hour, so only whole hours inside the period come from them: a
+/// period edge inside an hour (a tenant in a half-hour time zone, such as Asia/Kolkata) is
+/// counted live from the messages, and the numbers do not move when the job runs.
 const HOURS: &str = "h as (
     select hour, metric, dim, value from stats_hourly
-    where tenant_id = $1 and hour >= date_trunc('hour', $2 + interval '59:59.999999', 'UTC')
-      and hour < $4
+    where tenant_id = $1 and hour >= $4 and hour < $5
     union all
-    select hour, metric, dim, value
-    from stats_metrics($1, $2, least(date_trunc('hour', $2 + interval '59:59.999999', 'UTC'), $3))
-    where $2 < least(date_trunc('hour', $2 + interval '59:59.999999', 'UTC'), $3)
+    select hour, metric, dim, value from stats_metrics($1, $2, least($4, $3))
+    where $2 < least($4, $3)
     union all
-    select hour, metric, dim, value from stats_metrics($1, $4, $3) where $4 < $3
+    select hour, metric, dim, value from stats_metrics($1, $5, $3) where $5 < $3
 )";
 
 /// A period of the dashboard.
@@ -147,9 +145,13 @@ async fn mark(pool: &PgPool, tenant: TenantId, period: Period) -> Result<DateTim
         .max(period.from))
 }
 
-/// Where the rolled-up whole hours of a read end (`$4` of [`HOURS`]): at the mark, but
-/// not before `from` rounded up to the hour nor after `to` rounded down.
-async fn split(pool: &PgPool, tenant: TenantId, period: Period) -> Result<DateTime<Utc>> {
+/// The rolled-up hours of a read (`$4`, `$5` of [`HOURS`]): from `from` rounded up to the
+/// hour, to the mark — but not after `to` rounded down, nor before the start.
+async fn split(
+    pool: &PgPool,
+    tenant: TenantId,
+    period: Period,
+) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let floor = hour_floor(period.from);
     let first = if floor == period.from {
         floor
@@ -157,7 +159,7 @@ async fn split(pool: &PgPool, tenant: TenantId, period: Period) -> Result<DateTi
         floor + chrono::Duration::hours(1)
     };
     let mark = mark(pool, tenant, period).await?;
-    Ok(first.max(mark.min(hour_floor(period.to))))
+    Ok((first, first.max(mark.min(hour_floor(period.to)))))
 }
 
 /// Sums per (metric, dim) over a period.
@@ -166,14 +168,15 @@ pub async fn totals(
     tenant: TenantId,
     period: Period,
 ) -> Result<BTreeMap<(String, String), i64>> {
-    let mark = split(pool, tenant, period).await?;
+    let (first, end) = split(pool, tenant, period).await?;
     let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
         "with {HOURS} select metric, dim, sum(value)::bigint from h group by 1, 2"
     ))
     .bind(tenant)
     .bind(period.from)
     .bind(period.to)
-    .bind(mark)
+    .bind(first)
+    .bind(end)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|(m, d, v)| ((m, d), v)).collect())
@@ -228,18 +231,18 @@ pub async fn series(
     timezone: &str,
     metrics: &[&str],
 ) -> Result<Vec<Bucket>> {
-    let mark = split(pool, tenant, period).await?;
+    let (first, end) = split(pool, tenant, period).await?;
     let metrics: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
     let rows: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(&format!(
         "with {HOURS},
          buckets as (
-            select generate_series(date_trunc($5, $2 at time zone $6),
-                                   ($3 - interval '1 microsecond') at time zone $6,
-                                   ('1 ' || $5)::interval) as b
+            select generate_series(date_trunc($6, $2 at time zone $7),
+                                   ($3 - interval '1 microsecond') at time zone $7,
+                                   ('1 ' || $6)::interval) as b
          ),
          sums as (
-            select date_trunc($5, hour at time zone $6) as b, metric, sum(value)::bigint as v
-            from h where metric = any($7) group by 1, 2
+            select date_trunc($6, hour at time zone $7) as b, metric, sum(value)::bigint as v
+            from h where metric = any($8) group by 1, 2
          )
          select to_char(buckets.b, 'YYYY-MM-DD\"T\"HH24:MI'), sums.metric, sums.v
          from buckets left join sums on sums.b = buckets.b
@@ -248,7 +251,8 @@ pub async fn series(
     .bind(tenant)
     .bind(period.from)
     .bind(period.to)
-    .bind(mark)
+    .bind(first)
+    .bind(end)
     .bind(granularity.as_str())
     .bind(timezone)
     .bind(&metrics)
@@ -276,17 +280,18 @@ pub async fn heatmap(
     period: Period,
     timezone: &str,
 ) -> Result<Vec<(i32, i32, i64)>> {
-    let mark = split(pool, tenant, period).await?;
+    let (first, end) = split(pool, tenant, period).await?;
     Ok(sqlx::query_as(&format!(
         "with {HOURS}
-         select extract(isodow from hour at time zone $5)::int,
-                extract(hour from hour at time zone $5)::int, sum(value)::bigint
+         select extract(isodow from hour at time zone $6)::int,
+                extract(hour from hour at time zone $6)::int, sum(value)::bigint
          from h where metric = 'messages_in' group by 1, 2"
     ))
     .bind(tenant)
     .bind(period.from)
     .bind(period.to)
-    .bind(mark)
+    .bind(first)
+    .bind(end)
     .bind(timezone)
     .fetch_all(pool)
     .await?)

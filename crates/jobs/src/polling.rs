@@ -142,23 +142,13 @@ impl Poller {
                     break;
                 }
             }
-            match polling::renew(
-                &self.pool,
-                tenant,
-                bot,
-                &self.owner,
-                self.config.lease_ms(),
-                confirm,
-            )
-            .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
+            match self.renew(tenant, bot, confirm).await {
+                Some(true) => {}
+                Some(false) => {
                     tracing::info!(%tenant, %bot, owner = %self.owner, "no longer polling this bot (taken over, or no longer in polling mode)");
                     break;
                 }
-                Err(e) => {
-                    tracing::warn!(%tenant, %bot, error = %e, "renewing the polling lease failed");
+                None => {
                     failures += 1;
                     continue;
                 }
@@ -223,20 +213,10 @@ impl Poller {
                 confirm = Some(update_id + 1);
                 // A long batch must not outlive the lease.
                 if renewed.elapsed() > self.config.lease / 3 {
-                    match polling::renew(
-                        &self.pool,
-                        tenant,
-                        bot,
-                        &self.owner,
-                        self.config.lease_ms(),
-                        confirm,
-                    )
-                    .await
-                    {
-                        Ok(true) => renewed = Instant::now(),
-                        Ok(false) => break 'rounds,
-                        Err(e) => {
-                            tracing::warn!(%tenant, %bot, error = %e, "renewing the polling lease failed");
+                    match self.renew(tenant, bot, confirm).await {
+                        Some(true) => renewed = Instant::now(),
+                        Some(false) => break 'rounds,
+                        None => {
                             failures += 1;
                             continue 'rounds;
                         }
@@ -248,6 +228,25 @@ impl Poller {
         if let Err(e) = polling::release(&self.pool, tenant, bot, &self.owner, confirm).await {
             tracing::warn!(%tenant, %bot, error = %e, "releasing the polling lease failed; it runs out by itself");
         }
+    }
+
+    /// Renews this worker's lease of the bot, recording `confirm`: whether it is still ours,
+    /// or `None` (logged) if the database could not be asked.
+    async fn renew(&self, tenant: TenantId, bot: BotId, confirm: Option<i64>) -> Option<bool> {
+        let renewed = polling::renew(
+            &self.pool,
+            tenant,
+            bot,
+            &self.owner,
+            self.config.lease_ms(),
+            confirm,
+        )
+        .await;
+        renewed
+            .map_err(
+                |e| tracing::warn!(%tenant, %bot, error = %e, "renewing the polling lease failed"),
+            )
+            .ok()
     }
 
     /// Logs a failed getUpdates; a rejected token, or Telegram refusing to poll because a

@@ -158,8 +158,7 @@ impl Telegram {
         report: &mut DeliveryReport,
     ) -> Result<(), DeliveryError> {
         let tenant = job.tenant_id;
-        let attempts = m.attempts;
-        let claim = ClaimRef { id: m.id, attempts };
+        let claim = m.claim();
         let Some(bot) = self.caches.bot(tenant, job.bot_id).await? else {
             messages::mark_failed(
                 &self.pool,
@@ -197,7 +196,7 @@ impl Telegram {
             }
             result
         };
-        let outcome = self.record_outcome(job, &m, attempts, result, report).await;
+        let outcome = self.record_outcome(job, &m, result, report).await;
         // Every open desk shows the new delivery state.
         self.notifier.desk(tenant, m.conversation_id, "delivery");
         outcome
@@ -262,12 +261,12 @@ impl Telegram {
         &self,
         job: &DeliveryJob,
         m: &Claimed,
-        attempts: i32,
         result: Result<teloxide::types::Message, TgError>,
         report: &mut DeliveryReport,
     ) -> Result<(), DeliveryError> {
         let tenant = job.tenant_id;
-        let claim = ClaimRef { id: m.id, attempts };
+        let attempts = m.attempts;
+        let claim = m.claim();
         match result {
             Ok(sent) => {
                 // Telegram has the message: a database hiccup now must not leave it

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use switchboard_core::TenantId;
-use switchboard_db::log::{Cursor, LogFilter};
+use switchboard_db::log::{Cursor, LogFilter, YEARS};
 use switchboard_db::stats::{self, Granularity, Period};
 use switchboard_db::PgPool;
 
@@ -48,10 +48,6 @@ fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
         .unwrap_or_else(|| Utc.from_utc_datetime(&naive))
 }
 
-/// Years a date parameter may name (the arithmetic on periods and PostgreSQL's range stay
-/// far away).
-const YEARS: std::ops::RangeInclusive<i32> = 1000..=9999;
-
 fn parse_day(field: &str, s: &str) -> Result<NaiveDate, (String, String)> {
     let day = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
         (
@@ -62,7 +58,11 @@ fn parse_day(field: &str, s: &str) -> Result<NaiveDate, (String, String)> {
     if !YEARS.contains(&day.year()) {
         return Err((
             field.to_string(),
-            format!("{field}: a year between 1000 and 9999, got “{s}”"),
+            format!(
+                "{field}: a year between {} and {}, got “{s}”",
+                YEARS.start(),
+                YEARS.end()
+            ),
         ));
     }
     Ok(day)
