@@ -168,22 +168,44 @@
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
 
-  // Chats ("Try it", the desk's reply box): empty the box after a successful send (the
-  // server marks a refused one with X-SB-Error, and the text stays), keep the newest
-  // message in view unless the reader scrolled up.
-  document.addEventListener("htmx:afterRequest", function (e) {
-    var form = e.target.closest && e.target.closest("[data-reset-on-send]");
-    if (!form || !e.detail.successful) return;
-    if (e.detail.xhr && e.detail.xhr.getResponseHeader("x-sb-error")) return;
-    var mode = form.querySelector("input[name=mode]:checked");
-    var modeValue = mode ? mode.value : null;
-    form.reset();
-    if (modeValue) {
-      var keep = form.querySelector("input[name=mode][value=" + modeValue + "]");
-      if (keep) keep.checked = true;
-    }
-    form.dispatchEvent(new Event("sb:reset", { bubbles: true }));
+  // Chats ("Try it", the desk's reply box). Only the form's own request is a send: other
+  // requests from inside it (the formatting preview) bubble here too and must never touch
+  // the box. After a successful send exactly what was sent leaves the box (what the person
+  // typed while it was on its way stays); a refused send (the server marks it with
+  // X-SB-Error) or a failed one keeps everything.
+  function sendingForm(e) {
+    var elt = e.detail && e.detail.elt;
+    return elt && elt.matches && elt.matches("form[data-reset-on-send]") ? elt : null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var form = sendingForm(e);
+    if (!form) return;
     var input = form.querySelector("[name=text]");
+    form._sentText = input ? input.value : "";
+    form.dataset.sending = "yes";
+    var problem = form.querySelector("[data-send-problem]");
+    if (problem) problem.hidden = true;
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = sendingForm(e);
+    if (!form) return;
+    delete form.dataset.sending;
+    var problem = form.querySelector("[data-send-problem]");
+    if (!e.detail.successful) {
+      if (problem) problem.hidden = false;
+      return;
+    }
+    if (e.detail.xhr && e.detail.xhr.getResponseHeader("x-sb-error")) return;
+    var input = form.querySelector("[name=text]");
+    if (input) {
+      var sent = form._sentText || "";
+      if (input.value === sent) input.value = "";
+      else if (sent && input.value.indexOf(sent) === 0) input.value = input.value.slice(sent.length).replace(/^\s+/, "");
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    var file = form.querySelector("input[type=file]");
+    if (file) file.value = "";
+    form.dispatchEvent(new Event("sb:reset", { bubbles: true }));
     if (input) input.focus();
   });
   var timelineWasAtBottom = true, timelineTop = 0;
@@ -207,6 +229,38 @@
     if (queue && badge && e.detail.target && e.detail.target.id === "queue") {
       badge.textContent = queue.dataset.waiting;
       badge.hidden = queue.dataset.waiting === "0";
+    }
+  });
+
+  // Drafts of desk replies (see initDesk).
+  var DRAFT_PREFIX = "sb:draft:", DRAFT_MAX_AGE = 14 * 24 * 3600 * 1000;
+  function draftKeys() {
+    var keys = [];
+    try {
+      for (var i = 0; i < window.localStorage.length; i++) {
+        var k = window.localStorage.key(i);
+        if (k && k.indexOf(DRAFT_PREFIX) === 0) keys.push(k);
+      }
+    } catch (err) { /* storage disabled */ }
+    return keys;
+  }
+  function readDraft(key) {
+    try {
+      var d = JSON.parse(window.localStorage.getItem(key) || "null");
+      return d && typeof d.text === "string" ? d.text : null;
+    } catch (err) { return null; }
+  }
+  function pruneDrafts() {
+    draftKeys().forEach(function (k) {
+      try {
+        var d = JSON.parse(window.localStorage.getItem(k) || "null");
+        if (!d || !(Date.now() - d.at < DRAFT_MAX_AGE)) window.localStorage.removeItem(k);
+      } catch (err) { window.localStorage.removeItem(k); }
+    });
+  }
+  document.addEventListener("submit", function (e) {
+    if (e.target.matches && e.target.matches("form[action='/logout']")) {
+      draftKeys().forEach(function (k) { window.localStorage.removeItem(k); });
     }
   });
 
@@ -310,9 +364,32 @@
 
     function syncPreview() { if (previewBox) previewBox.hidden = area.value.trim() === ""; }
     area.addEventListener("input", syncPreview);
+
+    // Drafts: what is typed for a conversation is kept in this browser until it is sent,
+    // so a reload, a crash or a look at another conversation loses nothing. Signing out
+    // forgets them all; a draft untouched for two weeks is dropped.
+    var draftKey = form.dataset.draft ? DRAFT_PREFIX + form.dataset.draft : null;
+    function saveDraft() {
+      if (!draftKey) return;
+      try {
+        if (area.value.trim() === "") window.localStorage.removeItem(draftKey);
+        else window.localStorage.setItem(draftKey, JSON.stringify({ text: area.value, at: Date.now() }));
+      } catch (err) { /* storage full or disabled: the box itself still holds the text */ }
+    }
+    if (draftKey) {
+      pruneDrafts();
+      var saved = readDraft(draftKey);
+      if (saved && area.value === "") {
+        area.value = saved;
+        syncPreview();
+        area.dispatchEvent(new Event("input", { bubbles: true }));
+      }
+      area.addEventListener("input", saveDraft);
+    }
     form.addEventListener("sb:reset", function () {
       if (fileName) fileName.textContent = "";
       syncPreview();
+      saveDraft();
       closeMenu();
     });
     if (fileInput) {
@@ -393,6 +470,7 @@
       }
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
+        if (form.dataset.sending) return;
         if (area.value.trim() !== "" || (fileInput && fileInput.files.length)) form.requestSubmit();
       }
     });

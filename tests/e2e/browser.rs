@@ -49,6 +49,29 @@ impl Browser {
         self.chrome.type_text(&el, text).await.unwrap();
     }
 
+    /// Types as a person does: one key at a time, ~70 ms apart.
+    pub async fn type_slowly(&self, css: &str, text: &str) {
+        let el = self.wait(css).await;
+        for c in text.chars() {
+            self.chrome.type_text(&el, &c.to_string()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(70)).await;
+        }
+    }
+
+    /// The value of a form field, read from the page.
+    pub async fn value(&self, css: &str) -> String {
+        self.wait(css).await;
+        let v = self
+            .chrome
+            .execute(
+                "return document.querySelector(arguments[0]).value;",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .unwrap();
+        v.as_str().unwrap_or_default().to_string()
+    }
+
     pub async fn click(&self, css: &str) {
         // Live pages may replace the element between finding and clicking it: find it again.
         let mut last = String::new();
@@ -434,6 +457,130 @@ async fn an_operator_answers_live_with_a_canned_response_and_closes() {
             .await
             .unwrap();
     assert_eq!(status, "closed");
+}
+
+/// An operator as people are: types at human speed, pauses to think, inserts a canned
+/// response, gets interrupted by the user and a reload, has a send refused. Nothing typed
+/// is ever lost, and what is sent reaches the user once.
+#[tokio::test]
+async fn the_reply_box_keeps_what_the_operator_types() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Tea House").await;
+    let bot = app.connect_bot(&t, "tea_bot").await;
+    app.post(
+        &t.token,
+        "/api/v1/canned-responses",
+        serde_json::json!({"shortcut": "wait", "title": "Checking",
+                           "text": "Let me check that for you."}),
+    )
+    .await;
+    let alice = crate::harness::alice();
+    app.say(&bot, &alice, "Where is my green tea order?").await;
+    let conv = app.conversation(&t, "waiting").await;
+    let conv_id = conv["id"].as_str().unwrap().to_string();
+    let email = format!("owner@{}.test", t.slug);
+    let (token, tg, bot2, alice2) = (t.token.clone(), app.tg.clone(), bot.clone(), alice.clone());
+    let app_ref = &app;
+    let slug = t.slug.clone();
+    let conv_path = format!("/desk/t/{slug}/c/{conv_id}");
+    scenario("reply-box", &app, |b| async move {
+        b.goto("/login").await;
+        b.fill("#f-email", &email).await;
+        b.fill("#f-password", "password123").await;
+        b.click("#login-submit").await;
+        b.see("Tea House").await;
+        b.goto(&conv_path).await;
+        b.click("#act-claim").await;
+        b.see("took the conversation").await;
+
+        // Typing with pauses: the preview runs after each pause and the text stays.
+        b.type_slowly("#reply-text", "Hello! ").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        b.type_slowly("#reply-text", "Thanks for waiting.").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(b.value("#reply-text").await, "Hello! Thanks for waiting.");
+        b.until(
+            "the preview shows the text",
+            "return document.getElementById('reply-preview').textContent.includes('Thanks for waiting.');",
+        )
+        .await;
+
+        // A canned response from the list, then a pause.
+        b.click("#canned-toggle").await;
+        b.click("[data-canned-insert='0']").await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            b.value("#reply-text").await,
+            "Hello! Thanks for waiting.Let me check that for you."
+        );
+
+        // The user writes meanwhile: the timeline refreshes live, the box is untouched.
+        tg.send_text(&bot2, &alice2, "It was ordered on Monday").await;
+        b.see("It was ordered on Monday").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            b.value("#reply-text").await,
+            "Hello! Thanks for waiting.Let me check that for you."
+        );
+
+        // A reload keeps the draft of this conversation.
+        b.goto(&conv_path).await;
+        b.wait("#reply-text").await;
+        assert_eq!(
+            b.value("#reply-text").await,
+            "Hello! Thanks for waiting.Let me check that for you."
+        );
+
+        // Someone closes the conversation before the operator sends: refused, text kept.
+        let (status, _) = app_ref
+            .post(&token, &format!("/api/v1/conversations/{conv_id}/close"), serde_json::json!({}))
+            .await;
+        assert!(status.is_success(), "close: {status}");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        b.click("#reply-send").await;
+        b.wait("#conv-error").await;
+        assert_eq!(
+            b.value("#reply-text").await,
+            "Hello! Thanks for waiting.Let me check that for you."
+        );
+
+        // Reopened; the operator sends, pausing first as people do.
+        let (status, _) = app_ref
+            .post(&token, &format!("/api/v1/conversations/{conv_id}/reopen"), serde_json::json!({}))
+            .await;
+        assert!(status.is_success(), "reopen: {status}");
+        b.goto(&conv_path).await;
+        b.wait("#reply-text").await;
+        b.type_slowly("#reply-text", " Sorry!").await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        b.click("#reply-send").await;
+        b.until(
+            "the reply is in the timeline",
+            "return [...document.querySelectorAll('.desk-out')]
+               .some(e => e.textContent.includes('Let me check that for you. Sorry!'));",
+        )
+        .await;
+        b.until(
+            "the box is emptied after sending",
+            "return document.getElementById('reply-text').value === '';",
+        )
+        .await;
+        // Sent means the draft is gone too.
+        b.goto(&conv_path).await;
+        b.wait("#reply-text").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(b.value("#reply-text").await, "");
+    })
+    .await;
+    app.eventually("the reply reaches the user once", || async {
+        app.tg
+            .sent_to(&bot, alice.id)
+            .iter()
+            .filter(|m| m.text == "Hello! Thanks for waiting.Let me check that for you. Sorry!")
+            .count()
+            == 1
+    })
+    .await;
 }
 
 #[tokio::test]
