@@ -25,7 +25,8 @@ pub struct Config {
     pub json_logs: bool,
     /// Minimum spacing of messages to one chat, in milliseconds.
     pub chat_send_interval_ms: u64,
-    /// Messages per second one bot may send (per process).
+    /// Messages per second one bot may send, across every process (unless the bot has a
+    /// rate of its own).
     pub bot_send_rate: u32,
     /// How long a worker holds the lease of a bot in polling mode between renewals (and
     /// so how long a crashed worker's bots go unpolled), in seconds.
@@ -111,7 +112,7 @@ impl Config {
             telegram_api_url,
             data_dir: env("SWITCHBOARD_DATA_DIR")
                 .map_or_else(|| PathBuf::from(".data"), PathBuf::from),
-            worker_concurrency: env_parse("SWITCHBOARD_WORKER_CONCURRENCY", 16)?,
+            worker_concurrency: env_parse("SWITCHBOARD_WORKER_CONCURRENCY", 256)?,
             json_logs: log_format == "json",
             chat_send_interval_ms: env_parse("SWITCHBOARD_CHAT_SEND_INTERVAL_MS", 1000)?,
             bot_send_rate: env_parse("SWITCHBOARD_BOT_SEND_RATE", 30)?,

@@ -282,9 +282,19 @@ async fn broken_formatting_falls_back_to_plain_text() {
     .await;
 }
 
+fn claim_params(worker: &str, lease_ms: i64) -> switchboard_db::outbox::ClaimParams<'_> {
+    switchboard_db::outbox::ClaimParams {
+        worker,
+        limit: 100,
+        lease_ms,
+        default_rate: 30,
+        horizon_ms: 500,
+    }
+}
+
 #[tokio::test]
 async fn an_outcome_recorded_after_the_lease_ran_out_does_not_overwrite_the_new_owner() {
-    use switchboard_db::messages::{self, ClaimRef};
+    use switchboard_db::outbox::{self, SentOutcome};
     let app = TestApp::start_with(Options {
         jobs: false,
         ..Default::default()
@@ -294,53 +304,49 @@ async fn an_outcome_recorded_after_the_lease_ran_out_does_not_overwrite_the_new_
     let bot = app.connect_bot(&t, "acme_bot").await;
     // No worker runs: the welcome reply waits in the queue.
     app.say(&bot, &alice(), "/start").await;
-    let (end_user, pending): (uuid::Uuid, i64) = sqlx::query_as(
-        "select end_user_id, count(*) over () from messages
-         where tenant_id = $1 and delivery_status = 'pending' order by id limit 1",
-    )
-    .bind(t.id)
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
-    assert!(pending >= 1);
-    let end_user = switchboard_core::EndUserId(end_user);
-    // Worker A claims with a lease that runs out at once; worker B takes the message over.
-    let a = messages::claim_next(&app.db.pool, t.id, end_user, 0, 0)
-        .await
-        .unwrap()
-        .expect("A claims");
+    // Worker A claims with a lease that runs out at once; worker B takes the chat over.
+    let a = outbox::claim(&app.db.pool, &claim_params("a", 0)).await.unwrap();
+    assert_eq!(a.len(), 1, "one message per chat");
+    let a = a.into_iter().next().unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let b = messages::claim_next(&app.db.pool, t.id, end_user, 60_000, 0)
+    let b = outbox::claim(&app.db.pool, &claim_params("b", 60_000))
         .await
-        .unwrap()
-        .expect("B takes the expired lease over");
+        .unwrap();
+    assert_eq!(b.len(), 1, "B takes the expired lease over");
+    let b = b.into_iter().next().unwrap();
     assert_eq!(a.id, b.id);
     assert_eq!(b.attempts, a.attempts + 1);
-    let a_ref = ClaimRef {
-        id: a.id,
-        attempts: a.attempts,
-    };
-    let b_ref = ClaimRef {
-        id: b.id,
-        attempts: b.attempts,
-    };
+    // While B holds it, nobody else gets the chat.
+    assert!(outbox::claim(&app.db.pool, &claim_params("c", 60_000))
+        .await
+        .unwrap()
+        .is_empty());
     // A's late timeout would put it back in the queue (a third send): refused.
     let retry_at = chrono::Utc::now() + chrono::Duration::seconds(5);
     assert!(
-        !messages::mark_retry(&app.db.pool, t.id, a_ref, retry_at, "timeout")
+        !outbox::record_retry(&app.db.pool, a.claim(), retry_at, "timeout")
             .await
             .unwrap()
     );
-    assert!(messages::mark_sent(&app.db.pool, t.id, b_ref, 777, 0)
-        .await
-        .unwrap());
+    let sent = |claim, id| SentOutcome {
+        claim,
+        telegram_message_id: id,
+        pace_ms: 0,
+    };
+    assert_eq!(
+        outbox::record_sent(&app.db.pool, &[sent(b.claim(), 777)])
+            .await
+            .unwrap(),
+        vec![b.id]
+    );
     // Nor can A's late failure or success overwrite B's result.
-    assert!(!messages::mark_failed(&app.db.pool, t.id, a_ref, "late")
+    assert!(!outbox::record_failed(&app.db.pool, a.claim(), "late")
         .await
         .unwrap());
-    assert!(!messages::mark_sent(&app.db.pool, t.id, a_ref, 666, 0)
+    assert!(outbox::record_sent(&app.db.pool, &[sent(a.claim(), 666)])
         .await
-        .unwrap());
+        .unwrap()
+        .is_empty());
     let (status, telegram_id): (String, Option<i64>) = sqlx::query_as(
         "select delivery_status, telegram_message_id from messages where tenant_id = $1 and id = $2",
     )
@@ -350,4 +356,14 @@ async fn an_outcome_recorded_after_the_lease_ran_out_does_not_overwrite_the_new_
     .await
     .unwrap();
     assert_eq!((status.as_str(), telegram_id), ("sent", Some(777)));
+    // Finished: the next claim drops the chat from the queue.
+    assert!(outbox::claim(&app.db.pool, &claim_params("c", 60_000))
+        .await
+        .unwrap()
+        .is_empty());
+    let queued: i64 = sqlx::query_scalar("select count(*) from delivery_queue")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(queued, 0);
 }

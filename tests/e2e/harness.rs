@@ -143,9 +143,8 @@ impl Default for WorkerOptions {
                 name: "test-worker".into(),
                 concurrency: 8,
                 shutdown_grace: Duration::from_secs(5),
-                keep_alive: Duration::from_secs(1),
-                orphaned_after: Duration::from_secs(3),
                 upkeep_interval: Duration::from_secs(1),
+                delivery_poll: Duration::from_millis(50),
                 poll: switchboard_jobs::polling::PollConfig {
                     lease: Duration::from_secs(3),
                 },

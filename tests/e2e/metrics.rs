@@ -23,6 +23,17 @@ impl Scrape {
         })
     }
 
+    /// The sum of every series of the family `name` (any labels).
+    fn sum(&self, name: &str) -> f64 {
+        self.text
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+                rest.rsplit_once(' ')?.1.parse::<f64>().ok()
+            })
+            .sum()
+    }
+
     /// Like [`Scrape::value`], failing the test when the series is missing.
     fn get(&self, series: &str) -> f64 {
         self.value(series)
@@ -216,7 +227,6 @@ async fn a_scrape_counts_webhook_outcomes_deliveries_and_routes_by_template() {
     assert!(s
         .value("switchboard_delivery_queue_oldest_age_seconds")
         .is_some());
-    assert!(s.value("switchboard_jobs_pending").is_some());
 }
 
 #[tokio::test]
@@ -234,7 +244,23 @@ async fn queue_gauges_come_from_the_database_and_are_cached() {
 
     let s = scrape(&app, None).await;
     assert_eq!(s.get("switchboard_delivery_queue_depth"), 1.0);
-    assert_eq!(s.get("switchboard_jobs_pending"), 1.0);
+    let series = format!(
+        r#"{{tenant="{}",bot="{}"}}"#,
+        t.id,
+        sqlx::query_scalar::<_, uuid::Uuid>("select id from bots where username = 'acme_bot'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get(&format!("switchboard_delivery_backlog_chats{series}")), 1.0);
+    assert_eq!(
+        s.get(&format!("switchboard_delivery_backlog_ready_chats{series}")),
+        1.0
+    );
+    let ready_age = s.get(&format!(
+        "switchboard_delivery_backlog_oldest_ready_age_seconds{series}"
+    ));
+    assert!((1.0..60.0).contains(&ready_age), "oldest ready age {ready_age}");
     let age = s.get("switchboard_delivery_queue_oldest_age_seconds");
     assert!((1.0..60.0).contains(&age), "oldest message age {age}");
 
@@ -242,7 +268,7 @@ async fn queue_gauges_come_from_the_database_and_are_cached() {
     app.say(&bot, &bob(), "/start").await;
     let again = scrape(&app, None).await;
     assert_eq!(again.get("switchboard_delivery_queue_depth"), 1.0);
-    assert_eq!(again.get("switchboard_jobs_pending"), 1.0);
+    assert_eq!(again.sum("switchboard_delivery_backlog_chats"), 1.0);
 
     // Another app process on the same database counts its own traffic: none.
     let other = app.replica().await;
@@ -250,7 +276,7 @@ async fn queue_gauges_come_from_the_database_and_are_cached() {
     assert_eq!(s2.get("switchboard_webhook_updates_received_total"), 0.0);
     // … but reads the shared queue: both replies are waiting.
     assert_eq!(s2.get("switchboard_delivery_queue_depth"), 2.0);
-    assert_eq!(s2.get("switchboard_jobs_pending"), 2.0);
+    assert_eq!(s2.sum("switchboard_delivery_backlog_chats"), 2.0);
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! The webhook's hot path in two statements: [`receive`] (user, inbox, open conversation)
-//! and [`record`] (state, messages, events, delivery job, notifications). With BEGIN and
+//! and [`record`] (state, messages, events, delivery queue, notifications). With BEGIN and
 //! COMMIT that is four round trips per update.
 
 use serde_json::Value;
@@ -7,7 +7,6 @@ use sqlx::PgConnection;
 use switchboard_core::{BotId, ConvStatus, ConversationId, EndUserId, RuleId, TenantId};
 
 use crate::end_users::{EndUser, TelegramUser, UPSERT_SQL};
-use crate::outbox::{DeliveryJob, DELIVERY_JOB_MAX_ATTEMPTS, DELIVERY_QUEUE};
 use crate::Result;
 
 /// What [`receive`] found.
@@ -151,13 +150,13 @@ pub struct Record {
     pub outbound: Vec<OutboundRecord>,
     pub events: Vec<EventRecord>,
     /// Test traffic from the "Try it" chat: the conversation is marked as a test, replies
-    /// are stored as delivered and no delivery job is queued.
+    /// are stored as delivered and nothing is queued for delivery.
     pub sandbox: bool,
 }
 
 /// Writes what an update decided, in one statement: the conversation (new or changed),
 /// the inbound message followed by the replies (ids in that order), the events and the
-/// delivery job (if there are replies).
+/// chat queued for delivery (if there are replies).
 pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Result<()> {
     let out_texts: Vec<&str> = r.outbound.iter().map(|o| o.text.as_str()).collect();
     let out_payloads: Vec<Option<&Value>> = r.outbound.iter().map(|o| o.payload.as_ref()).collect();
@@ -165,16 +164,11 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
         r.outbound.iter().map(|o| o.rule_id.map(|x| x.0)).collect();
     let ev_kinds: Vec<&str> = r.events.iter().map(|e| e.kind).collect();
     let ev_data: Vec<&Value> = r.events.iter().map(|e| &e.data).collect();
-    let job = DeliveryJob {
-        tenant_id: tenant,
-        bot_id: r.bot,
-        end_user_id: r.end_user,
-    };
     sqlx::query(
         "with new_conv as (
             insert into conversations (tenant_id, id, bot_id, end_user_id, status, handover_reason,
                 waiting_since, is_test)
-            select $1, $2, $3, $4, $6, $7, case when $6 = 'waiting' then now() end, $25
+            select $1, $2, $3, $4, $6, $7, case when $6 = 'waiting' then now() end, $21
             where $5
             returning id
          ), changed_conv as (
@@ -198,7 +192,7 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
                        $14::bigint as upd, $15::bigint as tmid, null::text as ds
                 union all
                 select o.ord, 'out', 'bot', 'text', o.txt, o.pl, o.rl, null, null, null, null,
-                       case when $25 then 'sent' else 'pending' end
+                       case when $21 then 'sent' else 'pending' end
                 from unnest($16::text[], $17::jsonb[], $18::uuid[]) with ordinality as o(txt, pl, rl, ord)
             ) m
             order by ord
@@ -208,17 +202,18 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
             select $1, e.kind, 'end_user', $4::text, $2, $4, e.data
             from unnest($19::text[], $20::jsonb[]) as e(kind, data)
             returning 1
-         ), job as (
-            insert into apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority)
-            select $21, $24, $22, 'Pending', 0, $23, now(), 0
-            where cardinality($16::text[]) > 0 and not $25
+         ), queued as (
+            insert into delivery_queue (tenant_id, end_user_id, bot_id)
+            select $1, $4, $3
+            where cardinality($16::text[]) > 0 and not $21
+            on conflict (tenant_id, end_user_id) do update set ready_at = delivery_queue.ready_at
             returning 1
          )
          select
             (select count(*) from new_conv) + (select count(*) from changed_conv) as conversations,
             (select count(*) from msgs) as messages,
             (select count(*) from evs) as events,
-            (select count(*) from job) as jobs",
+            (select count(*) from queued) as queued",
     )
     .bind(tenant)
     .bind(r.conversation)
@@ -240,10 +235,6 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
     .bind(&out_rules)
     .bind(&ev_kinds)
     .bind(&ev_data)
-    .bind(serde_json::to_value(&job).expect("a delivery job serialises"))
-    .bind(DELIVERY_QUEUE)
-    .bind(DELIVERY_JOB_MAX_ATTEMPTS)
-    .bind(crate::outbox::job_id())
     .bind(r.sandbox)
     .execute(conn)
     .await?;

@@ -15,10 +15,7 @@ use parking_lot::Mutex;
 use sqlx::PgPool;
 use switchboard_core::{ConversationId, TenantId};
 
-use crate::outbox::DELIVERY_QUEUE;
-
-/// The channel apalis's job listener listens on (payload: the job type).
-pub const JOBS_CHANNEL: &str = "apalis::job";
+use crate::outbox::DELIVERY_CHANNEL;
 /// The channel desks listen on (payload: a JSON array of desk events).
 pub const DESK_CHANNEL: &str = "switchboard_desk";
 /// PostgreSQL's limit for a notification payload is 8000 bytes.
@@ -49,8 +46,8 @@ impl Notifier {
         notifier
     }
 
-    /// Delivery jobs were committed: wake the workers.
-    pub fn jobs_queued(&self) {
+    /// Chats were queued for delivery (committed): wake the delivery workers.
+    pub fn deliveries_queued(&self) {
         self.pending.lock().jobs = true;
         self.wake.notify_one();
     }
@@ -73,7 +70,7 @@ impl Notifier {
             let Pending { jobs, desk } = std::mem::take(&mut *self.pending.lock());
             let mut sends: Vec<(&str, String)> = Vec::new();
             if jobs {
-                sends.push((JOBS_CHANNEL, DELIVERY_QUEUE.to_string()));
+                sends.push((DELIVERY_CHANNEL, String::new()));
             }
             let mut batch = String::from("[");
             for item in desk {

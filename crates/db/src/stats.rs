@@ -470,7 +470,8 @@ pub struct PlatformHealth {
     pub delivery_lag_seconds: Option<f64>,
     pub deliveries_pending: i64,
     pub deliveries_failed_24h: i64,
-    pub jobs_queued: i64,
+    /// Chats queued for delivery.
+    pub chats_queued: i64,
     pub inbox_failed_24h: i64,
     /// Seconds since the last update any bot received.
     pub last_update_seconds: Option<f64>,
@@ -484,7 +485,7 @@ pub async fn platform_health(pool: &PgPool) -> Result<PlatformHealth> {
             (select count(*) from messages where delivery_status in ('pending', 'sending')) as deliveries_pending,
             (select count(*) from messages where delivery_status = 'failed'
               and created_at > now() - interval '24 hours') as deliveries_failed_24h,
-            (select count(*) from apalis.jobs where status in ('Pending', 'Running')) as jobs_queued,
+            (select count(*) from delivery_queue) as chats_queued,
             (select count(*) from inbox where status = 'failed'
               and received_at > now() - interval '24 hours') as inbox_failed_24h,
             (select extract(epoch from now() - max(received_at))::float8 from inbox) as last_update_seconds",
@@ -501,16 +502,13 @@ pub struct QueueGauges {
     pub undelivered: i64,
     /// Seconds the oldest of them has waited (0 when there is none).
     pub oldest_undelivered_seconds: f64,
-    /// apalis jobs in status `Pending` (due or scheduled).
-    pub jobs_pending: i64,
 }
 
 pub async fn queue_gauges(db: impl PgExecutor<'_>) -> Result<QueueGauges> {
     Ok(sqlx::query_as(
         "select count(*) as undelivered,
                 coalesce(extract(epoch from now() - min(created_at)), 0)::float8
-                    as oldest_undelivered_seconds,
-                (select count(*) from apalis.jobs where status = 'Pending') as jobs_pending
+                    as oldest_undelivered_seconds
            from messages
           where delivery_status in ('pending', 'sending')",
     )

@@ -1,7 +1,11 @@
-//! Background work on apalis with PostgreSQL storage: the delivery workers, and the
-//! upkeep loop that re-queues stranded deliveries and purges finished jobs, the
-//! scheduled statistics roll-ups and retention ([`scheduled`]), and the poller of bots in
-//! polling mode ([`polling`]).
+//! Background work: the delivery dispatcher ([`switchboard_telegram::delivery`]), the
+//! upkeep loop that re-queues chats nothing is moving, the scheduled statistics roll-ups
+//! and retention on apalis cron ([`scheduled`]), and the poller of bots in polling mode
+//! ([`polling`]).
+//!
+//! Delivery does not run on apalis's job queue: a queue of one job per update is FIFO
+//! across tenants, and fairness and per-bot budgets need a scheduler that sees chats and
+//! bots (`db::outbox`). apalis keeps the scheduled work.
 
 pub mod polling;
 pub mod scheduled;
@@ -11,25 +15,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::*;
-use apalis_sql::postgres::{PgListen, PostgresStorage};
 use sqlx::PgPool;
-use switchboard_db::outbox::{self, DeliveryJob, DELIVERY_QUEUE};
+use switchboard_db::outbox;
+use switchboard_telegram::delivery::DeliveryConfig;
 use switchboard_telegram::Telegram;
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    /// Names this process in the job table and in polling leases (with a unique suffix).
+    /// Names this process on the chats it holds and in polling leases (with a unique suffix).
     pub name: String,
-    /// Delivery jobs run at once in this process.
+    /// Sends in flight at once in this process.
     pub concurrency: usize,
-    /// How long shutdown waits for running jobs.
+    /// How long shutdown waits for sends in flight.
     pub shutdown_grace: Duration,
-    /// How often this worker tells the others it is alive.
-    pub keep_alive: Duration,
-    /// A worker silent this long is dead: the jobs it held go back to the queue.
-    pub orphaned_after: Duration,
-    /// How often the upkeep loop re-queues stranded deliveries.
+    /// How often the upkeep loop looks for chats nothing is moving.
     pub upkeep_interval: Duration,
+    /// How often the dispatcher looks at the queue when nothing wakes it.
+    pub delivery_poll: Duration,
     /// Polling mode.
     pub poll: polling::PollConfig,
 }
@@ -38,11 +40,10 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             name: "switchboard".into(),
-            concurrency: 16,
+            concurrency: 256,
             shutdown_grace: Duration::from_secs(30),
-            keep_alive: Duration::from_secs(15),
-            orphaned_after: Duration::from_secs(60),
             upkeep_interval: Duration::from_secs(30),
+            delivery_poll: Duration::from_millis(100),
             poll: polling::PollConfig::default(),
         }
     }
@@ -65,21 +66,8 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn deliver(job: DeliveryJob, telegram: Data<Arc<Telegram>>) -> Result<(), Error> {
-    match telegram.deliver_chat(&job).await {
-        Ok(report) => {
-            tracing::debug!(tenant = %job.tenant_id, end_user = %job.end_user_id, ?report, "delivery job done");
-            Ok(())
-        }
-        Err(e) => {
-            tracing::warn!(tenant = %job.tenant_id, end_user = %job.end_user_id, error = %e, "delivery job failed; apalis will retry it");
-            Err(Error::Failed(Arc::new(Box::new(e))))
-        }
-    }
-}
-
-/// Runs the workers until `shutdown` resolves, then lets running jobs finish (up to the
-/// grace period).
+/// Runs the workers until `shutdown` resolves, then lets sends in flight finish (up to
+/// the grace period).
 pub async fn run<S>(
     pool: PgPool,
     telegram: Arc<Telegram>,
@@ -89,26 +77,7 @@ pub async fn run<S>(
 where
     S: Future<Output = ()> + Send + 'static,
 {
-    let storage_config = apalis_sql::Config::new(DELIVERY_QUEUE)
-        .set_buffer_size(config.concurrency.max(1))
-        .set_poll_interval(Duration::from_millis(200))
-        .set_keep_alive(config.keep_alive)
-        .set_reenqueue_orphaned_after(config.orphaned_after);
-    let mut storage = PostgresStorage::<DeliveryJob>::new_with_config(pool.clone(), storage_config);
-    let mut listen = PgListen::new(pool.clone())
-        .await
-        .map_err(std::io::Error::other)?;
-    listen.subscribe_with(&mut storage);
-    let _listener = AbortOnDrop(tokio::spawn(async move {
-        if let Err(e) = listen.listen().await {
-            tracing::error!(error = %e, "job notification listener stopped; falling back to polling");
-        }
-    }));
-    let _upkeep = AbortOnDrop(tokio::spawn(upkeep(
-        pool.clone(),
-        telegram.clone(),
-        config.upkeep_interval,
-    )));
+    let _upkeep = AbortOnDrop(tokio::spawn(upkeep(pool.clone(), config.upkeep_interval)));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let poller = AbortOnDrop(tokio::spawn(polling::run(
@@ -116,67 +85,55 @@ where
         telegram.clone(),
         config.poll.clone(),
         format!("{}-poll-{}", config.name, uuid::Uuid::now_v7().simple()),
+        stop_rx.clone(),
+    )));
+    let delivery = DeliveryConfig {
+        worker: format!("{}-deliver-{}", config.name, uuid::Uuid::now_v7().simple()),
+        max_in_flight: config.concurrency.max(1),
+        idle_poll: config.delivery_poll,
+        ..DeliveryConfig::default()
+    };
+    let grace = config.shutdown_grace;
+    let dispatcher = AbortOnDrop(tokio::spawn(telegram.clone().run_delivery(
+        delivery,
         stop_rx,
+        grace,
     )));
 
-    let worker_name = format!("{}-deliver-{}", config.name, uuid::Uuid::now_v7().simple());
-    tracing::info!(worker = %worker_name, concurrency = config.concurrency, "delivery workers starting");
-    let worker = WorkerBuilder::new(worker_name.clone())
-        .concurrency(config.concurrency.max(1))
-        .data(telegram)
-        .backend(storage)
-        .build_fn(deliver);
-    let grace = config.shutdown_grace;
-    let result = scheduled::register(Monitor::new().register(worker), pool.clone())
+    let result = scheduled::register(Monitor::new(), pool.clone())
         .with_terminator(tokio::time::sleep(grace))
         .run_with_signal(async move {
             shutdown.await;
-            tracing::info!("workers stopping: finishing running jobs");
+            tracing::info!("workers stopping: finishing sends in flight");
             let _ = stop_tx.send(true);
             Ok(())
         })
         .await;
-    // The poller stops with the workers: each bot finishes the update in hand and gives
-    // its lease up.
+    // The dispatcher finishes its sends and records them; the poller's bots finish the
+    // update in hand and give their leases up. Each has the grace period.
+    if tokio::time::timeout(grace * 2 + Duration::from_secs(1), dispatcher.finish())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the delivery dispatcher did not stop in time; its chats are taken over when their leases run out");
+    }
     if tokio::time::timeout(grace, poller.finish()).await.is_err() {
         tracing::warn!("the poller did not stop in time; its leases run out by themselves");
-    }
-    // Nothing of this worker runs any more: what it still holds goes back to the others.
-    match outbox::release_worker_jobs(&pool, &worker_name).await {
-        Ok(0) => {}
-        Ok(n) => {
-            tracing::info!(worker = %worker_name, jobs = n, "returned unfinished jobs to the queue")
-        }
-        Err(e) => {
-            tracing::warn!(worker = %worker_name, error = %e, "could not return unfinished jobs to the queue; they wait until this worker is declared dead")
-        }
     }
     result
 }
 
-/// Every `every` (30 s): re-queue deliveries no job is moving, and drop finished jobs
-/// after an hour.
-async fn upkeep(pool: PgPool, telegram: Arc<Telegram>, every: Duration) {
+/// Every `every` (30 s): queue chats with undelivered messages but no queue row (a safety
+/// net: nothing should leave one).
+async fn upkeep(pool: PgPool, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match outbox::stranded_chats(&pool, 120, 500).await {
-            Ok(jobs) => {
-                for job in &jobs {
-                    if let Err(e) = outbox::enqueue_delivery(&pool, job, None).await {
-                        tracing::warn!(error = %e, "could not re-queue a stranded delivery");
-                    }
-                }
-                if !jobs.is_empty() {
-                    telegram.notifier.jobs_queued();
-                    tracing::warn!(chats = jobs.len(), "re-queued stranded deliveries");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "stranded delivery check failed"),
-        }
-        if let Err(e) = outbox::purge_finished_jobs(&pool, 3_600).await {
-            tracing::warn!(error = %e, "purging finished jobs failed");
+        match outbox::requeue_orphans(&pool, 1_000).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(chats = n, "queued chats with undelivered messages that had no queue entry"),
+            Err(e) => tracing::warn!(error = %e, "the delivery upkeep check failed"),
         }
     }
 }

@@ -85,14 +85,33 @@ impl Rejection {
 }
 
 /// What the delivery queue looked like when the database was last asked.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct QueueSample {
     /// Outgoing messages `pending` or `sending`.
     pub undelivered: i64,
     /// Age of the oldest of them, in seconds (0 when there is none).
     pub oldest_undelivered_age_secs: f64,
-    /// apalis jobs in status `Pending`.
-    pub jobs_pending: i64,
+    /// Each bot with a backlog (bots with nothing to send are left out).
+    pub backlog: Vec<BotBacklog>,
+}
+
+/// One bot's delivery backlog.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BotBacklog {
+    pub tenant: String,
+    pub bot: String,
+    /// Chats with messages to send.
+    pub chats: i64,
+    /// Of those, chats ready to be sent to now (not paced, not in flight).
+    pub ready_chats: i64,
+    /// How long the longest-waiting ready chat has waited, in seconds.
+    pub oldest_ready_age_secs: f64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BacklogLabels {
+    tenant: String,
+    bot: String,
 }
 
 /// The metrics of one process.
@@ -121,7 +140,9 @@ pub struct Metrics {
 
     queue_undelivered: Gauge,
     queue_oldest_age: Gauge<f64, AtomicU64>,
-    jobs_pending: Gauge,
+    backlog_chats: Family<BacklogLabels, Gauge>,
+    backlog_ready: Family<BacklogLabels, Gauge>,
+    backlog_oldest_ready: Family<BacklogLabels, Gauge<f64, AtomicU64>>,
     /// When the queue gauges were last read from the database. Held across the query,
     /// so concurrent scrapes wait for one query instead of each running their own.
     queue_sampled_at: tokio::sync::Mutex<Option<Instant>>,
@@ -167,7 +188,9 @@ impl Metrics {
         let matcher_duration = Histogram::new(MATCHER_BUCKETS);
         let queue_undelivered = Gauge::default();
         let queue_oldest_age = Gauge::<f64, AtomicU64>::default();
-        let jobs_pending = Gauge::default();
+        let backlog_chats = Family::<BacklogLabels, Gauge>::default();
+        let backlog_ready = Family::<BacklogLabels, Gauge>::default();
+        let backlog_oldest_ready = Family::<BacklogLabels, Gauge<f64, AtomicU64>>::default();
 
         // Every rejection reason is exported from the start (at 0), so rate() sees the
         // first one.
@@ -261,9 +284,20 @@ impl Metrics {
             queue_oldest_age.clone(),
         );
         registry.register(
-            "jobs_pending",
-            "Background jobs waiting in the queue (apalis status Pending)",
-            jobs_pending.clone(),
+            "delivery_backlog_chats",
+            "Chats with messages to send, per tenant and bot (bots with none are left out)",
+            backlog_chats.clone(),
+        );
+        registry.register(
+            "delivery_backlog_ready_chats",
+            "Chats ready to be sent to now (not paced, not in flight), per tenant and bot",
+            backlog_ready.clone(),
+        );
+        registry.register_with_unit(
+            "delivery_backlog_oldest_ready_age",
+            "How long the longest-waiting ready chat of a bot has waited, per tenant and bot",
+            Unit::Seconds,
+            backlog_oldest_ready.clone(),
         );
 
         Self {
@@ -284,7 +318,9 @@ impl Metrics {
             matcher_duration,
             queue_undelivered,
             queue_oldest_age,
-            jobs_pending,
+            backlog_chats,
+            backlog_ready,
+            backlog_oldest_ready,
             queue_sampled_at: tokio::sync::Mutex::new(None),
         }
     }
@@ -369,7 +405,21 @@ impl Metrics {
         self.queue_undelivered.set(sample.undelivered);
         self.queue_oldest_age
             .set(sample.oldest_undelivered_age_secs.max(0.0));
-        self.jobs_pending.set(sample.jobs_pending);
+        // Bots whose backlog is gone disappear from the families.
+        self.backlog_chats.clear();
+        self.backlog_ready.clear();
+        self.backlog_oldest_ready.clear();
+        for b in sample.backlog {
+            let labels = BacklogLabels {
+                tenant: b.tenant,
+                bot: b.bot,
+            };
+            self.backlog_chats.get_or_create(&labels).set(b.chats);
+            self.backlog_ready.get_or_create(&labels).set(b.ready_chats);
+            self.backlog_oldest_ready
+                .get_or_create(&labels)
+                .set(b.oldest_ready_age_secs.max(0.0));
+        }
     }
 
     /// Re-reads the queue gauges with `sample` unless they were read less than
@@ -539,7 +589,13 @@ mod tests {
                 Ok::<_, ()>(QueueSample {
                     undelivered: n,
                     oldest_undelivered_age_secs: 2.5,
-                    jobs_pending: 1,
+                    backlog: vec![BotBacklog {
+                        tenant: "t1".into(),
+                        bot: "b1".into(),
+                        chats: n,
+                        ready_chats: 1,
+                        oldest_ready_age_secs: 0.5,
+                    }],
                 })
             }
         };
@@ -553,7 +609,20 @@ mod tests {
             value(&text, "switchboard_delivery_queue_oldest_age_seconds"),
             Some(2.5)
         );
-        assert_eq!(value(&text, "switchboard_jobs_pending"), Some(1.0));
+        assert_eq!(
+            value(
+                &text,
+                r#"switchboard_delivery_backlog_chats{tenant="t1",bot="b1"}"#
+            ),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"switchboard_delivery_backlog_oldest_ready_age_seconds{tenant="t1",bot="b1"}"#
+            ),
+            Some(0.5)
+        );
         // Stale: asked again.
         m.refresh_queue(Duration::ZERO, || sample(5)).await.unwrap();
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);

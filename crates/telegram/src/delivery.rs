@@ -1,35 +1,41 @@
-//! Delivering a chat's pending messages, in order, within Telegram's limits.
-//!
-//! A delivery job names a chat. It takes the chat's oldest undelivered message under a
-//! row lock, leases it (`sending`), sends it outside any transaction, records the outcome,
-//! and moves on to the next. A message leased by another worker means that worker owns the
-//! chat for now; it re-checks for newer messages after each send, so nothing is stranded.
-//! The spacing of a chat's messages is kept in the database (`chat_pacing`), so it holds
-//! whichever worker sends. Failures are retried with backoff by scheduling a new job; 429s wait `retry_after`.
+//! The delivery scheduler: every worker process runs one dispatcher, which takes ready
+//! messages from the chat queue (`db::outbox`) in batches — round-robin between tenants,
+//! within each bot's budget shared by all processes — and sends them concurrently, each at
+//! its bot's send slot, without holding anything while it waits. Outcomes of successful
+//! sends are recorded in batches by one recorder task, which keeps them (and stops new
+//! claims) while the database is unreachable, so a message Telegram accepted is not sent
+//! again because a PostgreSQL restart hid its outcome. Failures are recorded at once: a
+//! 429 pauses the bot everywhere, transient errors are retried with backoff, refusals fail
+//! the message visibly.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use switchboard_core::bot::OutButton;
+use switchboard_core::ConversationId;
 use switchboard_db::events::{Actor, NewEvent};
-use switchboard_db::messages::{self, ClaimRef, Claimed};
-use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
+use switchboard_db::outbox::{self, ClaimParams, ClaimRef, Claimed, SentOutcome, DELIVERY_CHANNEL};
 use switchboard_db::{end_users, events, DbError};
 use teloxide::payloads::SendMessage;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, ParseMode, ReplyMarkup};
 use teloxide::ApiError;
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::cache::CacheError;
 use crate::client::TgError;
 use crate::Telegram;
 
-/// Waits shorter than this happen inside the job; longer ones are rescheduled.
-const MAX_INLINE_WAIT: Duration = Duration::from_secs(3);
 /// Attempts before a transient failure becomes final.
 pub const MAX_ATTEMPTS: i32 = 8;
 /// Attempts allowed when Telegram keeps answering 429.
 const MAX_RATE_LIMITED_ATTEMPTS: i32 = 30;
+/// Outcomes written in one statement at most.
+const RECORD_BATCH: usize = 500;
+/// How long the recorder waits for more outcomes to write together.
+const RECORD_GATHER: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -45,12 +51,37 @@ impl From<sqlx::Error> for DeliveryError {
     }
 }
 
-/// What one job run did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct DeliveryReport {
-    pub sent: u32,
-    pub failed: u32,
-    pub retry_scheduled: bool,
+/// How one process's dispatcher works.
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    /// Names this process on the chats it holds.
+    pub worker: String,
+    /// Sends in flight at once (each a few KB and a socket: I/O, not CPU).
+    pub max_in_flight: usize,
+    /// Messages taken in one claim at most.
+    pub batch: usize,
+    /// How far ahead a bot's send slots are handed out (sends then wait for their slot).
+    pub horizon: Duration,
+    /// How often the queue is looked at when nothing wakes the dispatcher.
+    pub idle_poll: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            worker: "switchboard".into(),
+            max_in_flight: 256,
+            batch: 200,
+            horizon: Duration::from_millis(500),
+            idle_poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A send Telegram accepted, on its way to the recorder.
+struct Delivered {
+    outcome: SentOutcome,
+    conversation: ConversationId,
 }
 
 fn backoff(attempts: i32) -> Duration {
@@ -93,92 +124,153 @@ fn parse_mode(payload: Option<&Value>) -> Option<ParseMode> {
 }
 
 impl Telegram {
-    /// Runs one delivery job: sends the chat's pending messages in order.
-    pub async fn deliver_chat(&self, job: &DeliveryJob) -> Result<DeliveryReport, DeliveryError> {
-        let mut report = DeliveryReport::default();
-        let tenant = job.tenant_id;
+    /// Runs this process's dispatcher until `stop` turns true, then lets the sends in
+    /// flight finish and their outcomes be recorded (up to `grace`).
+    pub async fn run_delivery(
+        self: Arc<Self>,
+        config: DeliveryConfig,
+        mut stop: watch::Receiver<bool>,
+        grace: Duration,
+    ) {
+        let wake = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen_for_work(self.pool.clone(), wake.clone()));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let (record_tx, record_rx) = mpsc::unbounded_channel::<Delivered>();
+        let recorder = tokio::spawn(self.clone().record_loop(record_rx, healthy.clone()));
+        let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         let lease_ms = self.settings.delivery_lease.as_millis() as i64;
-        let pace_ms = self.pace_ms();
-        loop {
-            // The bot's sending slot (and any pause Telegram asked for) is waited for before
-            // the claim, so the lease is not spent waiting.
-            self.limiter.acquire(job.bot_id).await;
-            match messages::claim_next(&self.pool, tenant, job.end_user_id, lease_ms, pace_ms)
-                .await?
-            {
-                Some(m) => {
-                    self.send_one(job, m, &mut report).await?;
-                    // A scheduled retry owns the rest of this chat's queue (order is kept).
-                    if report.retry_scheduled {
-                        return Ok(report);
+        tracing::info!(worker = %config.worker, in_flight = config.max_in_flight, "delivery dispatcher starting");
+
+        let mut failures = 0u32;
+        while !*stop.borrow() {
+            // While outcomes cannot be written, taking more work would only strand it.
+            if !healthy.load(Ordering::Acquire) {
+                pause(&mut stop, Duration::from_millis(200)).await;
+                continue;
+            }
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    p = permits.clone().acquire_owned() => drop(p),
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let limit = free.min(config.batch.max(1));
+            let params = ClaimParams {
+                worker: &config.worker,
+                limit: limit as i64,
+                lease_ms,
+                default_rate: self.settings.bot_rate.max(1) as i32,
+                horizon_ms: config.horizon.as_millis() as i64,
+            };
+            match outbox::claim(&self.pool, &params).await {
+                Ok(claimed) => {
+                    failures = 0;
+                    let n = claimed.len();
+                    for m in claimed {
+                        let permit = permits
+                            .clone()
+                            .try_acquire_owned()
+                            .expect("a permit per claimed message");
+                        tokio::spawn(self.clone().deliver(m, permit, record_tx.clone()));
+                    }
+                    if n == limit {
+                        // More may be ready right now.
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(config.idle_poll) => {}
+                        _ = stop.changed() => {}
                     }
                 }
-                None => {
-                    let Some(head) =
-                        messages::queue_head(&self.pool, tenant, job.end_user_id).await?
-                    else {
-                        return Ok(report);
-                    };
-                    let now = head.db_now;
-                    if head.delivery_status == "sending"
-                        && head.lease_until.is_some_and(|l| l > now)
-                    {
-                        // Another worker is sending this chat's messages and will continue.
-                        return Ok(report);
-                    }
-                    // A retry time, or the chat's pacing (one message per interval, across
-                    // all workers: Telegram's limit).
-                    let ready_at = head.next_attempt_at.max(head.next_send_at);
-                    match ready_at.filter(|t| *t > now) {
-                        Some(at) if (at - now).to_std().unwrap_or_default() > MAX_INLINE_WAIT => {
-                            enqueue_delivery(&self.pool, job, Some(at)).await?;
-                            report.retry_scheduled = true;
-                            return Ok(report);
-                        }
-                        Some(at) => {
-                            tokio::time::sleep((at - now).to_std().unwrap_or_default()).await
-                        }
-                        // Changed under us (a lease just expired, a retry or slot came due).
-                        None => {}
-                    }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "claiming deliveries failed");
+                    pause(&mut stop, Duration::from_millis(100 * u64::from(failures.min(20))))
+                        .await;
                 }
+            }
+        }
+        listener.abort();
+        tracing::info!(worker = %config.worker, "delivery dispatcher stopping: finishing sends in flight");
+        // Every send holds a permit: all of them back means nothing is in flight.
+        let all = config.max_in_flight.max(1) as u32;
+        if tokio::time::timeout(grace, permits.acquire_many(all)).await.is_err() {
+            tracing::warn!("sends still in flight at the end of the grace period; their chats are taken over when the lease runs out");
+        }
+        drop(record_tx);
+        if tokio::time::timeout(grace, recorder).await.is_err() {
+            tracing::warn!("delivery outcomes still unrecorded at the end of the grace period");
+        }
+    }
+
+    /// Sends one claimed message at its slot and deals with the outcome.
+    async fn deliver(
+        self: Arc<Self>,
+        m: Claimed,
+        _permit: OwnedSemaphorePermit,
+        recorder: mpsc::UnboundedSender<Delivered>,
+    ) {
+        if m.delay_ms > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(m.delay_ms / 1000.0)).await;
+        }
+        let result = match self.send(&m).await {
+            Ok(result) => result,
+            Err(e) => {
+                // The bot could not be loaded: the lease runs out and the chat is tried again.
+                tracing::warn!(tenant = %m.tenant_id, message = %m.id, error = %e, "could not prepare a send");
+                return;
+            }
+        };
+        match result {
+            Ok(telegram_message_id) => {
+                let delivered = Delivered {
+                    outcome: SentOutcome {
+                        claim: m.claim(),
+                        telegram_message_id,
+                        pace_ms: self.pace_ms(m.chat_id),
+                    },
+                    conversation: m.conversation_id,
+                };
+                // The recorder outlives every send (it ends when the last sender is dropped).
+                let _ = recorder.send(delivered);
+            }
+            Err(e) => {
+                if let Err(db) = self.record_failure(&m, e).await {
+                    tracing::warn!(tenant = %m.tenant_id, message = %m.id, error = %db, "recording a failed send failed; the chat is tried again when its lease runs out");
+                }
+                self.notifier.desk(m.tenant_id, m.conversation_id, "delivery");
             }
         }
     }
 
-    /// The spacing of messages to one chat, in milliseconds.
-    fn pace_ms(&self) -> i64 {
-        self.settings.chat_interval.as_millis() as i64
+    /// The spacing of messages to one chat, in milliseconds (groups: three times longer,
+    /// as Telegram allows about 20 a minute there).
+    fn pace_ms(&self, chat_id: i64) -> i64 {
+        let ms = self.settings.chat_interval.as_millis() as i64;
+        if chat_id < 0 {
+            ms * 3
+        } else {
+            ms
+        }
     }
 
-    async fn send_one(
-        &self,
-        job: &DeliveryJob,
-        m: Claimed,
-        report: &mut DeliveryReport,
-    ) -> Result<(), DeliveryError> {
-        let tenant = job.tenant_id;
-        let claim = m.claim();
-        let Some(bot) = self.caches.bot(tenant, job.bot_id).await? else {
-            messages::mark_failed(
-                &self.pool,
-                tenant,
-                claim,
-                "the bot was removed before this message could be sent",
-            )
-            .await?;
-            self.metrics.delivery_failed();
-            report.failed += 1;
-            return Ok(());
+    /// Sends a claimed message: Telegram's message id, or why not.
+    async fn send(&self, m: &Claimed) -> Result<Result<i64, SendFailure>, DeliveryError> {
+        let Some(bot) = self.caches.bot(m.tenant_id, m.bot_id).await? else {
+            return Ok(Err(SendFailure::Final(
+                "the bot was removed before this message could be sent".into(),
+            )));
         };
         if bot.sandbox {
             // The "Try it" chat reads replies from the database.
-            messages::mark_sent(&self.pool, tenant, claim, 0, 0).await?;
-            report.sent += 1;
-            return Ok(());
+            return Ok(Ok(0));
         }
         let result = if m.kind == "photo" || m.kind == "document" {
-            self.send_file(bot.token(), job, &m).await?
+            self.send_file(bot.token(), m).await?
         } else {
             let mut payload = SendMessage::new(ChatId(m.chat_id), m.text.clone());
             payload.reply_markup =
@@ -196,20 +288,18 @@ impl Telegram {
             }
             result
         };
-        let outcome = self.record_outcome(job, &m, result, report).await;
-        // Every open desk shows the new delivery state.
-        self.notifier.desk(tenant, m.conversation_id, "delivery");
-        outcome
+        Ok(result
+            .map(|sent| i64::from(sent.id.0))
+            .map_err(SendFailure::Telegram))
     }
 
     /// A photo or document from the attachments table, as a multipart upload.
     async fn send_file(
         &self,
         token: &str,
-        job: &DeliveryJob,
         m: &Claimed,
     ) -> Result<Result<teloxide::types::Message, TgError>, DeliveryError> {
-        let file = switchboard_db::attachments::get(&self.pool, job.tenant_id, m.id).await?;
+        let file = switchboard_db::attachments::get(&self.pool, m.tenant_id, m.id).await?;
         let field = if m.kind == "photo" {
             "photo"
         } else {
@@ -257,93 +347,108 @@ impl Telegram {
         Ok(result)
     }
 
-    async fn record_outcome(
-        &self,
-        job: &DeliveryJob,
-        m: &Claimed,
-        result: Result<teloxide::types::Message, TgError>,
-        report: &mut DeliveryReport,
-    ) -> Result<(), DeliveryError> {
-        let tenant = job.tenant_id;
+    /// Writes successful sends in batches. A batch that cannot be written is kept and
+    /// tried again (new claims wait meanwhile, see `healthy`): Telegram has those messages,
+    /// and only a lease running out — a minute — could make another worker send them again.
+    async fn record_loop(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Delivered>,
+        healthy: Arc<AtomicBool>,
+    ) {
+        let mut batch: Vec<Delivered> = Vec::new();
+        loop {
+            match rx.recv().await {
+                Some(d) => batch.push(d),
+                None => return,
+            }
+            let until = tokio::time::Instant::now() + RECORD_GATHER;
+            while batch.len() < RECORD_BATCH {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(d)) => batch.push(d),
+                    _ => break,
+                }
+            }
+            let outcomes: Vec<SentOutcome> = batch.iter().map(|d| d.outcome).collect();
+            let mut wait = Duration::from_millis(100);
+            loop {
+                match outbox::record_sent(&self.pool, &outcomes).await {
+                    Ok(recorded) => {
+                        healthy.store(true, Ordering::Release);
+                        if recorded.len() < outcomes.len() {
+                            // Leases ran out mid-send and other workers took those messages
+                            // over: their outcomes stand (the user may get them twice).
+                            tracing::warn!(
+                                unrecorded = outcomes.len() - recorded.len(),
+                                "sent after the lease ran out; other workers own those messages"
+                            );
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        healthy.store(false, Ordering::Release);
+                        tracing::warn!(error = %e, sends = outcomes.len(), "recording sent messages failed; keeping them and trying again");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+            for d in batch.drain(..) {
+                self.metrics.delivery_sent();
+                self.notifier
+                    .desk(d.outcome.claim.tenant_id, d.conversation, "delivery");
+            }
+        }
+    }
+
+    async fn record_failure(&self, m: &Claimed, failure: SendFailure) -> Result<(), DeliveryError> {
         let attempts = m.attempts;
         let claim = m.claim();
-        match result {
-            Ok(sent) => {
-                // Telegram has the message: a database hiccup now must not leave it
-                // `sending`, to be sent again when the lease runs out — try a few times.
-                let mut tries = 0;
-                let recorded = loop {
-                    match messages::mark_sent(
-                        &self.pool,
-                        tenant,
-                        claim,
-                        i64::from(sent.id.0),
-                        self.pace_ms(),
-                    )
-                    .await
-                    {
-                        Ok(recorded) => break recorded,
-                        Err(e) if tries < 3 => {
-                            tries += 1;
-                            tracing::warn!(tenant = %tenant, message = %m.id, error = %e, "recording a sent message failed; trying again");
-                            tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                };
-                if !recorded {
-                    // Our lease ran out mid-send and another worker took the message over:
-                    // its outcome stands (the user may get the message twice).
-                    tracing::warn!(tenant = %tenant, message = %m.id, "sent after the lease ran out; another worker owns the message");
-                }
-                self.metrics.delivery_sent();
-                report.sent += 1;
-            }
-            Err(TgError::RetryAfter(secs)) => {
+        let e = match failure {
+            SendFailure::Final(reason) => return self.fail(m, claim, &reason).await,
+            SendFailure::Telegram(e) => e,
+        };
+        match e {
+            TgError::RetryAfter(secs) => {
                 let wait = Duration::from_secs(u64::from(secs.max(1)));
-                self.limiter.pause(job.bot_id, wait);
+                let until = Utc::now() + chrono(wait);
+                // Every worker holds back this bot's sends until then.
+                outbox::pause_bot(&self.pool, m.tenant_id, m.bot_id, until).await?;
                 if attempts >= MAX_RATE_LIMITED_ATTEMPTS {
                     self.fail(
-                        job,
+                        m,
                         claim,
                         &format!("Telegram kept rate-limiting after {attempts} attempts"),
                     )
-                    .await?;
-                    report.failed += 1;
+                    .await
                 } else {
-                    self.retry_later(job, claim, wait, &TgError::RetryAfter(secs).to_string())
-                        .await?;
-                    report.retry_scheduled = true;
+                    self.retry_later(m, claim, until, &TgError::RetryAfter(secs).to_string())
+                        .await
                 }
             }
-            Err(e) if e.is_transient() => {
+            e if e.is_transient() => {
                 if attempts >= MAX_ATTEMPTS {
-                    self.fail(
-                        job,
-                        claim,
-                        &format!("gave up after {attempts} attempts: {e}"),
-                    )
-                    .await?;
-                    report.failed += 1;
+                    self.fail(m, claim, &format!("gave up after {attempts} attempts: {e}"))
+                        .await
                 } else {
-                    self.retry_later(job, claim, backoff(attempts), &e.to_string())
-                        .await?;
-                    report.retry_scheduled = true;
+                    let at = Utc::now() + chrono(backoff(attempts));
+                    self.retry_later(m, claim, at, &e.to_string()).await
                 }
             }
-            Err(TgError::Api {
+            TgError::Api {
                 kind, description, ..
-            }) => {
+            } => {
                 let reason = match kind {
                     ApiError::BotBlocked => {
                         // The desk marks the user and the conversation (once).
                         let mut tx = self.pool.begin().await?;
-                        if end_users::set_blocked(&mut *tx, tenant, job.end_user_id, true).await? {
+                        if end_users::set_blocked(&mut *tx, m.tenant_id, m.end_user_id, true)
+                            .await?
+                        {
                             events::insert(
                                 &mut tx,
-                                tenant,
+                                m.tenant_id,
                                 NewEvent::new("end_user.blocked_bot", Actor::System)
-                                    .conversation(m.conversation_id, job.end_user_id)
+                                    .conversation(m.conversation_id, m.end_user_id)
                                     .data(json!({"detected": "delivery"})),
                             )
                             .await?;
@@ -358,8 +463,8 @@ impl Telegram {
                     ApiError::InvalidToken => {
                         switchboard_db::bots::set_error(
                             &self.pool,
-                            tenant,
-                            job.bot_id,
+                            m.tenant_id,
+                            m.bot_id,
                             Some("Telegram rejected the bot token (revoked?)"),
                         )
                         .await?;
@@ -367,59 +472,80 @@ impl Telegram {
                     }
                     _ => description,
                 };
-                self.fail(job, claim, &reason).await?;
-                report.failed += 1;
+                self.fail(m, claim, &reason).await
             }
-            Err(e) => {
-                self.fail(job, claim, &e.to_string()).await?;
-                report.failed += 1;
-            }
+            e => self.fail(m, claim, &e.to_string()).await,
         }
-        Ok(())
     }
 
     async fn retry_later(
         &self,
-        job: &DeliveryJob,
+        m: &Claimed,
         claim: ClaimRef,
-        wait: Duration,
+        at: DateTime<Utc>,
         error: &str,
     ) -> Result<(), DeliveryError> {
-        let id = claim.id;
-        let mut tx = self.pool.begin().await?;
-        let at: DateTime<Utc> = Utc::now() + chrono(wait);
-        if !messages::mark_retry(&mut *tx, job.tenant_id, claim, at, error).await? {
+        if !outbox::record_retry(&self.pool, claim, at, error).await? {
             // Another worker took the message over after our lease ran out: it decides.
-            tracing::warn!(tenant = %job.tenant_id, message = %id, error, "a failed send after the lease ran out; another worker owns the message");
+            tracing::warn!(tenant = %m.tenant_id, message = %m.id, error, "a failed send after the lease ran out; another worker owns the message");
             return Ok(());
         }
-        enqueue_delivery(&mut *tx, job, Some(at)).await?;
-        tx.commit().await?;
         self.metrics.delivery_retried();
-        tracing::info!(tenant = %job.tenant_id, message = %id, wait_s = wait.as_secs(), error, "delivery will be retried");
+        tracing::info!(tenant = %m.tenant_id, message = %m.id, %at, error, "delivery will be retried");
         Ok(())
     }
 
-    async fn fail(
-        &self,
-        job: &DeliveryJob,
-        claim: ClaimRef,
-        reason: &str,
-    ) -> Result<(), DeliveryError> {
-        let id = claim.id;
+    async fn fail(&self, m: &Claimed, claim: ClaimRef, reason: &str) -> Result<(), DeliveryError> {
         let mut tx = self.pool.begin().await?;
-        if !messages::mark_failed(&mut *tx, job.tenant_id, claim, reason).await? {
-            tracing::warn!(tenant = %job.tenant_id, message = %id, reason, "a failed send after the lease ran out; another worker owns the message");
+        if !outbox::record_failed(&mut *tx, claim, reason).await? {
+            tracing::warn!(tenant = %m.tenant_id, message = %m.id, reason, "a failed send after the lease ran out; another worker owns the message");
             return Ok(());
         }
         let mut event = NewEvent::new("message.delivery_failed", Actor::System)
-            .data(json!({"message_id": id, "reason": reason}));
-        event.end_user_id = Some(job.end_user_id);
-        events::insert(&mut tx, job.tenant_id, event).await?;
+            .data(json!({"message_id": m.id, "reason": reason}));
+        event.end_user_id = Some(m.end_user_id);
+        events::insert(&mut tx, m.tenant_id, event).await?;
         tx.commit().await?;
         self.metrics.delivery_failed();
-        tracing::warn!(tenant = %job.tenant_id, message = %id, reason, "delivery failed");
+        tracing::warn!(tenant = %m.tenant_id, message = %m.id, reason, "delivery failed");
         Ok(())
+    }
+}
+
+/// Why a send did not go through.
+enum SendFailure {
+    /// Telegram (or the network) said no.
+    Telegram(TgError),
+    /// Nothing to try: the message fails with this reason.
+    Final(String),
+}
+
+/// Sleeps, or returns early when the dispatcher is told to stop.
+async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// Wakes the dispatcher when any process queues a chat (`pg_notify` after commit). If
+/// the listener cannot connect, the dispatcher still polls.
+async fn listen_for_work(pool: sqlx::PgPool, wake: Arc<Notify>) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(DELIVERY_CHANNEL).await {
+                    tracing::warn!(error = %e, "could not listen for queued deliveries");
+                } else {
+                    // recv() reconnects by itself after a lost connection.
+                    while listener.recv().await.is_ok() {
+                        wake.notify_one();
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "delivery listener cannot connect; polling"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -306,7 +306,7 @@ impl Telegram {
         inbound::record(&mut tx, tenant, &record).await?;
         tx.commit().await?;
         if !record.outbound.is_empty() && !bot.sandbox {
-            self.notifier.jobs_queued();
+            self.notifier.deliveries_queued();
         }
         // The desk hears of a new conversation in the queue ("handover") and of every
         // message of a conversation that is with people ("inbound").

@@ -8,7 +8,6 @@ pub mod client;
 pub mod delivery;
 pub mod engine;
 pub mod files;
-pub mod limiter;
 pub mod operator;
 pub mod polling;
 pub mod setup;
@@ -31,11 +30,12 @@ pub struct TelegramSettings {
     pub public_url: String,
     /// Minimum spacing of messages to one chat (Telegram: about one per second).
     pub chat_interval: std::time::Duration,
-    /// Messages per second per bot (Telegram: about 30).
+    /// Messages per second per bot, across every process, for bots without a rate of
+    /// their own (Telegram: about 30).
     pub bot_rate: u32,
-    /// How long a worker holds a message it is sending (`sending`) before another may
+    /// How long a worker holds a chat whose message it is sending before another may
     /// take it over. Longer than a Bot API call can take, so a live sender is never
-    /// doubled; it is how long a crashed worker's message waits.
+    /// doubled; it is how long a crashed worker's chats wait.
     pub delivery_lease: std::time::Duration,
 }
 
@@ -56,7 +56,6 @@ pub struct Telegram {
     pub api: BotApi,
     pub vault: Arc<Vault>,
     pub caches: Arc<Caches>,
-    pub limiter: limiter::BotRateLimiter,
     pub settings: TelegramSettings,
     /// Post-commit notifications (job wake-ups, desk events).
     pub notifier: switchboard_db::notify::Notifier,
@@ -73,7 +72,6 @@ impl Telegram {
             metrics,
             vault,
             caches,
-            limiter: limiter::BotRateLimiter::new(settings.bot_rate),
             settings,
             notifier: switchboard_db::notify::Notifier::start(pool.clone()),
             pool,

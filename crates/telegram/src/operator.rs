@@ -10,7 +10,7 @@ use switchboard_core::{ConversationId, MessageId, Role, TenantId, UserId};
 use switchboard_db::conversations::{self, Conversation};
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::messages::{self, Sender};
-use switchboard_db::outbox::{enqueue_delivery, DeliveryJob};
+use switchboard_db::outbox::{self, DeliveryChat};
 use switchboard_db::{config, end_users, events, platform, DbError, Postgres, Transaction};
 
 use crate::engine::outbound_rows;
@@ -167,15 +167,14 @@ impl Telegram {
         tenant: TenantId,
         conv: &Conversation,
     ) -> Result<(), OperatorError> {
-        enqueue_delivery(
+        outbox::enqueue(
             &mut *tx,
-            &DeliveryJob::new(tenant, conv.bot_id, conv.end_user_id),
-            None,
+            &DeliveryChat::new(tenant, conv.bot_id, conv.end_user_id),
         )
         .await?;
         conversations::touch(&mut *tx, tenant, conv.id, true).await?;
         tx.commit().await?;
-        self.notifier.jobs_queued();
+        self.notifier.deliveries_queued();
         self.notifier.desk(tenant, conv.id, "message");
         Ok(())
     }
@@ -221,10 +220,9 @@ impl Telegram {
         }
         let rows = outbound_rows(id, conv.end_user_id, Sender::System, &replies);
         messages::insert_outbound(&mut tx, tenant, &rows).await?;
-        enqueue_delivery(
+        outbox::enqueue(
             &mut *tx,
-            &DeliveryJob::new(tenant, conv.bot_id, conv.end_user_id),
-            None,
+            &DeliveryChat::new(tenant, conv.bot_id, conv.end_user_id),
         )
         .await?;
         events::insert(
@@ -236,7 +234,7 @@ impl Telegram {
         )
         .await?;
         tx.commit().await?;
-        self.notifier.jobs_queued();
+        self.notifier.deliveries_queued();
         self.notifier.desk(tenant, id, "state");
         Ok(updated)
     }
@@ -294,14 +292,13 @@ impl Telegram {
         if !messages::requeue_failed(&mut *tx, tenant, message).await? {
             return Err(OperatorError::NotFailed);
         }
-        enqueue_delivery(
+        outbox::enqueue(
             &mut *tx,
-            &DeliveryJob::new(tenant, conv.bot_id, conv.end_user_id),
-            None,
+            &DeliveryChat::new(tenant, conv.bot_id, conv.end_user_id),
         )
         .await?;
         tx.commit().await?;
-        self.notifier.jobs_queued();
+        self.notifier.deliveries_queued();
         self.notifier.desk(tenant, id, "delivery");
         Ok(())
     }

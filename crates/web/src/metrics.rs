@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use switchboard_core::vault::{secret_digest, secret_matches};
-use switchboard_metrics::QueueSample;
+use switchboard_metrics::{BotBacklog, QueueSample};
 use switchboard_telegram::Telegram;
 
 use crate::AppState;
@@ -117,10 +117,20 @@ async fn scrape(
     let refreshed = metrics
         .refresh_queue(QUEUE_SAMPLE_MAX_AGE, || async {
             let g = switchboard_db::stats::queue_gauges(pool).await?;
+            let backlog = switchboard_db::outbox::backlog(pool).await?;
             Ok::<_, switchboard_db::DbError>(QueueSample {
                 undelivered: g.undelivered,
                 oldest_undelivered_age_secs: g.oldest_undelivered_seconds,
-                jobs_pending: g.jobs_pending,
+                backlog: backlog
+                    .into_iter()
+                    .map(|b| BotBacklog {
+                        tenant: b.tenant_id.to_string(),
+                        bot: b.bot_id.to_string(),
+                        chats: b.chats,
+                        ready_chats: b.ready_chats,
+                        oldest_ready_age_secs: b.oldest_ready_seconds,
+                    })
+                    .collect(),
             })
         })
         .await;

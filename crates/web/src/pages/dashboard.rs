@@ -46,12 +46,20 @@ async fn dashboard(State(state): State<AppState>, member: Member) -> PageResult 
         .map(|(key, done, url)| json!({"key": key, "done": done, "url": url}))
         .collect();
     let onboarding_done = steps.iter().all(|s| s["done"] == true);
+    let backlog = switchboard_db::outbox::tenant_backlog(&state.pool, member.tenant.id).await?;
+    let backlog = (!backlog.is_empty()).then(|| {
+        json!({
+            "chats": backlog.iter().map(|b| b.chats).sum::<i64>(),
+            "seconds": backlog.iter().map(|b| b.oldest_ready_seconds).fold(0.0, f64::max).round() as i64,
+        })
+    });
     render(
         &state,
         &member.viewer,
         Some(&member),
         "admin/dashboard.html",
-        json!({"numbers": numbers, "waiting": waiting, "steps": steps, "onboarding_done": onboarding_done}),
+        json!({"numbers": numbers, "waiting": waiting, "steps": steps, "onboarding_done": onboarding_done,
+               "backlog": backlog}),
     )
     .await
 }

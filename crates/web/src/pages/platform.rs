@@ -55,18 +55,20 @@ async fn tenants(
 }
 
 /// Per-tenant totals of the last 30 days (from the roll-ups) and the platform's health:
-/// delivery queue and lag, failed deliveries, job queue, webhook errors per bot.
+/// delivery queue and lag, the backlog per bot, failed deliveries, webhook errors per bot.
 async fn health(State(state): State<AppState>, signed: SignedIn) -> PageResult {
     require_superuser(&signed)?;
     let health = switchboard_db::stats::platform_health(&state.pool).await?;
     let bots = switchboard_db::stats::bot_health(&state.pool).await?;
     let totals = switchboard_db::stats::platform_totals(&state.pool).await?;
+    let mut backlog = switchboard_db::outbox::backlog(&state.pool).await?;
+    backlog.truncate(50);
     render(
         &state,
         &signed.0,
         None,
         "platform/health.html",
-        json!({"health": health, "bots": bots, "totals": totals}),
+        json!({"health": health, "bots": bots, "totals": totals, "backlog": backlog}),
     )
     .await
 }
