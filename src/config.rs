@@ -72,7 +72,7 @@ impl Config {
             public_url,
             telegram_api_url: telegram_api_url.to_string(),
             data_dir: std::env::temp_dir(),
-            worker_concurrency: 8,
+            worker_concurrency: 64,
             json_logs: false,
             chat_send_interval_ms: 1000,
             bot_send_rate: 30,

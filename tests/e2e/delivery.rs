@@ -305,7 +305,9 @@ async fn an_outcome_recorded_after_the_lease_ran_out_does_not_overwrite_the_new_
     // No worker runs: the welcome reply waits in the queue.
     app.say(&bot, &alice(), "/start").await;
     // Worker A claims with a lease that runs out at once; worker B takes the chat over.
-    let a = outbox::claim(&app.db.pool, &claim_params("a", 0)).await.unwrap();
+    let a = outbox::claim(&app.db.pool, &claim_params("a", 0))
+        .await
+        .unwrap();
     assert_eq!(a.len(), 1, "one message per chat");
     let a = a.into_iter().next().unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod delivery;
 mod desk;
+mod fairness;
 mod harness;
 mod isolation;
 mod matcher;

@@ -252,7 +252,10 @@ async fn queue_gauges_come_from_the_database_and_are_cached() {
             .await
             .unwrap()
     );
-    assert_eq!(s.get(&format!("switchboard_delivery_backlog_chats{series}")), 1.0);
+    assert_eq!(
+        s.get(&format!("switchboard_delivery_backlog_chats{series}")),
+        1.0
+    );
     assert_eq!(
         s.get(&format!("switchboard_delivery_backlog_ready_chats{series}")),
         1.0
@@ -260,7 +263,10 @@ async fn queue_gauges_come_from_the_database_and_are_cached() {
     let ready_age = s.get(&format!(
         "switchboard_delivery_backlog_oldest_ready_age_seconds{series}"
     ));
-    assert!((1.0..60.0).contains(&ready_age), "oldest ready age {ready_age}");
+    assert!(
+        (1.0..60.0).contains(&ready_age),
+        "oldest ready age {ready_age}"
+    );
     let age = s.get("switchboard_delivery_queue_oldest_age_seconds");
     assert!((1.0..60.0).contains(&age), "oldest message age {age}");
 

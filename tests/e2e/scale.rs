@@ -355,7 +355,6 @@ async fn a_graceful_restart_mid_run_repeats_nothing_and_strands_nothing() {
             concurrency: 8,
             ..Default::default()
         },
-        ..Default::default()
     };
     let leaving_worker = app.worker(production.clone());
     let worker = app.worker(production);

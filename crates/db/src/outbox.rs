@@ -89,6 +89,8 @@ pub struct Claimed {
     /// Attempts including this one.
     pub attempts: i32,
     pub chat_id: i64,
+    /// The spacing of this bot's sends, in milliseconds.
+    pub interval_ms: f64,
     /// How long from now until this message's send slot (the bot's budget).
     pub delay_ms: f64,
 }
@@ -120,14 +122,16 @@ impl Claimed {
 /// Takes up to `limit` ready messages, one per chat, in one statement:
 ///
 /// 1. the bots with queued chats (a skip scan of `delivery_queue_bot_ready_idx`);
-/// 2. their budgets, locked (`skip locked`: a bot another worker is claiming for right now
+/// 2. their budgets (sends spaced 10% wider than `1 / rate`, so that a send woken
+///    late on a busy machine cannot push one more than `rate` into a second), locked (`skip locked`: a bot another worker is claiming for right now
 ///    is left to it), unless paused or already spent beyond the horizon; each grants as
 ///    many sends as fit in its slots up to `now + horizon`;
 /// 3. for each bot, its ready chats up to the grant, oldest first, locked (`skip locked`);
 /// 4. each chat's oldest undelivered message; a chat without one is finished and its row
 ///    deleted (under our lock, so an enqueue waiting on it inserts a new row afterwards);
 /// 5. round-robin: the first chat of every tenant (its bots taken in turn), then the
-///    second, … up to `limit`;
+///    second, … up to `limit`; among equals, the bot whose budget is least spent first (a
+///    bot that has not sent for a while goes before one sending flat out);
 /// 6. the chosen messages get consecutive slots of their bot (returned as `delay_ms`), the
 ///    budget moves past them, the chats are leased to this worker and the messages marked
 ///    `sending` with one more attempt.
@@ -142,7 +146,7 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
          ), budget as (
             select s.tenant_id, s.bot_id,
                    greatest(s.next_slot_at, now()) as first_slot,
-                   1000.0 / coalesce(b.send_rate, $4) as interval_ms
+                   1100.0 / coalesce(b.send_rate, $4) as interval_ms
             from busy
             join bot_send_budget s on s.bot_id = busy.bot_id
             join bots b on b.tenant_id = s.tenant_id and b.id = s.bot_id
@@ -198,7 +202,7 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
          ), chosen as (
             select c.*, row_number() over (partition by c.bot_id order by c.ready_at) - 1 as k,
                    count(*) over (partition by c.bot_id) as per_bot
-            from (select * from by_tenant order by tenant_rank, ready_at limit $2) c
+            from (select * from by_tenant order by tenant_rank, first_slot, ready_at limit $2) c
          ), slots as (
             select c.*, c.first_slot + make_interval(secs => c.k * c.interval_ms / 1000) as slot_at
             from chosen c
@@ -225,8 +229,9 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
          where m.tenant_id = s.tenant_id and m.id = s.message_id
            and u.tenant_id = s.tenant_id and u.id = s.end_user_id
          returning m.tenant_id, s.bot_id, m.end_user_id, m.id, m.conversation_id, m.kind, m.text,
-            m.payload, m.attempts, u.chat_id,
-            greatest(0, extract(epoch from (s.slot_at - now())) * 1000)::float8 as delay_ms",
+            m.payload, m.attempts, u.chat_id, s.interval_ms::float8 as interval_ms,
+            greatest(0, extract(epoch from (s.slot_at - clock_timestamp())) * 1000)::float8
+                as delay_ms",
     )
     .bind(p.worker)
     .bind(p.limit)
@@ -367,14 +372,16 @@ pub async fn set_send_rate(
     bot: BotId,
     rate: Option<i32>,
 ) -> Result<bool> {
-    Ok(sqlx::query("update bots set send_rate = $3 where tenant_id = $1 and id = $2")
-        .bind(tenant)
-        .bind(bot)
-        .bind(rate)
-        .execute(db)
-        .await?
-        .rows_affected()
-        > 0)
+    Ok(
+        sqlx::query("update bots set send_rate = $3 where tenant_id = $1 and id = $2")
+            .bind(tenant)
+            .bind(bot)
+            .bind(rate)
+            .execute(db)
+            .await?
+            .rows_affected()
+            > 0,
+    )
 }
 
 /// The safety net: chats with undelivered messages but no queue row (nothing should

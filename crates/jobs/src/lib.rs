@@ -94,21 +94,28 @@ where
         ..DeliveryConfig::default()
     };
     let grace = config.shutdown_grace;
-    let dispatcher = AbortOnDrop(tokio::spawn(telegram.clone().run_delivery(
-        delivery,
-        stop_rx,
-        grace,
-    )));
+    let dispatcher = AbortOnDrop(tokio::spawn(
+        telegram.clone().run_delivery(delivery, stop_rx, grace),
+    ));
 
-    let result = scheduled::register(Monitor::new(), pool.clone())
-        .with_terminator(tokio::time::sleep(grace))
-        .run_with_signal(async move {
-            shutdown.await;
-            tracing::info!("workers stopping: finishing sends in flight");
-            let _ = stop_tx.send(true);
-            Ok(())
-        })
-        .await;
+    // The scheduled work runs on its own: its ticks are idempotent and guarded by advisory
+    // locks, so a stop need not wait for apalis to wind its cron streams down.
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut monitor = tokio::spawn(
+        scheduled::register(Monitor::new(), pool.clone())
+            .with_terminator(tokio::time::sleep(grace))
+            .run_with_signal(async move {
+                let _ = signal_rx.await;
+                Ok(())
+            }),
+    );
+    let result = tokio::select! {
+        finished = &mut monitor => Some(finished.unwrap_or_else(|e| Err(std::io::Error::other(e)))),
+        () = shutdown => None,
+    };
+    tracing::info!("workers stopping: finishing sends in flight");
+    let _ = stop_tx.send(true);
+    let _ = signal_tx.send(());
     // The dispatcher finishes its sends and records them; the poller's bots finish the
     // update in hand and give their leases up. Each has the grace period.
     if tokio::time::timeout(grace * 2 + Duration::from_secs(1), dispatcher.finish())
@@ -120,6 +127,16 @@ where
     if tokio::time::timeout(grace, poller.finish()).await.is_err() {
         tracing::warn!("the poller did not stop in time; its leases run out by themselves");
     }
+    let result = match result {
+        Some(r) => r,
+        None => match tokio::time::timeout(Duration::from_secs(2), &mut monitor).await {
+            Ok(finished) => finished.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Err(_) => {
+                monitor.abort();
+                Ok(())
+            }
+        },
+    };
     result
 }
 
@@ -132,7 +149,10 @@ async fn upkeep(pool: PgPool, every: Duration) {
         tick.tick().await;
         match outbox::requeue_orphans(&pool, 1_000).await {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(chats = n, "queued chats with undelivered messages that had no queue entry"),
+            Ok(n) => tracing::warn!(
+                chats = n,
+                "queued chats with undelivered messages that had no queue entry"
+            ),
             Err(e) => tracing::warn!(error = %e, "the delivery upkeep check failed"),
         }
     }

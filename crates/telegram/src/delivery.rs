@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use switchboard_core::bot::OutButton;
-use switchboard_core::ConversationId;
+use switchboard_core::{BotId, ConversationId};
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::outbox::{self, ClaimParams, ClaimRef, Claimed, SentOutcome, DELIVERY_CHANNEL};
 use switchboard_db::{end_users, events, DbError};
@@ -75,6 +75,29 @@ impl Default for DeliveryConfig {
             horizon: Duration::from_millis(500),
             idle_poll: Duration::from_millis(100),
         }
+    }
+}
+
+/// The last send of each bot from this process. Slots come from the database, but a
+/// claim's answer and a task's wake-up arrive a little late or early, which could squeeze
+/// two sends together; this keeps this process's sends of a bot an interval apart.
+#[derive(Default)]
+struct LocalSpacing(parking_lot::Mutex<std::collections::HashMap<BotId, tokio::time::Instant>>);
+
+impl LocalSpacing {
+    /// When this send may go: now, or an interval after the bot's previous one.
+    fn reserve(&self, bot: BotId, interval: Duration) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let mut map = self.0.lock();
+        if map.len() > 10_000 {
+            map.retain(|_, at| *at + Duration::from_secs(1) > now);
+        }
+        let at = match map.get(&bot) {
+            Some(last) => (*last + interval).max(now),
+            None => now,
+        };
+        map.insert(bot, at);
+        at
     }
 }
 
@@ -138,6 +161,7 @@ impl Telegram {
         let (record_tx, record_rx) = mpsc::unbounded_channel::<Delivered>();
         let recorder = tokio::spawn(self.clone().record_loop(record_rx, healthy.clone()));
         let permits = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
+        let spacing = Arc::new(LocalSpacing::default());
         let lease_ms = self.settings.delivery_lease.as_millis() as i64;
         tracing::info!(worker = %config.worker, in_flight = config.max_in_flight, "delivery dispatcher starting");
 
@@ -173,7 +197,12 @@ impl Telegram {
                             .clone()
                             .try_acquire_owned()
                             .expect("a permit per claimed message");
-                        tokio::spawn(self.clone().deliver(m, permit, record_tx.clone()));
+                        tokio::spawn(self.clone().deliver(
+                            m,
+                            permit,
+                            spacing.clone(),
+                            record_tx.clone(),
+                        ));
                     }
                     if n == limit {
                         // More may be ready right now.
@@ -189,8 +218,11 @@ impl Telegram {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, "claiming deliveries failed");
-                    pause(&mut stop, Duration::from_millis(100 * u64::from(failures.min(20))))
-                        .await;
+                    pause(
+                        &mut stop,
+                        Duration::from_millis(100 * u64::from(failures.min(20))),
+                    )
+                    .await;
                 }
             }
         }
@@ -198,7 +230,10 @@ impl Telegram {
         tracing::info!(worker = %config.worker, "delivery dispatcher stopping: finishing sends in flight");
         // Every send holds a permit: all of them back means nothing is in flight.
         let all = config.max_in_flight.max(1) as u32;
-        if tokio::time::timeout(grace, permits.acquire_many(all)).await.is_err() {
+        if tokio::time::timeout(grace, permits.acquire_many(all))
+            .await
+            .is_err()
+        {
             tracing::warn!("sends still in flight at the end of the grace period; their chats are taken over when the lease runs out");
         }
         drop(record_tx);
@@ -212,11 +247,14 @@ impl Telegram {
         self: Arc<Self>,
         m: Claimed,
         _permit: OwnedSemaphorePermit,
+        spacing: Arc<LocalSpacing>,
         recorder: mpsc::UnboundedSender<Delivered>,
     ) {
         if m.delay_ms > 0.0 {
             tokio::time::sleep(Duration::from_secs_f64(m.delay_ms / 1000.0)).await;
         }
+        let interval = Duration::from_secs_f64(m.interval_ms.max(0.0) / 1000.0);
+        tokio::time::sleep_until(spacing.reserve(m.bot_id, interval)).await;
         let result = match self.send(&m).await {
             Ok(result) => result,
             Err(e) => {
@@ -242,7 +280,8 @@ impl Telegram {
                 if let Err(db) = self.record_failure(&m, e).await {
                     tracing::warn!(tenant = %m.tenant_id, message = %m.id, error = %db, "recording a failed send failed; the chat is tried again when its lease runs out");
                 }
-                self.notifier.desk(m.tenant_id, m.conversation_id, "delivery");
+                self.notifier
+                    .desk(m.tenant_id, m.conversation_id, "delivery");
             }
         }
     }

@@ -48,6 +48,9 @@ pub struct Call {
     pub params: Value,
     /// The HTTP status the fake answered with.
     pub status: u16,
+    /// When the call arrived, in milliseconds since the Unix epoch (before any latency the
+    /// fake adds): what Telegram's limits are measured on.
+    pub received_ms: i64,
 }
 
 /// A message a bot sent (successfully).
@@ -178,7 +181,33 @@ struct Inner {
     polls: HashMap<i64, u64>,
 }
 
+/// How the fake imitates Telegram's speed and limits. Off by default (tests that do not
+/// ask for them get instant, unlimited answers).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Limits {
+    /// Each Bot API answer takes between these many milliseconds (uniformly drawn);
+    /// real `sendMessage` calls take ~50–300 ms.
+    #[serde(default)]
+    pub latency_ms: (u64, u64),
+    /// Sends per bot in any one second; one more is answered 429 with `retry_after`.
+    #[serde(default)]
+    pub bot_per_second: Option<u32>,
+    /// Minimum spacing of sends to one chat; a closer one is answered 429.
+    #[serde(default)]
+    pub chat_interval_ms: Option<u64>,
+}
+
+/// Recent sends, for the limits.
+#[derive(Default)]
+struct SendLog {
+    per_bot: HashMap<i64, std::collections::VecDeque<tokio::time::Instant>>,
+    per_chat: HashMap<(i64, i64), tokio::time::Instant>,
+}
+
 struct Shared {
+    limits: Mutex<Limits>,
+    send_log: Mutex<SendLog>,
+    jitter: AtomicI64,
     inner: Mutex<Inner>,
     changed: tokio::sync::Notify,
     next_update_id: AtomicI64,
@@ -202,6 +231,9 @@ impl FakeTelegram {
 
     pub async fn bind(addr: SocketAddr) -> Self {
         let shared = Arc::new(Shared {
+            limits: Mutex::new(Limits::default()),
+            send_log: Mutex::new(SendLog::default()),
+            jitter: AtomicI64::new(0x2545_f491),
             inner: Mutex::new(Inner::default()),
             changed: tokio::sync::Notify::new(),
             next_update_id: AtomicI64::new(100_000),
@@ -230,6 +262,16 @@ impl FakeTelegram {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Every bot the fake knows.
+    pub fn bots(&self) -> Vec<FakeBot> {
+        self.shared.inner.lock().bots.values().cloned().collect()
+    }
+
+    /// Imitates Telegram's latency and limits from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        *self.shared.limits.lock() = limits;
     }
 
     /// Registers a bot and returns it with its token.
@@ -698,6 +740,31 @@ async fn bot_api(
         Some(f.kind.clone())
     });
 
+    let received_ms = chrono::Utc::now().timestamp_millis();
+    let limits = shared.limits.lock().clone();
+    let is_send = matches!(
+        method_lc.as_str(),
+        "sendmessage" | "sendphoto" | "senddocument" | "copymessage" | "forwardmessage"
+    );
+    let throttled = match (&bot, is_send, &failure) {
+        (Some(bot), true, None) => throttle(
+            &shared,
+            &limits,
+            bot.id,
+            params.get("chat_id").and_then(as_i64),
+        ),
+        _ => None,
+    };
+    let (low, high) = limits.latency_ms;
+    if high > 0 && method_lc != "getupdates" {
+        // A cheap deterministic spread (no need for a cryptographic draw here).
+        let x = shared.jitter.fetch_add(0x9e37_79b9, Ordering::Relaxed) as u64;
+        let x = (x ^ (x >> 13)).wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let ms = low + x % (high.saturating_sub(low) + 1);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let failure = failure.or(throttled);
+
     let (status, body) = match (&bot, failure) {
         (None, _) => api_error(401, "Unauthorized"),
         (Some(_), Some(FailKind::RetryAfter { seconds })) => (
@@ -730,10 +797,44 @@ async fn bot_api(
             method: method.clone(),
             params,
             status: status.as_u16(),
+            received_ms,
         });
     }
     shared.changed.notify_waiters();
     (status, Json(body)).into_response()
+}
+
+/// Telegram's limits, as the fake imitates them: a send over the bot's budget for the last
+/// second, or too soon after the last one to the same chat, is refused with 429. Accepted
+/// sends are counted.
+fn throttle(shared: &Shared, limits: &Limits, bot: i64, chat: Option<i64>) -> Option<FailKind> {
+    if limits.bot_per_second.is_none() && limits.chat_interval_ms.is_none() {
+        return None;
+    }
+    let now = tokio::time::Instant::now();
+    let mut log = shared.send_log.lock();
+    let window = log.per_bot.entry(bot).or_default();
+    while window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+    {
+        window.pop_front();
+    }
+    if let Some(rate) = limits.bot_per_second {
+        if window.len() >= rate as usize {
+            return Some(FailKind::RetryAfter { seconds: 1 });
+        }
+    }
+    if let (Some(interval), Some(chat)) = (limits.chat_interval_ms, chat) {
+        if let Some(last) = log.per_chat.get(&(bot, chat)) {
+            if now.duration_since(*last) < Duration::from_millis(interval) {
+                return Some(FailKind::RetryAfter { seconds: 1 });
+            }
+        }
+        log.per_chat.insert((bot, chat), now);
+    }
+    log.per_bot.entry(bot).or_default().push_back(now);
+    None
 }
 
 /// `getUpdates` with long polling: waits up to `timeout` seconds for an update. As with
@@ -1146,6 +1247,20 @@ fn control_router() -> Router<Arc<Shared>> {
         .route("/_fake/bots/{username}/messages", get(control_messages))
         .route("/_fake/calls", get(control_calls))
         .route("/_fake/fail", post(control_fail))
+        .route(
+            "/_fake/limits",
+            post(control_limits).get(control_get_limits),
+        )
+}
+
+/// `POST /_fake/limits` `{"latency_ms": [50, 300], "bot_per_second": 30, "chat_interval_ms": 1000}`.
+async fn control_limits(State(shared): State<Arc<Shared>>, Json(limits): Json<Limits>) -> Response {
+    *shared.limits.lock() = limits.clone();
+    Json(limits).into_response()
+}
+
+async fn control_get_limits(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.limits.lock().clone()).into_response()
 }
 
 fn find_bot(shared: &Shared, username: &str) -> Option<FakeBot> {

@@ -9,4 +9,6 @@ pub mod webdriver;
 
 pub use db::TestDb;
 pub use fake_oauth::FakeOAuth;
-pub use fake_telegram::{FailKind, FakeBot, FakeTelegram, FakeUser, SentMessage, FAKE_PHOTO};
+pub use fake_telegram::{
+    FailKind, FakeBot, FakeTelegram, FakeUser, Limits, SentMessage, FAKE_PHOTO,
+};

@@ -30,6 +30,18 @@ enum Command {
     Serve {
         #[arg(long = "bot")]
         bots: Vec<String>,
+        /// Answer every Bot API call after this many milliseconds, or a range drawn
+        /// uniformly ("50-300"), as Telegram's own latency.
+        #[arg(long, value_name = "MS[-MS]")]
+        latency_ms: Option<String>,
+        /// Refuse (429, retry_after) a bot's sends beyond this many in any one second
+        /// (Telegram: about 30).
+        #[arg(long, value_name = "N")]
+        bot_rate: Option<u32>,
+        /// Refuse (429) a send to a chat within this many milliseconds of the last one
+        /// (Telegram: about one a second).
+        #[arg(long, value_name = "MS")]
+        chat_interval_ms: Option<u64>,
     },
     /// Create a bot (prints its token).
     Bot { username: String },
@@ -78,8 +90,27 @@ async fn main() -> anyhow::Result<()> {
     let base = format!("http://{}", cli.addr);
     let http = reqwest::Client::new();
     match cli.command {
-        Command::Serve { bots } => {
+        Command::Serve {
+            bots,
+            latency_ms,
+            bot_rate,
+            chat_interval_ms,
+        } => {
+            let latency = match latency_ms.as_deref() {
+                None => (0, 0),
+                Some(text) => {
+                    let (low, high) = text.split_once('-').unwrap_or((text, text));
+                    let (low, high): (u64, u64) = (low.trim().parse()?, high.trim().parse()?);
+                    anyhow::ensure!(low <= high, "--latency-ms: {low} is above {high}");
+                    (low, high)
+                }
+            };
             let server = switchboard_testkit::FakeTelegram::bind(cli.addr.parse()?).await;
+            server.set_limits(switchboard_testkit::Limits {
+                latency_ms: latency,
+                bot_per_second: bot_rate,
+                chat_interval_ms,
+            });
             println!("fake Telegram Bot API listening on {}", server.url());
             println!(
                 "point Switchboard at it: SWITCHBOARD_TELEGRAM_API_URL={}",
