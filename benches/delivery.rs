@@ -172,6 +172,8 @@ impl Platform {
 /// `pgbench` replaying the least a helpdesk writes per update (an inbox row, an end-user
 /// upsert, the message and its reply) for 10 s with 32 clients: transactions per second.
 fn pgbench_ceiling(db_url: &str) -> Option<f64> {
+    // Our URL carries sqlx's own options, which libpq does not know.
+    let db_url = db_url.split('?').next().unwrap_or(db_url);
     let dir = std::env::temp_dir().join(format!("sb-pgbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).ok()?;
     let script = dir.join("minimal.sql");
