@@ -265,3 +265,74 @@ async fn three_workers_share_each_bots_budget_and_a_dropped_database_repeats_not
         assert!(w.stop(Duration::from_secs(10)).await);
     }
 }
+
+#[tokio::test]
+async fn a_bot_with_its_own_send_rate_keeps_to_it_and_bad_rates_change_nothing() {
+    let app = TestApp::start().await;
+    app.tg.set_limits(Limits {
+        latency_ms: (5, 10),
+        bot_per_second: None,
+        chat_interval_ms: None,
+    });
+    let (shop, bot) = tenant_with_rule(&app, "Shop", "shop_bot").await;
+    let (other, _other_bot) = tenant_with_rule(&app, "Other", "other_bot").await;
+    for bad in [
+        json!({"send_rate": 0}),
+        json!({"send_rate": 5000}),
+        json!({}),
+        json!({"send_rate": "fast"}),
+    ] {
+        let (s, body) = app.patch(&shop.token, "/api/v1/bot", bad.clone()).await;
+        assert_eq!(s, 422, "{bad}: {body}");
+    }
+    let (s, body) = app.get(&shop.token, "/api/v1/bot").await;
+    assert_eq!(s, 200);
+    assert!(body["send_rate"].is_null(), "nothing changed: {body}");
+
+    let (s, body) = app
+        .patch(&shop.token, "/api/v1/bot", json!({"send_rate": 10}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["send_rate"], 10);
+    assert_eq!(body["mode"], "webhook", "the mode is untouched");
+    // Another organization's change is its own bot's.
+    let (s, body) = app
+        .patch(&other.token, "/api/v1/bot", json!({"send_rate": 500}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(app.get(&shop.token, "/api/v1/bot").await.1["send_rate"], 10);
+
+    let users: Vec<FakeUser> = (0..30).map(|i| FakeUser::new(70_000 + i, "U")).collect();
+    flood(&app.tg, &bot, &users, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent_by(&app.tg, &bot) < users.len() {
+        assert!(Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut times: Vec<i64> = app
+        .tg
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.bot.as_deref() == Some("shop_bot") && c.method.eq_ignore_ascii_case("sendMessage")
+        })
+        .map(|c| c.received_ms)
+        .collect();
+    times.sort();
+    let busiest = times
+        .iter()
+        .map(|t| times.iter().filter(|u| **u >= *t && **u < t + 1000).count())
+        .max()
+        .unwrap();
+    assert!(busiest <= 10, "{busiest} sends within one second at 10/s");
+    assert!(
+        times.last().unwrap() - times.first().unwrap() >= 2_500,
+        "30 sends at 10/s take about three seconds"
+    );
+    // Back to the platform's default.
+    let (s, body) = app
+        .patch(&shop.token, "/api/v1/bot", json!({"send_rate": null}))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body["send_rate"].is_null());
+}

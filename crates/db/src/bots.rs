@@ -25,6 +25,8 @@ pub struct Bot {
     pub mode: String,
     pub status: String,
     pub last_error: Option<String>,
+    /// Messages per second this bot may send (paid broadcasts); `None`: the platform's.
+    pub send_rate: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -41,7 +43,7 @@ impl Bot {
 
 const COLUMNS: &str = "tenant_id, id, public_id, telegram_bot_id, username, first_name,
     token_ciphertext, token_nonce, token_key_id, token_hint, webhook_secret_hash, webhook_url,
-    mode, status, last_error, created_at, updated_at";
+    mode, status, last_error, send_rate, created_at, updated_at";
 
 /// The bot a webhook URL names: the one lookup not scoped by tenant, since it is how the
 /// tenant of an update is found.
@@ -239,6 +241,25 @@ pub async fn set_mode(
     .bind(tenant)
     .bind(id)
     .bind(mode)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
+/// Sets the live bot's own send rate (`None`: the platform's default).
+pub async fn set_send_rate(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    id: BotId,
+    rate: Option<i32>,
+) -> Result<Bot> {
+    sqlx::query_as(&format!(
+        "update bots set send_rate = $3 where tenant_id = $1 and id = $2 and status in ('active', 'error')
+         returning {COLUMNS}"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .bind(rate)
     .fetch_optional(db)
     .await?
     .found()

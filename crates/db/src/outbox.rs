@@ -365,25 +365,6 @@ pub async fn pause_bot(
     Ok(())
 }
 
-/// Sets a bot's own send rate (messages per second; `None`: the platform's default).
-pub async fn set_send_rate(
-    db: impl PgExecutor<'_>,
-    tenant: TenantId,
-    bot: BotId,
-    rate: Option<i32>,
-) -> Result<bool> {
-    Ok(
-        sqlx::query("update bots set send_rate = $3 where tenant_id = $1 and id = $2")
-            .bind(tenant)
-            .bind(bot)
-            .bind(rate)
-            .execute(db)
-            .await?
-            .rows_affected()
-            > 0,
-    )
-}
-
 /// The safety net: chats with undelivered messages but no queue row (nothing should
 /// leave one, but a row deleted by hand or a bug must not strand a chat for ever) are
 /// queued again. Returns how many.

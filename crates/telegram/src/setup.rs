@@ -401,6 +401,32 @@ impl Telegram {
         Ok(saved)
     }
 
+    /// Sets how many messages per second the bot may send (a bot with Telegram's paid
+    /// broadcasts may send up to 1,000), or back to the platform's default with `None`.
+    /// Every worker uses it from its next claim.
+    pub async fn set_bot_send_rate(
+        &self,
+        tenant: TenantId,
+        rate: Option<i32>,
+        actor: Actor,
+    ) -> Result<Bot, SetupError> {
+        let bot = bots::get_live(&self.pool, tenant)
+            .await?
+            .ok_or(SetupError::NoBot)?;
+        let mut tx = self.pool.begin().await?;
+        let saved = bots::set_send_rate(&mut *tx, tenant, bot.id, rate).await?;
+        events::insert(
+            &mut tx,
+            tenant,
+            NewEvent::new("bot.send_rate_changed", actor).data(json!({
+                "bot_id": bot.id, "from": bot.send_rate, "to": rate
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
     /// The bot's cached entry (with its token).
     async fn live_entry(
         &self,

@@ -40,7 +40,17 @@ pub struct BotTokenIn {
 pub struct BotPatchIn {
     /// `webhook` or `polling`. Asking for the current mode does the Telegram side
     /// again (registers the webhook, or deletes it).
-    pub mode: String,
+    pub mode: Option<String>,
+    /// Messages per second the bot may send, 1–1000 (Telegram allows about 30, and up to
+    /// 1,000 with paid broadcasts); `null`: the platform's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>, nullable)]
+    pub send_rate: Option<Option<i32>>,
+}
+
+/// A field that is present (`Some`, possibly `Some(None)` for `null`) or absent (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>, D::Error> {
+    Option::<i32>::deserialize(d).map(Some)
 }
 
 fn parse_mode(mode: &str) -> ApiResult<BotMode> {
@@ -60,6 +70,8 @@ pub struct BotOut {
     pub mode: String,
     /// Telegram's numeric id of the bot.
     pub telegram_id: i64,
+    /// Messages per second the bot may send; `null`: the platform's default.
+    pub send_rate: Option<i32>,
     /// The token, masked (the token itself is never shown again).
     pub token: String,
     /// active, or error (with `last_error`).
@@ -76,6 +88,7 @@ impl From<Bot> for BotOut {
             first_name: b.first_name,
             webhook_url: b.webhook_url.filter(|_| b.mode != "polling"),
             mode: b.mode,
+            send_rate: b.send_rate,
             telegram_id: b.telegram_bot_id,
             token: b.token_hint,
             status: b.status,
@@ -118,14 +131,14 @@ async fn put_bot(
     Ok(Json(bot.into()))
 }
 
-/// Switches how the bot receives updates. `polling` deletes the webhook (pending updates
-/// are kept) and a worker starts fetching them with getUpdates, one worker per bot;
-/// `webhook` registers the webhook again with a fresh secret.
+/// Switches how the bot receives updates, and sets its send rate. `polling` deletes the
+/// webhook (pending updates are kept) and a worker starts fetching them with getUpdates,
+/// one worker per bot; `webhook` registers the webhook again with a fresh secret.
 #[utoipa::path(patch, path = "/api/v1/bot", tag = "bot", request_body = BotPatchIn,
     responses(
         (status = 200, body = BotOut),
         (status = 404, description = "No bot connected", body = ErrorBody),
-        (status = 422, description = "Not a mode", body = ErrorBody),
+        (status = 422, description = "Not a mode, or a send rate out of range", body = ErrorBody),
         (status = 502, description = "Telegram could not be reached", body = ErrorBody)))]
 async fn patch_bot(
     State(state): State<AppState>,
@@ -133,12 +146,40 @@ async fn patch_bot(
     ApiJson(body): ApiJson<BotPatchIn>,
 ) -> ApiResult<Json<BotOut>> {
     p.require(Permission::WriteConfig)?;
-    let mode = parse_mode(&body.mode)?;
-    let bot = state
-        .telegram
-        .set_bot_mode(p.tenant, mode, p.actor())
-        .await?;
-    Ok(Json(bot.into()))
+    // Everything is checked before anything changes.
+    let mode = body.mode.as_deref().map(parse_mode).transpose()?;
+    if let Some(Some(rate)) = body.send_rate {
+        if !(1..=1000).contains(&rate) {
+            return Err(ApiError::invalid_field(
+                "send_rate",
+                "must be between 1 and 1000 messages per second",
+            ));
+        }
+    }
+    if mode.is_none() && body.send_rate.is_none() {
+        return Err(ApiError::invalid_field(
+            "mode",
+            "give mode, send_rate or both",
+        ));
+    }
+    let mut bot = None;
+    if let Some(rate) = body.send_rate {
+        bot = Some(
+            state
+                .telegram
+                .set_bot_send_rate(p.tenant, rate, p.actor())
+                .await?,
+        );
+    }
+    if let Some(mode) = mode {
+        bot = Some(
+            state
+                .telegram
+                .set_bot_mode(p.tenant, mode, p.actor())
+                .await?,
+        );
+    }
+    Ok(Json(bot.expect("one of them was given").into()))
 }
 
 /// Disconnects the bot: deletes its webhook and forgets its token. History stays.
