@@ -220,3 +220,72 @@ async fn blocking_the_bot_marks_the_user() {
     let (_, list) = app.get(&t.token, "/api/v1/conversations").await;
     assert_eq!(list["items"][0]["user"]["blocked"], true);
 }
+
+#[tokio::test]
+async fn a_nul_character_is_stored_safely_and_answered() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let (s, body) = app
+        .post(
+            &t.token,
+            "/api/v1/rules",
+            json!({"title": "Hours", "answer": "Open 9 to 18.", "examples": ["opening hours"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let user = FakeUser::new(4242, "Nul\u{0}Name");
+    let d = app.tg.send_text(&bot, &user, "opening\u{0} hours").await;
+    assert_eq!(d.status, 200, "{}", d.body);
+    let sent = app.expect_sent(&bot, user.id, 1).await;
+    assert_eq!(sent[0].text, "Open 9 to 18.");
+    let (text, name): (String, String) = sqlx::query_as(
+        "select m.text, u.first_name from messages m
+         join end_users u on u.tenant_id = m.tenant_id and u.id = m.end_user_id
+         where m.direction = 'in'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(text, "opening\u{FFFD} hours");
+    assert_eq!(name, "Nul\u{FFFD}Name");
+    // A caption too.
+    let d = app.tg.send_photo(&bot, &user, Some("look\u{0}")).await;
+    assert_eq!(d.status, 200, "{}", d.body);
+}
+
+#[tokio::test]
+async fn an_update_that_cannot_be_processed_is_set_aside_and_the_next_goes_on() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    // A message we cannot read is acknowledged and stored as ignored.
+    let d = app
+        .tg
+        .deliver(&bot, json!({"update_id": 777, "message": "not an object"}))
+        .await;
+    assert_eq!(d.status, 200, "acknowledged: {}", d.body);
+    // An update id we cannot read (beyond Telegram's 32 bits): set aside with the error.
+    let poison = json!({"update_id": 5_000_000_000_i64, "message": {"text": "hi"}});
+    let d = app.tg.deliver(&bot, poison.clone()).await;
+    assert_eq!(d.status, 200, "acknowledged: {}", d.body);
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("select status, error from inbox where update_id = 5000000000")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(error.is_some_and(|e| !e.is_empty()));
+    // Telegram delivers it again: acknowledged, nothing new.
+    let d = app.tg.deliver(&bot, poison).await;
+    assert_eq!(d.status, 200);
+    assert_eq!(count(&app, "select count(*) from inbox").await, 2);
+    // The bot goes on with the next update.
+    app.say(&bot, &alice(), "/start").await;
+    app.expect_sent(&bot, alice().id, 1).await;
+    // The platform's health page counts it.
+    let health = switchboard_db::stats::platform_health(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(health.inbox_failed_24h, 1);
+}

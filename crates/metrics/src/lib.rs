@@ -128,6 +128,7 @@ pub struct Metrics {
     webhook_duplicated: Counter,
     webhook_rejected: Family<ReasonLabels, Counter>,
     webhook_failed: Counter,
+    webhook_set_aside: Counter,
 
     api_requests: Family<MethodLabels, Counter>,
     api_errors: Family<ApiErrorLabels, Counter>,
@@ -180,6 +181,7 @@ impl Metrics {
         let webhook_duplicated = Counter::default();
         let webhook_rejected = Family::<ReasonLabels, Counter>::default();
         let webhook_failed = Counter::default();
+        let webhook_set_aside = Counter::default();
         let api_requests = Family::<MethodLabels, Counter>::default();
         let api_errors = Family::<ApiErrorLabels, Counter>::default();
         let deliveries_sent = Counter::default();
@@ -240,6 +242,11 @@ impl Metrics {
             "webhook_updates_failed",
             "Webhook deliveries answered 5xx (database trouble): Telegram delivers them again",
             webhook_failed.clone(),
+        );
+        registry.register(
+            "webhook_updates_set_aside",
+            "Updates that could not be processed (not Telegram's shape, data the database refuses): stored with the error and acknowledged",
+            webhook_set_aside.clone(),
         );
         registry.register(
             "telegram_api_requests",
@@ -310,6 +317,7 @@ impl Metrics {
             webhook_duplicated,
             webhook_rejected,
             webhook_failed,
+            webhook_set_aside,
             api_requests,
             api_errors,
             deliveries_sent,
@@ -365,6 +373,11 @@ impl Metrics {
 
     pub fn webhook_failed(&self) {
         self.webhook_failed.inc();
+    }
+
+    /// An update stored aside as failed (and acknowledged).
+    pub fn webhook_set_aside(&self) {
+        self.webhook_set_aside.inc();
     }
 
     /// One Bot API request; `error` is its error code when it failed.

@@ -25,6 +25,52 @@ pub enum WebhookOutcome {
     Duplicate,
     /// Stored and acknowledged, but not for the bot to act on.
     Ignored,
+    /// Could not be processed (for a reason that would not change on a retry): stored
+    /// aside with the error and acknowledged, so the bot's later updates go on.
+    Failed,
+}
+
+/// A copy of `v` with every U+0000 (which PostgreSQL cannot store in text or jsonb)
+/// replaced by U+FFFD, or `None` when there is none.
+pub fn without_nul(v: &Value) -> Option<Value> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(has_nul),
+            Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    fn clean(v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(s.replace('\0', "\u{FFFD}")),
+            Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), clean(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    has_nul(v).then(|| clean(v))
+}
+
+impl EngineError {
+    /// True when trying the same update again would fail the same way: it is not Telegram's
+    /// shape, or the database refused its data (not: could not be reached, or a conflict
+    /// with a concurrent update).
+    fn is_permanent(&self) -> bool {
+        match self {
+            EngineError::BadUpdate(_) => true,
+            EngineError::Db(DbError::Check { .. }) => true,
+            EngineError::Db(DbError::Sqlx(e)) => e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|code| code.starts_with("22") || code.starts_with("54")),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +128,56 @@ impl Telegram {
     /// Handles one webhook delivery for `bot`. Returns only after everything decided is
     /// committed; an error means nothing was stored and Telegram should retry.
     pub async fn handle_update(
+        &self,
+        bot: &Arc<BotEntry>,
+        raw: &Value,
+    ) -> Result<WebhookOutcome, EngineError> {
+        let cleaned = without_nul(raw);
+        let raw = cleaned.as_ref().unwrap_or(raw);
+        match self.process_update(bot, raw).await {
+            Err(e) if e.is_permanent() => {
+                // Without an update id there is nothing to store it under: the caller
+                // refuses it (a webhook body that is not an update at all).
+                let Some(update_id) = raw.get("update_id").and_then(Value::as_i64) else {
+                    return Err(e);
+                };
+                let error = e.to_string();
+                tracing::warn!(tenant = %bot.tenant_id, bot = %bot.bot_id, update_id, error, "an update that cannot be processed; stored aside");
+                let stored = match inbox::insert_failed(
+                    &self.pool,
+                    bot.tenant_id,
+                    bot.bot_id,
+                    update_id,
+                    raw,
+                    &error,
+                )
+                .await
+                {
+                    Ok(stored) => stored,
+                    // Even the raw update cannot be stored: keep its id and the reason.
+                    Err(_) => {
+                        inbox::insert_failed(
+                            &self.pool,
+                            bot.tenant_id,
+                            bot.bot_id,
+                            update_id,
+                            &serde_json::json!({"update_id": update_id, "unstorable": true}),
+                            &error,
+                        )
+                        .await?
+                    }
+                };
+                Ok(if stored {
+                    WebhookOutcome::Failed
+                } else {
+                    WebhookOutcome::Duplicate
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn process_update(
         &self,
         bot: &Arc<BotEntry>,
         raw: &Value,

@@ -90,6 +90,7 @@ async fn handle_delivery(
                 WebhookOutcome::Processed => metrics.webhook_processed(),
                 WebhookOutcome::Ignored => metrics.webhook_ignored(),
                 WebhookOutcome::Duplicate => metrics.webhook_duplicated(),
+                WebhookOutcome::Failed => metrics.webhook_set_aside(),
             }
             StatusCode::OK.into_response()
         }
