@@ -76,7 +76,7 @@ impl Cluster {
                 .status()
                 .unwrap();
         }
-        let port = 55_432;
+        let port = free_port();
         let cluster = Cluster { dir, bin, port };
         let data = cluster.dir.join("data");
         let ok = cluster
@@ -125,6 +125,14 @@ impl Drop for Cluster {
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn is_root() -> bool {
@@ -214,8 +222,12 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let chats = arg("--chats", 200);
-    let messages = arg("--messages", 10);
+    // `cargo bench` passes --bench; `cargo test` (./test) runs the small version: a replica
+    // killed and PostgreSQL restarted (a killed worker's chats wait a minute for its lease,
+    // too long for a test; the end-to-end tests kill workers with short leases).
+    let full = std::env::args().any(|a| a == "--bench");
+    let chats = arg("--chats", if full { 200 } else { 20 });
+    let messages = arg("--messages", if full { 10 } else { 4 });
     let latency = arg("--latency", 50) as u64;
     let cluster = Cluster::start();
     let tg = FakeTelegram::start().await;
@@ -225,7 +237,7 @@ async fn main() {
         chat_interval_ms: Some(1000),
     });
     let key = MasterKey::generate();
-    let ports = [38_101u16, 38_102];
+    let ports = [free_port(), free_port()];
     let env = |port: u16| {
         vec![
             ("DATABASE_URL".to_string(), cluster.url()),
@@ -270,7 +282,7 @@ async fn main() {
         .map(|p| Proc::spawn(&["serve", "--no-jobs"], &env(*p)))
         .collect();
     let mut workers: Vec<Proc> = (0..2)
-        .map(|_| Proc::spawn(&["worker"], &env(38_199)))
+        .map(|_| Proc::spawn(&["worker"], &env(free_port())))
         .collect();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
@@ -366,22 +378,24 @@ async fn main() {
         "  kill -9 replica 1 at {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    watch(4).await;
-    allowed.extend(in_flight(&pool).await);
-    workers[0].crash_and_restart();
-    allowed.extend(in_flight(&pool).await);
-    println!(
-        "  kill -9 worker 1 at {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    watch(6).await;
-    allowed.extend(in_flight(&pool).await);
-    workers[1].crash_and_restart();
-    allowed.extend(in_flight(&pool).await);
-    println!(
-        "  kill -9 worker 2 at {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    if full {
+        watch(4).await;
+        allowed.extend(in_flight(&pool).await);
+        workers[0].crash_and_restart();
+        allowed.extend(in_flight(&pool).await);
+        println!(
+            "  kill -9 worker 1 at {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        watch(6).await;
+        allowed.extend(in_flight(&pool).await);
+        workers[1].crash_and_restart();
+        allowed.extend(in_flight(&pool).await);
+        println!(
+            "  kill -9 worker 2 at {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     watch(8).await;
     let sent_before_restart = sends(&tg, &bot);
     cluster.pg_ctl(&["restart"]);
@@ -459,4 +473,9 @@ async fn main() {
     );
     drop(replicas);
     drop(workers);
+    assert_eq!(
+        (lost, inversions, unexplained),
+        (0, 0, 0),
+        "delivery through crashes"
+    );
 }

@@ -609,6 +609,10 @@ async fn menus_and_settings_from_the_panel_change_what_the_bot_says() {
     assert_eq!(settings["timezone"], "Europe/Moscow");
     assert!((settings["answer_threshold"].as_f64().unwrap() - 0.6).abs() < 1e-6);
     assert!(settings["working_hours"].is_null());
+    // The page shows the thresholds as set (0.6, not the stored real's 0.60000002384…).
+    let page = web.get(&format!("/t/{s}/settings")).await;
+    assert!(page.has(r#"value="0.6""#), "threshold as set");
+    assert!(!page.has("0.6000000"), "no float noise");
     // English and Russian users get their language's welcome, with the main menu.
     let en = crate::harness::alice();
     let ru = switchboard_testkit::FakeUser::new(2002, "Иван").lang("ru");

@@ -130,28 +130,61 @@ pub fn preview_html(text: &str, html: bool) -> String {
         match pieces(text) {
             Err(_) => escape(text),
             Ok(pieces) => {
+                // Tags are emitted balanced whatever the text holds: a preview is placed in
+                // the page, and an unclosed <b> must not make the rest of the page bold.
                 let mut out = String::new();
+                let mut open: Vec<&'static str> = Vec::new();
                 for piece in pieces {
                     match piece {
                         Piece::Text(t) => out.push_str(&escape_text(t)),
-                        Piece::Open { name, attrs } if TAGS.contains(&name.as_str()) => match name.as_str() {
-                            "a" => match href_of(attrs) {
-                                Some(href) => out.push_str(&format!(
-                                    "<a href=\"{href}\" rel=\"noopener noreferrer nofollow\" target=\"_blank\">"
-                                )),
-                                None => out.push_str("<a>"),
-                            },
-                            "tg-spoiler" => out.push_str("<span class=\"tg-spoiler\">"),
-                            "span" => out.push_str("<span>"),
-                            other => out.push_str(&format!("<{other}>")),
-                        },
+                        Piece::Open { name, attrs } if TAGS.contains(&name.as_str()) => {
+                            let closer = match name.as_str() {
+                                "a" => {
+                                    match href_of(attrs) {
+                                        Some(href) => out.push_str(&format!(
+                                            "<a href=\"{href}\" rel=\"noopener noreferrer nofollow\" target=\"_blank\">"
+                                        )),
+                                        None => out.push_str("<a>"),
+                                    }
+                                    "a"
+                                }
+                                "tg-spoiler" => {
+                                    out.push_str("<span class=\"tg-spoiler\">");
+                                    "span"
+                                }
+                                other => {
+                                    let tag = TAGS
+                                        .iter()
+                                        .find(|t| **t == other)
+                                        .copied()
+                                        .unwrap_or("span");
+                                    let shown = if tag == "tg-spoiler" { "span" } else { tag };
+                                    out.push_str(&format!("<{shown}>"));
+                                    shown
+                                }
+                            };
+                            open.push(closer);
+                        }
                         Piece::Close(name) if TAGS.contains(&name.as_str()) => {
-                            let name = if name == "tg-spoiler" { "span".to_string() } else { name };
-                            out.push_str(&format!("</{name}>"));
+                            let name = if name == "tg-spoiler" {
+                                "span"
+                            } else {
+                                name.as_str()
+                            };
+                            if let Some(at) = open.iter().rposition(|t| *t == name) {
+                                for tag in open.drain(at..).rev() {
+                                    out.push_str(&format!("</{tag}>"));
+                                }
+                            } else {
+                                out.push_str(&escape(&format!("</{name}>")));
+                            }
                         }
                         Piece::Open { name, .. } => out.push_str(&escape(&format!("<{name}>"))),
                         Piece::Close(name) => out.push_str(&escape(&format!("</{name}>"))),
                     }
+                }
+                for tag in open.drain(..).rev() {
+                    out.push_str(&format!("</{tag}>"));
                 }
                 out
             }
@@ -163,6 +196,17 @@ pub fn preview_html(text: &str, html: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_are_balanced_whatever_the_text() {
+        assert_eq!(preview_html("<b>broken", true), "<b>broken</b>");
+        assert_eq!(preview_html("x</i>y", true), "x&lt;/i&gt;y");
+        assert_eq!(
+            preview_html("<b><i>both</b> after", true),
+            "<b><i>both</i></b> after"
+        );
+        assert_eq!(preview_html("<b>fine</b>", true), "<b>fine</b>");
+    }
 
     #[test]
     fn checks_tags_like_telegram() {

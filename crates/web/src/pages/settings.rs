@@ -117,8 +117,9 @@ fn form_of(s: &Settings) -> Value {
         "timezone": s.timezone,
         "always_open": hours.is_always_open(),
         "days": days,
-        "answer_threshold": s.answer_threshold,
-        "suggest_threshold": s.suggest_threshold,
+        // Stored as `real`: shown as the two decimals the slider sets, not 0.20000000298….
+        "answer_threshold": two_decimals(s.answer_threshold),
+        "suggest_threshold": two_decimals(s.suggest_threshold),
         "synonyms": s.synonyms.join("\n"),
         "feedback_enabled": s.feedback_enabled,
         "rating_enabled": s.rating_enabled,
@@ -315,4 +316,9 @@ async fn delete_tenant(
         &[("org", member.tenant.name.clone())],
     );
     done(&member.viewer, "/", message).await
+}
+
+/// A stored `real` as the slider's two decimals.
+fn two_decimals(x: f32) -> f64 {
+    (f64::from(x) * 100.0).round() / 100.0
 }
