@@ -80,6 +80,10 @@
     var bubble = document.createElement("div");
     bubble.className = "tg-bubble";
     bubble.textContent = textEl ? textEl.value : "";
+    // The main menu comes on /start under the welcome text, which is what people see.
+    var welcome = document.querySelector("template[data-welcome-text]");
+    var isMain = document.getElementById("f-is_main");
+    if (welcome && isMain && isMain.checked) bubble.textContent = welcome.content.textContent;
     box.appendChild(bubble);
     editor.querySelectorAll("[data-row]").forEach(function (row) {
       var line = document.createElement("div");
@@ -145,6 +149,8 @@
   document.addEventListener("change", function (e) {
     var item = e.target.closest("[data-button]");
     if (item && e.target.matches("[data-action]")) syncTargets(item);
+    var editor = document.querySelector("[data-rows]");
+    if (editor && e.target.id === "f-is_main") renderPreview(editor);
   });
   document.addEventListener("input", function (e) {
     var editor = document.querySelector("[data-rows]");

@@ -624,6 +624,13 @@ async fn menus_and_settings_from_the_panel_change_what_the_bot_says() {
     assert_eq!(sent_ru[0].text, "Добро пожаловать в Acme!");
     let labels: Vec<String> = sent_en[0].buttons().into_iter().map(|(l, _)| l).collect();
     assert_eq!(labels, ["Hours", "Human"]);
+    // The menus page previews the main menu as /start sends it: under the welcome text.
+    let page = web.get(&format!("/t/{s}/menus")).await;
+    assert!(page.has("Welcome to Acme!"), "{}", page.body);
+    assert!(
+        !page.has("Pick one"),
+        "the main menu's own text is not what /start shows"
+    );
 }
 
 #[tokio::test]

@@ -33,11 +33,14 @@ async fn list(State(state): State<AppState>, member: Member) -> PageResult {
     member.require(Permission::ReadConfig)?;
     let menus = config::list_menus(&state.pool, member.tenant.id).await?;
     let buttons = config::list_buttons(&state.pool, member.tenant.id).await?;
+    // /start sends the main menu's buttons under the welcome text: that is its preview.
+    let welcome = welcome_text(&state, &member).await?;
     let items: Vec<_> = menus
         .iter()
         .map(|m| {
             let mine: Vec<_> = buttons.iter().filter(|b| b.menu_id == Some(m.id)).collect();
-            json!({"id": m.id, "name": m.name, "text": m.text, "is_main": m.is_main,
+            let shown = if m.is_main { &welcome } else { &m.text };
+            json!({"id": m.id, "name": m.name, "text": shown, "is_main": m.is_main,
                    "rows": editor_rows_of(&rows_of(&mine)), "updated_at": m.updated_at})
         })
         .collect();
@@ -51,6 +54,12 @@ async fn list(State(state): State<AppState>, member: Member) -> PageResult {
     .await
 }
 
+/// The welcome text in the tenant's default language (what /start sends).
+async fn welcome_text(state: &AppState, member: &Member) -> Result<String, super::PageError> {
+    let settings = config::get_settings(&state.pool, member.tenant.id).await?;
+    Ok(settings.texts().welcome_text)
+}
+
 async fn editor(
     state: &AppState,
     member: &Member,
@@ -60,12 +69,14 @@ async fn editor(
     errors: serde_json::Value,
 ) -> PageResult {
     let targets = button_targets(state, member.tenant.id).await?;
+    let welcome = welcome_text(state, member).await?;
     render(
         state,
         &member.viewer,
         Some(member),
         "admin/menus/form.html",
-        json!({"section": "menus", "menu_id": id, "form": form, "buttons": rows, "targets": targets, "errors": errors}),
+        json!({"section": "menus", "menu_id": id, "form": form, "buttons": rows, "targets": targets,
+               "errors": errors, "welcome_text": welcome}),
     )
     .await
 }
