@@ -583,7 +583,7 @@ async fn menus_and_settings_from_the_panel_change_what_the_bot_says() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "an invalid time zone re-renders");
-    assert!(r.has("unknown time zone"));
+    assert!(r.has("Unknown time zone"));
     assert!(r.has("Welcome to Acme!"), "input kept");
     let r = web
         .post(
@@ -1061,4 +1061,178 @@ async fn oauth_sign_in_with_pkce_links_by_verified_email() {
         .await;
     let home = newbie.get("/").await;
     assert_eq!(home.location.as_deref(), Some("/orgs/new"));
+}
+
+/// Every field error a form shows, from `invalid-feedback` and `text-danger` blocks.
+fn shown_errors(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for marker in [
+        "class=\"invalid-feedback\">",
+        "class=\"text-danger small\">",
+    ] {
+        for piece in html.split(marker).skip(1) {
+            if let Some(text) = piece.split("</div>").next() {
+                out.push(text.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// A Russian-speaking admin fills every form wrongly: each error is shown in Russian
+/// (from the catalogue), none in the English of the checks.
+#[tokio::test]
+async fn every_form_speaks_russian_when_it_refuses() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Ромашка").await;
+    let s = &t.slug;
+    let web = app.owner_web(&t).await;
+    web.post("/lang", &[("lang", "ru"), ("next", "/account")])
+        .await;
+    let settings = [
+        ("default_language", "ru"),
+        ("welcome_text", "Здравствуйте!"),
+        ("help_text", "Спросите."),
+        ("handover_text", "Ответит человек."),
+        ("offhours_text", "Мы закрыты."),
+        ("closing_text", "Пока!"),
+        ("already_waiting_text", "Скоро."),
+        ("stale_button_text", "Старая кнопка."),
+        ("timezone", "Mars/Olympus"),
+        ("answer_threshold", "0.5"),
+        ("always_open", "on"),
+        ("retention_days", "99999"),
+    ];
+    let long = "я".repeat(201);
+    // (the page a form is on, where it posts, what is typed)
+    type Filled<'a> = (String, String, Vec<(&'a str, &'a str)>);
+    let forms: Vec<Filled> = vec![
+        (
+            format!("/t/{s}/rules/new"),
+            format!("/t/{s}/rules"),
+            vec![("title", ""), ("answer", ""), ("priority", "0")],
+        ),
+        (
+            format!("/t/{s}/rules/new"),
+            format!("/t/{s}/rules"),
+            vec![
+                ("title", &long),
+                ("answer", "<b>открыт"),
+                ("format", "html"),
+                ("patterns", "("),
+            ],
+        ),
+        (
+            format!("/t/{s}/commands"),
+            format!("/t/{s}/commands"),
+            vec![("command", "Плохо!"), ("description", ""), ("response", "")],
+        ),
+        (
+            format!("/t/{s}/commands"),
+            format!("/t/{s}/commands"),
+            vec![
+                ("command", "start"),
+                ("description", "x"),
+                ("response", "y"),
+            ],
+        ),
+        (
+            format!("/t/{s}/canned"),
+            format!("/t/{s}/canned"),
+            vec![("shortcut", "Плохо!"), ("title", ""), ("text", "")],
+        ),
+        (
+            format!("/t/{s}/menus/new"),
+            format!("/t/{s}/menus"),
+            vec![
+                ("name", ""),
+                ("text", ""),
+                ("b_row", "0"),
+                ("b_id", ""),
+                ("b_label", "Сайт"),
+                ("b_action", "url"),
+                ("b_target", "javascript:alert(1)"),
+            ],
+        ),
+        (
+            format!("/t/{s}/settings"),
+            format!("/t/{s}/settings"),
+            settings.to_vec(),
+        ),
+        (
+            format!("/t/{s}/team"),
+            format!("/t/{s}/team"),
+            vec![("email", "не-почта"), ("role", "operator")],
+        ),
+        (
+            "/account".to_string(),
+            "/account/password".to_string(),
+            vec![
+                ("current", "password123"),
+                ("new", "short"),
+                ("confirm", "short"),
+            ],
+        ),
+    ];
+    let english = [
+        "must ",
+        "is not",
+        "at most",
+        "is required",
+        "no such",
+        "unknown time zone",
+    ];
+    for (page, action, fields) in &forms {
+        let r = web.submit(page, action, fields).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{action} re-renders: {}",
+            r.status
+        );
+        let errors = shown_errors(&r.body);
+        assert!(!errors.is_empty(), "{action} shows its errors: {}", r.body);
+        for e in &errors {
+            assert!(
+                e.chars()
+                    .any(|c| ('а'..='я').contains(&c.to_lowercase().next().unwrap_or(c))),
+                "{action}: {e:?} is not Russian"
+            );
+            for word in english {
+                assert!(
+                    !e.to_lowercase().contains(word),
+                    "{action}: {e:?} is English"
+                );
+            }
+        }
+    }
+    // Anonymous, in Russian: sign-up.
+    let visitor = app.web();
+    visitor.get("/signup").await;
+    visitor
+        .post("/lang", &[("lang", "ru"), ("next", "/signup")])
+        .await;
+    let r = visitor
+        .submit(
+            "/signup",
+            "/signup",
+            &[
+                ("name", "Анна"),
+                ("email", "не-почта"),
+                ("password", "short"),
+                ("organization", "Ромашка 2"),
+                ("language", "ru"),
+            ],
+        )
+        .await;
+    let errors = shown_errors(&r.body);
+    assert!(errors.len() >= 2, "{}", r.body);
+    for e in &errors {
+        for word in english {
+            assert!(
+                !e.to_lowercase().contains(word),
+                "sign-up: {e:?} is English"
+            );
+        }
+    }
 }

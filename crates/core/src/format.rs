@@ -33,6 +33,24 @@ pub enum FormatError {
     Unfinished,
 }
 
+impl FormatError {
+    /// The problem as a validation check reports it (a code the panel translates).
+    pub fn problem(&self) -> crate::validate::Problem {
+        use crate::validate::Problem;
+        let english = self.to_string();
+        match self {
+            FormatError::UnknownTag(tag) => {
+                Problem::coded("html_unknown_tag", english).with("tag", tag)
+            }
+            FormatError::Unclosed(tag) => Problem::coded("html_unclosed", english).with("tag", tag),
+            FormatError::UnexpectedClose(tag) => {
+                Problem::coded("html_unexpected_close", english).with("tag", tag)
+            }
+            FormatError::Unfinished => Problem::coded("html_unfinished", english),
+        }
+    }
+}
+
 enum Piece<'a> {
     Text(&'a str),
     Open { name: String, attrs: &'a str },

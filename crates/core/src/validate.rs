@@ -1,15 +1,157 @@
-//! Validation of what people type: each check returns a field-level error with a message
-//! fit to show next to the field.
+//! Validation of what people type. Each check returns a [`Problem`]: a stable code with
+//! the numbers its message needs, so the API can show it in English (and to programs, by
+//! code) and the panel in the reader's language (the catalogue's `err.<code>` keys).
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 use crate::text::telegram_len;
 
-/// One invalid field.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Why a value is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Stable, for programs and the catalogue: `required`, `too_long`, `email`, …
+    pub code: &'static str,
+    /// What the message names: `max`, `len`, `item`, …
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl Problem {
+    pub fn new(code: &'static str) -> Self {
+        Self {
+            code,
+            params: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.params.push((name, value.to_string()));
+        self
+    }
+
+    /// A message already written for people (in their language): shown as it is.
+    pub fn said(message: impl Into<String>) -> Self {
+        Self::new("custom").with("message", message.into())
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A problem with a code of the caller's, and its message in English.
+    pub fn coded(code: &'static str, english: impl Into<String>) -> Self {
+        Self::new(code).with("message", english.into())
+    }
+
+    /// The message in English, without the item or button it names.
+    pub fn message_without_names(&self) -> String {
+        Problem {
+            code: self.code,
+            params: self
+                .params
+                .iter()
+                .filter(|(k, _)| !matches!(*k, "item" | "button"))
+                .cloned()
+                .collect(),
+        }
+        .message()
+    }
+
+    /// The message in English (the API's `message`; the panel translates the code).
+    pub fn message(&self) -> String {
+        let p = |name: &str| self.param(name).unwrap_or_default().to_string();
+        let text = match self.code {
+            "required" => "must not be empty".to_string(),
+            "too_long" => format!("must be at most {} characters (is {})", p("max"), p("len")),
+            "too_long_message" => format!(
+                "must fit in one Telegram message ({} characters, is {})",
+                p("max"),
+                p("len")
+            ),
+            "too_many" => format!("at most {} items", p("max")),
+            "bot_token" => "is not a Telegram bot token (expected 123456789:AA…)".to_string(),
+            "command_format" => {
+                "must be 1–32 lowercase latin letters, digits or _ (without the /)".to_string()
+            }
+            "command_builtin" => format!(
+                "/{} is built in; change its text in the settings",
+                p("command")
+            ),
+            "shortcut_format" => {
+                "must be 1–32 lowercase latin letters, digits, _ or - (without the /)".to_string()
+            }
+            "url_format" => "must be a link starting with https://, http:// or tg://".to_string(),
+            "email" => "is not a valid email address".to_string(),
+            "password_short" => format!("must be at least {} characters", p("min")),
+            "password_long" => format!("must be at most {} characters", p("max")),
+            _ => match self.param("message") {
+                Some(m) => m.to_string(),
+                None => self.code.replace('_', " "),
+            },
+        };
+        let text = match self.param("item") {
+            Some(item) => format!("item {item}: {text}"),
+            None => text,
+        };
+        match self.param("button") {
+            Some(label) => format!("“{label}”: {text}"),
+            None => text,
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl From<String> for Problem {
+    fn from(message: String) -> Self {
+        Problem::said(message)
+    }
+}
+
+impl From<&str> for Problem {
+    fn from(message: &str) -> Self {
+        Problem::said(message)
+    }
+}
+
+/// One invalid field. Serialised as `{"field", "code", "message", <params>…}` (numbers as
+/// numbers), e.g. `{"field": "password", "code": "password_short", "message": "…", "min": 8}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
     pub field: String,
-    pub message: String,
+    pub problem: Problem,
+}
+
+impl FieldError {
+    pub fn message(&self) -> String {
+        self.problem.message()
+    }
+}
+
+impl Serialize for FieldError {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("field", &self.field)?;
+        map.serialize_entry("code", self.problem.code)?;
+        map.serialize_entry("message", &self.problem.message())?;
+        for (name, value) in &self.problem.params {
+            if matches!(*name, "field" | "code" | "message") {
+                continue;
+            }
+            match value.parse::<i64>() {
+                Ok(n) => map.serialize_entry(name, &n)?,
+                Err(_) => map.serialize_entry(name, value)?,
+            }
+        }
+        map.end()
+    }
 }
 
 /// All invalid fields of one input.
@@ -23,7 +165,7 @@ impl std::fmt::Display for Invalid {
         let parts: Vec<String> = self
             .errors
             .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
+            .map(|e| format!("{}: {}", e.field, e.message()))
             .collect();
         f.write_str(&parts.join("; "))
     }
@@ -36,23 +178,23 @@ impl Invalid {
         Self::default()
     }
 
-    pub fn single(field: &str, message: impl Into<String>) -> Self {
+    pub fn single(field: &str, problem: impl Into<Problem>) -> Self {
         let mut v = Self::new();
-        v.add(field, message);
+        v.add(field, problem);
         v
     }
 
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+    pub fn add(&mut self, field: &str, problem: impl Into<Problem>) {
         self.errors.push(FieldError {
             field: field.to_string(),
-            message: message.into(),
+            problem: problem.into(),
         });
     }
 
     /// Records the outcome of a check.
-    pub fn check(&mut self, field: &str, result: Result<(), String>) {
-        if let Err(message) = result {
-            self.add(field, message);
+    pub fn check(&mut self, field: &str, result: Result<(), Problem>) {
+        if let Err(problem) = result {
+            self.add(field, problem);
         }
     }
 
@@ -66,47 +208,47 @@ impl Invalid {
 }
 
 /// A required text between 1 and `max` characters (after trimming).
-pub fn text(value: &str, max: usize) -> Result<(), String> {
+pub fn text(value: &str, max: usize) -> Result<(), Problem> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err("must not be empty".into());
+        return Err(Problem::new("required"));
     }
     let len = trimmed.chars().count();
     if len > max {
-        return Err(format!("must be at most {max} characters (is {len})"));
+        return Err(Problem::new("too_long").with("max", max).with("len", len));
     }
     Ok(())
 }
 
 /// A text the bot sends as one Telegram message.
-pub fn message_text(value: &str) -> Result<(), String> {
+pub fn message_text(value: &str) -> Result<(), Problem> {
     if value.trim().is_empty() {
-        return Err("must not be empty".into());
+        return Err(Problem::new("required"));
     }
     let len = telegram_len(value);
     if len > 4096 {
-        return Err(format!(
-            "must fit in one Telegram message (4096 characters, is {len})"
-        ));
+        return Err(Problem::new("too_long_message")
+            .with("max", 4096)
+            .with("len", len));
     }
     Ok(())
 }
 
 /// A list of short texts (examples, keywords): each non-empty and at most `max_len`.
-pub fn text_list(values: &[String], max_items: usize, max_len: usize) -> Result<(), String> {
+pub fn text_list(values: &[String], max_items: usize, max_len: usize) -> Result<(), Problem> {
     if values.len() > max_items {
-        return Err(format!("at most {max_items} items"));
+        return Err(Problem::new("too_many").with("max", max_items));
     }
     for (i, v) in values.iter().enumerate() {
-        text(v, max_len).map_err(|e| format!("item {}: {e}", i + 1))?;
+        text(v, max_len).map_err(|e| e.with("item", i + 1))?;
     }
     Ok(())
 }
 
 /// The shape of a Telegram bot token: `<bot id>:<secret>`.
-pub fn bot_token(value: &str) -> Result<(), String> {
+pub fn bot_token(value: &str) -> Result<(), Problem> {
     let Some((id, secret)) = value.split_once(':') else {
-        return Err("is not a Telegram bot token (expected 123456789:AA…)".into());
+        return Err(Problem::new("bot_token"));
     };
     let id_ok = !id.is_empty() && id.len() <= 20 && id.chars().all(|c| c.is_ascii_digit());
     let secret_ok = (20..=100).contains(&secret.len())
@@ -116,7 +258,7 @@ pub fn bot_token(value: &str) -> Result<(), String> {
     if id_ok && secret_ok {
         Ok(())
     } else {
-        Err("is not a Telegram bot token (expected 123456789:AA…)".into())
+        Err(Problem::new("bot_token"))
     }
 }
 
@@ -124,25 +266,23 @@ pub fn bot_token(value: &str) -> Result<(), String> {
 pub const BUILTIN_COMMANDS: &[&str] = &["start", "help", "operator"];
 
 /// A command name as Telegram accepts it: 1–32 of `a-z`, `0-9`, `_`.
-pub fn command_name(value: &str) -> Result<(), String> {
+pub fn command_name(value: &str) -> Result<(), Problem> {
     let ok = (1..=32).contains(&value.len())
         && value
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !ok {
-        return Err("must be 1–32 lowercase latin letters, digits or _ (without the /)".into());
+        return Err(Problem::new("command_format"));
     }
     if BUILTIN_COMMANDS.contains(&value) {
-        return Err(format!(
-            "/{value} is built in; change its text in the settings"
-        ));
+        return Err(Problem::new("command_builtin").with("command", value));
     }
     Ok(())
 }
 
 /// A canned response's shortcut, typed after `/` in the reply box: 1–32 of `a-z`, `0-9`,
 /// `_`, `-`.
-pub fn canned_shortcut(value: &str) -> Result<(), String> {
+pub fn canned_shortcut(value: &str) -> Result<(), Problem> {
     let ok = (1..=32).contains(&value.len())
         && value
             .chars()
@@ -150,12 +290,12 @@ pub fn canned_shortcut(value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("must be 1–32 lowercase latin letters, digits, _ or - (without the /)".into())
+        Err(Problem::new("shortcut_format"))
     }
 }
 
 /// A link for a URL button.
-pub fn button_url(value: &str) -> Result<(), String> {
+pub fn button_url(value: &str) -> Result<(), Problem> {
     let ok = ["https://", "http://", "tg://"]
         .iter()
         .any(|p| value.starts_with(p) && value.len() > p.len())
@@ -164,12 +304,12 @@ pub fn button_url(value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("must be a link starting with https://, http:// or tg://".into())
+        Err(Problem::new("url_format"))
     }
 }
 
 /// A plausible email address (the rest is the mail server's business).
-pub fn email(value: &str) -> Result<(), String> {
+pub fn email(value: &str) -> Result<(), Problem> {
     let v = value.trim();
     let ok = v.len() <= 254
         && v.split_once('@').is_some_and(|(local, domain)| {
@@ -182,17 +322,17 @@ pub fn email(value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("is not a valid email address".into())
+        Err(Problem::new("email"))
     }
 }
 
-pub fn password(value: &str) -> Result<(), String> {
+pub fn password(value: &str) -> Result<(), Problem> {
     let len = value.chars().count();
     if len < 8 {
-        return Err("must be at least 8 characters".into());
+        return Err(Problem::new("password_short").with("min", 8));
     }
     if len > 256 {
-        return Err("must be at most 256 characters".into());
+        return Err(Problem::new("password_long").with("max", 256));
     }
     Ok(())
 }
@@ -320,5 +460,22 @@ mod tests {
         assert_eq!(err.errors.len(), 1);
         assert_eq!(err.errors[0].field, "title");
         assert_eq!(err.to_string(), "title: must not be empty");
+        assert_eq!(err.errors[0].problem.code, "required");
+    }
+
+    #[test]
+    fn field_errors_carry_a_code_and_their_numbers() {
+        let mut v = Invalid::new();
+        v.check("password", password("short"));
+        v.check("examples", text_list(&["ok".into(), "".into()], 10, 5));
+        let json = serde_json::to_value(&v.errors).unwrap();
+        assert_eq!(
+            json[0],
+            serde_json::json!({"field": "password", "code": "password_short",
+                               "message": "must be at least 8 characters", "min": 8})
+        );
+        assert_eq!(json[1]["code"], "required");
+        assert_eq!(json[1]["item"], 2);
+        assert_eq!(json[1]["message"], "item 2: must not be empty");
     }
 }

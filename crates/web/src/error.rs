@@ -8,7 +8,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 use switchboard_core::conversation::TransitionError;
-use switchboard_core::validate::{FieldError, Invalid};
+use switchboard_core::validate::{FieldError, Invalid, Problem};
 use switchboard_db::DbError;
 use switchboard_telegram::operator::OperatorError;
 use switchboard_telegram::setup::SetupError;
@@ -85,8 +85,8 @@ impl ApiError {
         )
     }
 
-    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
-        Invalid::single(field, message).into()
+    pub fn invalid_field(field: &str, problem: impl Into<Problem>) -> Self {
+        Invalid::single(field, problem).into()
     }
 }
 
@@ -177,7 +177,7 @@ impl From<SetupError> for ApiError {
                 message: m.clone(),
                 fields: vec![FieldError {
                     field: "token".into(),
-                    message: m,
+                    problem: Problem::new("token_refused").with("reason", m),
                 }],
             },
             SetupError::AlreadyConnectedElsewhere | SetupError::PollingMode => {

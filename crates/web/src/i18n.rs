@@ -113,6 +113,11 @@ impl Catalogs {
         self.by_lang[&lang].keys()
     }
 
+    /// True when the catalogues have `key` (in `lang`, or in English).
+    pub fn has(&self, lang: UiLang, key: &str) -> bool {
+        self.lookup(lang, key).is_some()
+    }
+
     fn lookup(&self, lang: UiLang, key: &str) -> Option<&str> {
         self.by_lang
             .get(&lang)

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use switchboard_core::bot::{Button, ButtonAction};
-use switchboard_core::validate::{self, Invalid};
+use switchboard_core::validate::{self, Invalid, Problem};
 use switchboard_core::{ButtonId, MenuId, RuleId, TenantId};
 use switchboard_db::{config, rules};
 use utoipa::ToSchema;
@@ -71,24 +71,23 @@ const MAX_PER_ROW: usize = 8;
 const MAX_ROWS: usize = 20;
 const MAX_BUTTONS: usize = 100;
 
-/// Prefixes each message with the button's label.
+/// Names the button (its label) in each problem.
 struct Labelled<'a> {
     errors: &'a mut Invalid,
     label: &'a str,
 }
 
 impl Labelled<'_> {
-    fn add(&mut self, field: &str, message: impl Into<String>) {
-        let message = message.into();
+    fn add(&mut self, field: &str, problem: impl Into<Problem>) {
+        let problem = problem.into();
         if self.label.is_empty() {
-            self.errors.add(field, message);
+            self.errors.add(field, problem);
         } else {
-            self.errors
-                .add(field, format!("“{}”: {message}", self.label));
+            self.errors.add(field, problem.with("button", self.label));
         }
     }
 
-    fn check(&mut self, field: &str, result: Result<(), String>) {
+    fn check(&mut self, field: &str, result: Result<(), Problem>) {
         if let Err(m) = result {
             self.add(field, m);
         }
@@ -104,10 +103,18 @@ pub async fn validate_rows(
     errors: &mut Invalid,
 ) -> Result<Vec<Vec<Button>>, switchboard_db::DbError> {
     if rows.len() > MAX_ROWS {
-        errors.add(field, format!("at most {MAX_ROWS} rows"));
+        errors.add(
+            field,
+            Problem::coded("too_many_rows", format!("at most {MAX_ROWS} rows"))
+                .with("max", MAX_ROWS),
+        );
     }
     if rows.iter().map(Vec::len).sum::<usize>() > MAX_BUTTONS {
-        errors.add(field, format!("at most {MAX_BUTTONS} buttons"));
+        errors.add(
+            field,
+            Problem::coded("too_many_buttons", format!("at most {MAX_BUTTONS} buttons"))
+                .with("max", MAX_BUTTONS),
+        );
     }
     let rule_ids: Vec<RuleId> = rows
         .iter()
@@ -134,7 +141,11 @@ pub async fn validate_rows(
         if row.len() > MAX_PER_ROW {
             errors.add(
                 &format!("{field}[{ri}]"),
-                format!("at most {MAX_PER_ROW} buttons in a row"),
+                Problem::coded(
+                    "too_many_in_row",
+                    format!("at most {MAX_PER_ROW} buttons in a row"),
+                )
+                .with("max", MAX_PER_ROW),
             );
         }
         let mut out_row = Vec::new();
@@ -153,11 +164,17 @@ pub async fn validate_rows(
                         Some(ButtonAction::Rule { rule_id: id })
                     }
                     Some(_) => {
-                        errors.add(&format!("{f}.rule_id"), "no such rule");
+                        errors.add(
+                            &format!("{f}.rule_id"),
+                            Problem::coded("no_such_rule", "no such rule"),
+                        );
                         None
                     }
                     None => {
-                        errors.add(&format!("{f}.rule_id"), "is required for a rule button");
+                        errors.add(
+                            &format!("{f}.rule_id"),
+                            Problem::coded("button_rule_required", "is required for a rule button"),
+                        );
                         None
                     }
                 },
@@ -166,11 +183,20 @@ pub async fn validate_rows(
                         Some(ButtonAction::Submenu { menu_id: id })
                     }
                     Some(_) => {
-                        errors.add(&format!("{f}.menu_id"), "no such menu");
+                        errors.add(
+                            &format!("{f}.menu_id"),
+                            Problem::coded("no_such_menu", "no such menu"),
+                        );
                         None
                     }
                     None => {
-                        errors.add(&format!("{f}.menu_id"), "is required for a submenu button");
+                        errors.add(
+                            &format!("{f}.menu_id"),
+                            Problem::coded(
+                                "button_menu_required",
+                                "is required for a submenu button",
+                            ),
+                        );
                         None
                     }
                 },
@@ -183,7 +209,10 @@ pub async fn validate_rows(
                         }
                     },
                     None => {
-                        errors.add(&format!("{f}.url"), "is required for a link button");
+                        errors.add(
+                            &format!("{f}.url"),
+                            Problem::coded("button_url_required", "is required for a link button"),
+                        );
                         None
                     }
                 },
@@ -196,7 +225,10 @@ pub async fn validate_rows(
                         }
                     },
                     None => {
-                        errors.add(&format!("{f}.text"), "is required for a text button");
+                        errors.add(
+                            &format!("{f}.text"),
+                            Problem::coded("button_text_required", "is required for a text button"),
+                        );
                         None
                     }
                 },

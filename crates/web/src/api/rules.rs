@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_core::validate::{self, Invalid};
+use switchboard_core::validate::{self, Invalid, Problem};
 use switchboard_core::{Permission, RuleId, TenantId};
 use switchboard_db::config::{self, rows_of, ButtonOwner};
 use switchboard_db::events::{self, NewEvent};
@@ -155,7 +155,11 @@ pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
         if let Err(e) = regex_lite::Regex::new(p) {
             errors.add(
                 "patterns",
-                format!("{p:?} is not a valid regular expression: {e}"),
+                Problem::coded(
+                    "regex",
+                    format!("{p:?} is not a valid regular expression: {e}"),
+                )
+                .with("pattern", p),
             );
         }
     }
@@ -163,10 +167,13 @@ pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
         "plain" => {}
         "html" => {
             if let Err(e) = switchboard_core::format::check_telegram_html(&r.answer) {
-                errors.add("answer", e.to_string());
+                errors.add("answer", e.problem());
             }
         }
-        _ => errors.add("format", "must be plain or html"),
+        _ => errors.add(
+            "format",
+            Problem::coded("format_mode", "must be plain or html"),
+        ),
     }
 }
 

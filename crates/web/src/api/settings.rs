@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_core::validate::{self, Invalid};
+use switchboard_core::validate::{self, Invalid, Problem};
 use switchboard_core::Permission;
 use switchboard_db::config::{self, Settings, SettingsPatch};
 use switchboard_db::events::{self, NewEvent};
@@ -165,7 +165,12 @@ pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
     ] {
         if let Some(t) = value {
             if !(0.0..=1.0).contains(&t) || t.is_nan() {
-                errors.add(field, "must be between 0 and 1");
+                errors.add(
+                    field,
+                    Problem::coded("between", "must be between 0 and 1")
+                        .with("min", 0)
+                        .with("max", 1),
+                );
             }
         }
     }
@@ -177,7 +182,10 @@ pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
         {
             errors.add(
                 "synonyms",
-                "each group needs at least two words, separated by commas",
+                Problem::coded(
+                    "synonym_group",
+                    "each group needs at least two words, separated by commas",
+                ),
             );
         }
     }
@@ -185,35 +193,56 @@ pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
         if !(1..=3650).contains(&d) {
             errors.add(
                 "retention_days",
-                "must be from 1 to 3650 days, or empty to keep",
+                Problem::coded(
+                    "retention_days",
+                    "must be from 1 to 3650 days, or empty to keep",
+                ),
             );
         }
     }
     if let Some(d) = p.raw_retention_days {
         if !(1..=3650).contains(&d) {
-            errors.add("raw_retention_days", "must be from 1 to 3650 days");
+            errors.add(
+                "raw_retention_days",
+                Problem::coded("days_range", "must be from 1 to 3650 days")
+                    .with("min", 1)
+                    .with("max", 3650),
+            );
         }
     }
     if let Some(l) = &p.default_language {
         if l != "en" && l != "ru" {
-            errors.add("default_language", "must be en or ru");
+            errors.add(
+                "default_language",
+                Problem::coded("language", "must be en or ru"),
+            );
         }
     }
     if let Some(z) = &p.timezone {
         if let Err(e) = switchboard_core::hours::parse_zone(z) {
-            errors.add("timezone", e.to_string());
+            errors.add(
+                "timezone",
+                Problem::coded("timezone", e.to_string()).with("zone", z),
+            );
         }
     }
     if let Some(Some(h)) = &p.working_hours {
         match serde_json::from_value::<switchboard_core::hours::WorkingHours>(h.clone()) {
             Ok(hours) => {
                 if let Err(e) = hours.validate() {
-                    errors.add("working_hours", e.to_string());
+                    errors.add(
+                        "working_hours",
+                        Problem::coded("working_hours", e.to_string())
+                            .with("reason", e.to_string()),
+                    );
                 }
             }
             Err(_) => errors.add(
                 "working_hours",
-                "must be {\"days\": [7 lists of [\"HH:MM\", \"HH:MM\"] pairs]}",
+                Problem::coded(
+                    "working_hours_shape",
+                    "must be {\"days\": [7 lists of [\"HH:MM\", \"HH:MM\"] pairs]}",
+                ),
             ),
         }
     }
@@ -228,7 +257,13 @@ pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
             })
         });
         if !ok {
-            errors.add("translations", "must be {\"en\"|\"ru\": {text name: text}}");
+            errors.add(
+                "translations",
+                Problem::coded(
+                    "translations_shape",
+                    "must be {\"en\"|\"ru\": {text name: text}}",
+                ),
+            );
         }
     }
 }

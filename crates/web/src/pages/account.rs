@@ -8,7 +8,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_core::password::{hash_password, verify_password};
-use switchboard_core::validate::{self, Invalid};
+use switchboard_core::validate::{self, Invalid, Problem};
 use switchboard_core::vault::generate_api_token;
 use switchboard_core::{ApiTokenId, TenantId};
 use switchboard_db::accounts;
@@ -76,13 +76,13 @@ async fn update_profile(
     }
     let locale = crate::i18n::UiLang::parse(&form.locale);
     if locale.is_none() {
-        errors.add("locale", "en / ru");
+        errors.add("locale", Problem::coded("language", "must be en or ru"));
     }
     if !errors.errors.is_empty() {
         return page(
             &state,
             &signed,
-            json!({"profile_errors": field_errors(&errors)}),
+            json!({"profile_errors": field_errors(&state, &signed.0, &errors)}),
         )
         .await;
     }
@@ -150,7 +150,7 @@ async fn change_password(
         return page(
             &state,
             &signed,
-            json!({"password_errors": field_errors(&errors)}),
+            json!({"password_errors": field_errors(&state, &signed.0, &errors)}),
         )
         .await;
     }
@@ -203,7 +203,7 @@ async fn create_token(
         return page(
             &state,
             &signed,
-            json!({"token_errors": field_errors(&errors)}),
+            json!({"token_errors": field_errors(&state, &signed.0, &errors)}),
         )
         .await;
     }

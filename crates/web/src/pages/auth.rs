@@ -241,7 +241,7 @@ async fn signup(
             None,
             "auth/signup.html",
             json!({"form": {"name": form.name, "email": form.email, "organization": form.organization, "language": form.language},
-                   "errors": field_errors(&errors), "oauth": oauth_buttons(&state)}),
+                   "errors": field_errors(&state, &viewer, &errors), "oauth": oauth_buttons(&state)}),
         )
         .await;
     }
@@ -328,7 +328,7 @@ async fn new_org(
             &viewer,
             None,
             "auth/new_org.html",
-            json!({"form": {"organization": form.organization, "language": form.language}, "errors": field_errors(&errors)}),
+            json!({"form": {"organization": form.organization, "language": form.language}, "errors": field_errors(&state, &viewer, &errors)}),
         )
         .await;
     }
@@ -375,7 +375,7 @@ async fn forgot(
             &viewer,
             None,
             "auth/forgot.html",
-            json!({"email": form.email, "errors": field_errors(&errors)}),
+            json!({"email": form.email, "errors": field_errors(&state, &viewer, &errors)}),
         )
         .await;
     }
@@ -479,7 +479,7 @@ async fn reset(
             &viewer,
             None,
             "auth/reset.html",
-            json!({"token": token, "valid": true, "errors": field_errors(&errors)}),
+            json!({"token": token, "valid": true, "errors": field_errors(&state, &viewer, &errors)}),
         )
         .await;
     }
@@ -579,7 +579,7 @@ async fn accept_invite(
                     None,
                     "auth/invite.html",
                     json!({"token": token, "invitation": inv, "org": tenant.name, "existing": false,
-                           "form": {"name": form.name}, "errors": field_errors(&errors)}),
+                           "form": {"name": form.name}, "errors": field_errors(&state, &viewer, &errors)}),
                 )
                 .await;
             }

@@ -66,7 +66,7 @@ async fn store(state: &AppState, member: &Member, id: Option<Uuid>, fields: &Fie
                 state,
                 member,
                 json!({"form": {"id": id, "shortcut": body.shortcut, "title": body.title, "text": body.text},
-                       "errors": field_errors(&errors)}),
+                       "errors": field_errors(state, &member.viewer, &errors)}),
             )
             .await
         }

@@ -112,7 +112,7 @@ async fn create(State(state): State<AppState>, member: Member, fields: Fields) -
     page(
         &state,
         &member,
-        json!({"form": form_json(&fields), "errors": field_errors(&errors)}),
+        json!({"form": form_json(&fields), "errors": field_errors(&state, &member.viewer, &errors)}),
     )
     .await
 }
@@ -187,7 +187,7 @@ async fn update(
         &member.viewer,
         Some(&member),
         "admin/command_form.html",
-        json!({"section": "commands", "command_id": id, "form": form_json(&fields), "errors": field_errors(&errors)}),
+        json!({"section": "commands", "command_id": id, "form": form_json(&fields), "errors": field_errors(&state, &member.viewer, &errors)}),
     )
     .await
 }

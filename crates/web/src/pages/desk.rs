@@ -199,13 +199,17 @@ async fn queue_block(
 }
 
 /// Formatting preview for the reply box.
-async fn preview(SignedIn(_viewer): SignedIn, fields: Fields) -> PageResult {
+async fn preview(
+    State(state): State<AppState>,
+    SignedIn(viewer): SignedIn,
+    fields: Fields,
+) -> PageResult {
     let text = fields.text("text");
     let html = fields.flag("format");
     let body = match html.then(|| check_telegram_html(&text)) {
         Some(Err(e)) => format!(
             "<span class=\"text-danger small\">{}</span>",
-            minijinja::HtmlEscape(&e.to_string())
+            minijinja::HtmlEscape(&super::problem_text(&state, &viewer, &e.problem()))
         ),
         _ => preview_html(&text, html),
     };
@@ -743,7 +747,10 @@ async fn send(
                 &state,
                 &member.viewer,
                 "desk.err.format",
-                &[("error", e.to_string())],
+                &[(
+                    "error",
+                    super::problem_text(&state, &member.viewer, &e.problem()),
+                )],
             )
         })
     } else {

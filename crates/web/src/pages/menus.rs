@@ -145,7 +145,7 @@ async fn save(state: &AppState, member: &Member, id: Option<MenuId>, fields: Fie
             id,
             json!({"name": name, "text": text, "is_main": is_main}),
             editor_rows(&posted),
-            field_errors(&errors),
+            field_errors(state, &member.viewer, &errors),
         )
         .await;
     }

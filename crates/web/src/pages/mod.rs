@@ -26,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Router;
 use serde_json::{json, Value};
-use switchboard_core::validate::Invalid;
+use switchboard_core::validate::{Invalid, Problem};
 use switchboard_core::{Permission, Role};
 use switchboard_db::accounts::{self, MembershipOf};
 use switchboard_db::platform::Tenant;
@@ -374,14 +374,44 @@ pub fn render_block(
     Ok(Html(html).into_response())
 }
 
-/// Field errors as `{"field": "message"}` for the form macros.
-pub fn field_errors(invalid: &Invalid) -> Value {
+/// Field errors as `{"field": "message"}` for the form macros, in the reader's language.
+pub fn field_errors(state: &AppState, viewer: &Viewer, invalid: &Invalid) -> Value {
     let mut map = serde_json::Map::new();
     for e in &invalid.errors {
         map.entry(e.field.clone())
-            .or_insert_with(|| json!(e.message));
+            .or_insert_with(|| json!(problem_text(state, viewer, &e.problem)));
     }
     Value::Object(map)
+}
+
+/// A validation problem in the reader's language: the catalogue's `err.<code>` with the
+/// problem's numbers, named by item or button where it has one.
+pub fn problem_text(state: &AppState, viewer: &Viewer, problem: &Problem) -> String {
+    let args: Vec<(&str, String)> = problem
+        .params
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let key = format!("err.{}", problem.code);
+    let text = if problem.code != "custom" && state.web.catalogs.has(viewer.lang, &key) {
+        t(state, viewer, &key, &args)
+    } else {
+        // A message written for people already (or a code without a translation yet).
+        problem.message_without_names()
+    };
+    let text = match problem.param("item") {
+        Some(item) => t(
+            state,
+            viewer,
+            "err.item",
+            &[("item", item.to_string()), ("error", text)],
+        ),
+        None => text,
+    };
+    match problem.param("button") {
+        Some(label) => format!("“{label}”: {text}"),
+        None => text,
+    }
 }
 
 /// Redirect after a successful form (post/redirect/get), with a one-time message.

@@ -269,7 +269,7 @@ async fn save(state: &AppState, member: &Member, id: Option<RuleId>, fields: Fie
             id,
             &form,
             editor_rows(&posted_buttons(&fields)),
-            field_errors(&errors),
+            field_errors(state, &member.viewer, &errors),
         )
         .await;
     }
@@ -285,7 +285,7 @@ async fn save(state: &AppState, member: &Member, id: Option<RuleId>, fields: Fie
             id,
             &form,
             editor_rows(&posted),
-            field_errors(&errors),
+            field_errors(state, &member.viewer, &errors),
         )
         .await;
     }
@@ -445,7 +445,7 @@ async fn preview(State(state): State<AppState>, member: Member, fields: Fields) 
     let problem = if html {
         switchboard_core::format::check_telegram_html(&answer)
             .err()
-            .map(|e| e.to_string())
+            .map(|e| super::problem_text(&state, &member.viewer, &e.problem()))
     } else {
         None
     };

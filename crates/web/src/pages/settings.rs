@@ -261,7 +261,13 @@ async fn save(State(state): State<AppState>, member: Member, fields: Fields) -> 
     let mut errors = Invalid::new();
     validate_patch(&patch, &mut errors);
     if !errors.errors.is_empty() {
-        return page(&state, &member, form, field_errors(&errors)).await;
+        return page(
+            &state,
+            &member,
+            form,
+            field_errors(&state, &member.viewer, &errors),
+        )
+        .await;
     }
     let mut tx = state.pool.begin().await?;
     config::update_settings(&mut *tx, tenant, &patch).await?;

@@ -72,7 +72,7 @@ async fn invite(State(state): State<AppState>, member: Member, fields: Fields) -
         }
     }
     if !errors.errors.is_empty() {
-        return page(&state, &member, json!({"form": {"email": email, "role": fields.text("role")}, "errors": field_errors(&errors)})).await;
+        return page(&state, &member, json!({"form": {"email": email, "role": fields.text("role")}, "errors": field_errors(&state, &member.viewer, &errors)})).await;
     }
     let role = role.expect("validated");
     let token = random_token(40);
