@@ -858,7 +858,7 @@ async fn the_bot_page_connects_shows_and_removes_the_bot() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.has("is not a Telegram bot token"));
+    assert!(r.has("This is not a Telegram bot token"));
     let bot = app.tg.add_bot("panel_bot");
     let r = web
         .post(&format!("/t/{s}/bot"), &[("token", bot.token.as_str())])
@@ -1163,6 +1163,11 @@ async fn every_form_speaks_russian_when_it_refuses() {
             format!("/t/{s}/team"),
             format!("/t/{s}/team"),
             vec![("email", "не-почта"), ("role", "operator")],
+        ),
+        (
+            format!("/t/{s}/bot"),
+            format!("/t/{s}/bot"),
+            vec![("token", "123:not-a-token")],
         ),
         (
             "/account".to_string(),

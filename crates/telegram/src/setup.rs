@@ -4,8 +4,9 @@
 
 use serde_json::json;
 use switchboard_core::text::Lang;
+use switchboard_core::validate::{self, Problem};
 use switchboard_core::vault::{mask_bot_token, random_token, secret_digest, SecretPurpose};
-use switchboard_core::{validate, BotId, TenantId};
+use switchboard_core::{BotId, TenantId};
 use switchboard_db::bots::{self, Bot, NewBot};
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::{config, events, DbError};
@@ -17,8 +18,9 @@ use crate::Telegram;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// The token (or what it leads to) is refused: why, coded for people's languages.
     #[error("{0}")]
-    InvalidToken(String),
+    InvalidToken(Problem),
     #[error("this bot is already connected to another organization")]
     AlreadyConnectedElsewhere,
     #[error("no bot is connected")]
@@ -86,8 +88,9 @@ impl Telegram {
 
     /// The `setWebhook` call for a bot: its URL, secret and update types.
     fn webhook_registration(&self, url: &str, secret: String) -> Result<SetWebhook, SetupError> {
-        let url = url::Url::parse(url)
-            .map_err(|e| SetupError::InvalidToken(format!("the public URL is not valid: {e}")))?;
+        let url = url::Url::parse(url).map_err(|e| {
+            SetupError::InvalidToken(Problem::said(format!("the public URL is not valid: {e}")))
+        })?;
         let mut hook = SetWebhook::new(url);
         hook.secret_token = Some(secret);
         hook.allowed_updates = Some(allowed_updates());
@@ -105,16 +108,16 @@ impl Telegram {
         actor: Actor,
     ) -> Result<Bot, SetupError> {
         let token = token.trim();
-        validate::bot_token(token)
-            .map_err(|m| SetupError::InvalidToken(format!("The token {m}")))?;
+        validate::bot_token(token).map_err(SetupError::InvalidToken)?;
         let me = match self.api.call(token, &GetMe::new()).await {
             Ok(me) => me,
             Err(TgError::Api {
                 code: 401 | 404, ..
             }) => {
-                return Err(SetupError::InvalidToken(
-                    "Telegram does not accept this token (check it with @BotFather)".into(),
-                ))
+                return Err(SetupError::InvalidToken(Problem::coded(
+                    "token_refused_by_telegram",
+                    "Telegram does not accept this token (check it with @BotFather)",
+                )))
             }
             Err(e) => return Err(e.into()),
         };
@@ -261,7 +264,7 @@ impl Telegram {
         };
         let Some(entry) = self.caches.bot(tenant, bot.id).await.map_err(|e| match e {
             crate::cache::CacheError::Db(d) => SetupError::Db(d),
-            other => SetupError::InvalidToken(other.to_string()),
+            other => SetupError::InvalidToken(Problem::said(other.to_string())),
         })?
         else {
             return Ok(());
@@ -323,7 +326,7 @@ impl Telegram {
             .caches
             .bot(tenant, bot.id)
             .await
-            .map_err(|e| SetupError::InvalidToken(e.to_string()))?
+            .map_err(|e| SetupError::InvalidToken(Problem::said(e.to_string())))?
             .ok_or(SetupError::NoBot)?;
         Ok(self.api.call(entry.token(), &GetWebhookInfo::new()).await?)
     }
@@ -436,7 +439,7 @@ impl Telegram {
         self.caches
             .bot(tenant, bot.id)
             .await
-            .map_err(|e| SetupError::InvalidToken(e.to_string()))?
+            .map_err(|e| SetupError::InvalidToken(Problem::said(e.to_string())))?
             .ok_or(SetupError::NoBot)
     }
 

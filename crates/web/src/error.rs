@@ -171,13 +171,16 @@ impl From<sqlx::Error> for ApiError {
 impl From<SetupError> for ApiError {
     fn from(e: SetupError) -> Self {
         match e {
-            SetupError::InvalidToken(m) => ApiError {
+            SetupError::InvalidToken(problem) => ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 code: "invalid_token",
-                message: m.clone(),
+                message: match problem.code {
+                    "bot_token" => format!("The token {}", problem.message()),
+                    _ => problem.message(),
+                },
                 fields: vec![FieldError {
                     field: "token".into(),
-                    problem: Problem::new("token_refused").with("reason", m),
+                    problem,
                 }],
             },
             SetupError::AlreadyConnectedElsewhere | SetupError::PollingMode => {

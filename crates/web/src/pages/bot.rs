@@ -51,7 +51,7 @@ pub struct TokenForm {
 
 fn setup_message(state: &AppState, member: &Member, e: &SetupError) -> String {
     match e {
-        SetupError::InvalidToken(m) => m.clone(),
+        SetupError::InvalidToken(problem) => super::problem_text(state, &member.viewer, problem),
         SetupError::AlreadyConnectedElsewhere => {
             t(state, &member.viewer, "bot.connected_elsewhere", &[])
         }
