@@ -11,6 +11,18 @@
     }
   }, true);
 
+  // Copy buttons: data-copy names the field whose value is copied.
+  document.addEventListener("click", function (e) {
+    var btn = e.target.closest && e.target.closest("[data-copy]");
+    if (!btn) return;
+    var field = document.getElementById(btn.dataset.copy);
+    if (!field) return;
+    field.select();
+    var done = function () { if (btn.dataset.copied) btn.textContent = btn.dataset.copied; };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(field.value).then(done, function () {});
+    else if (document.execCommand("copy")) done();
+  });
+
   // "Select all" checkboxes.
   document.addEventListener("change", function (e) {
     var box = e.target;

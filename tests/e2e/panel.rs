@@ -649,6 +649,26 @@ async fn invitations_roles_and_the_last_owner() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let (subject, body) = app.last_mail("new.op@acme.test").await;
     assert!(subject.contains("Acme"));
+    // Without a mail server nobody got that mail: the team page says so, once, and gives
+    // the link to pass on.
+    let team = owner.get(&format!("/t/{s}/team")).await;
+    assert!(team.has("No mail server is configured"), "{}", team.body);
+    assert!(!team.has("has been sent"));
+    let shown = team
+        .body
+        .split("id=\"invite-link-value\" aria-label")
+        .next()
+        .and_then(|b| b.rsplit("value=\"").next())
+        .and_then(|v| v.split('"').next())
+        .unwrap()
+        .replace("&#x2f;", "/");
+    assert!(shown.contains("/invite/"), "{shown}");
+    assert!(
+        body.contains(&shown),
+        "the link shown is the one in the mail"
+    );
+    let again = owner.get(&format!("/t/{s}/team")).await;
+    assert!(!again.has("invite-link-value"), "shown once");
     let link = link_in(&body);
     let path = link.trim_start_matches(&app.base).to_string();
     // The invitee creates an account through the link and lands in the organization.

@@ -219,6 +219,20 @@ pub async fn flash(session: &Session, kind: &str, text: impl Into<String>) {
     let _ = session.insert(FLASH, list).await;
 }
 
+const INVITE_LINK: &str = "invite_link";
+
+/// An invitation link to show once on the next page (when no mail carried it): the
+/// invitee's email and the link.
+pub async fn stash_invite_link(session: &Session, email: &str, link: &str) {
+    let _ = session
+        .insert(INVITE_LINK, (email.to_string(), link.to_string()))
+        .await;
+}
+
+pub async fn take_invite_link(session: &Session) -> Option<(String, String)> {
+    session.remove(INVITE_LINK).await.ok().flatten()
+}
+
 pub async fn take_flashes(session: &Session) -> Vec<Flash> {
     session
         .remove(FLASH)

@@ -416,7 +416,12 @@ pub fn problem_text(state: &AppState, viewer: &Viewer, problem: &Problem) -> Str
 
 /// Redirect after a successful form (post/redirect/get), with a one-time message.
 pub async fn done(viewer: &Viewer, to: &str, message: String) -> PageResult {
-    session::flash(&viewer.auth.session, "success", message).await;
+    done_as(viewer, to, "success", message).await
+}
+
+/// [`done`] with a message of another kind (`warning`, `info`).
+pub async fn done_as(viewer: &Viewer, to: &str, kind: &str, message: String) -> PageResult {
+    session::flash(&viewer.auth.session, kind, message).await;
     if viewer.htmx {
         let mut r = StatusCode::OK.into_response();
         r.headers_mut().insert(

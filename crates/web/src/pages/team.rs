@@ -12,7 +12,7 @@ use switchboard_db::accounts;
 use switchboard_db::events::{self, NewEvent};
 
 use super::auth::{invitation_expiry, invitation_link};
-use super::{done, field_errors, render, t, Fields, Member, PageError, PageResult};
+use super::{done, done_as, field_errors, render, t, Fields, Member, PageError, PageResult};
 use crate::mail::Email;
 use crate::AppState;
 
@@ -40,7 +40,12 @@ async fn page(state: &AppState, member: &Member, extra: serde_json::Value) -> Pa
 
 async fn team_page(State(state): State<AppState>, member: Member) -> PageResult {
     member.require(Permission::ManageTeam)?;
-    page(&state, &member, json!({})).await
+    let link = crate::session::take_invite_link(&member.viewer.auth.session).await;
+    let extra = match link {
+        Some((email, link)) => json!({"invite_link": {"email": email, "link": link}}),
+        None => json!({}),
+    };
+    page(&state, &member, extra).await
 }
 
 /// May `member` give or take `role`? Owners: any. Admins: operator and admin.
@@ -95,6 +100,8 @@ async fn invite(State(state): State<AppState>, member: Member, fields: Fields) -
     )
     .await?;
     tx.commit().await?;
+    let link = invitation_link(&state, &token);
+    let session = &member.viewer.auth.session;
     let c = &state.web.catalogs;
     let lang = member.viewer.lang;
     let mail = Email {
@@ -111,14 +118,33 @@ async fn invite(State(state): State<AppState>, member: Member, fields: Fields) -
                 ("org", member.tenant.name.clone()),
                 ("inviter", member.user().name().to_string()),
                 ("role", c.t(lang, &format!("role.{}", role.as_str()), &[])),
-                ("link", invitation_link(&state, &token)),
+                ("link", link.clone()),
             ],
         ),
     };
-    if let Err(e) = state.web.mailer.send(mail).await {
+    let sent = state.web.mailer.send(mail).await;
+    if state.web.mailer.is_dev_mailbox() {
+        // No mail server: the mail only went to the development mailbox, so the admin gets
+        // the link to pass on.
+        crate::session::stash_invite_link(session, &email, &link).await;
+        let message = t(
+            &state,
+            &member.viewer,
+            "team.invited_no_mail",
+            &[("email", email)],
+        );
+        return done_as(&member.viewer, &member.url("/team"), "info", message).await;
+    }
+    if let Err(e) = sent {
         tracing::error!(error = %e, "invitation mail not sent");
-        let message = t(&state, &member.viewer, "team.mail_failed", &[]);
-        crate::session::flash(&member.viewer.auth.session, "warning", message).await;
+        crate::session::stash_invite_link(session, &email, &link).await;
+        let message = t(
+            &state,
+            &member.viewer,
+            "team.mail_failed",
+            &[("email", email)],
+        );
+        return done_as(&member.viewer, &member.url("/team"), "warning", message).await;
     }
     let message = t(&state, &member.viewer, "team.invited", &[("email", email)]);
     done(&member.viewer, &member.url("/team"), message).await
