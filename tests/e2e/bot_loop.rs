@@ -440,3 +440,61 @@ async fn settings_texts_change_what_the_bot_says() {
         "Hi, this is Acme!"
     );
 }
+
+/// An organization that wrote its texts once, in English: its Russian-speaking users get
+/// those words, not the built-in Russian ones; texts it left alone come in Russian.
+#[tokio::test]
+async fn the_organizations_own_texts_reach_users_of_another_language() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let (s, body) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"welcome_text": "Welcome to Acme!", "closing_text": "Thanks for writing to Acme."}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let ivan = switchboard_testkit::FakeUser::new(3003, "Иван").lang("ru");
+    app.say(&bot, &ivan, "/start").await;
+    app.say(&bot, &ivan, "/help").await;
+    let sent = app.expect_sent(&bot, ivan.id, 2).await;
+    assert_eq!(sent[0].text, "Welcome to Acme!");
+    assert_eq!(
+        sent[1].text,
+        switchboard_core::bot::BotTexts::defaults(switchboard_core::text::Lang::Ru).help_text,
+        "a text the organization did not write comes in the user's language"
+    );
+    // A translation the organization wrote wins.
+    let (s, body) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"translations": {"ru": {"welcome_text": "Добро пожаловать в Acme!"}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    app.say(&bot, &ivan, "/start").await;
+    let sent = app.expect_sent(&bot, ivan.id, 3).await;
+    assert_eq!(sent[2].text, "Добро пожаловать в Acme!");
+    // The closing text too.
+    app.say(&bot, &ivan, "/operator").await;
+    let conv = app.conversation(&t, "waiting").await;
+    let id = conv["id"].as_str().unwrap();
+    let (s, body) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/close"),
+            json!({}),
+        )
+        .await;
+    assert!(s.is_success(), "{body}");
+    app.eventually("the closing text", || async {
+        app.tg
+            .sent_to(&bot, ivan.id)
+            .last()
+            .is_some_and(|m| m.text == "Thanks for writing to Acme.")
+    })
+    .await;
+}

@@ -160,6 +160,27 @@ impl BotTexts {
         serde_json::from_value(merged).unwrap_or_else(|_| self.clone())
     }
 
+    /// The texts for users of another language than the organization's default, before
+    /// any translation: where the organization wrote its own text (in its default
+    /// language) that text — its own words beat built-in ones — and elsewhere the
+    /// built-in text of the user's language. `own` is the default language's texts,
+    /// `default_lang` that language.
+    pub fn for_other_language(own: &BotTexts, default_lang: Lang, lang: Lang) -> Self {
+        let own_v = serde_json::to_value(own).expect("texts serialise");
+        let stock = serde_json::to_value(Self::defaults(default_lang)).expect("texts serialise");
+        let mut out = serde_json::to_value(Self::defaults(lang)).expect("texts serialise");
+        if let (Some(out), Some(own), Some(stock)) =
+            (out.as_object_mut(), own_v.as_object(), stock.as_object())
+        {
+            for (k, v) in own {
+                if stock.get(k) != Some(v) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        serde_json::from_value(out).unwrap_or_else(|_| Self::defaults(lang))
+    }
+
     pub fn defaults(lang: Lang) -> Self {
         match lang {
             Lang::En => Self {
@@ -1112,6 +1133,17 @@ mod tests {
             at("2026-11-23T10:00:00Z"),
         );
         assert_eq!(d.replies[0].text, f.config.texts.handover_text);
+    }
+
+    #[test]
+    fn the_organizations_own_words_beat_built_in_ones() {
+        let mut own = BotTexts::defaults(Lang::En);
+        own.welcome_text = "Welcome to Acme!".into();
+        let ru = BotTexts::for_other_language(&own, Lang::En, Lang::Ru);
+        // Written by the organization (in English): kept for Russian users…
+        assert_eq!(ru.welcome_text, "Welcome to Acme!");
+        // …left as built in: the built-in Russian text.
+        assert_eq!(ru.help_text, BotTexts::defaults(Lang::Ru).help_text);
     }
 
     #[test]

@@ -79,7 +79,9 @@ impl Settings {
         }
     }
 
-    /// The texts for users of `lang`: the translation over that language's defaults.
+    /// The texts for users of `lang`: each text falls back from the translation into
+    /// `lang`, to the organization's own text in its default language, to the built-in
+    /// text of `lang`.
     pub fn texts_in(&self, lang: switchboard_core::text::Lang) -> BotTexts {
         if lang == self.lang() {
             return self.texts();
@@ -89,7 +91,7 @@ impl Settings {
             .get(lang.code())
             .cloned()
             .unwrap_or(serde_json::Value::Null);
-        BotTexts::defaults(lang).overridden(&overrides)
+        BotTexts::for_other_language(&self.texts(), self.lang(), lang).overridden(&overrides)
     }
 
     pub fn hours(&self) -> switchboard_core::hours::WorkingHours {

@@ -112,7 +112,7 @@ fn form_of(s: &Settings) -> Value {
         "texts": texts,
         "second_lang": second.code(),
         "translations": overrides,
-        "second_defaults": serde_json::to_value(BotTexts::defaults(second)).expect("texts serialise"),
+        "second_defaults": serde_json::to_value(BotTexts::for_other_language(&s.texts(), s.lang(), second)).expect("texts serialise"),
         "default_language": s.default_language,
         "timezone": s.timezone,
         "always_open": hours.is_always_open(),
@@ -242,7 +242,7 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         .collect();
     let form = json!({
         "texts": texts, "second_lang": second.code(), "translations": translation,
-        "second_defaults": serde_json::to_value(BotTexts::defaults(second)).expect("texts serialise"),
+        "second_defaults": serde_json::to_value(BotTexts::for_other_language(&current.texts(), current.lang(), second)).expect("texts serialise"),
         "default_language": lang.code(), "timezone": fields.text("timezone"), "always_open": always,
         "days": days, "answer_threshold": fields.text("answer_threshold"),
         "suggest_threshold": fields.text("suggest_threshold"), "synonyms": fields.text("synonyms"),
