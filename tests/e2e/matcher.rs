@@ -95,13 +95,18 @@ async fn unsure_matches_suggest_rules_and_a_press_answers_and_is_logged() {
     let ask = &sent[1];
     assert!(ask.text.contains("Did you mean"), "{}", ask.text);
     let labels: Vec<String> = ask.buttons().into_iter().map(|(l, _)| l).collect();
-    assert!(labels.contains(&"Refunds".to_string()), "{labels:?}");
+    // Users see questions in their words (the first example), never the internal title.
+    assert!(
+        labels.contains(&"How do I get a refund".to_string()),
+        "{labels:?}"
+    );
+    assert!(!labels.contains(&"Refunds".to_string()), "{labels:?}");
     assert_eq!(labels.last().unwrap(), "None of these — talk to a person");
     assert_eq!(app.conversation(&t, "bot").await["status"], "bot");
 
     // Pressing a suggestion answers with that rule; the press is stored with the rule and
     // logged as an accepted suggestion.
-    let data = ask.button_data("Refunds").unwrap();
+    let data = ask.button_data("How do I get a refund").unwrap();
     app.tg.press(&bot, &user, &data, ask.message_id).await;
     let sent = app.expect_sent(&bot, user.id, 3).await;
     assert_eq!(sent[2].text, "Refunds take 5 days.");
@@ -112,7 +117,10 @@ async fn unsure_matches_suggest_rules_and_a_press_answers_and_is_logged() {
     .fetch_one(&app.db.pool)
     .await
     .unwrap();
-    assert_eq!((text.as_str(), kind.as_str()), ("Refunds", "callback"));
+    assert_eq!(
+        (text.as_str(), kind.as_str()),
+        ("How do I get a refund", "callback")
+    );
     assert_eq!(rule_id.unwrap().to_string(), refunds);
     let accepted: serde_json::Value = sqlx::query_scalar(
         "select data from events where tenant_id = $1 and kind = 'suggestion.accepted'",
@@ -197,12 +205,12 @@ async fn typical_questions_required_words_patterns_and_synonyms() {
     app.say(&bot, &user, "/help").await;
     let help = app.expect_sent(&bot, user.id, 1).await.remove(0);
     let labels: Vec<String> = help.buttons().into_iter().map(|(l, _)| l).collect();
-    assert_eq!(labels, ["Интернет не работает", "Статус заказа"]);
+    assert_eq!(labels, ["Не работает интернет", "Где мой заказ"]);
     // A vague message gets them too, instead of a hand-over.
     app.say(&bot, &user, "вопрос").await;
     let vague = app.expect_sent(&bot, user.id, 2).await.remove(1);
     assert!(vague.text.contains("Did you mean"), "{}", vague.text);
-    assert!(vague.button_data("Статус заказа").is_some());
+    assert!(vague.button_data("Где мой заказ").is_some());
 
     // A pattern answers outright.
     app.say(&bot, &user, "Заказ № 123456 — где он?").await;
@@ -226,7 +234,7 @@ async fn typical_questions_required_words_patterns_and_synonyms() {
     app.say(&bot, &carol, "нет вайфая").await;
     let before = app.expect_sent(&bot, carol.id, 1).await.remove(0);
     let reaches = |m: &switchboard_testkit::SentMessage| {
-        m.text == "Перезагрузите роутер." || m.button_data("Интернет не работает").is_some()
+        m.text == "Перезагрузите роутер." || m.button_data("Не работает интернет").is_some()
     };
     assert!(!reaches(&before), "{before:?}");
     let (s, body) = app
@@ -542,7 +550,40 @@ async fn a_vague_message_is_offered_the_most_asked_questions() {
     let ask = app.expect_sent(&bot, user.id, 1).await.remove(0);
     assert!(ask.text.contains("Did you mean"), "{}", ask.text);
     let labels: Vec<String> = ask.buttons().into_iter().map(|(l, _)| l).collect();
-    assert_eq!(labels[0], "Opening hours", "{labels:?}");
+    assert_eq!(labels[0], "When are you open", "{labels:?}");
+    // The admins can word it themselves.
+    let (s, body) = app.get(&t.token, "/api/v1/rules").await;
+    assert_eq!(s, StatusCode::OK);
+    let id = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["title"] == "Opening hours")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, body) = app
+        .patch(
+            &t.token,
+            &format!("/api/v1/rules/{id}"),
+            json!({"question": "What are your opening hours?"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["question"], "What are your opening hours?");
+    let (s, body) = app
+        .patch(
+            &t.token,
+            &format!("/api/v1/rules/{id}"),
+            json!({"question": "x".repeat(65)}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    app.say(&bot, &bob(), "question").await;
+    let ask = app.expect_sent(&bot, bob().id, 1).await.remove(0);
+    let labels: Vec<String> = ask.buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(labels[0], "What are your opening hours?", "{labels:?}");
 }
 
 /// A stand-in for a sentence-embedding model: money talk one way, everything else another.

@@ -59,6 +59,9 @@ pub struct Menu {
 pub struct Rule {
     pub id: RuleId,
     pub title: String,
+    /// How the rule is offered to users (suggestion and typical-question buttons): the
+    /// admins' wording, else the first example, else the title.
+    pub question: String,
     pub answer: String,
     /// The answer uses Telegram's HTML formatting.
     pub html: bool,
@@ -612,7 +615,7 @@ fn suggestion_reply(ctx: &Ctx, rules: &[&Rule]) -> Reply {
         .iter()
         .map(|r| {
             vec![OutButton::Callback {
-                label: r.title.clone(),
+                label: r.question.clone(),
                 data: suggestion_callback_data(r.id),
             }]
         })
@@ -643,7 +646,7 @@ fn featured_keyboard(config: &BotConfig) -> Vec<Vec<OutButton>> {
         .take(8)
         .map(|r| {
             vec![OutButton::Callback {
-                label: r.title.clone(),
+                label: r.question.clone(),
                 data: suggestion_callback_data(r.id),
             }]
         })
@@ -701,7 +704,7 @@ fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
             Some(rule) => Decision {
                 replies: vec![rule_reply(ctx, rule)],
                 callback_answer: Some(String::new()),
-                suggestion: Some(SuggestionPick::Rule(rule.id, rule.title.clone())),
+                suggestion: Some(SuggestionPick::Rule(rule.id, rule.question.clone())),
                 ..Decision::stay(status)
             },
             None => Decision {
@@ -840,6 +843,7 @@ mod tests {
             Rule {
                 id: rule,
                 title: "Opening hours".into(),
+                question: "When are you open?".into(),
                 answer: "We are open 9–18.".into(),
                 html: false,
                 rows: vec![vec![btn(

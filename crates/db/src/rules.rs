@@ -11,6 +11,8 @@ use crate::{DbError, Result};
 pub struct RuleRow {
     pub id: RuleId,
     pub title: String,
+    /// The question as users see it (suggestion buttons); `None`: the first example.
+    pub question: Option<String>,
     pub answer: String,
     pub examples: Vec<String>,
     pub keywords: Vec<String>,
@@ -28,7 +30,7 @@ pub struct RuleRow {
 }
 
 const COLUMNS: &str =
-    "id, title, answer, examples, keywords, required, patterns, priority, enabled,
+    "id, title, question, answer, examples, keywords, required, patterns, priority, enabled,
     featured, format, hit_count, created_at, updated_at";
 
 /// Filters for listing rules.
@@ -159,6 +161,8 @@ pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: RuleId) -> Resul
 #[derive(Clone, Debug, Default)]
 pub struct RuleInput {
     pub title: String,
+    /// The question as users see it; `None`: the first example.
+    pub question: Option<String>,
     pub answer: String,
     pub examples: Vec<String>,
     pub keywords: Vec<String>,
@@ -179,8 +183,8 @@ pub async fn insert(
 ) -> Result<RuleRow> {
     Ok(sqlx::query_as(&format!(
         "insert into answer_rules (tenant_id, id, title, answer, examples, keywords, priority,
-            enabled, featured, format, required, patterns)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning {COLUMNS}"
+            enabled, featured, format, required, patterns, question)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) returning {COLUMNS}"
     ))
     .bind(tenant)
     .bind(id)
@@ -194,6 +198,7 @@ pub async fn insert(
     .bind(&r.format)
     .bind(&r.required)
     .bind(&r.patterns)
+    .bind(&r.question)
     .fetch_one(db)
     .await?)
 }
@@ -207,7 +212,7 @@ pub async fn update(
     sqlx::query_as(&format!(
         "update answer_rules set title = $3, answer = $4, examples = $5, keywords = $6,
             priority = $7, enabled = $8, featured = $9, format = $10, required = $11,
-            patterns = $12
+            patterns = $12, question = $13
          where tenant_id = $1 and id = $2 returning {COLUMNS}"
     ))
     .bind(tenant)
@@ -222,6 +227,7 @@ pub async fn update(
     .bind(&r.format)
     .bind(&r.required)
     .bind(&r.patterns)
+    .bind(&r.question)
     .fetch_optional(db)
     .await?
     .found()

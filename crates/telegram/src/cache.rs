@@ -286,6 +286,7 @@ pub async fn load_config(
                 Rule {
                     id: r.id,
                     title: r.title.clone(),
+                    question: rule_question(r),
                     answer: r.answer.clone(),
                     html: r.format == "html",
                     rows: rows_of(&of_rule(r.id)),
@@ -420,5 +421,34 @@ pub async fn listen_for_invalidations(pool: PgPool, caches: Arc<Caches>) {
                 }
             }
         }
+    }
+}
+
+/// How a rule is offered to users: the admins' question, else its first example (a
+/// user's own words), else its title; at most 64 characters (a button's label).
+fn rule_question(r: &switchboard_db::rules::RuleRow) -> String {
+    let text = r
+        .question
+        .as_deref()
+        .filter(|q| !q.trim().is_empty())
+        .or_else(|| {
+            r.examples
+                .iter()
+                .map(String::as_str)
+                .find(|e| !e.trim().is_empty())
+        })
+        .unwrap_or(&r.title)
+        .trim();
+    let mut chars = text.chars();
+    let mut label: String = chars.by_ref().take(64).collect();
+    if chars.next().is_some() {
+        label.pop();
+        label.push('…');
+    }
+    // A question is a sentence: start it with a capital letter.
+    let mut first = label.chars();
+    match first.next() {
+        Some(c) => c.to_uppercase().chain(first).collect(),
+        None => label,
     }
 }

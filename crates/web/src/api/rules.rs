@@ -31,7 +31,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Serialize, ToSchema)]
 pub struct RuleOut {
     pub id: Uuid,
+    /// For the admins (the panel, the log); users never see it.
     pub title: String,
+    /// The question as users see it on "Did you mean…?" and typical-question buttons;
+    /// `null`: the first example.
+    pub question: Option<String>,
     /// The text the bot sends.
     pub answer: String,
     /// Example questions this rule answers.
@@ -60,6 +64,8 @@ pub struct RuleOut {
 #[serde(deny_unknown_fields)]
 pub struct RuleIn {
     pub title: String,
+    /// The question as users see it (1–64 characters); without it, the first example.
+    pub question: Option<String>,
     pub answer: String,
     #[serde(default)]
     pub examples: Vec<String>,
@@ -82,6 +88,10 @@ pub struct RuleIn {
 #[serde(deny_unknown_fields)]
 pub struct RulePatch {
     pub title: Option<String>,
+    /// `null` clears it (the first example is offered again).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub question: Option<Option<String>>,
     pub answer: Option<String>,
     pub examples: Option<Vec<String>>,
     pub keywords: Option<Vec<String>>,
@@ -115,6 +125,7 @@ impl RuleOut {
         RuleOut {
             id: r.id.0,
             title: r.title,
+            question: r.question,
             answer: r.answer,
             examples: r.examples,
             keywords: r.keywords,
@@ -143,9 +154,22 @@ pub fn clean_list(items: &[String]) -> Vec<String> {
     out
 }
 
+/// A question as given: trimmed, `None` when empty.
+pub fn clean_question(q: Option<&str>) -> Option<String> {
+    q.map(str::trim).filter(|q| !q.is_empty()).map(String::from)
+}
+
+/// A field that is present (`Some`, possibly `Some(None)` for `null`) or absent (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
 /// Checks a rule as written by an admin (shared by the API and the panel).
 pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
     errors.check("title", validate::text(&r.title, 200));
+    if let Some(q) = &r.question {
+        errors.check("question", validate::text(q, 64));
+    }
     errors.check("answer", validate::text(&r.answer, 20_000));
     errors.check("examples", validate::text_list(&r.examples, 1000, 500));
     errors.check("keywords", validate::text_list(&r.keywords, 200, 100));
@@ -218,6 +242,7 @@ async fn create_rule(
     p.require(Permission::WriteConfig)?;
     let input = RuleInput {
         title: body.title.trim().to_string(),
+        question: clean_question(body.question.as_deref()),
         answer: body.answer.trim().to_string(),
         examples: clean_list(&body.examples),
         keywords: clean_list(&body.keywords),
@@ -288,6 +313,10 @@ async fn update_rule(
             .title
             .as_deref()
             .map_or(current.title.clone(), |t| t.trim().to_string()),
+        question: match &body.question {
+            Some(q) => clean_question(q.as_deref()),
+            None => current.question.clone(),
+        },
         answer: body
             .answer
             .as_deref()

@@ -149,6 +149,7 @@ fn ctx_with_member(member: &Member, mut ctx: serde_json::Value) -> serde_json::V
 #[derive(Serialize, Default)]
 struct RuleForm {
     title: String,
+    question: String,
     answer: String,
     examples: String,
     keywords: String,
@@ -164,6 +165,7 @@ impl RuleForm {
     fn of(r: &RuleRow) -> Self {
         RuleForm {
             title: r.title.clone(),
+            question: r.question.clone().unwrap_or_default(),
             answer: r.answer.clone(),
             examples: r.examples.join("\n"),
             keywords: r.keywords.join("\n"),
@@ -231,6 +233,7 @@ async fn edit_form(
 fn input_of(fields: &Fields) -> RuleInput {
     RuleInput {
         title: fields.text("title").trim().to_string(),
+        question: crate::api::rules::clean_question(fields.get("question")),
         answer: fields.text("answer").trim().to_string(),
         examples: clean_list(&fields.lines("examples")),
         keywords: clean_list(&fields.lines("keywords")),
@@ -322,6 +325,7 @@ async fn save(state: &AppState, member: &Member, id: Option<RuleId>, fields: Fie
 fn form_of(fields: &Fields, input: &RuleInput) -> RuleForm {
     RuleForm {
         title: fields.text("title"),
+        question: fields.text("question"),
         answer: fields.text("answer"),
         examples: fields.text("examples"),
         keywords: fields.text("keywords"),
@@ -646,6 +650,7 @@ pub async fn import_rules(
     for (i, r) in incoming.into_iter().enumerate() {
         let input = RuleInput {
             title: r.title.trim().to_string(),
+            question: None,
             answer: r.answer.trim().to_string(),
             examples: clean_list(&r.examples),
             keywords: clean_list(&r.keywords),
