@@ -827,6 +827,10 @@ async fn try_it_runs_the_real_pipeline_as_test_traffic() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.has("We are open 9–18."), "{}", r.body);
     assert!(r.has("Talk to a person"));
+    // Under the question: which rule answered and how sure the bot was, and the bands.
+    assert!(r.has("Answered by “Hours”"), "{}", r.body);
+    assert!(r.has("% sure"));
+    assert!(r.has("at least 50% sure"), "the answer band: {}", r.body);
     let data_at = r.body.find("\"data\": \"").unwrap() + "\"data\": \"".len();
     let data = &r.body[data_at..data_at + r.body[data_at..].find('"').unwrap()];
     let r = web
@@ -860,6 +864,26 @@ async fn try_it_runs_the_real_pipeline_as_test_traffic() {
         app.tg.calls().iter().all(|c| c.method != "sendMessage"),
         "nothing went to Telegram"
     );
+    // After the hand-over the tester goes on with the bot, the transcript kept.
+    let r = web.post(&format!("/t/{s}/try/back-to-bot"), &[]).await;
+    assert!(r.has("We are open 9–18."), "transcript kept");
+    assert!(!r.has("try-back-to-bot"), "no longer with the operators");
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from conversations where is_test and status = 'waiting'"
+        )
+        .await,
+        0,
+        "the test conversation left the queue"
+    );
+    let r = web
+        .post(
+            &format!("/t/{s}/try/say"),
+            &[("text", "something nobody wrote a rule for")],
+        )
+        .await;
+    assert!(r.has("No rule was sure enough"), "{}", r.body);
     let r = web.post(&format!("/t/{s}/try/reset"), &[]).await;
     assert!(r.has("or ask a question"), "the chat starts over");
 }

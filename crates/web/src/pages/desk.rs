@@ -318,7 +318,7 @@ fn message_json(
 
 /// The matcher's top candidates of an inbound message, with rule titles (why the bot
 /// answered, suggested or handed over).
-fn candidates(m: &MessageRow, rules: &HashMap<Uuid, String>) -> Vec<Value> {
+pub(super) fn candidates(m: &MessageRow, rules: &HashMap<Uuid, String>) -> Vec<Value> {
     m.match_info
         .as_ref()
         .and_then(|i| i.get("candidates"))

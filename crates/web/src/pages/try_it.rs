@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/try/say", post(say))
         .route("/t/{slug}/try/press", post(press))
         .route("/t/{slug}/try/reset", post(reset))
+        .route("/t/{slug}/try/back-to-bot", post(back_to_bot))
 }
 
 /// The sandbox user standing in for this admin. Sandbox end users belong to the sandbox
@@ -74,18 +75,52 @@ async fn chat(state: &AppState, member: &Member) -> PageResult<Value> {
         return Ok(json!({"messages": [], "status": null}));
     };
     let rows = messages::recent_for_end_user(&state.pool, member.tenant.id, end_user, 60).await?;
+    // Why the bot did what it did, as the desk explains it: the rule and its confidence,
+    // and the candidates it weighed.
+    let mut rule_ids: Vec<uuid::Uuid> =
+        rows.iter().filter_map(|m| m.rule_id.map(|r| r.0)).collect();
+    for m in &rows {
+        if let Some(cs) = m
+            .match_info
+            .as_ref()
+            .and_then(|i| i.get("candidates"))
+            .and_then(Value::as_array)
+        {
+            rule_ids.extend(
+                cs.iter()
+                    .filter_map(|c| c.get("rule_id").and_then(Value::as_str))
+                    .filter_map(|s| s.parse::<uuid::Uuid>().ok()),
+            );
+        }
+    }
+    let titles: std::collections::HashMap<uuid::Uuid, String> =
+        switchboard_db::desk::rule_titles(&state.pool, member.tenant.id, &rule_ids)
+            .await?
+            .into_iter()
+            .collect();
     let items: Vec<Value> = rows
         .iter()
         .map(|m| {
             let keyboard = m.payload.as_ref().and_then(|p| p.get("keyboard")).cloned().unwrap_or(json!([]));
             let html = m.payload.as_ref().and_then(|p| p.get("parse_mode")).and_then(Value::as_str) == Some("HTML");
+            let weighed = m.direction == "in" && m.match_info.is_some();
             json!({"id": m.id, "direction": m.direction, "sender": m.sender, "kind": m.kind,
                    "html": switchboard_core::format::preview_html(&m.text, html),
-                   "keyboard": keyboard, "created_at": m.created_at, "delivery_status": m.delivery_status})
+                   "keyboard": keyboard, "created_at": m.created_at, "delivery_status": m.delivery_status,
+                   "weighed": weighed,
+                   "rule": m.rule_id.and_then(|r| titles.get(&r.0)),
+                   "score": m.score,
+                   "candidates": super::desk::candidates(m, &titles)})
         })
         .collect();
     let open = conversations::open_for_user(&state.pool, member.tenant.id, end_user).await?;
-    Ok(json!({"messages": items, "status": open.map(|c| c.status.as_str().to_string())}))
+    let settings = switchboard_db::config::get_settings(&state.pool, member.tenant.id).await?;
+    let percent = |x: f32| (f64::from(x) * 100.0).round() as i64;
+    Ok(
+        json!({"messages": items, "status": open.map(|c| c.status.as_str().to_string()),
+              "answer_at": percent(settings.answer_threshold),
+              "suggest_at": percent(settings.suggest_threshold.min(settings.answer_threshold))}),
+    )
 }
 
 async fn try_page(State(state): State<AppState>, member: Member) -> PageResult {
@@ -179,9 +214,15 @@ async fn press(State(state): State<AppState>, member: Member, fields: Fields) ->
     run(&state, &member, update).await
 }
 
-/// Closes the sandbox conversation so the next message starts over.
-async fn reset(State(state): State<AppState>, member: Member) -> PageResult {
+/// Ends the sandbox's hand-over: the conversation is closed (the transcript stays), so the
+/// tester's next message goes to the bot again.
+async fn back_to_bot(State(state): State<AppState>, member: Member) -> PageResult {
     member.require(Permission::WriteConfig)?;
+    close_sandbox_conversation(&state, &member).await?;
+    transcript(State(state), member).await
+}
+
+async fn close_sandbox_conversation(state: &AppState, member: &Member) -> PageResult<()> {
     let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
     sqlx::query(
         "update conversations c set status = 'closed', closed_at = now()
@@ -191,9 +232,17 @@ async fn reset(State(state): State<AppState>, member: Member) -> PageResult {
     )
     .bind(member.tenant.id)
     .bind(bot.id)
-    .bind(sandbox_user_id(&member))
+    .bind(sandbox_user_id(member))
     .execute(&state.pool)
     .await?;
+    Ok(())
+}
+
+/// Closes the sandbox conversation so the next message starts over.
+async fn reset(State(state): State<AppState>, member: Member) -> PageResult {
+    member.require(Permission::WriteConfig)?;
+    close_sandbox_conversation(&state, &member).await?;
+    let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
     sqlx::query(
         "delete from messages m using end_users u
          where m.tenant_id = $1 and u.tenant_id = m.tenant_id and u.id = m.end_user_id
