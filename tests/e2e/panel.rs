@@ -1285,3 +1285,43 @@ async fn every_form_speaks_russian_when_it_refuses() {
         }
     }
 }
+
+/// "Come back here" links lead only to this site, judged as a browser reads them, and a
+/// bad one is never a 500.
+#[tokio::test]
+async fn next_links_stay_on_this_site() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let web = app.owner_web(&t).await;
+    for next in [
+        "/%09/evil.example/x",
+        "/%0d%0aSet-Cookie:x=y",
+        "//evil.example",
+        "/%5Cevil.example",
+        "https://evil.example",
+        "/%20/evil.example",
+    ] {
+        let r = web.get(&format!("/login?next={next}")).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{next}");
+        let to = r.location.clone().unwrap_or_default();
+        assert_eq!(to, "/", "{next} → {to}");
+    }
+    // A good one is followed.
+    let r = web.get("/login?next=/t/acme/rules").await;
+    assert_eq!(r.location.as_deref(), Some("/t/acme/rules"));
+    // Signing in with a bad one lands at home, not on a 500.
+    let visitor = app.web();
+    visitor.get("/login").await;
+    let r = visitor
+        .post(
+            "/login",
+            &[
+                ("email", "owner@acme.test"),
+                ("password", "password123"),
+                ("next", "/\r\nLocation: https://evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location.as_deref(), Some("/"));
+}

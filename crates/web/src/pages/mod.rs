@@ -438,10 +438,20 @@ pub fn t(state: &AppState, viewer: &Viewer, key: &str, args: &[(&str, String)]) 
     state.web.catalogs.t(viewer.lang, key, args)
 }
 
-/// Only local paths are allowed as "come back here" targets.
+/// Only paths on this site are allowed as "come back here" targets, judged as a browser
+/// reads a URL: it drops tabs and line breaks and treats a backslash like `/`, so
+/// `/<tab>/evil.example` or `/<backslash>evil.example` would lead to another host.
+/// Anything with control characters or whitespace is refused (it could not be a header
+/// value either).
 pub fn safe_next(next: Option<&str>) -> Option<String> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .map(String::from)
+    let n = next?;
+    let clean = n.starts_with('/')
+        && !n
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        && !n.starts_with("//")
+        && n.len() <= 2048;
+    clean.then(|| n.to_string())
 }
 
 /// A form body as ordered pairs, for forms with repeated fields (lists, button rows).
