@@ -1325,3 +1325,65 @@ async fn next_links_stay_on_this_site() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location.as_deref(), Some("/"));
 }
+
+/// Thirty guesses at once: each is counted before its password is checked, so past the
+/// limit the rest are refused at once (429), and then even the right password waits.
+#[tokio::test]
+async fn parallel_password_guesses_hit_the_limit_together() {
+    let app = TestApp::start().await;
+    let _t = app.tenant("Acme").await;
+    let web = app.web();
+    web.get("/login").await;
+    let started = std::time::Instant::now();
+    let guesses = (0..30).map(|i| {
+        let web = &web;
+        async move {
+            let password = format!("guess-{i}");
+            web.post(
+                "/login",
+                &[
+                    ("email", "owner@acme.test"),
+                    ("password", password.as_str()),
+                ],
+            )
+            .await
+        }
+    });
+    let pages = futures::future::join_all(guesses).await;
+    let refused = pages
+        .iter()
+        .filter(|p| p.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let checked = pages.iter().filter(|p| p.status == StatusCode::OK).count();
+    assert_eq!(
+        refused + checked,
+        30,
+        "{:?}",
+        pages.iter().map(|p| p.status).collect::<Vec<_>>()
+    );
+    assert!(checked <= 10, "{checked} passwords were checked");
+    assert!(refused >= 20);
+    let locked = pages
+        .iter()
+        .find(|p| p.status == StatusCode::TOO_MANY_REQUESTS)
+        .unwrap();
+    assert!(locked.headers.contains_key("retry-after"));
+    assert!(locked.has("Too many failed sign-ins"));
+    eprintln!(
+        "30 parallel guesses: {checked} checked, {refused} refused in {:?}",
+        started.elapsed()
+    );
+    // The right password does not help during the lock.
+    let r = web
+        .post(
+            "/login",
+            &[("email", "owner@acme.test"), ("password", "password123")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        count(&app, "select count(*) from login_failures").await,
+        checked as i64,
+        "only checked attempts are recorded"
+    );
+}

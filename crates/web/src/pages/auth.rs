@@ -1,6 +1,7 @@
 //! Signing up, in and out; forgotten passwords; invitations; OAuth2 sign-in; language.
 
 use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -95,6 +96,12 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+/// Failed sign-ins counted over this window: past either limit, no password is checked
+/// until the oldest counted failure leaves the window.
+const LOGIN_WINDOW_SECONDS: i64 = 900;
+const MAX_ACCOUNT_FAILURES: i64 = 10;
+const MAX_ADDRESS_FAILURES: i64 = 50;
+
 async fn login(
     State(state): State<AppState>,
     mut viewer: Viewer,
@@ -102,25 +109,69 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> PageResult {
     let email = form.email.trim().to_string();
-    let (by_account, by_address) =
-        accounts::recent_login_failures(&state.pool, &email, &ip, 900).await?;
+    // The attempt is counted before the password is looked at; past the limits the answer
+    // is an immediate 429, whatever the password.
+    let attempt = accounts::reserve_login_attempt(
+        &state.pool,
+        &email,
+        &ip,
+        LOGIN_WINDOW_SECONDS,
+        MAX_ACCOUNT_FAILURES,
+        MAX_ADDRESS_FAILURES,
+    )
+    .await?;
+    let (attempt_id, by_account, by_address) = match attempt {
+        accounts::LoginAttempt::Locked { retry_after } => {
+            let minutes = (retry_after + 59) / 60;
+            let message = t(
+                &state,
+                &viewer,
+                "auth.login.locked",
+                &[("n", minutes.to_string())],
+            );
+            let mut page = render(
+                &state,
+                &viewer,
+                None,
+                "auth/login.html",
+                json!({"email": email, "error": message, "next": safe_next(form.next.as_deref()),
+                       "oauth": oauth_buttons(&state), "signup": state.web.allow_signup}),
+            )
+            .await?;
+            *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            page.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&retry_after.to_string()).map_err(|_| PageError::Internal)?,
+            );
+            return Ok(page);
+        }
+        accounts::LoginAttempt::Reserved {
+            id,
+            account_failures,
+            address_failures,
+        } => (id, account_failures, address_failures),
+    };
     let delay = session::throttle_delay(by_account, by_address);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let user = viewer
+    let user = match viewer
         .auth
         .authenticate(PasswordCredentials {
             email: email.clone(),
             password: form.password,
         })
         .await
-        .map_err(|e| {
+    {
+        Ok(user) => user,
+        Err(e) => {
             tracing::error!(error = %e, "login backend failed");
-            PageError::Internal
-        })?;
+            let _ = accounts::forget_login_attempt(&state.pool, attempt_id).await;
+            return Err(PageError::Internal);
+        }
+    };
     let Some(user) = user else {
-        accounts::record_login_failure(&state.pool, &email, &ip).await?;
+        // The reserved attempt stays: it is this failure's record.
         let known = platform::find_user_by_email(&state.pool, &email)
             .await?
             .map(|u| u.id);
