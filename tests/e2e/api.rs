@@ -562,3 +562,56 @@ async fn health_and_readiness() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// U+0000 cannot be stored: anywhere a person or a program can put it in (a JSON string,
+/// a query, a form), the answer is a clear 4xx and nothing changes.
+#[tokio::test]
+async fn the_nul_character_is_refused_with_a_4xx_everywhere() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let body = r#"{"title": "Bad\u0000title", "answer": "x"}"#;
+    let r = app
+        .http
+        .post(format!("{}/api/v1/rules", app.base))
+        .bearer_auth(&t.token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("U+0000"),
+        "{v}"
+    );
+    // An escaped backslash followed by "u0000" is just text.
+    let (s, body) = app
+        .post(
+            &t.token,
+            "/api/v1/rules",
+            serde_json::json!({"title": "Backslash \\u0000 text", "answer": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = app.get(&t.token, "/api/v1/conversations?q=%00").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_query");
+    let (_, rules) = app.get(&t.token, "/api/v1/rules").await;
+    assert_eq!(
+        rules["items"].as_array().unwrap().len(),
+        1,
+        "only the good rule"
+    );
+    // The panel: a form and an export.
+    let web = app.owner_web(&t).await;
+    let r = web
+        .post(
+            &format!("/t/{}/rules", t.slug),
+            &[("title", "Bad\u{0}title"), ("answer", "x")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = web.get(&format!("/t/{}/log/export?q=%00", t.slug)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}

@@ -11,6 +11,7 @@ pub mod i18n;
 pub mod live;
 pub mod mail;
 pub mod metrics;
+mod nul;
 pub mod oauth;
 pub mod pages;
 pub mod reports;
@@ -118,6 +119,7 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics)
         .merge(static_files::router())
         .merge(panel(&state))
+        .layer(middleware::from_fn(nul::refuse_nul))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

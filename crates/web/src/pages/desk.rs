@@ -702,7 +702,13 @@ async fn read_composed(mut multipart: Multipart) -> Result<Composed, String> {
                     c.file = Some(upload);
                 }
             }
-            "text" => c.text = field.text().await.map_err(|e| e.body_text())?,
+            "text" => {
+                c.text = field
+                    .text()
+                    .await
+                    .map_err(|e| e.body_text())?
+                    .replace('\0', "\u{FFFD}")
+            }
             "format" => c.html = field.text().await.unwrap_or_default() == "on",
             "mode" => c.note = field.text().await.unwrap_or_default() == "note",
             _ => {}
