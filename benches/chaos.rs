@@ -10,6 +10,9 @@
 //! Reported: updates lost (acknowledged but never answered), order inversions, duplicates
 //! against the sends in flight at the kills, duplicates after the restart, 429s.
 
+mod common;
+use common::arg;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -23,15 +26,6 @@ use switchboard_core::vault::MasterKey;
 use switchboard_testkit::{FakeBot, FakeTelegram, FakeUser, Limits};
 
 const WORDS: [&str; 5] = ["alpha", "bravo", "charlie", "delta", "echo"];
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn question(i: usize) -> String {
     format!("tell me about {}", WORDS[i % WORDS.len()])
@@ -225,10 +219,10 @@ async fn main() {
     // `cargo bench` passes --bench; `cargo test` (./test) runs the small version: a replica
     // killed and PostgreSQL restarted (a killed worker's chats wait a minute for its lease,
     // too long for a test; the end-to-end tests kill workers with short leases).
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = common::full_run();
     let chats = arg("--chats", if full { 200 } else { 20 });
     let messages = arg("--messages", if full { 10 } else { 4 });
-    let latency = arg("--latency", 50) as u64;
+    let latency: u64 = arg("--latency", 50);
     let cluster = Cluster::start();
     let tg = FakeTelegram::start().await;
     tg.set_limits(Limits {

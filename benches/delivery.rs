@@ -17,6 +17,9 @@
 //! Runs the platform in this process against a fresh database on the local PostgreSQL,
 //! like the end-to-end tests.
 
+mod common;
+use common::{arg, percentile};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,22 +28,6 @@ use switchboard::{bootstrap, Config};
 use switchboard_core::text::Lang;
 use switchboard_core::vault::{MasterKey, Vault};
 use switchboard_testkit::{FakeBot, FakeTelegram, FakeUser, Limits, TestDb};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 struct Platform {
     db: TestDb,
@@ -390,11 +377,11 @@ async fn main() {
         return;
     }
     // `cargo bench` passes --bench; `cargo test` (./test) runs a small version.
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = common::full_run();
     let bots = arg("--bots", if full { 100 } else { 5 });
     let users = arg("--users", if full { 10_000 } else { 100 });
-    let seconds = arg("--seconds", if full { 20 } else { 3 }) as u64;
-    let latency = arg("--latency", 50) as u64;
+    let seconds: u64 = arg("--seconds", if full { 20 } else { 3 });
+    let latency: u64 = arg("--latency", 50);
     let concurrency = arg("--concurrency", if full { 64 } else { 8 });
     let p = Platform::start(512).await;
     p.tg.set_limits(Limits {

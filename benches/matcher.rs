@@ -9,6 +9,9 @@
 //! Prints index build time, the index's approximate memory, and match latency
 //! percentiles on one core.
 
+mod common;
+use common::arg;
+
 use std::time::Instant;
 
 use rand::rngs::StdRng;
@@ -16,22 +19,13 @@ use rand::{Rng, SeedableRng};
 use switchboard_core::matcher::{MatcherIndex, RuleSpec};
 use switchboard_core::RuleId;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     // `cargo bench` passes --bench; under `cargo test` (an unoptimised build) a small run
     // only checks that the benchmark works.
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = common::full_run();
     let rules_n = arg("--rules", if full { 10_000 } else { 500 });
     let examples_n = arg("--examples", 10);
     let queries_n = arg("--queries", if full { 20_000 } else { 1_000 });

@@ -9,6 +9,9 @@
 //! the roll-up of one day, the 30-day dashboard report, and the log's first page with
 //! each single filter. `--keep` leaves the database for EXPLAIN.
 
+mod common;
+use common::arg;
+
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -16,15 +19,6 @@ use switchboard_db::log::{self, LogFilter};
 use switchboard_db::stats;
 use switchboard_testkit::TestDb;
 use switchboard_web::reports::{self, StatsQuery};
-
-fn arg(name: &str, default: i64) -> i64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
@@ -52,8 +46,8 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let full = std::env::args().any(|a| a == "--bench");
-    let messages = arg("--messages", if full { 5_000_000 } else { 20_000 });
+    let full = common::full_run();
+    let messages: i64 = arg("--messages", if full { 5_000_000 } else { 20_000 });
     let keep = std::env::args().any(|a| a == "--keep");
     // `--database URL`: time the reads on a database a `--keep` run left (no generation).
     let reuse = std::env::args().skip_while(|a| a != "--database").nth(1);

@@ -12,6 +12,9 @@
 //! Runs the platform in this process against a fresh database on the local PostgreSQL
 //! and the fake Telegram server, like the end-to-end tests.
 
+mod common;
+use common::{arg, percentile};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,23 +22,6 @@ use switchboard::{bootstrap, Config};
 use switchboard_core::text::Lang;
 use switchboard_core::vault::{MasterKey, Vault};
 use switchboard_testkit::{FakeTelegram, FakeUser, TestDb};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
 
 #[tokio::main]
 async fn main() {
@@ -57,7 +43,7 @@ async fn main() {
         db_pool_size: 40,
         worker_concurrency: 32,
         chat_send_interval_ms: 0,
-        bot_send_rate: arg("--bot-rate", 30) as u32,
+        bot_send_rate: arg("--bot-rate", 30_u32),
         ..Config::embedded(&db.url, addr, &tg.url())
     };
     let pool = switchboard::connect(&config, false).await.unwrap();

@@ -289,36 +289,6 @@ pub async fn touch_login(db: impl PgExecutor<'_>, user: UserId) -> Result<()> {
 
 // Login throttling --------------------------------------------------------------------------
 
-pub async fn record_login_failure(db: impl PgExecutor<'_>, email: &str, ip: &str) -> Result<()> {
-    sqlx::query("insert into login_failures (email, ip) values ($1, $2)")
-        .bind(email.trim())
-        .bind(ip)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-/// Recent failures (within `window_seconds`) for this account and for this address.
-pub async fn recent_login_failures(
-    db: impl PgExecutor<'_>,
-    email: &str,
-    ip: &str,
-    window_seconds: i64,
-) -> Result<(i64, i64)> {
-    Ok(sqlx::query_as(
-        "select
-            (select count(*) from login_failures where lower(email) = lower($1)
-                and created_at > now() - make_interval(secs => $3)),
-            (select count(*) from login_failures where ip = $2
-                and created_at > now() - make_interval(secs => $3))",
-    )
-    .bind(email.trim())
-    .bind(ip)
-    .bind(window_seconds as f64)
-    .fetch_one(db)
-    .await?)
-}
-
 /// A sign-in attempt, counted before the password is checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoginAttempt {

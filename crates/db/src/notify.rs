@@ -4,8 +4,9 @@
 //! notifying from inside every webhook transaction would make them commit one at a time.
 //! Instead, callers note what happened *after* their commit, and one background task per
 //! process sends the notifications a few milliseconds later, merged: one wake-up for any
-//! number of queued jobs, desk events batched into JSON arrays. A notification lost in a
-//! crash costs latency only: the job workers poll, and desks catch up when they reconnect.
+//! number of chats queued for delivery, desk events batched into JSON arrays. A
+//! notification lost in a crash costs latency only: the delivery workers poll, and desks
+//! catch up when they reconnect.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ const TICK: Duration = Duration::from_millis(5);
 
 #[derive(Default)]
 struct Pending {
-    jobs: bool,
+    deliveries: bool,
     desk: BTreeSet<String>,
 }
 
@@ -48,7 +49,7 @@ impl Notifier {
 
     /// Chats were queued for delivery (committed): wake the delivery workers.
     pub fn deliveries_queued(&self) {
-        self.pending.lock().jobs = true;
+        self.pending.lock().deliveries = true;
         self.wake.notify_one();
     }
 
@@ -67,9 +68,9 @@ impl Notifier {
             self.wake.notified().await;
             // Let a burst of commits pile up into one round of notifications.
             tokio::time::sleep(TICK).await;
-            let Pending { jobs, desk } = std::mem::take(&mut *self.pending.lock());
+            let Pending { deliveries, desk } = std::mem::take(&mut *self.pending.lock());
             let mut sends: Vec<(&str, String)> = Vec::new();
-            if jobs {
+            if deliveries {
                 sends.push((DELIVERY_CHANNEL, String::new()));
             }
             let mut batch = String::from("[");

@@ -451,10 +451,3 @@ pub async fn tenant_backlog(db: impl PgExecutor<'_>, tenant: TenantId) -> Result
         .fetch_all(db)
         .await?)
 }
-
-/// Chats queued for delivery (the delivery queue depth), platform-wide.
-pub async fn delivery_queue_depth(db: impl PgExecutor<'_>) -> Result<i64> {
-    Ok(sqlx::query_scalar("select count(*) from delivery_queue")
-        .fetch_one(db)
-        .await?)
-}

@@ -102,6 +102,25 @@ const LOGIN_WINDOW_SECONDS: i64 = 900;
 const MAX_ACCOUNT_FAILURES: i64 = 10;
 const MAX_ADDRESS_FAILURES: i64 = 50;
 
+/// The sign-in page again, with what was typed and why it was refused.
+async fn login_refused(
+    state: &AppState,
+    viewer: &Viewer,
+    email: &str,
+    message: String,
+    next: Option<&str>,
+) -> PageResult {
+    render(
+        state,
+        viewer,
+        None,
+        "auth/login.html",
+        json!({"email": email, "error": message, "next": safe_next(next),
+               "oauth": oauth_buttons(state), "signup": state.web.allow_signup}),
+    )
+    .await
+}
+
 async fn login(
     State(state): State<AppState>,
     mut viewer: Viewer,
@@ -129,15 +148,8 @@ async fn login(
                 "auth.login.locked",
                 &[("n", minutes.to_string())],
             );
-            let mut page = render(
-                &state,
-                &viewer,
-                None,
-                "auth/login.html",
-                json!({"email": email, "error": message, "next": safe_next(form.next.as_deref()),
-                       "oauth": oauth_buttons(&state), "signup": state.web.allow_signup}),
-            )
-            .await?;
+            let mut page =
+                login_refused(&state, &viewer, &email, message, form.next.as_deref()).await?;
             *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             page.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -184,15 +196,7 @@ async fn login(
         )
         .await?;
         let message = t(&state, &viewer, "auth.login.failed", &[]);
-        return render(
-            &state,
-            &viewer,
-            None,
-            "auth/login.html",
-            json!({"email": email, "error": message, "next": safe_next(form.next.as_deref()),
-                   "oauth": oauth_buttons(&state), "signup": state.web.allow_signup}),
-        )
-        .await;
+        return login_refused(&state, &viewer, &email, message, form.next.as_deref()).await;
     };
     sign_in(&mut viewer.auth, &user).await.map_err(|e| {
         tracing::error!(error = e, "sign-in failed");

@@ -337,16 +337,15 @@ pub(super) fn candidates(m: &MessageRow, rules: &HashMap<Uuid, String>) -> Vec<V
         .unwrap_or_default()
 }
 
-/// The messages, notes and actions of a conversation, in order.
-async fn timeline(
+/// The titles of the rules messages name: the one that answered, and the candidates the
+/// matcher weighed (for "why the bot decided so").
+pub(super) async fn rule_titles_of(
     state: &AppState,
     tenant: TenantId,
-    slug: &str,
-    id: ConversationId,
-) -> PageResult<Vec<Value>> {
-    let rows = messages::list_for_conversation(&state.pool, tenant, id, None, 1000).await?;
+    rows: &[MessageRow],
+) -> PageResult<HashMap<Uuid, String>> {
     let mut rule_ids: Vec<Uuid> = rows.iter().filter_map(|m| m.rule_id.map(|r| r.0)).collect();
-    for m in &rows {
+    for m in rows {
         if let Some(cs) = m
             .match_info
             .as_ref()
@@ -360,10 +359,21 @@ async fn timeline(
             );
         }
     }
-    let rules: HashMap<Uuid, String> = desk::rule_titles(&state.pool, tenant, &rule_ids)
+    Ok(desk::rule_titles(&state.pool, tenant, &rule_ids)
         .await?
         .into_iter()
-        .collect();
+        .collect())
+}
+
+/// The messages, notes and actions of a conversation, in order.
+async fn timeline(
+    state: &AppState,
+    tenant: TenantId,
+    slug: &str,
+    id: ConversationId,
+) -> PageResult<Vec<Value>> {
+    let rows = messages::list_for_conversation(&state.pool, tenant, id, None, 1000).await?;
+    let rules = rule_titles_of(state, tenant, &rows).await?;
     let operator_ids: Vec<Uuid> = rows
         .iter()
         .filter_map(|m| m.operator_id.map(|o| o.0))

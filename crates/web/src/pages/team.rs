@@ -122,32 +122,21 @@ async fn invite(State(state): State<AppState>, member: Member, fields: Fields) -
             ],
         ),
     };
-    let sent = state.web.mailer.send(mail).await;
-    if state.web.mailer.is_dev_mailbox() {
-        // No mail server: the mail only went to the development mailbox, so the admin gets
-        // the link to pass on.
+    // Without a mail server the mail only went to the development mailbox; a failed send
+    // reached nobody: either way the admin gets the link to pass on.
+    let (kind, key) = match state.web.mailer.send(mail).await {
+        _ if state.web.mailer.is_dev_mailbox() => ("info", "team.invited_no_mail"),
+        Err(e) => {
+            tracing::error!(error = %e, "invitation mail not sent");
+            ("warning", "team.mail_failed")
+        }
+        Ok(()) => ("success", "team.invited"),
+    };
+    if kind != "success" {
         crate::session::stash_invite_link(session, &email, &link).await;
-        let message = t(
-            &state,
-            &member.viewer,
-            "team.invited_no_mail",
-            &[("email", email)],
-        );
-        return done_as(&member.viewer, &member.url("/team"), "info", message).await;
     }
-    if let Err(e) = sent {
-        tracing::error!(error = %e, "invitation mail not sent");
-        crate::session::stash_invite_link(session, &email, &link).await;
-        let message = t(
-            &state,
-            &member.viewer,
-            "team.mail_failed",
-            &[("email", email)],
-        );
-        return done_as(&member.viewer, &member.url("/team"), "warning", message).await;
-    }
-    let message = t(&state, &member.viewer, "team.invited", &[("email", email)]);
-    done(&member.viewer, &member.url("/team"), message).await
+    let message = t(&state, &member.viewer, key, &[("email", email)]);
+    done_as(&member.viewer, &member.url("/team"), kind, message).await
 }
 
 async fn target_member(

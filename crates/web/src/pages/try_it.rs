@@ -77,27 +77,7 @@ async fn chat(state: &AppState, member: &Member) -> PageResult<Value> {
     let rows = messages::recent_for_end_user(&state.pool, member.tenant.id, end_user, 60).await?;
     // Why the bot did what it did, as the desk explains it: the rule and its confidence,
     // and the candidates it weighed.
-    let mut rule_ids: Vec<uuid::Uuid> =
-        rows.iter().filter_map(|m| m.rule_id.map(|r| r.0)).collect();
-    for m in &rows {
-        if let Some(cs) = m
-            .match_info
-            .as_ref()
-            .and_then(|i| i.get("candidates"))
-            .and_then(Value::as_array)
-        {
-            rule_ids.extend(
-                cs.iter()
-                    .filter_map(|c| c.get("rule_id").and_then(Value::as_str))
-                    .filter_map(|s| s.parse::<uuid::Uuid>().ok()),
-            );
-        }
-    }
-    let titles: std::collections::HashMap<uuid::Uuid, String> =
-        switchboard_db::desk::rule_titles(&state.pool, member.tenant.id, &rule_ids)
-            .await?
-            .into_iter()
-            .collect();
+    let titles = super::desk::rule_titles_of(state, member.tenant.id, &rows).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|m| {
