@@ -7,9 +7,7 @@ use sqlx::PgPool;
 use switchboard_core::password::{hash_password, verify_password};
 use switchboard_core::text::Lang;
 use switchboard_core::validate;
-use switchboard_core::vault::generate_api_token;
 use switchboard_core::{Role, UserId};
-use switchboard_db::events::{self, Actor, NewEvent};
 use switchboard_db::platform::{self, Tenant, User};
 use switchboard_db::{accounts, DbError};
 
@@ -88,18 +86,16 @@ pub async fn create_token(
     let role = platform::member_role(pool, tenant.id, user.id)
         .await?
         .ok_or_else(|| anyhow!("{email} is not a member of {}", tenant.slug))?;
-    let (token, digest, prefix) = generate_api_token();
-    let mut tx = pool.begin().await?;
-    platform::insert_api_token(&mut *tx, tenant.id, user.id, label.trim(), &digest, &prefix)
-        .await?;
-    events::insert(
-        &mut tx,
-        tenant.id,
-        NewEvent::new("api_token.created", Actor::System)
-            .data(serde_json::json!({"user": user.email, "name": label.trim(), "prefix": prefix, "via": "cli"})),
-    )
-    .await?;
-    tx.commit().await?;
+    let ctx = switchboard_app::Ctx {
+        tenant: tenant.id,
+        user: user.id,
+        role,
+        via_api: false,
+    };
+    let switchboard_app::tokens::NewToken { token, prefix } =
+        switchboard_app::tokens::create(pool, &ctx, label, Some(&user.email))
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
     Ok(CreatedToken {
         tenant,
         user,

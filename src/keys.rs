@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
 use sqlx::PgPool;
 use switchboard_core::vault::{SecretPurpose, Vault};
 use switchboard_core::{BotId, TenantId};
@@ -104,9 +103,14 @@ pub async fn rotate_bot_tokens(
             events::insert(
                 &mut tx,
                 *tenant,
-                NewEvent::new("bot.token_rotated", Actor::System).data(json!({
-                    "bot_ids": bots, "from_key_ids": from, "key_id": current,
-                })),
+                NewEvent::new(
+                    switchboard_core::Event::BotTokenRotated {
+                        bot_ids: bots.iter().map(|b| b.0).collect(),
+                        from_key_ids: from.clone(),
+                        key_id: current.to_string(),
+                    },
+                    Actor::System,
+                ),
             )
             .await?;
         }

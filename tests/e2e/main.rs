@@ -13,6 +13,7 @@ mod isolation;
 mod matcher;
 mod metrics;
 mod panel;
+mod parity;
 mod polling;
 mod scale;
 mod stats;

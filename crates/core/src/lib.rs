@@ -5,6 +5,7 @@
 pub mod bot;
 pub mod conversation;
 pub mod eval;
+pub mod event;
 pub mod format;
 pub mod hours;
 pub mod ids;
@@ -16,5 +17,6 @@ pub mod validate;
 pub mod vault;
 
 pub use conversation::{ConvStatus, HandoverReason};
+pub use event::{Event, EventKind};
 pub use ids::*;
 pub use role::{Permission, Role};

@@ -63,6 +63,17 @@ pub async fn count_owners(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<i
     .await?)
 }
 
+/// The number of owners, their memberships locked until the transaction ends.
+pub async fn lock_owners(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<i64> {
+    let owners: Vec<UserId> = sqlx::query_scalar(
+        "select user_id from memberships where tenant_id = $1 and role = 'owner' for update",
+    )
+    .bind(tenant)
+    .fetch_all(db)
+    .await?;
+    Ok(owners.len() as i64)
+}
+
 pub async fn set_role(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
@@ -642,8 +653,13 @@ pub async fn create_tenant(
     crate::events::insert(
         conn,
         tenant.id,
-        crate::events::NewEvent::new("tenant.created", crate::events::Actor::User(owner))
-            .data(serde_json::json!({"name": name.trim(), "via": via})),
+        crate::events::NewEvent::new(
+            switchboard_core::Event::TenantCreated {
+                name: name.trim().into(),
+                via: via.into(),
+            },
+            crate::events::Actor::User(owner),
+        ),
     )
     .await?;
     Ok(tenant)

@@ -153,6 +153,17 @@ pub async fn get_settings(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<S
     .found()
 }
 
+/// The settings, locked until the transaction ends (a change compares against them).
+pub async fn lock_settings(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Settings> {
+    sqlx::query_as(&format!(
+        "select {SETTINGS_COLUMNS} from bot_settings where tenant_id = $1 for update"
+    ))
+    .bind(tenant)
+    .fetch_optional(db)
+    .await?
+    .found()
+}
+
 /// A partial change of the settings; `None` keeps the current value.
 #[derive(Clone, Debug, Default)]
 pub struct SettingsPatch {

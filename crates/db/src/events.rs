@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use sqlx::{PgConnection, QueryBuilder};
-use switchboard_core::{ConversationId, EndUserId, TenantId};
+use switchboard_core::{ConversationId, EndUserId, Event, TenantId};
 
 use crate::Result;
 
@@ -27,6 +27,7 @@ impl Actor {
     }
 }
 
+/// An entry to add to the log: a typed [`Event`] and who caused it.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
     pub kind: &'static str,
@@ -37,13 +38,13 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    pub fn new(kind: &'static str, actor: Actor) -> Self {
+    pub fn new(event: Event, actor: Actor) -> Self {
         Self {
-            kind,
+            kind: event.kind().as_str(),
             actor,
             conversation_id: None,
             end_user_id: None,
-            data: Value::Object(Default::default()),
+            data: event.data(),
         }
     }
 
@@ -53,8 +54,8 @@ impl NewEvent {
         self
     }
 
-    pub fn data(mut self, data: Value) -> Self {
-        self.data = data;
+    pub fn end_user(mut self, end_user: EndUserId) -> Self {
+        self.end_user_id = Some(end_user);
         self
     }
 }

@@ -129,13 +129,6 @@ pub struct OutboundRecord {
     pub rule_id: Option<RuleId>,
 }
 
-/// An event to log (actor: the end user).
-#[derive(Debug)]
-pub struct EventRecord {
-    pub kind: &'static str,
-    pub data: Value,
-}
-
 /// Everything one update decided.
 #[derive(Debug)]
 pub struct Record {
@@ -148,7 +141,8 @@ pub struct Record {
     pub handover_reason: Option<&'static str>,
     pub inbound: InboundRecord,
     pub outbound: Vec<OutboundRecord>,
-    pub events: Vec<EventRecord>,
+    /// Events to log (actor: the end user).
+    pub events: Vec<switchboard_core::Event>,
     /// Test traffic from the "Try it" chat: the conversation is marked as a test, replies
     /// are stored as delivered and nothing is queued for delivery.
     pub sandbox: bool,
@@ -162,8 +156,8 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
     let out_payloads: Vec<Option<&Value>> = r.outbound.iter().map(|o| o.payload.as_ref()).collect();
     let out_rules: Vec<Option<uuid::Uuid>> =
         r.outbound.iter().map(|o| o.rule_id.map(|x| x.0)).collect();
-    let ev_kinds: Vec<&str> = r.events.iter().map(|e| e.kind).collect();
-    let ev_data: Vec<&Value> = r.events.iter().map(|e| &e.data).collect();
+    let ev_kinds: Vec<&str> = r.events.iter().map(|e| e.kind().as_str()).collect();
+    let ev_data: Vec<Value> = r.events.iter().map(|e| e.data()).collect();
     sqlx::query(
         "with new_conv as (
             insert into conversations (tenant_id, id, bot_id, end_user_id, status, handover_reason,
@@ -281,13 +275,11 @@ pub async fn record_rating(
         },
     )
     .await?;
-    let mut event = crate::events::NewEvent::new(
-        "conversation.rated",
+    let event = crate::events::NewEvent::new(
+        switchboard_core::Event::ConversationRated { rating },
         crate::events::Actor::EndUser(end_user),
     )
-    .conversation(conversation, end_user)
-    .data(serde_json::json!({"rating": rating}));
-    event.end_user_id = Some(end_user);
+    .conversation(conversation, end_user);
     crate::events::insert(conn, tenant, event).await?;
     Ok(true)
 }

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use switchboard_core::bot::OutButton;
-use switchboard_core::{BotId, ConversationId};
+use switchboard_core::{BotId, ConversationId, Event};
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::outbox::{self, ClaimParams, ClaimRef, Claimed, SentOutcome, DELIVERY_CHANNEL};
 use switchboard_db::{end_users, events, DbError};
@@ -486,9 +486,13 @@ impl Telegram {
                             events::insert(
                                 &mut tx,
                                 m.tenant_id,
-                                NewEvent::new("end_user.blocked_bot", Actor::System)
-                                    .conversation(m.conversation_id, m.end_user_id)
-                                    .data(json!({"detected": "delivery"})),
+                                NewEvent::new(
+                                    Event::EndUserBlockedBot {
+                                        detected: Some("delivery".into()),
+                                    },
+                                    Actor::System,
+                                )
+                                .conversation(m.conversation_id, m.end_user_id),
                             )
                             .await?;
                         }
@@ -540,9 +544,14 @@ impl Telegram {
             tracing::warn!(tenant = %m.tenant_id, message = %m.id, reason, "a failed send after the lease ran out; another worker owns the message");
             return Ok(());
         }
-        let mut event = NewEvent::new("message.delivery_failed", Actor::System)
-            .data(json!({"message_id": m.id, "reason": reason}));
-        event.end_user_id = Some(m.end_user_id);
+        let event = NewEvent::new(
+            Event::MessageDeliveryFailed {
+                message_id: m.id.0,
+                reason: reason.to_string(),
+            },
+            Actor::System,
+        )
+        .end_user(m.end_user_id);
         events::insert(&mut tx, m.tenant_id, event).await?;
         tx.commit().await?;
         self.metrics.delivery_failed();
@@ -591,6 +600,7 @@ async fn listen_for_work(pool: sqlx::PgPool, wake: Arc<Notify>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn keyboards_round_trip_from_stored_payload() {

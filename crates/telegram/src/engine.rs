@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 use switchboard_core::bot::{decide, Context, Inbound, Reply, SuggestionPick};
 use switchboard_core::text::Lang;
 use switchboard_core::text::{split_message, TELEGRAM_TEXT_LIMIT};
-use switchboard_core::{ConvStatus, ConversationId, EndUserId};
+use switchboard_core::{ConvStatus, ConversationId, EndUserId, Event};
 use switchboard_db::events::{Actor, NewEvent};
-use switchboard_db::inbound::{self, EventRecord, InboundRecord, OutboundRecord, Record};
+use switchboard_db::inbound::{self, InboundRecord, OutboundRecord, Record};
 use switchboard_db::messages::{NewOutbound, Sender};
 use switchboard_db::{end_users, events, inbox, DbError};
 use teloxide::payloads::AnswerCallbackQuery;
@@ -220,13 +220,12 @@ impl Telegram {
                     return Ok(WebhookOutcome::Duplicate);
                 }
                 end_users::set_blocked(&mut *tx, tenant, end_user.id, blocked).await?;
-                let kind = if blocked {
-                    "end_user.blocked_bot"
+                let event = if blocked {
+                    Event::EndUserBlockedBot { detected: None }
                 } else {
-                    "end_user.unblocked_bot"
+                    Event::EndUserUnblockedBot {}
                 };
-                let mut event = NewEvent::new(kind, Actor::EndUser(end_user.id));
-                event.end_user_id = Some(end_user.id);
+                let event = NewEvent::new(event, Actor::EndUser(end_user.id)).end_user(end_user.id);
                 events::insert(&mut tx, tenant, event).await?;
                 tx.commit().await?;
                 Ok(WebhookOutcome::Processed)
@@ -321,43 +320,34 @@ impl Telegram {
         };
         let mut events = Vec::new();
         if new_conversation {
-            events.push(EventRecord {
-                kind: "conversation.opened",
-                data: json!({}),
-            });
+            events.push(Event::ConversationOpened {});
         }
         if let Some(reason) = decision.handover {
-            events.push(EventRecord {
-                kind: "conversation.handover",
-                data: json!({"reason": reason.as_str(), "from": before.as_str()}),
+            events.push(Event::ConversationHandover {
+                reason: reason.as_str().into(),
+                from: before.as_str().into(),
             });
         }
         if let Some((button_id, label)) = &decision.button {
-            events.push(EventRecord {
-                kind: "button.pressed",
-                data: json!({"button_id": button_id, "label": label}),
+            events.push(Event::ButtonPressed {
+                button_id: button_id.to_string(),
+                label: label.clone(),
             });
         }
         let mut picked_rule = None;
         match &decision.suggestion {
             Some(SuggestionPick::Rule(rule, _)) => {
                 picked_rule = Some(*rule);
-                events.push(EventRecord {
-                    kind: "suggestion.accepted",
-                    data: json!({"rule_id": rule}),
-                });
+                events.push(Event::SuggestionAccepted { rule_id: rule.0 });
             }
-            Some(SuggestionPick::None(_)) => events.push(EventRecord {
-                kind: "suggestion.rejected",
-                data: json!({}),
-            }),
+            Some(SuggestionPick::None(_)) => events.push(Event::SuggestionRejected {}),
             None => {}
         }
         if let Some((rule, helped)) = decision.feedback {
             picked_rule = Some(rule);
-            events.push(EventRecord {
-                kind: "answer.feedback",
-                data: json!({"rule_id": rule, "helped": helped}),
+            events.push(Event::AnswerFeedback {
+                rule_id: rule.0,
+                helped,
             });
         }
         let matched = decision.matched.as_ref();

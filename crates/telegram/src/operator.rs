@@ -6,7 +6,7 @@ use serde_json::json;
 use switchboard_core::bot::{rating_keyboard, Reply};
 use switchboard_core::conversation::{apply, ConvState, OperatorAction, TransitionError};
 use switchboard_core::text::Lang;
-use switchboard_core::{ConversationId, MessageId, Role, TenantId, UserId};
+use switchboard_core::{ConversationId, Event, MessageId, Role, TenantId, UserId};
 use switchboard_db::conversations::{self, Conversation};
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::messages::{self, Sender};
@@ -82,18 +82,16 @@ impl Telegram {
         let to = apply(conv.state(), action, op.user, op.can_override())?;
         let updated =
             conversations::set_state(&mut *tx, tenant, id, to, None, Some(op.user), None).await?;
-        let (kind, data) = match action {
-            OperatorAction::Claim => ("conversation.claimed", json!({})),
-            OperatorAction::Assign { to } => ("conversation.assigned", json!({"to": to})),
-            OperatorAction::Release => ("conversation.released", json!({})),
+        let event = match action {
+            OperatorAction::Claim => Event::ConversationClaimed {},
+            OperatorAction::Assign { to } => Event::ConversationAssigned { to: to.0 },
+            OperatorAction::Release => Event::ConversationReleased {},
             other => unreachable!("{other:?} is not a silent transition"),
         };
         events::insert(
             &mut tx,
             tenant,
-            NewEvent::new(kind, op.actor())
-                .conversation(id, conv.end_user_id)
-                .data(data),
+            NewEvent::new(event, op.actor()).conversation(id, conv.end_user_id),
         )
         .await?;
         tx.commit().await?;
@@ -151,7 +149,7 @@ impl Telegram {
             events::insert(
                 &mut tx,
                 tenant,
-                NewEvent::new("conversation.claimed", op.actor())
+                NewEvent::new(Event::ConversationClaimed {}, op.actor())
                     .conversation(id, conv.end_user_id),
             )
             .await?;
@@ -228,9 +226,13 @@ impl Telegram {
         events::insert(
             &mut tx,
             tenant,
-            NewEvent::new("conversation.closed", op.actor())
-                .conversation(id, conv.end_user_id)
-                .data(json!({"resolution": resolution})),
+            NewEvent::new(
+                Event::ConversationClosed {
+                    resolution: resolution.map(str::to_string),
+                },
+                op.actor(),
+            )
+            .conversation(id, conv.end_user_id),
         )
         .await?;
         tx.commit().await?;
@@ -268,7 +270,8 @@ impl Telegram {
         events::insert(
             &mut tx,
             tenant,
-            NewEvent::new("conversation.reopened", op.actor()).conversation(id, conv.end_user_id),
+            NewEvent::new(Event::ConversationReopened {}, op.actor())
+                .conversation(id, conv.end_user_id),
         )
         .await?;
         tx.commit().await?;

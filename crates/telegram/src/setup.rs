@@ -2,11 +2,10 @@
 //! registration with a per-bot secret (or, in polling mode, no webhook), command
 //! publishing; switching between webhook and polling mode; and removing it again.
 
-use serde_json::json;
 use switchboard_core::text::Lang;
 use switchboard_core::validate::{self, Problem};
 use switchboard_core::vault::{mask_bot_token, random_token, secret_digest, SecretPurpose};
-use switchboard_core::{BotId, TenantId};
+use switchboard_core::{BotId, Event, TenantId};
 use switchboard_db::bots::{self, Bot, NewBot};
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::{config, events, DbError};
@@ -198,10 +197,15 @@ impl Telegram {
         events::insert(
             &mut tx,
             tenant,
-            NewEvent::new("bot.connected", actor).data(json!({
-                "bot_id": bot_id, "username": username, "mode": mode.as_str(),
-                "replaced": replaced.as_ref().map(|b| b.username.clone())
-            })),
+            NewEvent::new(
+                Event::BotConnected {
+                    bot_id: bot_id.0,
+                    username: username.to_string(),
+                    mode: mode.as_str().into(),
+                    replaced: replaced.as_ref().map(|b| b.username.clone()),
+                },
+                actor,
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -248,8 +252,13 @@ impl Telegram {
         events::insert(
             &mut tx,
             tenant,
-            NewEvent::new("bot.removed", actor)
-                .data(json!({"bot_id": bot.id, "username": bot.username})),
+            NewEvent::new(
+                Event::BotRemoved {
+                    bot_id: bot.id.0,
+                    username: bot.username.clone(),
+                },
+                actor,
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -355,8 +364,13 @@ impl Telegram {
         events::insert(
             &mut tx,
             tenant,
-            NewEvent::new("bot.webhook_registered", actor)
-                .data(json!({"bot_id": bot.id, "url": webhook_url})),
+            NewEvent::new(
+                Event::BotWebhookRegistered {
+                    bot_id: bot.id.0,
+                    url: webhook_url.to_string(),
+                },
+                actor,
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -393,9 +407,14 @@ impl Telegram {
         events::insert(
             &mut tx,
             tenant,
-            NewEvent::new("bot.mode_changed", actor).data(json!({
-                "bot_id": bot.id, "from": bot.mode, "to": mode.as_str()
-            })),
+            NewEvent::new(
+                Event::BotModeChanged {
+                    bot_id: bot.id.0,
+                    from: bot.mode.clone(),
+                    to: mode.as_str().into(),
+                },
+                actor,
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -421,9 +440,14 @@ impl Telegram {
         events::insert(
             &mut tx,
             tenant,
-            NewEvent::new("bot.send_rate_changed", actor).data(json!({
-                "bot_id": bot.id, "from": bot.send_rate, "to": rate
-            })),
+            NewEvent::new(
+                Event::BotSendRateChanged {
+                    bot_id: bot.id.0,
+                    from: bot.send_rate,
+                    to: rate,
+                },
+                actor,
+            ),
         )
         .await?;
         tx.commit().await?;

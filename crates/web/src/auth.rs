@@ -34,6 +34,16 @@ impl ApiPrincipal {
         Actor::Api(self.user)
     }
 
+    /// Who acts, for the application layer.
+    pub fn ctx(&self) -> switchboard_app::Ctx {
+        switchboard_app::Ctx {
+            tenant: self.tenant,
+            user: self.user,
+            role: self.role,
+            via_api: true,
+        }
+    }
+
     pub fn operator(&self) -> Operator {
         Operator {
             user: self.user,

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::json;
+use switchboard_app::AppError;
 use switchboard_core::conversation::TransitionError;
 use switchboard_core::validate::{FieldError, Invalid, Problem};
 use switchboard_db::DbError;
@@ -105,6 +106,41 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let status = status_of(&e);
+        match e {
+            AppError::Invalid(v) => v.into(),
+            AppError::Conflict { field, problem } => ApiError {
+                status,
+                code: "conflict",
+                message: problem.message(),
+                fields: field
+                    .map(|f| FieldError {
+                        field: f.into(),
+                        problem,
+                    })
+                    .into_iter()
+                    .collect(),
+            },
+            e => ApiError::new(status, e.code(), e.problem().message()),
+        }
+    }
+}
+
+/// The one mapping of application errors to HTTP statuses (the API and the panel).
+pub fn status_of(e: &AppError) -> StatusCode {
+    match e {
+        AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::NotFound => StatusCode::NOT_FOUND,
+        AppError::Forbidden => StatusCode::FORBIDDEN,
+        AppError::Conflict { .. } => StatusCode::CONFLICT,
+        AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -75,6 +75,8 @@ impl std::ops::Deref for WebContext {
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The application layer: every change goes through it.
+    pub app: switchboard_app::App,
     pub pool: PgPool,
     pub telegram: Arc<Telegram>,
     pub web: Arc<WebContext>,
@@ -102,6 +104,7 @@ impl AppState {
             settings,
         };
         Self {
+            app: switchboard_app::App::new(pool.clone(), telegram.clone()),
             pool,
             telegram,
             web: Arc::new(web),

@@ -6,12 +6,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use switchboard_core::validate::{self, Invalid};
-use switchboard_core::{Permission, TenantId};
-use switchboard_db::desk::{self, Canned};
-use switchboard_db::events::{self, Actor, NewEvent};
-use switchboard_db::DbError;
+use switchboard_app::canned::{self, CannedInput};
+use switchboard_db::desk::Canned;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,7 +15,7 @@ use uuid::Uuid;
 
 use super::{ApiJson, ApiPath, Items};
 use crate::auth::ApiPrincipal;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -58,89 +54,14 @@ pub struct CannedIn {
     pub text: String,
 }
 
-/// Why a canned response was not saved.
-pub enum SaveError {
-    Invalid(Invalid),
-    Db(DbError),
-}
-
-impl From<SaveError> for ApiError {
-    fn from(e: SaveError) -> Self {
-        match e {
-            SaveError::Invalid(i) => i.into(),
-            SaveError::Db(d) => d.into(),
+impl From<CannedIn> for CannedInput {
+    fn from(c: CannedIn) -> Self {
+        CannedInput {
+            shortcut: c.shortcut,
+            title: c.title,
+            text: c.text,
         }
     }
-}
-
-/// Validates and stores a canned response (new when `id` is none), logging the change.
-/// The page and the API both save through here.
-pub async fn save(
-    state: &AppState,
-    tenant: TenantId,
-    actor: Actor,
-    id: Option<Uuid>,
-    input: &CannedIn,
-) -> Result<Canned, SaveError> {
-    let shortcut = input.shortcut.trim().trim_start_matches('/').to_lowercase();
-    let title = input.title.trim();
-    let text = input.text.trim();
-    let mut errors = Invalid::new();
-    errors.check("shortcut", validate::canned_shortcut(&shortcut));
-    errors.check("title", validate::text(title, 100));
-    errors.check("text", validate::message_text(text));
-    errors.into_result().map_err(SaveError::Invalid)?;
-    let mut tx = state
-        .pool
-        .begin()
-        .await
-        .map_err(|e| SaveError::Db(e.into()))?;
-    let row = match desk::upsert_canned(&mut *tx, tenant, id, &shortcut, title, text).await {
-        Ok(row) => row,
-        Err(DbError::Conflict { .. }) => {
-            return Err(SaveError::Invalid(Invalid::single(
-                "shortcut",
-                format!("/{shortcut} is already used by another canned response"),
-            )))
-        }
-        Err(e) => return Err(SaveError::Db(e)),
-    };
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new(
-            if id.is_some() {
-                "canned.updated"
-            } else {
-                "canned.created"
-            },
-            actor,
-        )
-        .data(json!({"id": row.id, "shortcut": row.shortcut})),
-    )
-    .await
-    .map_err(SaveError::Db)?;
-    tx.commit().await.map_err(|e| SaveError::Db(e.into()))?;
-    Ok(row)
-}
-
-/// Deletes a canned response, logging it.
-pub async fn remove(
-    state: &AppState,
-    tenant: TenantId,
-    actor: Actor,
-    id: Uuid,
-) -> Result<(), DbError> {
-    let mut tx = state.pool.begin().await?;
-    desk::delete_canned(&mut *tx, tenant, id).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("canned.deleted", actor).data(json!({"id": id})),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// All canned responses, by shortcut.
@@ -150,8 +71,7 @@ async fn list_canned(
     State(state): State<AppState>,
     p: ApiPrincipal,
 ) -> ApiResult<Json<Items<CannedOut>>> {
-    p.require(Permission::Desk)?;
-    let items = desk::canned(&state.pool, p.tenant)
+    let items = canned::list(&state.app, &p.ctx())
         .await?
         .into_iter()
         .map(CannedOut::from)
@@ -167,8 +87,7 @@ async fn create_canned(
     p: ApiPrincipal,
     ApiJson(body): ApiJson<CannedIn>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::WriteConfig)?;
-    let row = save(&state, p.tenant, p.actor(), None, &body).await?;
+    let row = canned::save(&state.app, &p.ctx(), None, body.into()).await?;
     Ok((StatusCode::CREATED, Json(CannedOut::from(row))))
 }
 
@@ -180,10 +99,7 @@ async fn get_canned(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<CannedOut>> {
-    p.require(Permission::Desk)?;
-    Ok(Json(
-        desk::get_canned(&state.pool, p.tenant, id).await?.into(),
-    ))
+    Ok(Json(canned::get(&state.app, &p.ctx(), id).await?.into()))
 }
 
 /// Replaces a canned response (admins).
@@ -196,12 +112,8 @@ async fn update_canned(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CannedIn>,
 ) -> ApiResult<Json<CannedOut>> {
-    p.require(Permission::WriteConfig)?;
-    Ok(Json(
-        save(&state, p.tenant, p.actor(), Some(id), &body)
-            .await?
-            .into(),
-    ))
+    let row = canned::save(&state.app, &p.ctx(), Some(id), body.into()).await?;
+    Ok(Json(row.into()))
 }
 
 /// Deletes a canned response (admins).
@@ -212,7 +124,6 @@ async fn delete_canned(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::WriteConfig)?;
-    remove(&state, p.tenant, p.actor(), id).await?;
+    canned::delete(&state.app, &p.ctx(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

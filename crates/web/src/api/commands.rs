@@ -5,17 +5,14 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use switchboard_core::validate::{self, Invalid};
-use switchboard_core::{CommandId, Permission};
-use switchboard_db::config::{self, CommandRow};
-use switchboard_db::events::{self, NewEvent};
+use switchboard_app::commands::{self, CommandChange, CommandInput};
+use switchboard_core::CommandId;
+use switchboard_db::config::CommandRow;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::settings::republish_commands;
 use super::{ApiJson, ApiPath, Items};
 use crate::auth::ApiPrincipal;
 use crate::error::{ApiResult, ErrorBody};
@@ -71,8 +68,26 @@ pub struct CommandPatch {
     pub enabled: Option<bool>,
 }
 
-fn normalize_name(name: &str) -> String {
-    name.trim().trim_start_matches('/').to_string()
+impl From<CommandIn> for CommandInput {
+    fn from(c: CommandIn) -> Self {
+        CommandInput {
+            command: c.command,
+            description: c.description,
+            response: c.response,
+            enabled: c.enabled.unwrap_or(true),
+        }
+    }
+}
+
+impl From<CommandPatch> for CommandChange {
+    fn from(c: CommandPatch) -> Self {
+        CommandChange {
+            command: c.command,
+            description: c.description,
+            response: c.response,
+            enabled: c.enabled,
+        }
+    }
 }
 
 /// All custom commands.
@@ -81,8 +96,7 @@ async fn list_commands(
     State(state): State<AppState>,
     p: ApiPrincipal,
 ) -> ApiResult<Json<Items<CommandOut>>> {
-    p.require(Permission::ReadConfig)?;
-    let items = config::list_commands(&state.pool, p.tenant)
+    let items = commands::list(&state.app, &p.ctx())
         .await?
         .into_iter()
         .map(CommandOut::from)
@@ -98,32 +112,7 @@ async fn create_command(
     p: ApiPrincipal,
     ApiJson(body): ApiJson<CommandIn>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::WriteConfig)?;
-    let name = normalize_name(&body.command);
-    let mut errors = Invalid::new();
-    errors.check("command", validate::command_name(&name));
-    errors.check("description", validate::text(&body.description, 256));
-    errors.check("response", validate::message_text(&body.response));
-    errors.into_result()?;
-    let mut tx = state.pool.begin().await?;
-    let row = config::insert_command(
-        &mut *tx,
-        p.tenant,
-        &name,
-        body.description.trim(),
-        body.response.trim(),
-        body.enabled.unwrap_or(true),
-    )
-    .await?;
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("command.created", p.actor()).data(json!({"command": name})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
-    republish_commands(&state, p.tenant);
+    let row = commands::create(&state.app, &p.ctx(), body.into()).await?;
     Ok((StatusCode::CREATED, Json(CommandOut::from(row))))
 }
 
@@ -135,12 +124,8 @@ async fn get_command(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<CommandOut>> {
-    p.require(Permission::ReadConfig)?;
-    Ok(Json(
-        config::get_command(&state.pool, p.tenant, CommandId(id))
-            .await?
-            .into(),
-    ))
+    let row = commands::get(&state.app, &p.ctx(), CommandId(id)).await?;
+    Ok(Json(row.into()))
 }
 
 /// Changes a command.
@@ -153,39 +138,7 @@ async fn update_command(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CommandPatch>,
 ) -> ApiResult<Json<CommandOut>> {
-    p.require(Permission::WriteConfig)?;
-    let name = body.command.as_deref().map(normalize_name);
-    let mut errors = Invalid::new();
-    if let Some(n) = &name {
-        errors.check("command", validate::command_name(n));
-    }
-    if let Some(d) = &body.description {
-        errors.check("description", validate::text(d, 256));
-    }
-    if let Some(r) = &body.response {
-        errors.check("response", validate::message_text(r));
-    }
-    errors.into_result()?;
-    let mut tx = state.pool.begin().await?;
-    let row = config::update_command(
-        &mut *tx,
-        p.tenant,
-        CommandId(id),
-        name.as_deref(),
-        body.description.as_deref().map(str::trim),
-        body.response.as_deref().map(str::trim),
-        body.enabled,
-    )
-    .await?;
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("command.updated", p.actor()).data(json!({"command": row.command})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
-    republish_commands(&state, p.tenant);
+    let row = commands::update(&state.app, &p.ctx(), CommandId(id), body.into()).await?;
     Ok(Json(row.into()))
 }
 
@@ -197,17 +150,6 @@ async fn delete_command(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::WriteConfig)?;
-    let mut tx = state.pool.begin().await?;
-    config::delete_command(&mut *tx, p.tenant, CommandId(id)).await?;
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("command.deleted", p.actor()).data(json!({"command_id": id})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
-    republish_commands(&state, p.tenant);
+    commands::delete(&state.app, &p.ctx(), CommandId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,17 +5,15 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use switchboard_core::validate::{self, Invalid};
-use switchboard_core::{MenuId, Permission, TenantId};
-use switchboard_db::config::{self, rows_of, ButtonOwner, ButtonRow, MenuRow};
-use switchboard_db::events::{self, NewEvent};
+use switchboard_app::menus::{self, Menu, MenuChange, MenuInput};
+use switchboard_core::MenuId;
+use switchboard_db::config::{rows_of, ButtonRow, MenuRow};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::buttons::{rows_out, validate_rows, ButtonIn, ButtonOut};
+use super::buttons::{rows_in, rows_out, ButtonIn, ButtonOut};
 use super::{ApiJson, ApiPath, Items};
 use crate::auth::ApiPrincipal;
 use crate::error::{ApiResult, ErrorBody};
@@ -73,10 +71,10 @@ fn menu_out(m: MenuRow, buttons: &[ButtonRow]) -> MenuOut {
     }
 }
 
-async fn load_menu(state: &AppState, tenant: TenantId, id: MenuId) -> ApiResult<MenuOut> {
-    let menu = config::get_menu(&state.pool, tenant, id).await?;
-    let buttons = config::menu_buttons(&state.pool, tenant, id).await?;
-    Ok(menu_out(menu, &buttons))
+impl From<Menu> for MenuOut {
+    fn from(m: Menu) -> Self {
+        menu_out(m.menu, &m.buttons)
+    }
 }
 
 /// All menus, the main one first.
@@ -85,9 +83,7 @@ async fn list_menus(
     State(state): State<AppState>,
     p: ApiPrincipal,
 ) -> ApiResult<Json<Items<MenuOut>>> {
-    p.require(Permission::ReadConfig)?;
-    let menus = config::list_menus(&state.pool, p.tenant).await?;
-    let buttons = config::list_buttons(&state.pool, p.tenant).await?;
+    let (menus, buttons) = menus::list(&state.app, &p.ctx()).await?;
     Ok(Json(Items {
         items: menus.into_iter().map(|m| menu_out(m, &buttons)).collect(),
     }))
@@ -101,36 +97,14 @@ async fn create_menu(
     p: ApiPrincipal,
     ApiJson(body): ApiJson<MenuIn>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::WriteConfig)?;
-    let mut errors = Invalid::new();
-    errors.check("name", validate::text(&body.name, 100));
-    errors.check("text", validate::message_text(&body.text));
-    let rows = validate_rows(&state.pool, p.tenant, &body.rows, "rows", &mut errors).await?;
-    errors.into_result()?;
-    let id = MenuId::new();
-    let mut tx = state.pool.begin().await?;
-    config::insert_menu(
-        &mut tx,
-        p.tenant,
-        id,
-        body.name.trim(),
-        body.text.trim(),
-        body.is_main,
-    )
-    .await?;
-    config::replace_buttons(&mut tx, p.tenant, ButtonOwner::Menu(id), &rows).await?;
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("menu.created", p.actor()).data(json!({"menu_id": id, "name": body.name})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
-    Ok((
-        StatusCode::CREATED,
-        Json(load_menu(&state, p.tenant, id).await?),
-    ))
+    let input = MenuInput {
+        name: body.name,
+        text: body.text,
+        is_main: body.is_main,
+        rows: rows_in(body.rows),
+    };
+    let menu = menus::create(&state.app, &p.ctx(), input).await?;
+    Ok((StatusCode::CREATED, Json(MenuOut::from(menu))))
 }
 
 /// One menu.
@@ -141,8 +115,9 @@ async fn get_menu(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<MenuOut>> {
-    p.require(Permission::ReadConfig)?;
-    Ok(Json(load_menu(&state, p.tenant, MenuId(id)).await?))
+    Ok(Json(
+        menus::get(&state.app, &p.ctx(), MenuId(id)).await?.into(),
+    ))
 }
 
 /// Changes a menu; `rows` replaces all its buttons.
@@ -155,43 +130,14 @@ async fn update_menu(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<MenuPatch>,
 ) -> ApiResult<Json<MenuOut>> {
-    p.require(Permission::WriteConfig)?;
-    let id = MenuId(id);
-    config::get_menu(&state.pool, p.tenant, id).await?;
-    let mut errors = Invalid::new();
-    if let Some(n) = &body.name {
-        errors.check("name", validate::text(n, 100));
-    }
-    if let Some(t) = &body.text {
-        errors.check("text", validate::message_text(t));
-    }
-    let rows = match &body.rows {
-        Some(r) => Some(validate_rows(&state.pool, p.tenant, r, "rows", &mut errors).await?),
-        None => None,
+    let change = MenuChange {
+        name: body.name,
+        text: body.text,
+        is_main: body.is_main,
+        rows: body.rows.map(rows_in),
     };
-    errors.into_result()?;
-    let mut tx = state.pool.begin().await?;
-    config::update_menu(
-        &mut tx,
-        p.tenant,
-        id,
-        body.name.as_deref().map(str::trim),
-        body.text.as_deref().map(str::trim),
-        body.is_main,
-    )
-    .await?;
-    if let Some(rows) = &rows {
-        config::replace_buttons(&mut tx, p.tenant, ButtonOwner::Menu(id), rows).await?;
-    }
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("menu.updated", p.actor()).data(json!({"menu_id": id})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
-    Ok(Json(load_menu(&state, p.tenant, id).await?))
+    let menu = menus::update(&state.app, &p.ctx(), MenuId(id), change).await?;
+    Ok(Json(menu.into()))
 }
 
 /// Deletes a menu (and buttons that opened it).
@@ -202,16 +148,6 @@ async fn delete_menu(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::WriteConfig)?;
-    let mut tx = state.pool.begin().await?;
-    config::delete_menu(&mut *tx, p.tenant, MenuId(id)).await?;
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("menu.deleted", p.actor()).data(json!({"menu_id": id})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
+    menus::delete(&state.app, &p.ctx(), MenuId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,18 +5,16 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use switchboard_core::validate::{self, Invalid, Problem};
-use switchboard_core::{Permission, RuleId, TenantId};
-use switchboard_db::config::{self, rows_of, ButtonOwner};
-use switchboard_db::events::{self, NewEvent};
-use switchboard_db::rules::{self, RuleFilter, RuleInput, RuleRow};
+use switchboard_app::rules::{self, Rule, RuleChange, RuleDraft};
+use switchboard_core::RuleId;
+use switchboard_db::config::rows_of;
+use switchboard_db::rules::{RuleFilter, RuleRow};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::buttons::{rows_out, validate_rows, ButtonIn, ButtonOut};
+use super::buttons::{rows_in, rows_out, ButtonIn, ButtonOut};
 use super::{page_limit, ApiJson, ApiPath, ApiQuery, Items};
 use crate::auth::ApiPrincipal;
 use crate::error::{ApiResult, ErrorBody};
@@ -114,10 +112,11 @@ pub struct RuleQuery {
     pub offset: Option<i64>,
 }
 
-async fn rule_out(state: &AppState, tenant: TenantId, r: RuleRow) -> ApiResult<RuleOut> {
-    let buttons = config::rule_buttons(&state.pool, tenant, r.id).await?;
-    let rows = rows_of(&buttons.iter().collect::<Vec<_>>());
-    Ok(RuleOut::of(r, rows_out(&rows)))
+impl From<Rule> for RuleOut {
+    fn from(r: Rule) -> Self {
+        let rows = rows_of(&r.buttons.iter().collect::<Vec<_>>());
+        RuleOut::of(r.rule, rows_out(&rows))
+    }
 }
 
 impl RuleOut {
@@ -142,63 +141,9 @@ impl RuleOut {
     }
 }
 
-/// Trims, drops empty and repeated items.
-pub fn clean_list(items: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for i in items {
-        let t = i.trim().to_string();
-        if !t.is_empty() && !out.contains(&t) {
-            out.push(t);
-        }
-    }
-    out
-}
-
-/// A question as given: trimmed, `None` when empty.
-pub fn clean_question(q: Option<&str>) -> Option<String> {
-    q.map(str::trim).filter(|q| !q.is_empty()).map(String::from)
-}
-
 /// A field that is present (`Some`, possibly `Some(None)` for `null`) or absent (`None`).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
-}
-
-/// Checks a rule as written by an admin (shared by the API and the panel).
-pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
-    errors.check("title", validate::text(&r.title, 200));
-    if let Some(q) = &r.question {
-        errors.check("question", validate::text(q, 64));
-    }
-    errors.check("answer", validate::text(&r.answer, 20_000));
-    errors.check("examples", validate::text_list(&r.examples, 1000, 500));
-    errors.check("keywords", validate::text_list(&r.keywords, 200, 100));
-    errors.check("required", validate::text_list(&r.required, 20, 100));
-    errors.check("patterns", validate::text_list(&r.patterns, 20, 300));
-    for p in &r.patterns {
-        if let Err(e) = regex_lite::Regex::new(p) {
-            errors.add(
-                "patterns",
-                Problem::coded(
-                    "regex",
-                    format!("{p:?} is not a valid regular expression: {e}"),
-                )
-                .with("pattern", p),
-            );
-        }
-    }
-    match r.format.as_str() {
-        "plain" => {}
-        "html" => {
-            if let Err(e) = switchboard_core::format::check_telegram_html(&r.answer) {
-                errors.add("answer", e.problem());
-            }
-        }
-        _ => errors.add(
-            "format",
-            Problem::coded("format_mode", "must be plain or html"),
-        ),
-    }
 }
 
 /// Rules, oldest first, with search and filters.
@@ -209,15 +154,13 @@ async fn list_rules(
     p: ApiPrincipal,
     ApiQuery(q): ApiQuery<RuleQuery>,
 ) -> ApiResult<Json<Items<RuleOut>>> {
-    p.require(Permission::ReadConfig)?;
     let filter = RuleFilter {
         query: q.q,
         enabled: q.enabled,
         limit: page_limit(q.limit),
         offset: q.offset.unwrap_or(0).max(0),
     };
-    let rows = rules::list(&state.pool, p.tenant, &filter).await?;
-    let buttons = config::list_buttons(&state.pool, p.tenant).await?;
+    let (rows, buttons) = rules::list(&state.app, &p.ctx(), &filter).await?;
     let items = rows
         .into_iter()
         .map(|r| {
@@ -239,47 +182,22 @@ async fn create_rule(
     p: ApiPrincipal,
     ApiJson(body): ApiJson<RuleIn>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::WriteConfig)?;
-    let input = RuleInput {
-        title: body.title.trim().to_string(),
-        question: clean_question(body.question.as_deref()),
-        answer: body.answer.trim().to_string(),
-        examples: clean_list(&body.examples),
-        keywords: clean_list(&body.keywords),
-        required: clean_list(&body.required),
-        patterns: clean_list(&body.patterns),
+    let draft = RuleDraft {
+        title: body.title,
+        question: body.question,
+        answer: body.answer,
+        examples: body.examples,
+        keywords: body.keywords,
+        required: body.required,
+        patterns: body.patterns,
         priority: body.priority.unwrap_or(0),
         enabled: body.enabled.unwrap_or(true),
         featured: body.featured.unwrap_or(false),
-        format: body.format.clone().unwrap_or_else(|| "plain".into()),
+        format: body.format.unwrap_or_else(|| "plain".into()),
+        buttons: body.buttons.map(rows_in),
     };
-    let mut errors = Invalid::new();
-    validate_rule(&input, &mut errors);
-    let buttons = match &body.buttons {
-        Some(rows) => {
-            Some(validate_rows(&state.pool, p.tenant, rows, "buttons", &mut errors).await?)
-        }
-        None => None,
-    };
-    errors.into_result()?;
-    let id = RuleId::new();
-    let mut tx = state.pool.begin().await?;
-    let row = rules::insert(&mut *tx, p.tenant, id, &input).await?;
-    if let Some(rows) = &buttons {
-        config::replace_buttons(&mut tx, p.tenant, ButtonOwner::Rule(id), rows).await?;
-    }
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("rule.created", p.actor()).data(json!({"rule_id": id, "title": input.title})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
-    Ok((
-        StatusCode::CREATED,
-        Json(rule_out(&state, p.tenant, row).await?),
-    ))
+    let rule = rules::create(&state.app, &p.ctx(), draft).await?;
+    Ok((StatusCode::CREATED, Json(RuleOut::from(rule))))
 }
 
 /// One rule.
@@ -290,9 +208,9 @@ async fn get_rule(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<RuleOut>> {
-    p.require(Permission::ReadConfig)?;
-    let row = rules::get(&state.pool, p.tenant, RuleId(id)).await?;
-    Ok(Json(rule_out(&state, p.tenant, row).await?))
+    Ok(Json(
+        rules::get(&state.app, &p.ctx(), RuleId(id)).await?.into(),
+    ))
 }
 
 /// Changes a rule (only the fields given).
@@ -305,66 +223,22 @@ async fn update_rule(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<RulePatch>,
 ) -> ApiResult<Json<RuleOut>> {
-    p.require(Permission::WriteConfig)?;
-    let id = RuleId(id);
-    let current = rules::get(&state.pool, p.tenant, id).await?;
-    let input = RuleInput {
-        title: body
-            .title
-            .as_deref()
-            .map_or(current.title.clone(), |t| t.trim().to_string()),
-        question: match &body.question {
-            Some(q) => clean_question(q.as_deref()),
-            None => current.question.clone(),
-        },
-        answer: body
-            .answer
-            .as_deref()
-            .map_or(current.answer.clone(), |t| t.trim().to_string()),
-        examples: body
-            .examples
-            .as_deref()
-            .map_or(current.examples.clone(), clean_list),
-        keywords: body
-            .keywords
-            .as_deref()
-            .map_or(current.keywords.clone(), clean_list),
-        required: body
-            .required
-            .as_deref()
-            .map_or(current.required.clone(), clean_list),
-        patterns: body
-            .patterns
-            .as_deref()
-            .map_or(current.patterns.clone(), clean_list),
-        priority: body.priority.unwrap_or(current.priority),
-        enabled: body.enabled.unwrap_or(current.enabled),
-        featured: body.featured.unwrap_or(current.featured),
-        format: body.format.clone().unwrap_or(current.format.clone()),
+    let change = RuleChange {
+        title: body.title,
+        question: body.question,
+        answer: body.answer,
+        examples: body.examples,
+        keywords: body.keywords,
+        required: body.required,
+        patterns: body.patterns,
+        priority: body.priority,
+        enabled: body.enabled,
+        featured: body.featured,
+        format: body.format,
+        buttons: body.buttons.map(rows_in),
     };
-    let mut errors = Invalid::new();
-    validate_rule(&input, &mut errors);
-    let buttons = match &body.buttons {
-        Some(rows) => {
-            Some(validate_rows(&state.pool, p.tenant, rows, "buttons", &mut errors).await?)
-        }
-        None => None,
-    };
-    errors.into_result()?;
-    let mut tx = state.pool.begin().await?;
-    let row = rules::update(&mut *tx, p.tenant, id, &input).await?;
-    if let Some(rows) = &buttons {
-        config::replace_buttons(&mut tx, p.tenant, ButtonOwner::Rule(id), rows).await?;
-    }
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("rule.updated", p.actor()).data(json!({"rule_id": id, "title": input.title})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
-    Ok(Json(rule_out(&state, p.tenant, row).await?))
+    let rule = rules::update(&state.app, &p.ctx(), RuleId(id), change).await?;
+    Ok(Json(rule.into()))
 }
 
 /// Deletes a rule (and buttons that showed it).
@@ -375,16 +249,6 @@ async fn delete_rule(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::WriteConfig)?;
-    let mut tx = state.pool.begin().await?;
-    rules::delete(&mut *tx, p.tenant, RuleId(id)).await?;
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("rule.deleted", p.actor()).data(json!({"rule_id": id})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
+    rules::delete(&state.app, &p.ctx(), RuleId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

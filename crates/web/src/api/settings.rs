@@ -3,11 +3,8 @@
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use switchboard_core::validate::{self, Invalid, Problem};
-use switchboard_core::Permission;
-use switchboard_db::config::{self, Settings, SettingsPatch};
-use switchboard_db::events::{self, NewEvent};
+use switchboard_app::settings;
+use switchboard_db::config::{Settings, SettingsPatch};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -139,145 +136,13 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     Ok(Some(Option::deserialize(d)?))
 }
 
-/// Checks the texts, hours and zone of a settings change (shared with the panel).
-pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
-    let texts = [
-        ("welcome_text", &p.welcome_text, 4096),
-        ("help_text", &p.help_text, 4096),
-        ("handover_text", &p.handover_text, 4096),
-        ("closing_text", &p.closing_text, 4096),
-        ("offhours_text", &p.offhours_text, 4096),
-        ("rating_text", &p.rating_text, 4096),
-        ("already_waiting_text", &p.already_waiting_text, 200),
-        ("stale_button_text", &p.stale_button_text, 200),
-    ];
-    for (field, value, limit) in texts {
-        if let Some(v) = value {
-            errors.check(
-                field,
-                validate::text(v, limit).and_then(|_| validate::message_text(v)),
-            );
-        }
-    }
-    for (field, value) in [
-        ("answer_threshold", p.answer_threshold),
-        ("suggest_threshold", p.suggest_threshold),
-    ] {
-        if let Some(t) = value {
-            if !(0.0..=1.0).contains(&t) || t.is_nan() {
-                errors.add(
-                    field,
-                    Problem::coded("between", "must be between 0 and 1")
-                        .with("min", 0)
-                        .with("max", 1),
-                );
-            }
-        }
-    }
-    if let Some(groups) = &p.synonyms {
-        errors.check("synonyms", validate::text_list(groups, 200, 500));
-        if groups
-            .iter()
-            .any(|g| g.split(',').filter(|w| !w.trim().is_empty()).count() < 2)
-        {
-            errors.add(
-                "synonyms",
-                Problem::coded(
-                    "synonym_group",
-                    "each group needs at least two words, separated by commas",
-                ),
-            );
-        }
-    }
-    if let Some(Some(d)) = p.retention_days {
-        if !(1..=3650).contains(&d) {
-            errors.add(
-                "retention_days",
-                Problem::coded(
-                    "retention_days",
-                    "must be from 1 to 3650 days, or empty to keep",
-                ),
-            );
-        }
-    }
-    if let Some(d) = p.raw_retention_days {
-        if !(1..=3650).contains(&d) {
-            errors.add(
-                "raw_retention_days",
-                Problem::coded("days_range", "must be from 1 to 3650 days")
-                    .with("min", 1)
-                    .with("max", 3650),
-            );
-        }
-    }
-    if let Some(l) = &p.default_language {
-        if l != "en" && l != "ru" {
-            errors.add(
-                "default_language",
-                Problem::coded("language", "must be en or ru"),
-            );
-        }
-    }
-    if let Some(z) = &p.timezone {
-        if let Err(e) = switchboard_core::hours::parse_zone(z) {
-            errors.add(
-                "timezone",
-                Problem::coded("timezone", e.to_string()).with("zone", z),
-            );
-        }
-    }
-    if let Some(Some(h)) = &p.working_hours {
-        match serde_json::from_value::<switchboard_core::hours::WorkingHours>(h.clone()) {
-            Ok(hours) => {
-                if let Err(e) = hours.validate() {
-                    errors.add(
-                        "working_hours",
-                        Problem::coded("working_hours", e.to_string())
-                            .with("reason", e.to_string()),
-                    );
-                }
-            }
-            Err(_) => errors.add(
-                "working_hours",
-                Problem::coded(
-                    "working_hours_shape",
-                    "must be {\"days\": [7 lists of [\"HH:MM\", \"HH:MM\"] pairs]}",
-                ),
-            ),
-        }
-    }
-    if let Some(t) = &p.translations {
-        let ok = t.as_object().is_some_and(|langs| {
-            langs.iter().all(|(lang, texts)| {
-                (lang == "en" || lang == "ru")
-                    && texts.as_object().is_some_and(|m| {
-                        m.values()
-                            .all(|v| v.as_str().is_some_and(|s| s.chars().count() <= 4096))
-                    })
-            })
-        });
-        if !ok {
-            errors.add(
-                "translations",
-                Problem::coded(
-                    "translations_shape",
-                    "must be {\"en\"|\"ru\": {text name: text}}",
-                ),
-            );
-        }
-    }
-}
-
 /// The bot's settings.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "settings", responses((status = 200, body = SettingsOut)))]
 async fn get_settings(
     State(state): State<AppState>,
     p: ApiPrincipal,
 ) -> ApiResult<Json<SettingsOut>> {
-    p.require(Permission::ReadConfig)?;
-    Ok(Json(
-        config::get_settings(&state.pool, p.tenant).await?.into(),
-    ))
+    Ok(Json(settings::get(&state.app, &p.ctx()).await?.into()))
 }
 
 /// Changes any of the settings; fields left out keep their value.
@@ -288,7 +153,6 @@ async fn patch_settings(
     p: ApiPrincipal,
     ApiJson(body): ApiJson<SettingsPatchIn>,
 ) -> ApiResult<Json<SettingsOut>> {
-    p.require(Permission::WriteConfig)?;
     let patch = SettingsPatch {
         welcome_text: body.welcome_text.clone(),
         help_text: body.help_text.clone(),
@@ -305,69 +169,11 @@ async fn patch_settings(
         rating_enabled: body.rating_enabled,
         rating_text: body.rating_text.clone(),
         suggest_threshold: body.suggest_threshold,
-        synonyms: body.synonyms.as_deref().map(crate::api::rules::clean_list),
+        synonyms: body.synonyms.clone(),
         feedback_enabled: body.feedback_enabled,
         retention_days: body.retention_days,
         raw_retention_days: body.raw_retention_days,
     };
-    let mut errors = Invalid::new();
-    validate_patch(&patch, &mut errors);
-    errors.into_result()?;
-    let changed = changed_fields(&patch);
-    let mut tx = state.pool.begin().await?;
-    let saved = config::update_settings(&mut *tx, p.tenant, &patch).await?;
-    events::insert(
-        &mut tx,
-        p.tenant,
-        NewEvent::new("settings.updated", p.actor()).data(json!({"fields": changed})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(p.tenant);
-    if body.default_language.is_some() {
-        republish_commands(&state, p.tenant);
-    }
+    let saved = settings::update(&state.app, &p.ctx(), patch).await?;
     Ok(Json(saved.into()))
-}
-
-/// The names of the fields a change sets (for the events log).
-pub fn changed_fields(p: &SettingsPatch) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let fields: [(&'static str, bool); 19] = [
-        ("welcome_text", p.welcome_text.is_some()),
-        ("help_text", p.help_text.is_some()),
-        ("handover_text", p.handover_text.is_some()),
-        ("closing_text", p.closing_text.is_some()),
-        ("already_waiting_text", p.already_waiting_text.is_some()),
-        ("stale_button_text", p.stale_button_text.is_some()),
-        ("answer_threshold", p.answer_threshold.is_some()),
-        ("default_language", p.default_language.is_some()),
-        ("offhours_text", p.offhours_text.is_some()),
-        ("timezone", p.timezone.is_some()),
-        ("working_hours", p.working_hours.is_some()),
-        ("translations", p.translations.is_some()),
-        ("rating_enabled", p.rating_enabled.is_some()),
-        ("rating_text", p.rating_text.is_some()),
-        ("suggest_threshold", p.suggest_threshold.is_some()),
-        ("synonyms", p.synonyms.is_some()),
-        ("feedback_enabled", p.feedback_enabled.is_some()),
-        ("retention_days", p.retention_days.is_some()),
-        ("raw_retention_days", p.raw_retention_days.is_some()),
-    ];
-    for (name, set) in fields {
-        if set {
-            out.push(name);
-        }
-    }
-    out
-}
-
-/// Publishes the bot's command list to Telegram in the background (best effort).
-pub(crate) fn republish_commands(state: &AppState, tenant: switchboard_core::TenantId) {
-    let telegram = state.telegram.clone();
-    tokio::spawn(async move {
-        if let Err(e) = telegram.publish_commands(tenant).await {
-            tracing::warn!(%tenant, error = %e, "could not publish commands to Telegram");
-        }
-    });
 }

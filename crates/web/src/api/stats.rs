@@ -86,7 +86,7 @@ async fn erase_end_user(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     p.require(Permission::ReadLogs)?;
-    let erased = crate::pages::logs::erase(&state, p.tenant, p.actor(), EndUserId(id)).await?;
+    let erased = switchboard_app::end_users::erase(&state.app, &p.ctx(), EndUserId(id)).await?;
     Ok((
         StatusCode::OK,
         Json(serde_json::to_value(erased).map_err(|_| ApiError::internal())?),

@@ -7,12 +7,11 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::json;
+use switchboard_app::tokens;
 use switchboard_core::password::{hash_password, verify_password};
 use switchboard_core::validate::{self, Invalid, Problem};
-use switchboard_core::vault::generate_api_token;
 use switchboard_core::{ApiTokenId, TenantId};
 use switchboard_db::accounts;
-use switchboard_db::events::{self, Actor, NewEvent};
 use switchboard_db::platform;
 
 use super::{done, field_errors, render, t, PageError, PageResult, SignedIn};
@@ -197,35 +196,24 @@ async fn create_token(
     let Some(role) = platform::member_role(&state.pool, tenant, user.id).await? else {
         return Err(PageError::NotFound);
     };
-    let mut errors = Invalid::new();
-    errors.check("name", validate::text(&form.name, 100));
-    if !errors.errors.is_empty() {
-        return page(
-            &state,
-            &signed,
-            json!({"token_errors": field_errors(&state, &signed.0, &errors)}),
-        )
-        .await;
-    }
-    let (token, digest, prefix) = generate_api_token();
-    let mut tx = state.pool.begin().await?;
-    platform::insert_api_token(
-        &mut *tx,
+    let ctx = switchboard_app::Ctx {
         tenant,
-        user.id,
-        form.name.trim(),
-        &digest,
-        &prefix,
-    )
-    .await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("api_token.created", Actor::User(user.id))
-            .data(json!({"name": form.name.trim(), "prefix": prefix, "role": role.as_str()})),
-    )
-    .await?;
-    tx.commit().await?;
+        user: user.id,
+        role,
+        via_api: false,
+    };
+    let token = match tokens::create(&state.pool, &ctx, &form.name, None).await {
+        Ok(new) => new.token,
+        Err(e) => {
+            let errors = e.into_form_errors()?;
+            return page(
+                &state,
+                &signed,
+                json!({"token_errors": field_errors(&state, &signed.0, &errors)}),
+            )
+            .await;
+        }
+    };
     // Shown once, on this response only.
     page(
         &state,
@@ -242,15 +230,14 @@ async fn revoke_token(
 ) -> PageResult {
     let user = signed.user().clone();
     let tenant = TenantId(tenant);
-    let mut tx = state.pool.begin().await?;
-    accounts::revoke_token(&mut *tx, tenant, user.id, ApiTokenId(id)).await?;
-    events::insert(
-        &mut tx,
+    // Revoking needs no role, only the token being one's own.
+    let ctx = switchboard_app::Ctx {
         tenant,
-        NewEvent::new("api_token.revoked", Actor::User(user.id)).data(json!({"token_id": id})),
-    )
-    .await?;
-    tx.commit().await?;
+        user: user.id,
+        role: switchboard_core::Role::Operator,
+        via_api: false,
+    };
+    tokens::revoke(&state.pool, &ctx, ApiTokenId(id)).await?;
     let message = t(&state, &signed.0, "account.token.revoked", &[]);
     done(&signed.0, "/account", message).await
 }

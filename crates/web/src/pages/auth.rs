@@ -14,7 +14,6 @@ use switchboard_core::validate::{self, Invalid};
 use switchboard_core::vault::{random_token, secret_digest};
 use switchboard_core::UserId;
 use switchboard_db::accounts;
-use switchboard_db::events::{self, NewEvent};
 use switchboard_db::platform;
 
 use super::{done, field_errors, render, safe_next, t, PageError, PageResult, SignedIn, Viewer};
@@ -40,7 +39,6 @@ pub fn router() -> Router<AppState> {
 
 const OAUTH_PENDING: &str = "sb.oauth";
 const RESET_TTL_MINUTES: i64 = 60;
-const INVITE_TTL_DAYS: i64 = 7;
 
 /// Where a signed-in person starts: their (first) organization.
 async fn home(State(state): State<AppState>, viewer: Viewer) -> PageResult {
@@ -663,20 +661,7 @@ async fn accept_invite(
             user.id
         }
     };
-    let mut tx = state.pool.begin().await?;
-    accounts::upsert_member(&mut *tx, tenant.id, user_id, inv.role).await?;
-    accounts::mark_invitation_accepted(&mut *tx, tenant.id, inv.id).await?;
-    events::insert(
-        &mut tx,
-        tenant.id,
-        NewEvent::new(
-            "member.joined",
-            switchboard_db::events::Actor::User(user_id),
-        )
-        .data(json!({"email": inv.email, "role": inv.role.as_str()})),
-    )
-    .await?;
-    tx.commit().await?;
+    switchboard_app::team::accept_invitation(&state.app, &inv, user_id).await?;
     let message = t(
         &state,
         &viewer,
@@ -892,9 +877,4 @@ async fn set_lang(
 /// The link in an invitation email.
 pub fn invitation_link(state: &AppState, token: &str) -> String {
     format!("{}/invite/{token}", state.web.public_url)
-}
-
-/// A new invitation token's lifetime.
-pub fn invitation_expiry() -> chrono::DateTime<Utc> {
-    Utc::now() + chrono::Duration::days(INVITE_TTL_DAYS)
 }

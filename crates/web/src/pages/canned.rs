@@ -5,12 +5,11 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
+use switchboard_app::canned::{self, CannedInput};
 use switchboard_core::Permission;
-use switchboard_db::desk;
 use uuid::Uuid;
 
 use super::{done, field_errors, render, t, Fields, Member, PageError, PageResult};
-use crate::api::canned::{remove, save, CannedIn, SaveError};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -21,7 +20,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn page(state: &AppState, member: &Member, extra: serde_json::Value) -> PageResult {
-    let items = desk::canned(&state.pool, member.tenant.id).await?;
+    let items = canned::list(&state.app, &member.ctx()).await?;
     let mut ctx = json!({"section": "canned", "items": items, "form": {}});
     if let (serde_json::Value::Object(c), serde_json::Value::Object(e)) = (&mut ctx, extra) {
         c.extend(e);
@@ -41,8 +40,8 @@ async fn list(State(state): State<AppState>, member: Member) -> PageResult {
     page(&state, &member, json!({})).await
 }
 
-fn input(fields: &Fields) -> CannedIn {
-    CannedIn {
+fn input(fields: &Fields) -> CannedInput {
+    CannedInput {
         shortcut: fields.text("shortcut"),
         title: fields.text("title"),
         text: fields.text("text"),
@@ -54,24 +53,26 @@ fn parse_id(id: &str) -> PageResult<Uuid> {
 }
 
 async fn store(state: &AppState, member: &Member, id: Option<Uuid>, fields: &Fields) -> PageResult {
-    member.require(Permission::WriteConfig)?;
     let body = input(fields);
-    match save(state, member.tenant.id, member.actor(), id, &body).await {
+    let errors = match canned::save(&state.app, &member.ctx(), id, body.clone()).await {
         Ok(c) => {
-            let message = t(state, &member.viewer, "canned.saved", &[("shortcut", c.shortcut)]);
-            done(&member.viewer, &member.url("/canned"), message).await
-        }
-        Err(SaveError::Invalid(errors)) => {
-            page(
+            let message = t(
                 state,
-                member,
-                json!({"form": {"id": id, "shortcut": body.shortcut, "title": body.title, "text": body.text},
-                       "errors": field_errors(state, &member.viewer, &errors)}),
-            )
-            .await
+                &member.viewer,
+                "canned.saved",
+                &[("shortcut", c.shortcut)],
+            );
+            return done(&member.viewer, &member.url("/canned"), message).await;
         }
-        Err(SaveError::Db(e)) => Err(e.into()),
-    }
+        Err(e) => e.into_form_errors()?,
+    };
+    page(
+        state,
+        member,
+        json!({"form": {"id": id, "shortcut": body.shortcut, "title": body.title, "text": body.text},
+               "errors": field_errors(state, &member.viewer, &errors)}),
+    )
+    .await
 }
 
 async fn create(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
@@ -84,7 +85,7 @@ async fn edit(
     Path((_, id)): Path<(String, String)>,
 ) -> PageResult {
     member.require(Permission::WriteConfig)?;
-    let c = desk::get_canned(&state.pool, member.tenant.id, parse_id(&id)?).await?;
+    let c = canned::get(&state.app, &member.ctx(), parse_id(&id)?).await?;
     page(
         &state,
         &member,
@@ -108,8 +109,7 @@ async fn delete(
     member: Member,
     Path((_, id)): Path<(String, String)>,
 ) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    remove(&state, member.tenant.id, member.actor(), parse_id(&id)?).await?;
+    canned::delete(&state.app, &member.ctx(), parse_id(&id)?).await?;
     let message = t(&state, &member.viewer, "canned.deleted", &[]);
     done(&member.viewer, &member.url("/canned"), message).await
 }

@@ -5,13 +5,11 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
-use switchboard_core::validate::{self, Invalid};
+use switchboard_app::commands::{self, CommandInput};
 use switchboard_core::{CommandId, Permission};
 use switchboard_db::config;
-use switchboard_db::events::{self, NewEvent};
 
 use super::{done, field_errors, render, t, Fields, Member, PageResult};
-use crate::api::settings::republish_commands;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -25,7 +23,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn page(state: &AppState, member: &Member, extra: serde_json::Value) -> PageResult {
-    let commands = config::list_commands(&state.pool, member.tenant.id).await?;
+    let commands = commands::list(&state.app, &member.ctx()).await?;
     let settings = config::get_settings(&state.pool, member.tenant.id).await?;
     let mut ctx = json!({"section": "commands", "commands": commands.iter().map(|c| json!({
         "id": c.id, "command": c.command, "description": c.description, "response": c.response, "enabled": c.enabled,
@@ -48,20 +46,13 @@ async fn list(State(state): State<AppState>, member: Member) -> PageResult {
     page(&state, &member, json!({"form": {"enabled": true}})).await
 }
 
-fn check(fields: &Fields) -> (String, Invalid) {
-    let name = fields
-        .text("command")
-        .trim()
-        .trim_start_matches('/')
-        .to_string();
-    let mut errors = Invalid::new();
-    errors.check("command", validate::command_name(&name));
-    errors.check(
-        "description",
-        validate::text(&fields.text("description"), 256),
-    );
-    errors.check("response", validate::message_text(&fields.text("response")));
-    (name, errors)
+fn input(fields: &Fields) -> CommandInput {
+    CommandInput {
+        command: fields.text("command"),
+        description: fields.text("description"),
+        response: fields.text("response"),
+        enabled: fields.flag("enabled"),
+    }
 }
 
 fn form_json(fields: &Fields) -> serde_json::Value {
@@ -69,46 +60,21 @@ fn form_json(fields: &Fields) -> serde_json::Value {
            "response": fields.text("response"), "enabled": fields.flag("enabled")})
 }
 
+async fn saved(state: &AppState, member: &Member, command: String) -> PageResult {
+    let message = t(
+        state,
+        &member.viewer,
+        "commands.saved",
+        &[("command", command)],
+    );
+    done(&member.viewer, &member.url("/commands"), message).await
+}
+
 async fn create(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    let (name, mut errors) = check(&fields);
-    let tenant = member.tenant.id;
-    if errors.errors.is_empty() {
-        let mut tx = state.pool.begin().await?;
-        match config::insert_command(
-            &mut *tx,
-            tenant,
-            &name,
-            fields.text("description").trim(),
-            fields.text("response").trim(),
-            fields.flag("enabled"),
-        )
-        .await
-        {
-            Ok(_) => {
-                events::insert(
-                    &mut tx,
-                    tenant,
-                    NewEvent::new("command.created", member.actor()).data(json!({"command": name})),
-                )
-                .await?;
-                tx.commit().await?;
-                state.telegram.config_changed(member.tenant.id);
-                republish_commands(&state, tenant);
-                let message = t(
-                    &state,
-                    &member.viewer,
-                    "commands.saved",
-                    &[("command", name)],
-                );
-                return done(&member.viewer, &member.url("/commands"), message).await;
-            }
-            Err(switchboard_db::DbError::Conflict { .. }) => {
-                errors.add("command", t(&state, &member.viewer, "commands.taken", &[]));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let errors = match commands::create(&state.app, &member.ctx(), input(&fields)).await {
+        Ok(row) => return saved(&state, &member, row.command).await,
+        Err(e) => e.into_form_errors()?,
+    };
     page(
         &state,
         &member,
@@ -122,8 +88,7 @@ async fn edit(
     member: Member,
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::ReadConfig)?;
-    let c = config::get_command(&state.pool, member.tenant.id, CommandId(id)).await?;
+    let c = commands::get(&state.app, &member.ctx(), CommandId(id)).await?;
     render(
         &state,
         &member.viewer,
@@ -141,47 +106,11 @@ async fn update(
     Path((_, id)): Path<(String, uuid::Uuid)>,
     fields: Fields,
 ) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    let tenant = member.tenant.id;
-    config::get_command(&state.pool, tenant, CommandId(id)).await?;
-    let (name, mut errors) = check(&fields);
-    if errors.errors.is_empty() {
-        let mut tx = state.pool.begin().await?;
-        let saved = config::update_command(
-            &mut *tx,
-            tenant,
-            CommandId(id),
-            Some(&name),
-            Some(fields.text("description").trim()),
-            Some(fields.text("response").trim()),
-            Some(fields.flag("enabled")),
-        )
-        .await;
-        match saved {
-            Ok(_) => {
-                events::insert(
-                    &mut tx,
-                    tenant,
-                    NewEvent::new("command.updated", member.actor()).data(json!({"command": name})),
-                )
-                .await?;
-                tx.commit().await?;
-                state.telegram.config_changed(member.tenant.id);
-                republish_commands(&state, tenant);
-                let message = t(
-                    &state,
-                    &member.viewer,
-                    "commands.saved",
-                    &[("command", name)],
-                );
-                return done(&member.viewer, &member.url("/commands"), message).await;
-            }
-            Err(switchboard_db::DbError::Conflict { .. }) => {
-                errors.add("command", t(&state, &member.viewer, "commands.taken", &[]))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let change = input(&fields).into();
+    let errors = match commands::update(&state.app, &member.ctx(), CommandId(id), change).await {
+        Ok(row) => return saved(&state, &member, row.command).await,
+        Err(e) => e.into_form_errors()?,
+    };
     render(
         &state,
         &member.viewer,
@@ -198,7 +127,7 @@ async fn confirm_delete(
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
     member.require(Permission::WriteConfig)?;
-    let c = config::get_command(&state.pool, member.tenant.id, CommandId(id)).await?;
+    let c = commands::get(&state.app, &member.ctx(), CommandId(id)).await?;
     render(
         &state,
         &member.viewer,
@@ -217,20 +146,7 @@ async fn delete(
     member: Member,
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    let tenant = member.tenant.id;
-    let c = config::get_command(&state.pool, tenant, CommandId(id)).await?;
-    let mut tx = state.pool.begin().await?;
-    config::delete_command(&mut *tx, tenant, c.id).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("command.deleted", member.actor()).data(json!({"command": c.command})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(member.tenant.id);
-    republish_commands(&state, tenant);
+    let c = commands::delete(&state.app, &member.ctx(), CommandId(id)).await?;
     let message = t(
         &state,
         &member.viewer,

@@ -8,11 +8,11 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
+use switchboard_app::rules;
+use switchboard_app::AppError;
 use switchboard_core::matcher::cluster;
 use switchboard_core::text::normalize;
-use switchboard_core::{Permission, RuleId};
-use switchboard_db::events::{self, NewEvent};
-use switchboard_db::rules;
+use switchboard_core::RuleId;
 
 use super::{done, render, t, Fields, Member, PageError, PageResult};
 use crate::AppState;
@@ -26,15 +26,14 @@ pub fn router() -> Router<AppState> {
 const DAYS: i32 = 30;
 
 async fn page(State(state): State<AppState>, member: Member) -> PageResult {
-    member.require(Permission::ReadConfig)?;
-    let tenant = member.tenant.id;
-    let all_rules = rules::all(&state.pool, tenant).await?;
+    let ctx = member.ctx();
+    let all_rules = rules::all(&state.app, &ctx).await?;
     // Questions already taught to a rule are done.
     let known: HashSet<String> = all_rules
         .iter()
         .flat_map(|r| r.examples.iter().map(|e| normalize(e)))
         .collect();
-    let questions: Vec<_> = rules::unanswered(&state.pool, tenant, DAYS, 2000)
+    let questions: Vec<_> = rules::unanswered(&state.app, &ctx, DAYS, 2000)
         .await?
         .into_iter()
         .filter(|q| !q.text.trim().is_empty() && !known.contains(&normalize(&q.text)))
@@ -83,32 +82,19 @@ async fn page(State(state): State<AppState>, member: Member) -> PageResult {
 }
 
 async fn add_example(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    let tenant = member.tenant.id;
-    let text = fields.text("text").trim().to_string();
+    let text = fields.text("text");
     let rule: RuleId = fields
         .text("rule_id")
         .parse()
         .map_err(|_| PageError::BadRequest(t(&state, &member.viewer, "learning.pick_rule", &[])))?;
-    if text.is_empty() || text.chars().count() > 500 {
-        return Err(PageError::BadRequest(t(
-            &state,
-            &member.viewer,
-            "learning.bad_text",
-            &[],
-        )));
-    }
-    let mut tx = state.pool.begin().await?;
-    let row = rules::add_example(&mut *tx, tenant, rule, &text).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("rule.example_added", member.actor())
-            .data(json!({"rule_id": rule, "example": text})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(member.tenant.id);
+    let row = match rules::add_example(&state.app, &member.ctx(), rule, &text).await {
+        Ok(row) => row,
+        Err(AppError::Invalid(_)) => {
+            let message = t(&state, &member.viewer, "learning.bad_text", &[]);
+            return Err(PageError::BadRequest(message));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let message = t(
         &state,
         &member.viewer,

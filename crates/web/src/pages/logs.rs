@@ -9,10 +9,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
+use switchboard_app::end_users;
 use switchboard_core::{EndUserId, Permission, TenantId};
-use switchboard_db::events::{self, Actor, NewEvent};
-use switchboard_db::log::{self, Erased};
-use switchboard_db::DbError;
+use switchboard_db::log;
 
 use super::{done, render, t, Member, PageError, PageResult};
 use crate::reports::{self, ExportFormat, LogQuery};
@@ -182,39 +181,12 @@ async fn show_entry(
     .await
 }
 
-/// Removes everything about an end user and logs that it was done (without personal data).
-/// The page and the API both erase through here.
-pub async fn erase(
-    state: &AppState,
-    tenant: TenantId,
-    actor: Actor,
-    end_user: EndUserId,
-) -> Result<Erased, DbError> {
-    let mut tx = state.pool.begin().await?;
-    let erased = log::erase_end_user(&mut tx, tenant, end_user).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        // The erased row's id (random, now pointing nowhere) ties the entry to the request.
-        NewEvent::new("end_user.erased", actor).data(json!({
-            "end_user_id": end_user.0,
-            "messages": erased.messages, "conversations": erased.conversations,
-            "events": erased.events, "raw_updates": erased.raw_updates,
-        })),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(tenant = %tenant, end_user = %end_user, messages = erased.messages, "end user erased");
-    Ok(erased)
-}
-
 async fn erase_end_user(
     State(state): State<AppState>,
     member: Member,
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::ReadLogs)?;
-    let erased = erase(&state, member.tenant.id, member.actor(), EndUserId(id)).await?;
+    let erased = end_users::erase(&state.app, &member.ctx(), EndUserId(id)).await?;
     let message = t(
         &state,
         &member.viewer,

@@ -6,16 +6,14 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
-use switchboard_core::validate::{self, Invalid};
+use switchboard_app::menus::{self, Menu, MenuInput};
 use switchboard_core::{MenuId, Permission};
-use switchboard_db::config::{self, rows_of, ButtonOwner};
-use switchboard_db::events::{self, NewEvent};
+use switchboard_db::config::{self, rows_of};
 
 use super::{
     button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons, render, t,
     Fields, Member, PageResult,
 };
-use crate::api::buttons::validate_rows;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -30,9 +28,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn list(State(state): State<AppState>, member: Member) -> PageResult {
-    member.require(Permission::ReadConfig)?;
-    let menus = config::list_menus(&state.pool, member.tenant.id).await?;
-    let buttons = config::list_buttons(&state.pool, member.tenant.id).await?;
+    let (menus, buttons) = menus::list(&state.app, &member.ctx()).await?;
     // /start sends the main menu's buttons under the welcome text: that is its preview.
     let welcome = welcome_text(&state, &member).await?;
     let items: Vec<_> = menus
@@ -103,10 +99,8 @@ async fn edit_form(
     member: Member,
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::ReadConfig)?;
     let id = MenuId(id);
-    let menu = config::get_menu(&state.pool, member.tenant.id, id).await?;
-    let buttons = config::menu_buttons(&state.pool, member.tenant.id, id).await?;
+    let Menu { menu, buttons } = menus::get(&state.app, &member.ctx(), id).await?;
     let rows = rows_of(&buttons.iter().collect::<Vec<_>>());
     editor(
         &state,
@@ -120,72 +114,38 @@ async fn edit_form(
 }
 
 async fn save(state: &AppState, member: &Member, id: Option<MenuId>, fields: Fields) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    let tenant = member.tenant.id;
-    let (name, text, is_main) = (
-        fields.text("name"),
-        fields.text("text"),
-        fields.flag("is_main"),
-    );
-    let posted = posted_buttons(&fields);
-    let mut errors = Invalid::new();
-    errors.check("name", validate::text(&name, 100));
-    errors.check("text", validate::message_text(&text));
-    // A menu cannot open itself.
-    if let Some(id) = id {
-        if posted.iter().flatten().any(|b| b.menu_id == Some(id.0)) {
-            errors.add("buttons", t(state, &member.viewer, "menus.self_link", &[]));
-        }
-    }
-    let rows = validate_rows(&state.pool, tenant, &posted, "buttons", &mut errors).await?;
-    if !errors.errors.is_empty() {
-        return editor(
-            state,
-            member,
-            id,
-            json!({"name": name, "text": text, "is_main": is_main}),
-            editor_rows(&posted),
-            field_errors(state, &member.viewer, &errors),
-        )
-        .await;
-    }
-    let menu_id = id.unwrap_or_default();
-    let mut tx = state.pool.begin().await?;
-    let kind = match id {
-        Some(id) => {
-            config::update_menu(
-                &mut tx,
-                tenant,
-                id,
-                Some(name.trim()),
-                Some(text.trim()),
-                Some(is_main),
-            )
-            .await?;
-            "menu.updated"
-        }
-        None => {
-            config::insert_menu(&mut tx, tenant, menu_id, name.trim(), text.trim(), is_main)
-                .await?;
-            "menu.created"
-        }
+    let input = MenuInput {
+        name: fields.text("name"),
+        text: fields.text("text"),
+        is_main: fields.flag("is_main"),
+        rows: posted_buttons(&fields),
     };
-    config::replace_buttons(&mut tx, tenant, ButtonOwner::Menu(menu_id), &rows).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new(kind, member.actor()).data(json!({"menu_id": menu_id, "name": name.trim()})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(member.tenant.id);
-    let message = t(
+    let ctx = member.ctx();
+    let saved = match id {
+        Some(id) => menus::update(&state.app, &ctx, id, input.clone().into()).await,
+        None => menus::create(&state.app, &ctx, input.clone()).await,
+    };
+    let errors = match saved {
+        Ok(menu) => {
+            let message = t(
+                state,
+                &member.viewer,
+                "menus.saved",
+                &[("name", menu.menu.name)],
+            );
+            return done(&member.viewer, &member.url("/menus"), message).await;
+        }
+        Err(e) => e.into_form_errors()?,
+    };
+    editor(
         state,
-        &member.viewer,
-        "menus.saved",
-        &[("name", name.trim().to_string())],
-    );
-    done(&member.viewer, &member.url("/menus"), message).await
+        member,
+        id,
+        json!({"name": input.name, "text": input.text, "is_main": input.is_main}),
+        editor_rows(&input.rows),
+        field_errors(state, &member.viewer, &errors),
+    )
+    .await
 }
 
 async fn create(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
@@ -198,9 +158,7 @@ async fn update(
     Path((_, id)): Path<(String, uuid::Uuid)>,
     fields: Fields,
 ) -> PageResult {
-    let id = MenuId(id);
-    config::get_menu(&state.pool, member.tenant.id, id).await?;
-    save(&state, &member, Some(id), fields).await
+    save(&state, &member, Some(MenuId(id)), fields).await
 }
 
 async fn confirm_delete(
@@ -209,7 +167,9 @@ async fn confirm_delete(
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
     member.require(Permission::WriteConfig)?;
-    let menu = config::get_menu(&state.pool, member.tenant.id, MenuId(id)).await?;
+    let menu = menus::get(&state.app, &member.ctx(), MenuId(id))
+        .await?
+        .menu;
     render(
         &state,
         &member.viewer,
@@ -228,20 +188,7 @@ async fn delete(
     member: Member,
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    let tenant = member.tenant.id;
-    let menu = config::get_menu(&state.pool, tenant, MenuId(id)).await?;
-    let mut tx = state.pool.begin().await?;
-    config::delete_menu(&mut *tx, tenant, menu.id).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("menu.deleted", member.actor())
-            .data(json!({"menu_id": menu.id, "name": menu.name})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(member.tenant.id);
+    let menu = menus::delete(&state.app, &member.ctx(), MenuId(id)).await?;
     let message = t(
         &state,
         &member.viewer,

@@ -31,7 +31,7 @@ use switchboard_core::{Permission, Role};
 use switchboard_db::accounts::{self, MembershipOf};
 use switchboard_db::platform::Tenant;
 
-use crate::i18n::UiLang;
+use crate::i18n::{Catalogs, UiLang};
 use crate::session::{self, AuthSession, WebUser};
 use crate::AppState;
 
@@ -68,11 +68,14 @@ pub enum PageError {
     /// Something we depend on (Telegram) failed.
     Upstream(String),
     Internal,
+    /// An application error that is not a form's to show (a conflict, an unreachable
+    /// database, …): its status, and its problem in the reader's language.
+    App(switchboard_app::AppError),
 }
 
 /// Marks a response whose body [`render_errors`] should replace with the error page.
 #[derive(Clone, Debug)]
-struct ErrorPage(StatusCode, Option<String>);
+struct ErrorPage(StatusCode, Option<String>, Option<Problem>);
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
@@ -86,21 +89,38 @@ impl IntoResponse for PageError {
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, Some(m)),
             PageError::Upstream(m) => (StatusCode::BAD_GATEWAY, Some(m)),
             PageError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            PageError::App(e) => {
+                let status = crate::error::status_of(&e);
+                let problem = match e {
+                    // Their pages say it already, without details.
+                    switchboard_app::AppError::NotFound
+                    | switchboard_app::AppError::Forbidden
+                    | switchboard_app::AppError::Internal => None,
+                    e => Some(e.problem()),
+                };
+                let mut r = status.into_response();
+                r.extensions_mut().insert(ErrorPage(status, None, problem));
+                return r;
+            }
         };
         let mut r = status.into_response();
-        r.extensions_mut().insert(ErrorPage(status, detail));
+        r.extensions_mut().insert(ErrorPage(status, detail, None));
         r
     }
 }
 
 impl From<switchboard_db::DbError> for PageError {
     fn from(e: switchboard_db::DbError) -> Self {
+        switchboard_app::AppError::from(e).into()
+    }
+}
+
+impl From<switchboard_app::AppError> for PageError {
+    fn from(e: switchboard_app::AppError) -> Self {
         match e {
-            switchboard_db::DbError::NotFound => PageError::NotFound,
-            e => {
-                tracing::error!(error = %e, "page: database error");
-                PageError::Internal
-            }
+            switchboard_app::AppError::NotFound => PageError::NotFound,
+            switchboard_app::AppError::Forbidden => PageError::Forbidden,
+            e => PageError::App(e),
         }
     }
 }
@@ -133,9 +153,13 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         .and_then(UiLang::from_accept_language)
         .unwrap_or(UiLang::En);
     let response = next.run(req).await;
-    let Some(ErrorPage(status, detail)) = response.extensions().get::<ErrorPage>().cloned() else {
+    let Some(ErrorPage(status, detail, problem)) =
+        response.extensions().get::<ErrorPage>().cloned()
+    else {
         return response;
     };
+    let detail =
+        detail.or_else(|| problem.map(|p| problem_text_in(&state.web.catalogs, accept_lang, &p)));
     let ctx = json!({"lang": accept_lang.code(), "status": status.as_u16(), "detail": detail});
     match state
         .web
@@ -248,6 +272,16 @@ impl Member {
 
     pub fn actor(&self) -> switchboard_db::events::Actor {
         switchboard_db::events::Actor::User(self.user().id)
+    }
+
+    /// Who acts, for the application layer.
+    pub fn ctx(&self) -> switchboard_app::Ctx {
+        switchboard_app::Ctx {
+            tenant: self.tenant.id,
+            user: self.user().id,
+            role: self.role,
+            via_api: false,
+        }
     }
 
     /// `/t/{slug}{rest}`
@@ -387,22 +421,26 @@ pub fn field_errors(state: &AppState, viewer: &Viewer, invalid: &Invalid) -> Val
 /// A validation problem in the reader's language: the catalogue's `err.<code>` with the
 /// problem's numbers, named by item or button where it has one.
 pub fn problem_text(state: &AppState, viewer: &Viewer, problem: &Problem) -> String {
+    problem_text_in(&state.web.catalogs, viewer.lang, problem)
+}
+
+/// [`problem_text`] for a language known without a viewer (the error page).
+pub fn problem_text_in(catalogs: &Catalogs, lang: UiLang, problem: &Problem) -> String {
     let args: Vec<(&str, String)> = problem
         .params
         .iter()
         .map(|(k, v)| (*k, v.clone()))
         .collect();
     let key = format!("err.{}", problem.code);
-    let text = if problem.code != "custom" && state.web.catalogs.has(viewer.lang, &key) {
-        t(state, viewer, &key, &args)
+    let text = if problem.code != "custom" && catalogs.has(lang, &key) {
+        catalogs.t(lang, &key, &args)
     } else {
         // A message written for people already (or a code without a translation yet).
         problem.message_without_names()
     };
     let text = match problem.param("item") {
-        Some(item) => t(
-            state,
-            viewer,
+        Some(item) => catalogs.t(
+            lang,
             "err.item",
             &[("item", item.to_string()), ("error", text)],
         ),
@@ -510,13 +548,13 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Fields {
 
 /// Button rows posted by the buttons editor: parallel lists `b_row`, `b_id`, `b_label`,
 /// `b_action`, `b_target` (one entry per button, in display order).
-pub fn posted_buttons(fields: &Fields) -> Vec<Vec<crate::api::buttons::ButtonIn>> {
+pub fn posted_buttons(fields: &Fields) -> Vec<Vec<switchboard_app::buttons::ButtonInput>> {
     let rows = fields.all("b_row");
     let ids = fields.all("b_id");
     let labels = fields.all("b_label");
     let actions = fields.all("b_action");
     let targets = fields.all("b_target");
-    let mut out: Vec<(String, Vec<crate::api::buttons::ButtonIn>)> = Vec::new();
+    let mut out: Vec<(String, Vec<switchboard_app::buttons::ButtonInput>)> = Vec::new();
     for (i, label) in labels.iter().enumerate() {
         let label = label.trim();
         if label.is_empty() {
@@ -531,7 +569,7 @@ pub fn posted_buttons(fields: &Fields) -> Vec<Vec<crate::api::buttons::ButtonIn>
             .trim()
             .to_string();
         let uuid = |s: &str| uuid::Uuid::parse_str(s).ok();
-        let button = crate::api::buttons::ButtonIn {
+        let button = switchboard_app::buttons::ButtonInput {
             id: ids.get(i).and_then(|s| uuid(s)),
             label: label.to_string(),
             rule_id: (action == "rule").then(|| uuid(&target)).flatten(),
@@ -549,7 +587,7 @@ pub fn posted_buttons(fields: &Fields) -> Vec<Vec<crate::api::buttons::ButtonIn>
 }
 
 /// Rows of buttons as the editor shows them.
-pub fn editor_rows(rows: &[Vec<crate::api::buttons::ButtonIn>]) -> Value {
+pub fn editor_rows(rows: &[Vec<switchboard_app::buttons::ButtonInput>]) -> Value {
     json!(rows
         .iter()
         .map(|row| row

@@ -9,18 +9,16 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use switchboard_app::rules::{self, PortableRule, Rule, RuleDraft};
 use switchboard_core::validate::Invalid;
-use switchboard_core::{Permission, RuleId, TenantId};
-use switchboard_db::config::{self, rows_of, ButtonOwner};
-use switchboard_db::events::{self, NewEvent};
-use switchboard_db::rules::{self, RuleFilter, RuleInput, RuleRow};
+use switchboard_core::{Permission, RuleId};
+use switchboard_db::config::rows_of;
+use switchboard_db::rules::{RuleFilter, RuleRow};
 
 use super::{
     button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons, render,
     render_block, t, Fields, Member, PageError, PageResult,
 };
-use crate::api::buttons::validate_rows;
-use crate::api::rules::{clean_list, validate_rule};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -57,8 +55,6 @@ async fn list(
     member: Member,
     Query(q): Query<ListQuery>,
 ) -> PageResult {
-    member.require(Permission::ReadConfig)?;
-    let tenant = member.tenant.id;
     let enabled = match q.enabled.as_deref() {
         Some("on") => Some(true),
         Some("off") => Some(false),
@@ -66,9 +62,9 @@ async fn list(
     };
     // Filtering by buttons and sorting by hits need every match; rule sets are small
     // enough (thousands) to do that here, then page.
-    let rows = rules::list(
-        &state.pool,
-        tenant,
+    let (rows, buttons) = rules::list(
+        &state.app,
+        &member.ctx(),
         &RuleFilter {
             query: q.q.clone(),
             enabled,
@@ -77,8 +73,7 @@ async fn list(
         },
     )
     .await?;
-    let buttons = config::list_buttons(&state.pool, tenant).await?;
-    let hits = rules::hit_counts(&state.pool, tenant).await?;
+    let hits = rules::hit_counts(&state.app, &member.ctx()).await?;
     let mut items: Vec<_> = rows
         .into_iter()
         .map(|r| {
@@ -215,9 +210,7 @@ async fn edit_form(
     member: Member,
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::ReadConfig)?;
-    let rule = rules::get(&state.pool, member.tenant.id, RuleId(id)).await?;
-    let buttons = config::rule_buttons(&state.pool, member.tenant.id, rule.id).await?;
+    let Rule { rule, buttons } = rules::get(&state.app, &member.ctx(), RuleId(id)).await?;
     let rows = rows_of(&buttons.iter().collect::<Vec<_>>());
     editor(
         &state,
@@ -230,15 +223,15 @@ async fn edit_form(
     .await
 }
 
-fn input_of(fields: &Fields) -> RuleInput {
-    RuleInput {
-        title: fields.text("title").trim().to_string(),
-        question: crate::api::rules::clean_question(fields.get("question")),
-        answer: fields.text("answer").trim().to_string(),
-        examples: clean_list(&fields.lines("examples")),
-        keywords: clean_list(&fields.lines("keywords")),
-        required: clean_list(&fields.lines("required")),
-        patterns: clean_list(&fields.lines("patterns")),
+fn draft_of(fields: &Fields) -> RuleDraft {
+    RuleDraft {
+        title: fields.text("title"),
+        question: fields.get("question").map(String::from),
+        answer: fields.text("answer"),
+        examples: fields.lines("examples"),
+        keywords: fields.lines("keywords"),
+        required: fields.lines("required"),
+        patterns: fields.lines("patterns"),
         priority: fields.text("priority").trim().parse().unwrap_or(0),
         enabled: fields.flag("enabled"),
         featured: fields.flag("featured"),
@@ -247,82 +240,50 @@ fn input_of(fields: &Fields) -> RuleInput {
         } else {
             "plain".into()
         },
+        buttons: Some(posted_buttons(fields)),
     }
 }
 
-/// Validates and saves a rule from the editor; on errors, the editor again with them.
+/// Saves a rule from the editor; on errors, the editor again with them.
 async fn save(state: &AppState, member: &Member, id: Option<RuleId>, fields: Fields) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    let tenant = member.tenant.id;
-    let input = input_of(&fields);
-    if let Some(id) = id {
-        rules::get(&state.pool, tenant, id).await?;
-    }
-    if fields
+    let draft = draft_of(&fields);
+    let errors = if fields
         .get("priority")
         .is_some_and(|p| !p.trim().is_empty() && p.trim().parse::<i32>().is_err())
     {
         // Keep the typed value visible and say why.
-        let mut errors = Invalid::new();
-        errors.add("priority", t(state, &member.viewer, "form.number", &[]));
-        let form = form_of(&fields, &input);
-        return editor(
-            state,
-            member,
-            id,
-            &form,
-            editor_rows(&posted_buttons(&fields)),
-            field_errors(state, &member.viewer, &errors),
-        )
-        .await;
-    }
-    let posted = posted_buttons(&fields);
-    let mut errors = Invalid::new();
-    validate_rule(&input, &mut errors);
-    let rows = validate_rows(&state.pool, tenant, &posted, "buttons", &mut errors).await?;
-    if !errors.errors.is_empty() {
-        let form = form_of(&fields, &input);
-        return editor(
-            state,
-            member,
-            id,
-            &form,
-            editor_rows(&posted),
-            field_errors(state, &member.viewer, &errors),
-        )
-        .await;
-    }
-    let rule_id = id.unwrap_or_default();
-    let mut tx = state.pool.begin().await?;
-    let kind = match id {
-        Some(id) => {
-            rules::update(&mut *tx, tenant, id, &input).await?;
-            "rule.updated"
-        }
-        None => {
-            rules::insert(&mut *tx, tenant, rule_id, &input).await?;
-            "rule.created"
+        member.require(Permission::WriteConfig)?;
+        Invalid::single("priority", t(state, &member.viewer, "form.number", &[]))
+    } else {
+        let saved = match id {
+            Some(id) => rules::replace(&state.app, &member.ctx(), id, draft.clone()).await,
+            None => rules::create(&state.app, &member.ctx(), draft.clone()).await,
+        };
+        match saved {
+            Ok(rule) => {
+                let message = t(
+                    state,
+                    &member.viewer,
+                    "rules.saved",
+                    &[("title", rule.rule.title)],
+                );
+                return done(&member.viewer, &member.url("/rules"), message).await;
+            }
+            Err(e) => e.into_form_errors()?,
         }
     };
-    config::replace_buttons(&mut tx, tenant, ButtonOwner::Rule(rule_id), &rows).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new(kind, member.actor()).data(json!({"rule_id": rule_id, "title": input.title})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(member.tenant.id);
-    let message = t(
+    editor(
         state,
-        &member.viewer,
-        "rules.saved",
-        &[("title", input.title.clone())],
-    );
-    done(&member.viewer, &member.url("/rules"), message).await
+        member,
+        id,
+        &form_of(&fields, &draft),
+        editor_rows(draft.buttons.as_deref().unwrap_or_default()),
+        field_errors(state, &member.viewer, &errors),
+    )
+    .await
 }
 
-fn form_of(fields: &Fields, input: &RuleInput) -> RuleForm {
+fn form_of(fields: &Fields, input: &RuleDraft) -> RuleForm {
     RuleForm {
         title: fields.text("title"),
         question: fields.text("question"),
@@ -348,9 +309,7 @@ async fn update(
     Path((_, id)): Path<(String, uuid::Uuid)>,
     fields: Fields,
 ) -> PageResult {
-    let id = RuleId(id);
-    rules::get(&state.pool, member.tenant.id, id).await?;
-    save(&state, &member, Some(id), fields).await
+    save(&state, &member, Some(RuleId(id)), fields).await
 }
 
 async fn confirm_delete(
@@ -359,7 +318,9 @@ async fn confirm_delete(
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
     member.require(Permission::WriteConfig)?;
-    let rule = rules::get(&state.pool, member.tenant.id, RuleId(id)).await?;
+    let rule = rules::get(&state.app, &member.ctx(), RuleId(id))
+        .await?
+        .rule;
     render(
         &state,
         &member.viewer,
@@ -378,20 +339,7 @@ async fn delete(
     member: Member,
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    let tenant = member.tenant.id;
-    let rule = rules::get(&state.pool, tenant, RuleId(id)).await?;
-    let mut tx = state.pool.begin().await?;
-    rules::delete(&mut *tx, tenant, rule.id).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("rule.deleted", member.actor())
-            .data(json!({"rule_id": rule.id, "title": rule.title})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(member.tenant.id);
+    let rule = rules::delete(&state.app, &member.ctx(), RuleId(id)).await?;
     let message = t(
         &state,
         &member.viewer,
@@ -413,25 +361,7 @@ async fn bulk(State(state): State<AppState>, member: Member, fields: Fields) -> 
         Some("disable") => false,
         _ => return Err(PageError::BadRequest("unknown action".into())),
     };
-    let tenant = member.tenant.id;
-    let mut tx = state.pool.begin().await?;
-    let changed = rules::set_enabled(&mut *tx, tenant, &ids, enabled).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new(
-            if enabled {
-                "rule.bulk_enabled"
-            } else {
-                "rule.bulk_disabled"
-            },
-            member.actor(),
-        )
-        .data(json!({"rule_ids": ids, "changed": changed})),
-    )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(member.tenant.id);
+    let changed = rules::set_enabled(&state.app, &member.ctx(), &ids, enabled).await?;
     let key = if enabled {
         "rules.bulk.enabled"
     } else {
@@ -464,34 +394,6 @@ async fn preview(State(state): State<AppState>, member: Member, fields: Fields) 
 
 // Import and export -------------------------------------------------------------------------
 
-/// A rule as exported and imported (JSON; CSV has the same columns, lists joined by
-/// newlines).
-#[derive(Serialize, Deserialize, Debug)]
-pub struct PortableRule {
-    #[serde(default)]
-    pub id: Option<uuid::Uuid>,
-    pub title: String,
-    pub answer: String,
-    #[serde(default)]
-    pub examples: Vec<String>,
-    #[serde(default)]
-    pub keywords: Vec<String>,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default)]
-    pub priority: i32,
-    #[serde(default = "plain")]
-    pub format: String,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn plain() -> String {
-    "plain".into()
-}
-
 #[derive(Deserialize)]
 pub struct ExportQuery {
     format: Option<String>,
@@ -502,21 +404,8 @@ async fn export(
     member: Member,
     Query(q): Query<ExportQuery>,
 ) -> PageResult<Response> {
-    member.require(Permission::ReadConfig)?;
-    let rows = rules::all(&state.pool, member.tenant.id).await?;
-    let portable: Vec<PortableRule> = rows
-        .into_iter()
-        .map(|r| PortableRule {
-            id: Some(r.id.0),
-            title: r.title,
-            answer: r.answer,
-            examples: r.examples,
-            keywords: r.keywords,
-            enabled: r.enabled,
-            priority: r.priority,
-            format: r.format,
-        })
-        .collect();
+    let rows = rules::all(&state.app, &member.ctx()).await?;
+    let portable: Vec<PortableRule> = rows.into_iter().map(PortableRule::from).collect();
     let slug = &member.tenant.slug;
     let (body, content_type, ext) = match q.format.as_deref() {
         Some("json") => (
@@ -638,85 +527,6 @@ pub fn parse_import(bytes: &[u8]) -> Result<Vec<PortableRule>, String> {
     Ok(out)
 }
 
-/// Imports all rules or none: each is matched by id, then by exact title, else created.
-pub async fn import_rules(
-    state: &AppState,
-    tenant: TenantId,
-    actor: switchboard_db::events::Actor,
-    incoming: Vec<PortableRule>,
-) -> Result<(usize, usize), Vec<String>> {
-    let mut problems = Vec::new();
-    let mut inputs = Vec::new();
-    for (i, r) in incoming.into_iter().enumerate() {
-        let input = RuleInput {
-            title: r.title.trim().to_string(),
-            question: None,
-            answer: r.answer.trim().to_string(),
-            examples: clean_list(&r.examples),
-            keywords: clean_list(&r.keywords),
-            required: Vec::new(),
-            patterns: Vec::new(),
-            priority: r.priority,
-            enabled: r.enabled,
-            featured: false,
-            format: r.format,
-        };
-        let mut errors = Invalid::new();
-        validate_rule(&input, &mut errors);
-        if !errors.errors.is_empty() {
-            problems.push(format!("#{} ({}): {errors}", i + 1, input.title));
-        }
-        inputs.push((r.id, input));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let run = async {
-        let mut tx = state.pool.begin().await?;
-        let (mut created, mut updated) = (0, 0);
-        for (id, input) in &inputs {
-            let existing = match id {
-                Some(id) => match rules::get(&mut *tx, tenant, RuleId(*id)).await {
-                    Ok(r) => Some(r),
-                    Err(switchboard_db::DbError::NotFound) => None,
-                    Err(e) => return Err(e),
-                },
-                None => None,
-            };
-            let existing = match existing {
-                Some(r) => Some(r),
-                None => rules::find_by_title(&mut *tx, tenant, &input.title).await?,
-            };
-            match existing {
-                Some(r) => {
-                    // What the portable format does not carry stays as it was.
-                    let mut input = input.clone();
-                    input.featured = r.featured;
-                    input.required = r.required.clone();
-                    input.patterns = r.patterns.clone();
-                    rules::update(&mut *tx, tenant, r.id, &input).await?;
-                    updated += 1;
-                }
-                None => {
-                    rules::insert(&mut *tx, tenant, RuleId::new(), input).await?;
-                    created += 1;
-                }
-            }
-        }
-        events::insert(
-            &mut tx,
-            tenant,
-            NewEvent::new("rule.imported", actor)
-                .data(json!({"created": created, "updated": updated})),
-        )
-        .await?;
-        tx.commit().await?;
-        state.telegram.config_changed(tenant);
-        Ok::<_, switchboard_db::DbError>((created, updated))
-    };
-    run.await.map_err(|e| vec![e.to_string()])
-}
-
 async fn import(
     State(state): State<AppState>,
     member: Member,
@@ -738,7 +548,17 @@ async fn import(
         Ok(rules) if rules.is_empty() => {
             Err(vec![t(&state, &member.viewer, "rules.import.empty", &[])])
         }
-        Ok(rules) => import_rules(&state, member.tenant.id, member.actor(), rules).await,
+        Ok(incoming) => match rules::import(&state.app, &member.ctx(), incoming).await {
+            Ok(counts) => Ok(counts),
+            Err(e) => {
+                let invalid = e.into_form_errors()?;
+                Err(invalid
+                    .errors
+                    .iter()
+                    .map(|e| super::problem_text(&state, &member.viewer, &e.problem))
+                    .collect())
+            }
+        },
     };
     match outcome {
         Ok((created, updated)) => {

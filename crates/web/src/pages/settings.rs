@@ -6,17 +6,15 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
+use switchboard_app::settings;
 use switchboard_core::bot::BotTexts;
 use switchboard_core::hours::WorkingHours;
 use switchboard_core::text::Lang;
-use switchboard_core::validate::Invalid;
 use switchboard_core::Permission;
 use switchboard_db::accounts;
 use switchboard_db::config::{self, Settings, SettingsPatch};
-use switchboard_db::events::{self, NewEvent};
 
 use super::{done, field_errors, render, t, Fields, Member, PageError, PageResult};
-use crate::api::settings::{changed_fields, republish_commands, validate_patch};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -141,7 +139,7 @@ async fn page(state: &AppState, member: &Member, form: Value, errors: Value) -> 
 
 async fn page_get(State(state): State<AppState>, member: Member) -> PageResult {
     member.require(Permission::ReadConfig)?;
-    let s = config::get_settings(&state.pool, member.tenant.id).await?;
+    let s = settings::get(&state.app, &member.ctx()).await?;
     page(&state, &member, form_of(&s), json!({})).await
 }
 
@@ -202,7 +200,9 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         closing_text: text("closing_text"),
         already_waiting_text: text("already_waiting_text"),
         stale_button_text: text("stale_button_text"),
-        offhours_text: text("offhours_text"),
+        // The built-in text shown in the form is not the organization's own.
+        offhours_text: text("offhours_text")
+            .filter(|v| current.offhours_text.is_some() || *v != current.texts().offhours_text),
         answer_threshold: fields
             .text("answer_threshold")
             .trim()
@@ -219,13 +219,13 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
         }),
         rating_enabled: Some(fields.flag("rating_enabled")),
         // Empty: the built-in text in the user's language.
-        rating_text: text("rating_text").filter(|t| !t.is_empty()),
+        rating_text: text("rating_text").filter(|v| {
+            !v.is_empty() && (current.rating_text.is_some() || *v != current.texts().rating_text)
+        }),
         suggest_threshold: fields
             .get("suggest_threshold")
             .map(|v| v.trim().parse().unwrap_or(-1.0)),
-        synonyms: fields
-            .get("synonyms")
-            .map(|_| crate::api::rules::clean_list(&fields.lines("synonyms"))),
+        synonyms: fields.get("synonyms").map(|_| fields.lines("synonyms")),
         feedback_enabled: Some(fields.flag("feedback_enabled")),
         retention_days: fields.get("retention_days").map(|v| {
             let v = v.trim();
@@ -255,36 +255,22 @@ fn patch_of(fields: &Fields, current: &Settings) -> (SettingsPatch, Value) {
 
 async fn save(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
     member.require(Permission::WriteConfig)?;
-    let tenant = member.tenant.id;
-    let current = config::get_settings(&state.pool, tenant).await?;
+    let current = settings::get(&state.app, &member.ctx()).await?;
     let (patch, form) = patch_of(&fields, &current);
-    let mut errors = Invalid::new();
-    validate_patch(&patch, &mut errors);
-    if !errors.errors.is_empty() {
-        return page(
-            &state,
-            &member,
-            form,
-            field_errors(&state, &member.viewer, &errors),
-        )
-        .await;
-    }
-    let mut tx = state.pool.begin().await?;
-    config::update_settings(&mut *tx, tenant, &patch).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("settings.updated", member.actor())
-            .data(json!({"fields": changed_fields(&patch)})),
+    let errors = match settings::update(&state.app, &member.ctx(), patch).await {
+        Ok(_) => {
+            let message = t(&state, &member.viewer, "settings.saved", &[]);
+            return done(&member.viewer, &member.url("/settings"), message).await;
+        }
+        Err(e) => e.into_form_errors()?,
+    };
+    page(
+        &state,
+        &member,
+        form,
+        field_errors(&state, &member.viewer, &errors),
     )
-    .await?;
-    tx.commit().await?;
-    state.telegram.config_changed(member.tenant.id);
-    if patch.default_language.as_deref() != Some(current.default_language.as_str()) {
-        republish_commands(&state, tenant);
-    }
-    let message = t(&state, &member.viewer, "settings.saved", &[]);
-    done(&member.viewer, &member.url("/settings"), message).await
+    .await
 }
 
 /// Owners only; the slug must be typed to confirm.

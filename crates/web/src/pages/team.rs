@@ -5,14 +5,13 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
-use switchboard_core::validate::{self, Invalid};
-use switchboard_core::vault::{random_token, secret_digest};
+use switchboard_app::{team, AppError};
 use switchboard_core::{Permission, Role, UserId};
-use switchboard_db::accounts;
-use switchboard_db::events::{self, NewEvent};
 
-use super::auth::{invitation_expiry, invitation_link};
-use super::{done, done_as, field_errors, render, t, Fields, Member, PageError, PageResult};
+use super::auth::invitation_link;
+use super::{
+    done, done_as, field_errors, problem_text, render, t, Fields, Member, PageError, PageResult,
+};
 use crate::mail::Email;
 use crate::AppState;
 
@@ -28,8 +27,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn page(state: &AppState, member: &Member, extra: serde_json::Value) -> PageResult {
-    let members = accounts::members(&state.pool, member.tenant.id).await?;
-    let invitations = accounts::pending_invitations(&state.pool, member.tenant.id).await?;
+    let (members, invitations) = team::list(&state.app, &member.ctx()).await?;
     let mut ctx = json!({"section": "team", "members": members, "invitations": invitations,
                          "me": member.user().id, "form": {"role": "operator"}});
     if let (serde_json::Value::Object(c), serde_json::Value::Object(e)) = (&mut ctx, extra) {
@@ -48,59 +46,28 @@ async fn team_page(State(state): State<AppState>, member: Member) -> PageResult 
     page(&state, &member, extra).await
 }
 
-/// May `member` give or take `role`? Owners: any. Admins: operator and admin.
-fn may_handle(member: &Member, role: Role) -> bool {
-    member.role == Role::Owner || (member.role.can(Permission::ManageTeam) && role != Role::Owner)
+/// The team page again with what refused an action (the last owner, …).
+async fn refused(state: &AppState, member: &Member, e: AppError) -> PageResult {
+    match e {
+        AppError::Conflict { problem, .. } => {
+            let message = problem_text(state, &member.viewer, &problem);
+            page(state, member, json!({"action_error": message})).await
+        }
+        e => Err(e.into()),
+    }
 }
 
 async fn invite(State(state): State<AppState>, member: Member, fields: Fields) -> PageResult {
-    member.require(Permission::ManageTeam)?;
-    let email = fields.text("email").trim().to_string();
-    let role: Option<Role> = fields.text("role").parse().ok();
-    let mut errors = Invalid::new();
-    errors.check("email", validate::email(&email));
-    match role {
-        Some(r) if may_handle(&member, r) => {}
-        _ => errors.add(
-            "role",
-            t(&state, &member.viewer, "team.role_not_allowed", &[]),
-        ),
-    }
-    let tenant = member.tenant.id;
-    if errors.errors.is_empty() {
-        let already = accounts::members(&state.pool, tenant).await?;
-        if already.iter().any(|m| m.email.eq_ignore_ascii_case(&email)) {
-            errors.add(
-                "email",
-                t(&state, &member.viewer, "team.already_member", &[]),
-            );
+    let (email, role) = (fields.text("email"), fields.text("role"));
+    let invited = match team::invite(&state.app, &member.ctx(), &email, &role).await {
+        Ok(invited) => invited,
+        Err(e) => {
+            let errors = e.into_form_errors()?;
+            return page(&state, &member, json!({"form": {"email": email.trim(), "role": role}, "errors": field_errors(&state, &member.viewer, &errors)})).await;
         }
-    }
-    if !errors.errors.is_empty() {
-        return page(&state, &member, json!({"form": {"email": email, "role": fields.text("role")}, "errors": field_errors(&state, &member.viewer, &errors)})).await;
-    }
-    let role = role.expect("validated");
-    let token = random_token(40);
-    let mut tx = state.pool.begin().await?;
-    accounts::insert_invitation(
-        &mut *tx,
-        tenant,
-        &email,
-        role,
-        &secret_digest(&token),
-        member.user().id,
-        invitation_expiry(),
-    )
-    .await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("member.invited", member.actor())
-            .data(json!({"email": email, "role": role.as_str()})),
-    )
-    .await?;
-    tx.commit().await?;
-    let link = invitation_link(&state, &token);
+    };
+    let (email, role) = (invited.invitation.email, invited.invitation.role);
+    let link = invitation_link(&state, &invited.token);
     let session = &member.viewer.auth.session;
     let c = &state.web.catalogs;
     let lang = member.viewer.lang;
@@ -139,18 +106,6 @@ async fn invite(State(state): State<AppState>, member: Member, fields: Fields) -
     done_as(&member.viewer, &member.url("/team"), kind, message).await
 }
 
-async fn target_member(
-    state: &AppState,
-    member: &Member,
-    user: uuid::Uuid,
-) -> PageResult<accounts::Member> {
-    accounts::members(&state.pool, member.tenant.id)
-        .await?
-        .into_iter()
-        .find(|m| m.user_id == UserId(user))
-        .ok_or(PageError::NotFound)
-}
-
 async fn change_role(
     State(state): State<AppState>,
     member: Member,
@@ -158,31 +113,13 @@ async fn change_role(
     fields: Fields,
 ) -> PageResult {
     member.require(Permission::ManageTeam)?;
-    let tenant = member.tenant.id;
-    let target = target_member(&state, &member, user).await?;
     let Some(role) = fields.text("role").parse::<Role>().ok() else {
         return Err(PageError::BadRequest("unknown role".into()));
     };
-    if !may_handle(&member, role) || !may_handle(&member, target.role) {
-        return Err(PageError::Forbidden);
-    }
-    if target.role == Role::Owner
-        && role != Role::Owner
-        && accounts::count_owners(&state.pool, tenant).await? <= 1
-    {
-        let message = t(&state, &member.viewer, "team.last_owner", &[]);
-        return page(&state, &member, json!({"action_error": message})).await;
-    }
-    let mut tx = state.pool.begin().await?;
-    accounts::set_role(&mut *tx, tenant, target.user_id, role).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("member.role_changed", member.actor())
-            .data(json!({"user_id": target.user_id, "email": target.email, "from": target.role.as_str(), "to": role.as_str()})),
-    )
-    .await?;
-    tx.commit().await?;
+    let target = match team::change_role(&state.app, &member.ctx(), UserId(user), role).await {
+        Ok(target) => target,
+        Err(e) => return refused(&state, &member, e).await,
+    };
     let message = t(
         &state,
         &member.viewer,
@@ -197,8 +134,7 @@ async fn confirm_remove(
     member: Member,
     Path((_, user)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::ManageTeam)?;
-    let target = target_member(&state, &member, user).await?;
+    let target = team::member(&state.app, &member.ctx(), UserId(user)).await?;
     render(
         &state,
         &member.viewer,
@@ -216,27 +152,10 @@ async fn remove(
     member: Member,
     Path((_, user)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::ManageTeam)?;
-    let tenant = member.tenant.id;
-    let target = target_member(&state, &member, user).await?;
-    if !may_handle(&member, target.role) {
-        return Err(PageError::Forbidden);
-    }
-    if target.role == Role::Owner && accounts::count_owners(&state.pool, tenant).await? <= 1 {
-        let message = t(&state, &member.viewer, "team.last_owner", &[]);
-        return page(&state, &member, json!({"action_error": message})).await;
-    }
-    let mut tx = state.pool.begin().await?;
-    accounts::remove_member(&mut *tx, tenant, target.user_id).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("member.removed", member.actor()).data(
-            json!({"user_id": target.user_id, "email": target.email, "role": target.role.as_str()}),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let target = match team::remove(&state.app, &member.ctx(), UserId(user)).await {
+        Ok(target) => target,
+        Err(e) => return refused(&state, &member, e).await,
+    };
     let message = t(
         &state,
         &member.viewer,
@@ -256,17 +175,7 @@ async fn revoke(
     member: Member,
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
-    member.require(Permission::ManageTeam)?;
-    let tenant = member.tenant.id;
-    let mut tx = state.pool.begin().await?;
-    accounts::revoke_invitation(&mut *tx, tenant, id).await?;
-    events::insert(
-        &mut tx,
-        tenant,
-        NewEvent::new("invitation.revoked", member.actor()).data(json!({"invitation_id": id})),
-    )
-    .await?;
-    tx.commit().await?;
+    team::revoke_invitation(&state.app, &member.ctx(), id).await?;
     let message = t(&state, &member.viewer, "team.invitation_revoked", &[]);
     done(&member.viewer, &member.url("/team"), message).await
 }

@@ -1,0 +1,144 @@
+//! The tenant's own bot commands (`/prices` → a text); /start, /help and /operator are
+//! built in. Every change republishes Telegram's command menu.
+
+use switchboard_core::validate::{self, Invalid};
+use switchboard_core::{CommandId, Event, Permission};
+use switchboard_db::config::{self, CommandRow};
+use switchboard_db::events::{self, NewEvent};
+
+use crate::{commit, App, AppResult, Ctx};
+
+/// A command as typed; the name may carry its slash.
+#[derive(Clone, Debug, Default)]
+pub struct CommandInput {
+    pub command: String,
+    pub description: String,
+    pub response: String,
+    pub enabled: bool,
+}
+
+/// A partial change; `None` keeps what is stored.
+#[derive(Clone, Debug, Default)]
+pub struct CommandChange {
+    pub command: Option<String>,
+    pub description: Option<String>,
+    pub response: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+impl From<CommandInput> for CommandChange {
+    fn from(c: CommandInput) -> Self {
+        CommandChange {
+            command: Some(c.command),
+            description: Some(c.description),
+            response: Some(c.response),
+            enabled: Some(c.enabled),
+        }
+    }
+}
+
+/// `/Prices ` → `Prices` (the check then says whether it is a valid name).
+fn normalize_name(name: &str) -> String {
+    name.trim().trim_start_matches('/').to_string()
+}
+
+impl CommandChange {
+    /// Validated and trimmed, ready to store.
+    fn checked(self) -> AppResult<CommandChange> {
+        let command = self.command.as_deref().map(normalize_name);
+        let mut errors = Invalid::new();
+        if let Some(n) = &command {
+            errors.check("command", validate::command_name(n));
+        }
+        if let Some(d) = &self.description {
+            errors.check("description", validate::text(d, 256));
+        }
+        if let Some(r) = &self.response {
+            errors.check("response", validate::message_text(r));
+        }
+        errors.into_result()?;
+        Ok(CommandChange {
+            command,
+            description: self.description.map(|d| d.trim().to_string()),
+            response: self.response.map(|r| r.trim().to_string()),
+            enabled: self.enabled,
+        })
+    }
+}
+
+pub async fn list(app: &App, ctx: &Ctx) -> AppResult<Vec<CommandRow>> {
+    ctx.require(Permission::ReadConfig)?;
+    Ok(config::list_commands(&app.pool, ctx.tenant).await?)
+}
+
+pub async fn get(app: &App, ctx: &Ctx, id: CommandId) -> AppResult<CommandRow> {
+    ctx.require(Permission::ReadConfig)?;
+    Ok(config::get_command(&app.pool, ctx.tenant, id).await?)
+}
+
+pub async fn create(app: &App, ctx: &Ctx, input: CommandInput) -> AppResult<CommandRow> {
+    ctx.require(Permission::WriteConfig)?;
+    let enabled = input.enabled;
+    let c = CommandChange::from(input).checked()?;
+    let name = c.command.unwrap_or_default();
+    let mut tx = app.begin().await?;
+    let row = config::insert_command(
+        &mut *tx,
+        ctx.tenant,
+        &name,
+        c.description.as_deref().unwrap_or_default(),
+        c.response.as_deref().unwrap_or_default(),
+        enabled,
+    )
+    .await?;
+    let event = Event::CommandCreated {
+        command: row.command.clone(),
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    app.config_changed(ctx.tenant, true);
+    Ok(row)
+}
+
+pub async fn update(
+    app: &App,
+    ctx: &Ctx,
+    id: CommandId,
+    change: CommandChange,
+) -> AppResult<CommandRow> {
+    ctx.require(Permission::WriteConfig)?;
+    let c = change.checked()?;
+    let mut tx = app.begin().await?;
+    let row = config::update_command(
+        &mut *tx,
+        ctx.tenant,
+        id,
+        c.command.as_deref(),
+        c.description.as_deref(),
+        c.response.as_deref(),
+        c.enabled,
+    )
+    .await?;
+    let event = Event::CommandUpdated {
+        command: row.command.clone(),
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    app.config_changed(ctx.tenant, true);
+    Ok(row)
+}
+
+/// Deletes a command; returns what it was.
+pub async fn delete(app: &App, ctx: &Ctx, id: CommandId) -> AppResult<CommandRow> {
+    ctx.require(Permission::WriteConfig)?;
+    let mut tx = app.begin().await?;
+    let row = config::get_command(&mut *tx, ctx.tenant, id).await?;
+    config::delete_command(&mut *tx, ctx.tenant, id).await?;
+    let event = Event::CommandDeleted {
+        command: row.command.clone(),
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    app.config_changed(ctx.tenant, true);
+    Ok(row)
+}

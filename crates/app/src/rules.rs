@@ -1,0 +1,483 @@
+//! Answer rules: what the bot answers and to which questions — written one at a time,
+//! switched on and off in bulk, taught new examples from unanswered questions, imported
+//! all or nothing.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use switchboard_core::validate::{self, Invalid, Problem};
+use switchboard_core::{Event, Permission, RuleId};
+use switchboard_db::config::{self, ButtonOwner, ButtonRow};
+use switchboard_db::events::{self, NewEvent};
+use switchboard_db::rules::{self, RuleFilter, RuleInput, RuleRow};
+use switchboard_db::DbError;
+use uuid::Uuid;
+
+use crate::buttons::{validate_rows, ButtonInput};
+use crate::{commit, App, AppError, AppResult, Ctx};
+
+/// A whole rule as written; `buttons: None` leaves a rule's buttons as they are.
+#[derive(Clone, Debug)]
+pub struct RuleDraft {
+    pub title: String,
+    pub question: Option<String>,
+    pub answer: String,
+    pub examples: Vec<String>,
+    pub keywords: Vec<String>,
+    pub required: Vec<String>,
+    pub patterns: Vec<String>,
+    pub priority: i32,
+    pub enabled: bool,
+    pub featured: bool,
+    /// `plain` or `html`.
+    pub format: String,
+    pub buttons: Option<Vec<Vec<ButtonInput>>>,
+}
+
+impl Default for RuleDraft {
+    fn default() -> Self {
+        RuleDraft {
+            title: String::new(),
+            question: None,
+            answer: String::new(),
+            examples: Vec::new(),
+            keywords: Vec::new(),
+            required: Vec::new(),
+            patterns: Vec::new(),
+            priority: 0,
+            enabled: true,
+            featured: false,
+            format: "plain".into(),
+            buttons: None,
+        }
+    }
+}
+
+/// A partial change: `None` keeps what is stored; `question: Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct RuleChange {
+    pub title: Option<String>,
+    pub question: Option<Option<String>>,
+    pub answer: Option<String>,
+    pub examples: Option<Vec<String>>,
+    pub keywords: Option<Vec<String>>,
+    pub required: Option<Vec<String>>,
+    pub patterns: Option<Vec<String>>,
+    pub priority: Option<i32>,
+    pub enabled: Option<bool>,
+    pub featured: Option<bool>,
+    pub format: Option<String>,
+    pub buttons: Option<Vec<Vec<ButtonInput>>>,
+}
+
+/// A rule and its buttons.
+pub struct Rule {
+    pub rule: RuleRow,
+    pub buttons: Vec<ButtonRow>,
+}
+
+/// Trims, drops empty and repeated items — in linear time, so a huge list costs little
+/// before its length is refused.
+pub fn clean_list(items: &[String]) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(items.len().min(4096));
+    let mut out = Vec::new();
+    for i in items {
+        let t = i.trim();
+        if !t.is_empty() && seen.insert(t) {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
+/// A question as given: trimmed, `None` when empty.
+pub fn clean_question(q: Option<&str>) -> Option<String> {
+    q.map(str::trim).filter(|q| !q.is_empty()).map(String::from)
+}
+
+/// Lists longer than this many items are refused before anything else is done with
+/// them (a tenth of a second of work at most, whatever is sent).
+const MAX_RAW_ITEMS: usize = 10_000;
+
+fn input_of(d: &RuleDraft, errors: &mut Invalid) -> RuleInput {
+    let list = |field: &str, items: &[String], errors: &mut Invalid| {
+        if items.len() > MAX_RAW_ITEMS {
+            errors.add(field, Problem::new("too_many").with("max", MAX_RAW_ITEMS));
+            return Vec::new();
+        }
+        clean_list(items)
+    };
+    RuleInput {
+        title: d.title.trim().to_string(),
+        question: clean_question(d.question.as_deref()),
+        answer: d.answer.trim().to_string(),
+        examples: list("examples", &d.examples, errors),
+        keywords: list("keywords", &d.keywords, errors),
+        required: list("required", &d.required, errors),
+        patterns: list("patterns", &d.patterns, errors),
+        priority: d.priority,
+        enabled: d.enabled,
+        featured: d.featured,
+        format: d.format.clone(),
+    }
+}
+
+/// Checks a rule as it will be stored.
+pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
+    errors.check("title", validate::text(&r.title, 200));
+    if let Some(q) = &r.question {
+        errors.check("question", validate::text(q, 64));
+    }
+    errors.check("answer", validate::text(&r.answer, 20_000));
+    errors.check("examples", validate::text_list(&r.examples, 1000, 500));
+    errors.check("keywords", validate::text_list(&r.keywords, 200, 100));
+    errors.check("required", validate::text_list(&r.required, 20, 100));
+    let patterns_ok = validate::text_list(&r.patterns, 20, 300);
+    if patterns_ok.is_ok() {
+        for p in &r.patterns {
+            if let Err(e) = regex_lite::Regex::new(p) {
+                errors.add(
+                    "patterns",
+                    Problem::coded(
+                        "regex",
+                        format!("{p:?} is not a valid regular expression: {e}"),
+                    )
+                    .with("pattern", p),
+                );
+            }
+        }
+    }
+    errors.check("patterns", patterns_ok);
+    match r.format.as_str() {
+        "plain" => {}
+        "html" => {
+            if let Err(e) = switchboard_core::format::check_telegram_html(&r.answer) {
+                errors.add("answer", e.problem());
+            }
+        }
+        _ => errors.add(
+            "format",
+            Problem::coded("format_mode", "must be plain or html"),
+        ),
+    }
+}
+
+/// Rules (with search and filters) and all the tenant's buttons.
+pub async fn list(
+    app: &App,
+    ctx: &Ctx,
+    filter: &RuleFilter,
+) -> AppResult<(Vec<RuleRow>, Vec<ButtonRow>)> {
+    ctx.require(Permission::ReadConfig)?;
+    let rows = rules::list(&app.pool, ctx.tenant, filter).await?;
+    let buttons = config::list_buttons(&app.pool, ctx.tenant).await?;
+    Ok((rows, buttons))
+}
+
+/// How often each rule answered (the list's "hits").
+pub async fn hit_counts(app: &App, ctx: &Ctx) -> AppResult<std::collections::HashMap<RuleId, i64>> {
+    ctx.require(Permission::ReadConfig)?;
+    Ok(rules::hit_counts(&app.pool, ctx.tenant).await?)
+}
+
+/// Users' questions of the last `days` days that no rule answered (or whose answer did
+/// not help), newest first.
+pub async fn unanswered(
+    app: &App,
+    ctx: &Ctx,
+    days: i32,
+    limit: i64,
+) -> AppResult<Vec<rules::Unanswered>> {
+    ctx.require(Permission::ReadConfig)?;
+    Ok(rules::unanswered(&app.pool, ctx.tenant, days, limit).await?)
+}
+
+/// Every rule, for an export.
+pub async fn all(app: &App, ctx: &Ctx) -> AppResult<Vec<RuleRow>> {
+    ctx.require(Permission::ReadConfig)?;
+    Ok(rules::all(&app.pool, ctx.tenant).await?)
+}
+
+pub async fn get(app: &App, ctx: &Ctx, id: RuleId) -> AppResult<Rule> {
+    ctx.require(Permission::ReadConfig)?;
+    let rule = rules::get(&app.pool, ctx.tenant, id).await?;
+    let buttons = config::rule_buttons(&app.pool, ctx.tenant, id).await?;
+    Ok(Rule { rule, buttons })
+}
+
+/// Creates the rule (`id: None`) or replaces it with the draft.
+async fn store(app: &App, ctx: &Ctx, id: Option<RuleId>, draft: &RuleDraft) -> AppResult<Rule> {
+    let mut errors = Invalid::new();
+    let input = input_of(draft, &mut errors);
+    validate_rule(&input, &mut errors);
+    let buttons = match &draft.buttons {
+        Some(rows) => {
+            Some(validate_rows(&app.pool, ctx.tenant, rows, "buttons", &mut errors).await?)
+        }
+        None => None,
+    };
+    errors.into_result()?;
+    let rule_id = id.unwrap_or_default();
+    let mut tx = app.begin().await?;
+    let row = match id {
+        Some(id) => rules::update(&mut *tx, ctx.tenant, id, &input).await?,
+        None => rules::insert(&mut *tx, ctx.tenant, rule_id, &input).await?,
+    };
+    if let Some(rows) = &buttons {
+        config::replace_buttons(&mut tx, ctx.tenant, ButtonOwner::Rule(rule_id), rows).await?;
+    }
+    let (rule_id_uuid, title) = (rule_id.0, row.title.clone());
+    let event = match id {
+        Some(_) => Event::RuleUpdated {
+            rule_id: rule_id_uuid,
+            title,
+        },
+        None => Event::RuleCreated {
+            rule_id: rule_id_uuid,
+            title,
+        },
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    app.config_changed(ctx.tenant, false);
+    let buttons = config::rule_buttons(&app.pool, ctx.tenant, rule_id).await?;
+    Ok(Rule { rule: row, buttons })
+}
+
+pub async fn create(app: &App, ctx: &Ctx, draft: RuleDraft) -> AppResult<Rule> {
+    ctx.require(Permission::WriteConfig)?;
+    store(app, ctx, None, &draft).await
+}
+
+/// Replaces a rule with the draft (the editor's save).
+pub async fn replace(app: &App, ctx: &Ctx, id: RuleId, draft: RuleDraft) -> AppResult<Rule> {
+    ctx.require(Permission::WriteConfig)?;
+    rules::get(&app.pool, ctx.tenant, id).await?;
+    store(app, ctx, Some(id), &draft).await
+}
+
+/// Changes the fields given.
+pub async fn update(app: &App, ctx: &Ctx, id: RuleId, change: RuleChange) -> AppResult<Rule> {
+    ctx.require(Permission::WriteConfig)?;
+    let current = rules::get(&app.pool, ctx.tenant, id).await?;
+    let draft = RuleDraft {
+        title: change.title.unwrap_or(current.title),
+        question: change.question.unwrap_or(current.question),
+        answer: change.answer.unwrap_or(current.answer),
+        examples: change.examples.unwrap_or(current.examples),
+        keywords: change.keywords.unwrap_or(current.keywords),
+        required: change.required.unwrap_or(current.required),
+        patterns: change.patterns.unwrap_or(current.patterns),
+        priority: change.priority.unwrap_or(current.priority),
+        enabled: change.enabled.unwrap_or(current.enabled),
+        featured: change.featured.unwrap_or(current.featured),
+        format: change.format.unwrap_or(current.format),
+        buttons: change.buttons,
+    };
+    store(app, ctx, Some(id), &draft).await
+}
+
+/// Deletes a rule and the buttons that showed it; returns what it was.
+pub async fn delete(app: &App, ctx: &Ctx, id: RuleId) -> AppResult<RuleRow> {
+    ctx.require(Permission::WriteConfig)?;
+    let mut tx = app.begin().await?;
+    let rule = rules::get(&mut *tx, ctx.tenant, id).await?;
+    rules::delete(&mut *tx, ctx.tenant, id).await?;
+    let event = Event::RuleDeleted {
+        rule_id: id.0,
+        title: rule.title.clone(),
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    app.config_changed(ctx.tenant, false);
+    Ok(rule)
+}
+
+/// Switches rules on or off; returns how many changed.
+pub async fn set_enabled(app: &App, ctx: &Ctx, ids: &[RuleId], enabled: bool) -> AppResult<u64> {
+    ctx.require(Permission::WriteConfig)?;
+    if ids.len() > MAX_RAW_ITEMS {
+        return Err(AppError::invalid(
+            "ids",
+            Problem::new("too_many").with("max", MAX_RAW_ITEMS),
+        ));
+    }
+    let mut tx = app.begin().await?;
+    let changed = rules::set_enabled(&mut *tx, ctx.tenant, ids, enabled).await?;
+    let rule_ids = ids.iter().map(|r| r.0).collect();
+    let event = if enabled {
+        Event::RulesEnabled { rule_ids, changed }
+    } else {
+        Event::RulesDisabled { rule_ids, changed }
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    app.config_changed(ctx.tenant, false);
+    Ok(changed)
+}
+
+/// Teaches a rule an example (from the unanswered questions); returns the rule.
+pub async fn add_example(app: &App, ctx: &Ctx, rule: RuleId, text: &str) -> AppResult<RuleRow> {
+    ctx.require(Permission::WriteConfig)?;
+    let text = text.trim();
+    if let Err(p) = validate::text(text, 500) {
+        return Err(AppError::invalid("text", p));
+    }
+    let mut tx = app.begin().await?;
+    let row = rules::add_example(&mut *tx, ctx.tenant, rule, text).await?;
+    let event = Event::RuleExampleAdded {
+        rule_id: rule.0,
+        example: text.to_string(),
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    app.config_changed(ctx.tenant, false);
+    Ok(row)
+}
+
+/// A rule as exported and imported (JSON; CSV has the same columns, lists joined by
+/// newlines).
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct PortableRule {
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    pub title: String,
+    pub answer: String,
+    #[serde(default)]
+    pub examples: Vec<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default = "plain")]
+    pub format: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn plain() -> String {
+    "plain".into()
+}
+
+impl From<RuleRow> for PortableRule {
+    fn from(r: RuleRow) -> Self {
+        PortableRule {
+            id: Some(r.id.0),
+            title: r.title,
+            answer: r.answer,
+            examples: r.examples,
+            keywords: r.keywords,
+            enabled: r.enabled,
+            priority: r.priority,
+            format: r.format,
+        }
+    }
+}
+
+/// At most this many rules in one import.
+pub const MAX_IMPORT: usize = 5_000;
+
+/// Imports all rules or none: each is matched by id, then by exact title, else created.
+/// Returns (created, updated). Refusals name the rule by its position (`rules[i].field`).
+pub async fn import(app: &App, ctx: &Ctx, incoming: Vec<PortableRule>) -> AppResult<(u64, u64)> {
+    ctx.require(Permission::WriteConfig)?;
+    if incoming.len() > MAX_IMPORT {
+        return Err(AppError::invalid(
+            "rules",
+            Problem::new("too_many").with("max", MAX_IMPORT),
+        ));
+    }
+    let mut problems = Invalid::new();
+    let mut inputs = Vec::new();
+    for (i, r) in incoming.into_iter().enumerate() {
+        let draft = RuleDraft {
+            title: r.title,
+            answer: r.answer,
+            examples: r.examples,
+            keywords: r.keywords,
+            priority: r.priority,
+            enabled: r.enabled,
+            format: r.format,
+            ..Default::default()
+        };
+        let mut errors = Invalid::new();
+        let input = input_of(&draft, &mut errors);
+        validate_rule(&input, &mut errors);
+        for e in errors.errors {
+            problems.add(
+                &format!("rules[{i}].{}", e.field),
+                e.problem.with("item", i + 1),
+            );
+        }
+        inputs.push((r.id, input));
+    }
+    problems.into_result()?;
+    let mut tx = app.begin().await?;
+    let (mut created, mut updated) = (0, 0);
+    for (id, input) in &inputs {
+        let existing = match id {
+            Some(id) => match rules::get(&mut *tx, ctx.tenant, RuleId(*id)).await {
+                Ok(r) => Some(r),
+                Err(DbError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let existing = match existing {
+            Some(r) => Some(r),
+            None => rules::find_by_title(&mut *tx, ctx.tenant, &input.title).await?,
+        };
+        match existing {
+            Some(r) => {
+                // What the portable format does not carry stays as it was.
+                let mut input = input.clone();
+                input.featured = r.featured;
+                input.required = r.required.clone();
+                input.patterns = r.patterns.clone();
+                input.question = r.question.clone();
+                rules::update(&mut *tx, ctx.tenant, r.id, &input).await?;
+                updated += 1;
+            }
+            None => {
+                rules::insert(&mut *tx, ctx.tenant, RuleId::new(), input).await?;
+                created += 1;
+            }
+        }
+    }
+    let event = Event::RulesImported { created, updated };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    app.config_changed(ctx.tenant, false);
+    Ok((created, updated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_cleaned_in_order_without_repeats() {
+        let items: Vec<String> = [" a ", "b", "", "a", "c ", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(clean_list(&items), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_huge_list_is_refused_before_it_is_cleaned() {
+        let draft = RuleDraft {
+            examples: (0..100_000).map(|i| format!("example {i}")).collect(),
+            ..Default::default()
+        };
+        let mut errors = Invalid::new();
+        let input = input_of(&draft, &mut errors);
+        assert!(input.examples.is_empty());
+        assert_eq!(errors.errors[0].field, "examples");
+        assert_eq!(errors.errors[0].problem.code, "too_many");
+    }
+}

@@ -1,0 +1,168 @@
+//! The team: members and their roles, invitations, role changes and removals. Owners
+//! handle anyone; admins handle operators and admins; the last owner stays.
+
+use switchboard_core::validate::{self, Invalid, Problem};
+use switchboard_core::vault::{random_token, secret_digest};
+use switchboard_core::{Event, Permission, Role, UserId};
+use switchboard_db::accounts::{self, Invitation, Member};
+use switchboard_db::events::{self, NewEvent};
+use uuid::Uuid;
+
+use crate::{commit, App, AppError, AppResult, Ctx};
+
+/// How long an invitation link works.
+pub const INVITE_TTL_DAYS: i64 = 7;
+
+/// May the acting member give or take `role`?
+pub fn may_handle(ctx: &Ctx, role: Role) -> bool {
+    ctx.role == Role::Owner || (ctx.role.can(Permission::ManageTeam) && role != Role::Owner)
+}
+
+/// Members and pending invitations.
+pub async fn list(app: &App, ctx: &Ctx) -> AppResult<(Vec<Member>, Vec<Invitation>)> {
+    ctx.require(Permission::ManageTeam)?;
+    let members = accounts::members(&app.pool, ctx.tenant).await?;
+    let invitations = accounts::pending_invitations(&app.pool, ctx.tenant).await?;
+    Ok((members, invitations))
+}
+
+pub async fn member(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
+    ctx.require(Permission::ManageTeam)?;
+    accounts::members(&app.pool, ctx.tenant)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user)
+        .ok_or(AppError::NotFound)
+}
+
+/// A new invitation and the secret its link carries (shown or mailed once, stored only
+/// as a digest).
+pub struct NewInvitation {
+    pub invitation: Invitation,
+    pub token: String,
+}
+
+/// Invites an email address with a role (`role` as typed: `operator`, `admin`, `owner`).
+pub async fn invite(app: &App, ctx: &Ctx, email: &str, role: &str) -> AppResult<NewInvitation> {
+    ctx.require(Permission::ManageTeam)?;
+    let email = email.trim();
+    let role: Option<Role> = role.parse().ok();
+    let mut errors = Invalid::new();
+    errors.check("email", validate::email(email));
+    match role {
+        Some(r) if may_handle(ctx, r) => {}
+        _ => errors.add(
+            "role",
+            Problem::coded("role_not_allowed", "you cannot give this role"),
+        ),
+    }
+    errors.into_result()?;
+    let role = role.expect("checked");
+    let already = accounts::members(&app.pool, ctx.tenant).await?;
+    if already.iter().any(|m| m.email.eq_ignore_ascii_case(email)) {
+        return Err(AppError::invalid(
+            "email",
+            Problem::coded("already_member", "this person is already a member"),
+        ));
+    }
+    let token = random_token(40);
+    let expires = chrono::Utc::now() + chrono::Duration::days(INVITE_TTL_DAYS);
+    let mut tx = app.begin().await?;
+    let invitation = accounts::insert_invitation(
+        &mut *tx,
+        ctx.tenant,
+        email,
+        role,
+        &secret_digest(&token),
+        ctx.user,
+        expires,
+    )
+    .await?;
+    let event = Event::MemberInvited {
+        email: email.to_string(),
+        role: role.as_str().into(),
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    Ok(NewInvitation { invitation, token })
+}
+
+fn last_owner() -> AppError {
+    AppError::conflict(
+        None,
+        Problem::coded("last_owner", "an organization needs at least one owner"),
+    )
+}
+
+/// Gives a member another role.
+pub async fn change_role(app: &App, ctx: &Ctx, user: UserId, role: Role) -> AppResult<Member> {
+    let target = member(app, ctx, user).await?;
+    if !may_handle(ctx, role) || !may_handle(ctx, target.role) {
+        return Err(AppError::Forbidden);
+    }
+    let mut tx = app.begin().await?;
+    // Counted under lock: two owners demoting each other at once leave one.
+    if target.role == Role::Owner
+        && role != Role::Owner
+        && accounts::lock_owners(&mut *tx, ctx.tenant).await? <= 1
+    {
+        return Err(last_owner());
+    }
+    accounts::set_role(&mut *tx, ctx.tenant, target.user_id, role).await?;
+    let event = Event::MemberRoleChanged {
+        user_id: target.user_id.0,
+        email: target.email.clone(),
+        from: target.role.as_str().into(),
+        to: role.as_str().into(),
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    Ok(target)
+}
+
+/// Takes a member out of the organization; returns who it was.
+pub async fn remove(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
+    let target = member(app, ctx, user).await?;
+    if !may_handle(ctx, target.role) {
+        return Err(AppError::Forbidden);
+    }
+    let mut tx = app.begin().await?;
+    if target.role == Role::Owner && accounts::lock_owners(&mut *tx, ctx.tenant).await? <= 1 {
+        return Err(last_owner());
+    }
+    accounts::remove_member(&mut *tx, ctx.tenant, target.user_id).await?;
+    let event = Event::MemberRemoved {
+        user_id: target.user_id.0,
+        email: target.email.clone(),
+        role: target.role.as_str().into(),
+    };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    Ok(target)
+}
+
+pub async fn revoke_invitation(app: &App, ctx: &Ctx, id: Uuid) -> AppResult<()> {
+    ctx.require(Permission::ManageTeam)?;
+    let mut tx = app.begin().await?;
+    accounts::revoke_invitation(&mut *tx, ctx.tenant, id).await?;
+    let event = Event::InvitationRevoked { invitation_id: id };
+    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    commit(tx).await?;
+    Ok(())
+}
+
+/// Someone accepted an invitation (signed in as `user`): they become a member.
+pub async fn accept_invitation(app: &App, invitation: &Invitation, user: UserId) -> AppResult<()> {
+    let tenant = invitation.tenant_id;
+    let mut tx = app.begin().await?;
+    accounts::upsert_member(&mut *tx, tenant, user, invitation.role).await?;
+    accounts::mark_invitation_accepted(&mut *tx, tenant, invitation.id).await?;
+    let event = Event::MemberJoined {
+        email: invitation.email.clone(),
+        role: invitation.role.as_str().into(),
+    };
+    let actor = switchboard_db::events::Actor::User(user);
+    events::insert(&mut tx, tenant, NewEvent::new(event, actor)).await?;
+    commit(tx).await?;
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! The JSON API and the HTML panel are two doors to one application layer: the same input
+//! through either stores the same state and logs the same event. Each test does a thing
+//! through the API in one organization and through the panel in another, then compares
+//! what was stored (read back through the API, ids and times left out) and the event.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::harness::{Tenant, TestApp};
+
+/// The tenant's last event: kind and payload, with ids blanked (they differ by design).
+async fn last_event(app: &TestApp, tenant: &Tenant) -> (String, Value) {
+    let (kind, data): (String, Value) = sqlx::query_as(
+        "select kind, data from events where tenant_id = $1 order by id desc limit 1",
+    )
+    .bind(tenant.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    (kind, without_ids(data))
+}
+
+async fn events_of(app: &TestApp, tenant: &Tenant, kind: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from events where tenant_id = $1 and kind = $2")
+        .bind(tenant.id)
+        .bind(kind)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+/// A value with every `id`, `*_id`, `*_ids` and time field removed, recursively.
+fn without_ids(v: Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| {
+                    !(k == "id" || k.ends_with("_id") || k.ends_with("_ids") || k.ends_with("_at"))
+                })
+                .map(|(k, v)| (k, without_ids(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_ids).collect()),
+        v => v,
+    }
+}
+
+async fn stored(app: &TestApp, tenant: &Tenant, path: &str) -> Value {
+    let (s, body) = app.get(&tenant.token, path).await;
+    assert_eq!(s, StatusCode::OK, "{path}: {body}");
+    without_ids(body)
+}
+
+#[tokio::test]
+async fn commands_are_the_same_through_the_api_and_the_panel() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Api Co").await, app.tenant("Panel Co").await);
+    let web = app.owner_web(&b).await;
+    let s = &b.slug;
+
+    let (st, created) = app
+        .post(
+            &a.token,
+            "/api/v1/commands",
+            json!({"command": " /prices ", "description": " Our prices ", "response": " From 10 EUR ", "enabled": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let r = web
+        .submit(
+            &format!("/t/{s}/commands"),
+            &format!("/t/{s}/commands"),
+            &[
+                ("command", " /prices "),
+                ("description", " Our prices "),
+                ("response", " From 10 EUR "),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        stored(&app, &a, "/api/v1/commands").await,
+        stored(&app, &b, "/api/v1/commands").await
+    );
+    assert_eq!(last_event(&app, &a).await, last_event(&app, &b).await);
+    assert_eq!(
+        last_event(&app, &a).await,
+        ("command.created".into(), json!({"command": "prices"}))
+    );
+
+    // The same refusal: a taken name is a conflict on the `command` field.
+    let (st, body) = app
+        .post(
+            &a.token,
+            "/api/v1/commands",
+            json!({"command": "prices", "description": "x", "response": "y"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["fields"][0]["field"], "command");
+    assert_eq!(body["error"]["fields"][0]["code"], "command_taken");
+    let r = web
+        .post(
+            &format!("/t/{s}/commands"),
+            &[
+                ("command", "prices"),
+                ("description", "x"),
+                ("response", "y"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.has("already exists"), "{}", r.body);
+
+    // Deleting logs the command's name on both doors (the API logged its id before).
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&a.token, &format!("/api/v1/commands/{id}"))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, list) = app.get(&b.token, "/api/v1/commands").await;
+    let bid = list["items"][0]["id"].as_str().unwrap().to_string();
+    let r = web
+        .post(&format!("/t/{s}/commands/{bid}/delete"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(last_event(&app, &a).await, last_event(&app, &b).await);
+    assert_eq!(
+        last_event(&app, &a).await,
+        ("command.deleted".into(), json!({"command": "prices"}))
+    );
+}
+
+#[tokio::test]
+async fn menus_are_the_same_through_the_api_and_the_panel() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Api Co").await, app.tenant("Panel Co").await);
+    let web = app.owner_web(&b).await;
+    let s = &b.slug;
+
+    let (st, body) = app
+        .post(
+            &a.token,
+            "/api/v1/menus",
+            json!({"name": " Main ", "text": "Choose:", "is_main": true, "rows": [
+                [{"label": "Talk to a person", "action": "handover"},
+                 {"label": "Website", "action": "url", "url": "https://acme.example"}],
+                [{"label": "Say hi", "action": "text", "text": "Hello!"}]
+            ]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let r = web
+        .submit(
+            &format!("/t/{s}/menus/new"),
+            &format!("/t/{s}/menus"),
+            &[
+                ("name", " Main "),
+                ("text", "Choose:"),
+                ("is_main", "on"),
+                ("b_row", "0"),
+                ("b_id", ""),
+                ("b_label", "Talk to a person"),
+                ("b_action", "handover"),
+                ("b_target", ""),
+                ("b_row", "0"),
+                ("b_id", ""),
+                ("b_label", "Website"),
+                ("b_action", "url"),
+                ("b_target", "https://acme.example"),
+                ("b_row", "1"),
+                ("b_id", ""),
+                ("b_label", "Say hi"),
+                ("b_action", "text"),
+                ("b_target", "Hello!"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        stored(&app, &a, "/api/v1/menus").await,
+        stored(&app, &b, "/api/v1/menus").await
+    );
+    assert_eq!(last_event(&app, &a).await, last_event(&app, &b).await);
+    assert_eq!(
+        last_event(&app, &a).await,
+        ("menu.created".into(), json!({"name": "Main"}))
+    );
+
+    // A menu cannot open itself — refused by both doors now (the API let it through).
+    let mid = body["id"].as_str().unwrap();
+    let (st, refused) = app
+        .patch(
+            &a.token,
+            &format!("/api/v1/menus/{mid}"),
+            json!({"rows": [[{"label": "Loop", "action": "submenu", "menu_id": mid}]]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["fields"][0]["code"], "menu_opens_itself");
+    assert_eq!(events_of(&app, &a, "menu.updated").await, 0);
+}
+
+#[tokio::test]
+async fn canned_responses_are_the_same_through_the_api_and_the_panel() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Api Co").await, app.tenant("Panel Co").await);
+    let web = app.owner_web(&b).await;
+    let s = &b.slug;
+    let (st, body) = app
+        .post(
+            &a.token,
+            "/api/v1/canned-responses",
+            json!({"shortcut": "/Hello", "title": " Greeting ", "text": " Hello! How can I help? "}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let r = web
+        .submit(
+            &format!("/t/{s}/canned"),
+            &format!("/t/{s}/canned"),
+            &[
+                ("shortcut", "/Hello"),
+                ("title", " Greeting "),
+                ("text", " Hello! How can I help? "),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        stored(&app, &a, "/api/v1/canned-responses").await,
+        stored(&app, &b, "/api/v1/canned-responses").await
+    );
+    assert_eq!(last_event(&app, &a).await, last_event(&app, &b).await);
+    assert_eq!(
+        last_event(&app, &a).await,
+        ("canned.created".into(), json!({"shortcut": "hello"}))
+    );
+}
+
+#[tokio::test]
+async fn rules_are_the_same_through_the_api_and_the_panel() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Api Co").await, app.tenant("Panel Co").await);
+    let web = app.owner_web(&b).await;
+    let s = &b.slug;
+    let (st, body) = app
+        .post(
+            &a.token,
+            "/api/v1/rules",
+            json!({"title": " Opening hours ", "question": " When are you open? ",
+                   "answer": "We are open <b>9–18</b>.", "format": "html",
+                   "examples": ["when are you open", " opening hours ", "", "when are you open"],
+                   "keywords": ["hours"], "priority": 2, "featured": true,
+                   "buttons": [[{"label": "Talk to a person", "action": "handover"}]]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let r = web
+        .submit(
+            &format!("/t/{s}/rules/new"),
+            &format!("/t/{s}/rules"),
+            &[
+                ("title", " Opening hours "),
+                ("question", " When are you open? "),
+                ("answer", "We are open <b>9–18</b>."),
+                ("format", "html"),
+                (
+                    "examples",
+                    "when are you open\n opening hours \n\nwhen are you open",
+                ),
+                ("keywords", "hours"),
+                ("priority", "2"),
+                ("featured", "on"),
+                ("enabled", "on"),
+                ("b_row", "0"),
+                ("b_id", ""),
+                ("b_label", "Talk to a person"),
+                ("b_action", "handover"),
+                ("b_target", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        stored(&app, &a, "/api/v1/rules").await,
+        stored(&app, &b, "/api/v1/rules").await
+    );
+    assert_eq!(last_event(&app, &a).await, last_event(&app, &b).await);
+    assert_eq!(
+        last_event(&app, &a).await,
+        ("rule.created".into(), json!({"title": "Opening hours"}))
+    );
+
+    // One refusal, the same field and code on both doors.
+    let (st, refused) = app
+        .post(
+            &a.token,
+            "/api/v1/rules",
+            json!({"title": "Bad", "answer": "<b>open", "format": "html"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused["error"]["fields"][0]["field"], "answer");
+    assert_eq!(refused["error"]["fields"][0]["code"], "html_unclosed");
+    let r = web
+        .post(
+            &format!("/t/{s}/rules"),
+            &[("title", "Bad"), ("answer", "<b>open"), ("format", "html")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.has("is not closed"), "{}", r.body);
+    assert_eq!(events_of(&app, &a, "rule.created").await, 1);
+    assert_eq!(events_of(&app, &b, "rule.created").await, 1);
+}
+
+#[tokio::test]
+async fn settings_log_only_what_changed_on_both_doors() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Api Co").await, app.tenant("Panel Co").await);
+    let web = app.owner_web(&b).await;
+    let s = &b.slug;
+    // The panel posts every field; only the changed one is logged, as through the API.
+    let (st, body) = app
+        .patch(
+            &a.token,
+            "/api/v1/settings",
+            json!({"welcome_text": "Hello from Acme!"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let page = web.get(&format!("/t/{s}/settings")).await;
+    assert!(page.status.is_success());
+    let (_, current) = app.get(&b.token, "/api/v1/settings").await;
+    let text = |k: &str| current[k].as_str().unwrap_or_default().to_string();
+    let threshold = |k: &str| format!("{:.2}", current[k].as_f64().unwrap());
+    let fields: Vec<(String, String)> = vec![
+        ("welcome_text".into(), "Hello from Acme!".into()),
+        ("help_text".into(), text("help_text")),
+        ("handover_text".into(), text("handover_text")),
+        ("closing_text".into(), text("closing_text")),
+        ("already_waiting_text".into(), text("already_waiting_text")),
+        ("stale_button_text".into(), text("stale_button_text")),
+        ("offhours_text".into(), text("offhours_text")),
+        ("rating_text".into(), text("rating_text")),
+        ("answer_threshold".into(), threshold("answer_threshold")),
+        ("suggest_threshold".into(), threshold("suggest_threshold")),
+        ("default_language".into(), text("default_language")),
+        ("timezone".into(), text("timezone")),
+        ("always_open".into(), "on".into()),
+        (
+            "raw_retention_days".into(),
+            current["raw_retention_days"].to_string(),
+        ),
+        ("retention_days".into(), String::new()),
+        ("synonyms".into(), String::new()),
+    ];
+    let mut fields = fields;
+    for flag in ["feedback_enabled", "rating_enabled"] {
+        if current[flag] == json!(true) {
+            fields.push((flag.into(), "on".into()));
+        }
+    }
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = web.post(&format!("/t/{s}/settings"), &fields).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        last_event(&app, &a).await,
+        (
+            "settings.updated".into(),
+            json!({"fields": ["welcome_text"]})
+        )
+    );
+    assert_eq!(last_event(&app, &a).await, last_event(&app, &b).await);
+    // The same save again changes nothing and logs nothing.
+    let r = web.post(&format!("/t/{s}/settings"), &fields).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(events_of(&app, &b, "settings.updated").await, 1);
+}
