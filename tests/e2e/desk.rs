@@ -688,24 +688,34 @@ async fn failed_deliveries_are_visible_and_can_be_retried_and_blocked_users_are_
         .await;
     assert!(again.has("Only undelivered messages"));
 
-    // HTML Telegram cannot parse goes out as plain text instead of failing.
-    let (s, _) = app
+    // HTML we can tell is broken is refused before it is stored, as on the desk.
+    let (s, body) = app
         .post(
             &t.token,
             &format!("/api/v1/conversations/{id}/messages"),
             json!({"text": "1 < 2 <b>bold", "parse_mode": "HTML"}),
         )
         .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["fields"][0]["field"], "text");
+    // Markup Telegram cannot parse goes out as plain text instead of failing.
+    let (s, _) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/messages"),
+            json!({"text": "1 < 2. Done!", "parse_mode": "MarkdownV2"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     app.eventually("sent as plain text", || async {
-        delivery_status(&app, &t, &id, "1 < 2 <b>bold").await == "sent"
+        delivery_status(&app, &t, &id, "1 < 2. Done!").await == "sent"
     })
     .await;
     let plain = app
         .tg
         .sent_to(&bot, user.id)
         .into_iter()
-        .find(|m| m.text == "1 < 2 <b>bold")
+        .find(|m| m.text == "1 < 2. Done!")
         .unwrap();
     assert_eq!(plain.parse_mode, None);
 

@@ -384,3 +384,49 @@ async fn settings_log_only_what_changed_on_both_doors() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(events_of(&app, &b, "settings.updated").await, 1);
 }
+
+#[tokio::test]
+async fn the_desk_and_the_api_refuse_the_same_over_long_resolution() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    app.tg
+        .send_photo(&bot, &crate::harness::alice(), None)
+        .await;
+    let conv = app.conversation(&t, "waiting").await;
+    let id = conv["id"].as_str().unwrap().to_string();
+    let long = "x".repeat(2001);
+    // The desk used to cut it to 2000 characters and close; now both refuse it.
+    let op = app.owner_web(&t).await;
+    let url = format!("/desk/t/{}/c/{id}", t.slug);
+    let r = op
+        .hx_post(&format!("{url}/close"), &[("resolution", long.as_str())])
+        .await;
+    assert!(r.has("At most 2000 characters"), "{}", r.body);
+    let (s, body) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/close"),
+            json!({"resolution": long}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["fields"][0]["code"], "too_long");
+    assert_eq!(events_of(&app, &t, "conversation.closed").await, 0);
+    let (_, c) = app
+        .get(&t.token, &format!("/api/v1/conversations/{id}"))
+        .await;
+    assert_eq!(c["status"], "waiting");
+    // A resolution that fits closes on either door with the same event.
+    let r = op
+        .hx_post(&format!("{url}/close"), &[("resolution", " Refunded ")])
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(
+        last_event(&app, &t).await,
+        (
+            "conversation.closed".into(),
+            json!({"resolution": "Refunded"})
+        )
+    );
+}

@@ -1,10 +1,36 @@
-//! Telegram end users: erasing everything about one (a right-to-be-forgotten request).
+//! Telegram end users: the desk's card and the team's notes about a user; erasing
+//! everything about one (a right-to-be-forgotten request).
 
+use switchboard_core::validate;
 use switchboard_core::{EndUserId, Event, Permission};
+use switchboard_db::desk::{self, UserCard};
 use switchboard_db::events::{self, NewEvent};
 use switchboard_db::log::{self, Erased};
 
-use crate::{commit, App, AppResult, Ctx};
+use crate::{commit, App, AppError, AppResult, Ctx};
+
+/// The longest notes about a user.
+pub const MAX_NOTES: usize = 4000;
+
+pub async fn card(app: &App, ctx: &Ctx, id: EndUserId) -> AppResult<UserCard> {
+    ctx.require(Permission::Desk)?;
+    Ok(desk::user_card(&app.pool, ctx.tenant, id).await?)
+}
+
+/// Replaces the team's notes about a user.
+pub async fn set_notes(app: &App, ctx: &Ctx, id: EndUserId, notes: &str) -> AppResult<UserCard> {
+    ctx.require(Permission::Desk)?;
+    let notes = notes.trim();
+    if let Err(p) = validate::text(notes, MAX_NOTES) {
+        // Empty notes are allowed: they clear the card.
+        if p.code != "required" {
+            return Err(AppError::invalid("notes", p));
+        }
+    }
+    desk::user_card(&app.pool, ctx.tenant, id).await?;
+    desk::set_user_notes(&app.pool, ctx.tenant, id, notes).await?;
+    Ok(desk::user_card(&app.pool, ctx.tenant, id).await?)
+}
 
 /// Removes everything about an end user and logs that it was done, without personal
 /// data: the erased row's id (random, now pointing nowhere) ties the entry to the request.

@@ -22,6 +22,8 @@ pub enum AppError {
         field: Option<&'static str>,
         problem: Problem,
     },
+    /// The input is larger than allowed (413, the problem's code).
+    TooLarge(Problem),
     /// Telegram refused or failed (502 `telegram_error`).
     Upstream(Problem),
     /// The database is unreachable (503 `unavailable`).
@@ -40,6 +42,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::Forbidden => "forbidden",
             AppError::Conflict { .. } => "conflict",
+            AppError::TooLarge(p) => p.code,
             AppError::Upstream(_) => "telegram_error",
             AppError::Unavailable => "unavailable",
             AppError::Internal => "internal",
@@ -54,7 +57,9 @@ impl AppError {
                 .first()
                 .map(|e| e.problem.clone())
                 .unwrap_or_else(|| Problem::new("invalid")),
-            AppError::Conflict { problem, .. } | AppError::Upstream(problem) => problem.clone(),
+            AppError::Conflict { problem, .. }
+            | AppError::Upstream(problem)
+            | AppError::TooLarge(problem) => problem.clone(),
             AppError::NotFound => Problem::coded("not_found", "Not found"),
             AppError::Forbidden => Problem::coded(
                 "forbidden",
@@ -222,23 +227,26 @@ impl From<OperatorError> for AppError {
             OperatorError::Db(d) => d.into(),
             OperatorError::Transition(t) => {
                 let code = match t {
+                    TransitionError::Closed => "conversation_closed",
                     TransitionError::AssignedToOther => "assigned_to_other",
-                    TransitionError::NotAssignedToYou => "not_assigned_to_you",
-                    _ => "not_now",
+                    TransitionError::NotAssignedToYou => "not_yours",
+                    TransitionError::Already(_) => "already_done",
+                    TransitionError::NotClosed => "not_closed",
                 };
                 AppError::conflict(None, Problem::coded(code, t.to_string()))
             }
-            OperatorError::UserHasOpenConversation => AppError::conflict(
-                None,
-                Problem::coded("user_has_open_conversation", e.to_string()),
-            ),
+            OperatorError::UserHasOpenConversation => {
+                AppError::conflict(None, Problem::coded("user_has_open", e.to_string()))
+            }
             OperatorError::NotFailed => {
                 AppError::conflict(None, Problem::coded("not_failed", e.to_string()))
             }
             OperatorError::NotAMember => {
                 AppError::invalid("user_id", Problem::coded("not_a_member", e.to_string()))
             }
-            OperatorError::EmptyMessage => AppError::invalid("text", Problem::new("required")),
+            OperatorError::EmptyMessage => {
+                AppError::invalid("text", Problem::coded("reply_empty", "must not be empty"))
+            }
             OperatorError::NoteTooLong => AppError::invalid(
                 "text",
                 Problem::coded("note_too_long", e.to_string()).with("max", 4096),

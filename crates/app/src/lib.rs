@@ -8,6 +8,7 @@
 pub mod buttons;
 pub mod canned;
 pub mod commands;
+pub mod conversations;
 pub mod end_users;
 pub mod error;
 pub mod menus;

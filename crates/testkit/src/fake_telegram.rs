@@ -1089,6 +1089,19 @@ fn send_message(shared: &Shared, bot: &FakeBot, p: &Value) -> (StatusCode, Value
             return api_error(400, &format!("Bad Request: can't parse entities: {e}"));
         }
     }
+    if parse_mode.as_deref() == Some("MarkdownV2") {
+        // Telegram wants these escaped outside entities.
+        let mut escaped = false;
+        for c in text.chars() {
+            if !escaped && ".!-=+#|{}>".contains(c) {
+                return api_error(
+                    400,
+                    &format!("Bad Request: can't parse entities: character '{c}' is reserved and must be escaped with the preceding '\\'"),
+                );
+            }
+            escaped = !escaped && c == '\\';
+        }
+    }
     let reply_markup = p.get("reply_markup").cloned();
     if let Some(markup) = &reply_markup {
         for row in markup

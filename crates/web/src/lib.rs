@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod csrf;
 pub mod error;
+pub mod files;
 pub mod health;
 pub mod i18n;
 pub mod live;

@@ -5,13 +5,14 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchboard_core::conversation::OperatorAction;
-use switchboard_core::{ConvStatus, ConversationId, EndUserId, MessageId, Permission, UserId};
-use switchboard_db::conversations::{self, Conversation, ConversationFilter, ConversationListItem};
-use switchboard_db::desk;
-use switchboard_db::end_users;
-use switchboard_db::messages::{self, MessageRow};
-use switchboard_telegram::files::{FileError, Upload, MAX_UPLOAD};
+use switchboard_app::conversations::{self, Reply};
+use switchboard_app::{end_users, Ctx};
+use switchboard_core::validate::Problem;
+use switchboard_core::{ConvStatus, ConversationId, EndUserId, MessageId, UserId};
+use switchboard_db::conversations::{Conversation, ConversationFilter, ConversationListItem};
+use switchboard_db::desk::UserCard;
+use switchboard_db::messages::MessageRow;
+use switchboard_telegram::files::MAX_UPLOAD;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -215,10 +216,10 @@ fn decode_cursor(s: &str) -> Option<(chrono::DateTime<chrono::Utc>, Conversation
 
 async fn conversation_out(
     state: &AppState,
-    tenant: switchboard_core::TenantId,
+    ctx: &Ctx,
     c: Conversation,
 ) -> ApiResult<ConversationOut> {
-    let user = end_users::get(&state.pool, tenant, c.end_user_id).await?;
+    let user = conversations::end_user(&state.app, ctx, c.end_user_id).await?;
     Ok(ConversationOut {
         id: c.id.0,
         status: c.status.as_str().to_string(),
@@ -248,7 +249,6 @@ async fn list_conversations(
     p: ApiPrincipal,
     ApiQuery(q): ApiQuery<ConversationQuery>,
 ) -> ApiResult<Json<ConversationPage>> {
-    p.require(Permission::Desk)?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -265,8 +265,8 @@ async fn list_conversations(
     };
     let limit = page_limit(q.limit);
     let items = conversations::list(
-        &state.pool,
-        p.tenant,
+        &state.app,
+        &p.ctx(),
         &ConversationFilter {
             status,
             assignee: q.assignee_id.map(UserId),
@@ -292,9 +292,9 @@ async fn get_conversation(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ConversationOut>> {
-    p.require(Permission::Desk)?;
-    let c = conversations::get(&state.pool, p.tenant, ConversationId(id)).await?;
-    Ok(Json(conversation_out(&state, p.tenant, c).await?))
+    let ctx = p.ctx();
+    let c = conversations::get(&state.app, &ctx, ConversationId(id)).await?;
+    Ok(Json(conversation_out(&state, &ctx, c).await?))
 }
 
 /// The conversation's messages, oldest first.
@@ -307,13 +307,10 @@ async fn list_messages(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<MessageQuery>,
 ) -> ApiResult<Json<Items<MessageOut>>> {
-    p.require(Permission::Desk)?;
-    let id = ConversationId(id);
-    conversations::get(&state.pool, p.tenant, id).await?;
-    let rows = messages::list_for_conversation(
-        &state.pool,
-        p.tenant,
-        id,
+    let rows = conversations::messages(
+        &state.app,
+        &p.ctx(),
+        ConversationId(id),
         q.after.map(MessageId),
         q.limit.unwrap_or(200).clamp(1, 1000),
     )
@@ -337,55 +334,24 @@ async fn send_message(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ReplyIn>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::Desk)?;
-    if body.text.trim().is_empty() {
-        return Err(ApiError::invalid_field("text", "must not be empty"));
-    }
-    if body.text.chars().count() > 20_000 {
-        return Err(ApiError::invalid_field(
-            "text",
-            "must be at most 20000 characters",
-        ));
-    }
-    if let Some(mode) = body.parse_mode.as_deref() {
-        if mode != "HTML" && mode != "MarkdownV2" {
-            return Err(ApiError::invalid_field(
-                "parse_mode",
-                "must be HTML or MarkdownV2",
-            ));
-        }
-    }
-    let ids = state
-        .telegram
-        .reply(
-            p.tenant,
-            ConversationId(id),
-            p.operator(),
-            &body.text,
-            body.parse_mode.as_deref(),
-        )
-        .await?;
+    let ctx = p.ctx();
+    let reply = Reply {
+        text: body.text,
+        parse_mode: body.parse_mode,
+        file: None,
+    };
+    let ids = conversations::reply(&state.app, &ctx, ConversationId(id), reply).await?;
     let mut items = Vec::new();
     for mid in ids {
         items.push(MessageOut::from(
-            messages::get(&state.pool, p.tenant, mid).await?,
+            conversations::message(&state.app, &ctx, mid).await?,
         ));
     }
     Ok((StatusCode::ACCEPTED, Json(ReplyAccepted { items })))
 }
 
-async fn transition(
-    state: &AppState,
-    p: &ApiPrincipal,
-    id: Uuid,
-    action: OperatorAction,
-) -> ApiResult<Json<ConversationOut>> {
-    p.require(Permission::Desk)?;
-    let c = state
-        .telegram
-        .change_conversation(p.tenant, ConversationId(id), p.operator(), action)
-        .await?;
-    Ok(Json(conversation_out(state, p.tenant, c).await?))
+async fn answer(state: &AppState, ctx: &Ctx, c: Conversation) -> ApiResult<Json<ConversationOut>> {
+    Ok(Json(conversation_out(state, ctx, c).await?))
 }
 
 /// Takes the conversation (assigns it to you).
@@ -396,7 +362,9 @@ async fn claim_conversation(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ConversationOut>> {
-    transition(&state, &p, id, OperatorAction::Claim).await
+    let ctx = p.ctx();
+    let c = conversations::claim(&state.app, &ctx, ConversationId(id)).await?;
+    answer(&state, &ctx, c).await
 }
 
 /// Assigns the conversation to a member (admins).
@@ -410,16 +378,10 @@ async fn assign_conversation(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<AssignIn>,
 ) -> ApiResult<Json<ConversationOut>> {
-    p.require(Permission::AssignOthers)?;
-    transition(
-        &state,
-        &p,
-        id,
-        OperatorAction::Assign {
-            to: UserId(body.user_id),
-        },
-    )
-    .await
+    let ctx = p.ctx();
+    let to = UserId(body.user_id);
+    let c = conversations::assign(&state.app, &ctx, ConversationId(id), to).await?;
+    answer(&state, &ctx, c).await
 }
 
 /// Puts the conversation back in the queue.
@@ -430,7 +392,9 @@ async fn release_conversation(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ConversationOut>> {
-    transition(&state, &p, id, OperatorAction::Release).await
+    let ctx = p.ctx();
+    let c = conversations::release(&state.app, &ctx, ConversationId(id)).await?;
+    answer(&state, &ctx, c).await
 }
 
 /// Closes the conversation and sends the closing text; the user's next message starts a
@@ -444,7 +408,6 @@ async fn close_conversation(
     ApiPath(id): ApiPath<Uuid>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<ConversationOut>> {
-    p.require(Permission::Desk)?;
     // The body is optional: an empty one closes without a resolution note.
     let body: CloseIn = if body.iter().all(u8::is_ascii_whitespace) {
         CloseIn::default()
@@ -457,26 +420,10 @@ async fn close_conversation(
             )
         })?
     };
-    let resolution = body.resolution.filter(|r| !r.trim().is_empty());
-    if resolution
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > 2000)
-    {
-        return Err(ApiError::invalid_field(
-            "resolution",
-            "must be at most 2000 characters",
-        ));
-    }
-    let c = state
-        .telegram
-        .close(
-            p.tenant,
-            ConversationId(id),
-            p.operator(),
-            resolution.as_deref(),
-        )
-        .await?;
-    Ok(Json(conversation_out(&state, p.tenant, c).await?))
+    let ctx = p.ctx();
+    let id = ConversationId(id);
+    let c = conversations::close(&state.app, &ctx, id, body.resolution.as_deref()).await?;
+    answer(&state, &ctx, c).await
 }
 
 /// Reopens a closed conversation, assigned to you.
@@ -487,12 +434,9 @@ async fn reopen_conversation(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ConversationOut>> {
-    p.require(Permission::Desk)?;
-    let c = state
-        .telegram
-        .reopen(p.tenant, ConversationId(id), p.operator())
-        .await?;
-    Ok(Json(conversation_out(&state, p.tenant, c).await?))
+    let ctx = p.ctx();
+    let c = conversations::reopen(&state.app, &ctx, ConversationId(id)).await?;
+    answer(&state, &ctx, c).await
 }
 
 /// Queues a failed outbound message for delivery again.
@@ -504,13 +448,9 @@ async fn retry_message(
     p: ApiPrincipal,
     ApiPath((id, message_id)): ApiPath<(Uuid, i64)>,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::Desk)?;
-    let message = MessageId(message_id);
-    state
-        .telegram
-        .retry_failed(p.tenant, ConversationId(id), message)
-        .await?;
-    let updated = messages::get(&state.pool, p.tenant, message).await?;
+    let (ctx, message) = (p.ctx(), MessageId(message_id));
+    conversations::retry(&state.app, &ctx, ConversationId(id), message).await?;
+    let updated = conversations::message(&state.app, &ctx, message).await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::from(updated))))
 }
 
@@ -537,10 +477,7 @@ async fn list_notes(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Items<NoteOut>>> {
-    p.require(Permission::Desk)?;
-    let id = ConversationId(id);
-    conversations::get(&state.pool, p.tenant, id).await?;
-    let items = desk::notes(&state.pool, p.tenant, id)
+    let items = conversations::notes(&state.app, &p.ctx(), ConversationId(id))
         .await?
         .into_iter()
         .map(|n| NoteOut {
@@ -564,11 +501,7 @@ async fn add_note(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NoteIn>,
 ) -> ApiResult<StatusCode> {
-    p.require(Permission::Desk)?;
-    state
-        .telegram
-        .add_note(p.tenant, ConversationId(id), p.operator(), &body.text)
-        .await?;
+    conversations::note(&state.app, &p.ctx(), ConversationId(id), &body.text).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -584,7 +517,6 @@ async fn send_file(
     ApiPath(id): ApiPath<Uuid>,
     mut multipart: axum::extract::Multipart,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::Desk)?;
     let unreadable = |e: axum::extract::multipart::MultipartError| {
         ApiError::new(e.status(), "invalid_multipart", e.body_text())
     };
@@ -593,63 +525,26 @@ async fn send_file(
     while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         match field.name().unwrap_or_default() {
             "caption" => caption = field.text().await.map_err(unreadable)?,
-            "file" => upload = upload_of(field).await.map_err(unreadable)?,
+            "file" => upload = crate::files::upload_of(field).await.map_err(unreadable)?,
             _ => {}
         }
     }
     let Some(upload) = upload else {
         return Err(ApiError::invalid_field(
             "file",
-            "a non-empty file is required",
+            Problem::coded("file_required", "a non-empty file is required"),
         ));
     };
-    if upload.bytes.len() > MAX_UPLOAD {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
-            "the file must be at most 20 MB",
-        ));
-    }
-    if caption.chars().count() > 1024 {
-        return Err(ApiError::invalid_field(
-            "caption",
-            "must be at most 1024 characters",
-        ));
-    }
-    let mid = state
-        .telegram
-        .reply_with_file(
-            p.tenant,
-            ConversationId(id),
-            p.operator(),
-            caption.trim(),
-            upload,
-        )
-        .await?;
-    let row = messages::get(&state.pool, p.tenant, mid).await?;
+    let ctx = p.ctx();
+    let reply = Reply {
+        text: caption,
+        parse_mode: None,
+        file: Some(upload),
+    };
+    let ids = conversations::reply(&state.app, &ctx, ConversationId(id), reply).await?;
+    let mid = ids.first().copied().ok_or_else(ApiError::internal)?;
+    let row = conversations::message(&state.app, &ctx, mid).await?;
     Ok((StatusCode::ACCEPTED, Json(MessageOut::from(row))))
-}
-
-/// A file part of a multipart form as an operator's upload (none when empty: a file
-/// input left blank). Shared by the API and the desk's reply box.
-pub async fn upload_of(
-    field: axum::extract::multipart::Field<'_>,
-) -> Result<Option<Upload>, axum::extract::multipart::MultipartError> {
-    let file_name = field.file_name().unwrap_or_default().trim().to_string();
-    let content_type = field
-        .content_type()
-        .unwrap_or("application/octet-stream")
-        .to_string();
-    let bytes = field.bytes().await?;
-    Ok((!bytes.is_empty()).then(|| Upload {
-        file_name: if file_name.is_empty() {
-            "file".into()
-        } else {
-            file_name
-        },
-        content_type,
-        bytes: bytes.to_vec(),
-    }))
 }
 
 /// The file of a message: a photo, document, voice message, … the user sent (fetched
@@ -663,21 +558,10 @@ async fn get_file(
     p: ApiPrincipal,
     ApiPath((id, message_id)): ApiPath<(Uuid, i64)>,
 ) -> ApiResult<axum::response::Response> {
-    p.require(Permission::Desk)?;
-    let message = messages::get(&state.pool, p.tenant, MessageId(message_id)).await?;
-    if message.conversation_id != ConversationId(id) {
-        return Err(ApiError::not_found());
-    }
-    match state.telegram.message_file(p.tenant, message.id).await {
-        Ok(f) => Ok(crate::pages::desk::file_response(f)),
-        Err(FileError::NotFound | FileError::NoBot) => Err(ApiError::not_found()),
-        Err(FileError::Db(e)) => Err(e.into()),
-        Err(FileError::Telegram(e)) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "telegram_error",
-            format!("Telegram did not give the file: {e}"),
-        )),
-    }
+    let conversation = Some(ConversationId(id));
+    let file =
+        conversations::file(&state.app, &p.ctx(), conversation, MessageId(message_id)).await?;
+    Ok(crate::files::file_response(file))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -702,25 +586,22 @@ pub struct EndUserPatch {
     pub notes: String,
 }
 
-async fn card(
-    state: &AppState,
-    tenant: switchboard_core::TenantId,
-    id: Uuid,
-) -> ApiResult<EndUserCard> {
-    let c = desk::user_card(&state.pool, tenant, EndUserId(id)).await?;
-    Ok(EndUserCard {
-        id: c.id.0,
-        telegram_id: c.telegram_user_id,
-        username: c.username,
-        first_name: c.first_name,
-        last_name: c.last_name,
-        language_code: c.language_code,
-        blocked: c.is_blocked,
-        notes: c.notes,
-        first_seen_at: c.first_seen_at,
-        last_seen_at: c.last_seen_at,
-        conversations: c.conversations,
-    })
+impl From<UserCard> for EndUserCard {
+    fn from(c: UserCard) -> Self {
+        EndUserCard {
+            id: c.id.0,
+            telegram_id: c.telegram_user_id,
+            username: c.username,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            language_code: c.language_code,
+            blocked: c.is_blocked,
+            notes: c.notes,
+            first_seen_at: c.first_seen_at,
+            last_seen_at: c.last_seen_at,
+            conversations: c.conversations,
+        }
+    }
 }
 
 /// A Telegram user of the bot, as the desk's card shows them.
@@ -731,8 +612,11 @@ async fn get_end_user(
     p: ApiPrincipal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<EndUserCard>> {
-    p.require(Permission::Desk)?;
-    Ok(Json(card(&state, p.tenant, id).await?))
+    Ok(Json(
+        end_users::card(&state.app, &p.ctx(), EndUserId(id))
+            .await?
+            .into(),
+    ))
 }
 
 /// Changes the team's notes about a user.
@@ -745,14 +629,6 @@ async fn update_end_user(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<EndUserPatch>,
 ) -> ApiResult<Json<EndUserCard>> {
-    p.require(Permission::Desk)?;
-    if body.notes.chars().count() > 4000 {
-        return Err(ApiError::invalid_field(
-            "notes",
-            "must be at most 4000 characters",
-        ));
-    }
-    desk::user_card(&state.pool, p.tenant, EndUserId(id)).await?;
-    desk::set_user_notes(&state.pool, p.tenant, EndUserId(id), body.notes.trim()).await?;
-    Ok(Json(card(&state, p.tenant, id).await?))
+    let card = end_users::set_notes(&state.app, &p.ctx(), EndUserId(id), &body.notes).await?;
+    Ok(Json(card.into()))
 }

@@ -7,24 +7,26 @@
 use std::collections::HashMap;
 
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchboard_core::conversation::{apply, OperatorAction, TransitionError};
+use switchboard_app::conversations::{self, Reply};
+use switchboard_app::{end_users, AppError};
+use switchboard_core::conversation::{apply, OperatorAction};
 use switchboard_core::format::{check_telegram_html, preview_html};
 use switchboard_core::{ConversationId, EndUserId, MessageId, Permission, Role, TenantId, UserId};
 use switchboard_db::accounts::MembershipOf;
+use switchboard_db::conversations::Conversation;
 use switchboard_db::desk::{self, Tab};
 use switchboard_db::messages::MessageRow;
-use switchboard_db::{conversations, messages};
-use switchboard_telegram::files::{is_inline, media_file, FileError, Upload, MAX_UPLOAD};
-use switchboard_telegram::operator::{Operator, OperatorError};
+use switchboard_telegram::files::{media_file, Upload, MAX_UPLOAD};
+use switchboard_telegram::operator::OperatorError;
 use uuid::Uuid;
 
-use super::{render, render_block, t, Fields, Member, PageError, PageResult, SignedIn, Viewer};
+use super::{render, render_block, t, Fields, Member, PageError, PageResult, SignedIn};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -218,16 +220,8 @@ async fn preview(
 
 // A conversation ----------------------------------------------------------------------------
 
-fn operator(member: &Member) -> Operator {
-    Operator {
-        user: member.user().id,
-        role: member.role,
-        via_api: false,
-    }
-}
-
 /// What the viewer may do to the conversation now.
-fn abilities(member: &Member, conv: &conversations::Conversation) -> Value {
+fn abilities(member: &Member, conv: &Conversation) -> Value {
     let me = member.user().id;
     let admin = member.role >= Role::Admin;
     let ok = |a: OperatorAction| apply(conv.state(), a, me, admin).is_ok();
@@ -372,7 +366,8 @@ async fn timeline(
     slug: &str,
     id: ConversationId,
 ) -> PageResult<Vec<Value>> {
-    let rows = messages::list_for_conversation(&state.pool, tenant, id, None, 1000).await?;
+    let rows = switchboard_db::messages::list_for_conversation(&state.pool, tenant, id, None, 1000)
+        .await?;
     let rules = rule_titles_of(state, tenant, &rows).await?;
     let operator_ids: Vec<Uuid> = rows
         .iter()
@@ -425,7 +420,7 @@ async fn live_ctx(
 ) -> PageResult<Value> {
     member.require(Permission::Desk)?;
     let tenant = member.tenant.id;
-    let conv = conversations::get(&state.pool, tenant, id).await?;
+    let conv = switchboard_db::conversations::get(&state.pool, tenant, id).await?;
     let card = desk::user_card(&state.pool, tenant, conv.end_user_id).await?;
     let assignee = match conv.assignee_id {
         Some(a) => desk::user_names(&state.pool, &[a.0])
@@ -521,9 +516,8 @@ async fn transcript(
     member: Member,
     Path((_, id)): Path<(String, String)>,
 ) -> PageResult {
-    member.require(Permission::Desk)?;
     let id = conversation_id(&id)?;
-    conversations::get(&state.pool, member.tenant.id, id).await?;
+    conversations::get(&state.app, &member.ctx(), id).await?;
     let items = timeline(&state, member.tenant.id, &member.tenant.slug, id).await?;
     render_block(
         &state,
@@ -534,68 +528,33 @@ async fn transcript(
     )
 }
 
-/// The operator-facing message for an action that could not be done.
-fn explain(state: &AppState, viewer: &Viewer, e: &OperatorError) -> Option<String> {
-    let key = match e {
-        OperatorError::Db(switchboard_db::DbError::NotFound) => return None,
-        OperatorError::Db(_) => return None,
-        OperatorError::Transition(TransitionError::Closed) => "desk.err.closed",
-        OperatorError::Transition(TransitionError::AssignedToOther) => "desk.err.assigned_to_other",
-        OperatorError::Transition(TransitionError::NotAssignedToYou) => "desk.err.not_yours",
-        OperatorError::Transition(TransitionError::Already(_)) => "desk.err.already",
-        OperatorError::Transition(TransitionError::NotClosed) => "desk.err.not_closed",
-        OperatorError::UserHasOpenConversation => "desk.err.user_has_open",
-        OperatorError::NotAMember => "desk.err.not_member",
-        OperatorError::EmptyMessage => "desk.err.empty",
-        OperatorError::NotFailed => "desk.err.not_failed",
-        OperatorError::NoteTooLong => "desk.err.note_too_long",
-    };
-    Some(t(state, viewer, key, &[]))
-}
-
 /// Answers an action: the refreshed conversation for the page's script, or (without
-/// scripts) back to the conversation with a message.
-async fn after_action(
+/// scripts) back to the conversation with a message. What refused the action is said in
+/// the reader's language; a missing conversation or a failure of ours is an error page.
+async fn after_action<T>(
     state: &AppState,
     member: &Member,
     id: ConversationId,
-    outcome: Result<(), OperatorError>,
+    outcome: Result<T, AppError>,
 ) -> PageResult {
     let error = match outcome {
-        Ok(()) => None,
-        Err(OperatorError::Db(switchboard_db::DbError::NotFound)) => {
-            return Err(PageError::NotFound)
-        }
-        Err(OperatorError::Db(e)) => return Err(e.into()),
-        Err(e) => explain(state, &member.viewer, &e),
+        Ok(_) => None,
+        Err(
+            e @ (AppError::NotFound
+            | AppError::Forbidden
+            | AppError::Internal
+            | AppError::Unavailable),
+        ) => return Err(e.into()),
+        Err(e) => Some(super::problem_text(state, &member.viewer, &e.problem())),
     };
     if member.viewer.htmx {
         return live_response(state, member, id, error).await;
     }
     let to = format!("/desk/t/{}/c/{}", member.tenant.slug, id);
-    match error {
-        Some(message) => {
-            crate::session::flash(&member.viewer.auth.session, "danger", message).await;
-            Ok(axum::response::Redirect::to(&to).into_response())
-        }
-        None => Ok(axum::response::Redirect::to(&to).into_response()),
+    if let Some(message) = error {
+        crate::session::flash(&member.viewer.auth.session, "danger", message).await;
     }
-}
-
-async fn transition(
-    state: &AppState,
-    member: &Member,
-    id: &str,
-    action: OperatorAction,
-) -> PageResult {
-    member.require(Permission::Desk)?;
-    let id = conversation_id(id)?;
-    let outcome = state
-        .telegram
-        .change_conversation(member.tenant.id, id, operator(member), action)
-        .await
-        .map(|_| ());
-    after_action(state, member, id, outcome).await
+    Ok(axum::response::Redirect::to(&to).into_response())
 }
 
 async fn claim(
@@ -603,7 +562,9 @@ async fn claim(
     member: Member,
     Path((_, id)): Path<(String, String)>,
 ) -> PageResult {
-    transition(&state, &member, &id, OperatorAction::Claim).await
+    let id = conversation_id(&id)?;
+    let outcome = conversations::claim(&state.app, &member.ctx(), id).await;
+    after_action(&state, &member, id, outcome).await
 }
 
 async fn release(
@@ -611,7 +572,9 @@ async fn release(
     member: Member,
     Path((_, id)): Path<(String, String)>,
 ) -> PageResult {
-    transition(&state, &member, &id, OperatorAction::Release).await
+    let id = conversation_id(&id)?;
+    let outcome = conversations::release(&state.app, &member.ctx(), id).await;
+    after_action(&state, &member, id, outcome).await
 }
 
 async fn assign(
@@ -621,17 +584,12 @@ async fn assign(
     fields: Fields,
 ) -> PageResult {
     member.require(Permission::AssignOthers)?;
-    let Ok(to) = fields.text("user_id").parse::<Uuid>() else {
-        let id = conversation_id(&id)?;
-        return after_action(&state, &member, id, Err(OperatorError::NotAMember)).await;
+    let id = conversation_id(&id)?;
+    let outcome = match fields.text("user_id").parse::<Uuid>() {
+        Ok(to) => conversations::assign(&state.app, &member.ctx(), id, UserId(to)).await,
+        Err(_) => Err(OperatorError::NotAMember.into()),
     };
-    transition(
-        &state,
-        &member,
-        &id,
-        OperatorAction::Assign { to: UserId(to) },
-    )
-    .await
+    after_action(&state, &member, id, outcome).await
 }
 
 async fn close(
@@ -640,24 +598,9 @@ async fn close(
     Path((_, id)): Path<(String, String)>,
     fields: Fields,
 ) -> PageResult {
-    member.require(Permission::Desk)?;
     let id = conversation_id(&id)?;
-    let resolution: String = fields
-        .text("resolution")
-        .trim()
-        .chars()
-        .take(2000)
-        .collect();
-    let outcome = state
-        .telegram
-        .close(
-            member.tenant.id,
-            id,
-            operator(&member),
-            Some(resolution.as_str()).filter(|r| !r.is_empty()),
-        )
-        .await
-        .map(|_| ());
+    let resolution = fields.text("resolution");
+    let outcome = conversations::close(&state.app, &member.ctx(), id, Some(&resolution)).await;
     after_action(&state, &member, id, outcome).await
 }
 
@@ -666,13 +609,8 @@ async fn reopen(
     member: Member,
     Path((_, id)): Path<(String, String)>,
 ) -> PageResult {
-    member.require(Permission::Desk)?;
     let id = conversation_id(&id)?;
-    let outcome = state
-        .telegram
-        .reopen(member.tenant.id, id, operator(&member))
-        .await
-        .map(|_| ());
+    let outcome = conversations::reopen(&state.app, &member.ctx(), id).await;
     after_action(&state, &member, id, outcome).await
 }
 
@@ -681,12 +619,8 @@ async fn retry(
     member: Member,
     Path((_, id, message)): Path<(String, String, i64)>,
 ) -> PageResult {
-    member.require(Permission::Desk)?;
     let id = conversation_id(&id)?;
-    let outcome = state
-        .telegram
-        .retry_failed(member.tenant.id, id, MessageId(message))
-        .await;
+    let outcome = conversations::retry(&state.app, &member.ctx(), id, MessageId(message)).await;
     after_action(&state, &member, id, outcome).await
 }
 
@@ -705,7 +639,7 @@ async fn read_composed(mut multipart: Multipart) -> Result<Composed, String> {
         let name = field.name().unwrap_or_default().to_string();
         match name.as_str() {
             "file" => {
-                if let Some(upload) = crate::api::conversations::upload_of(field)
+                if let Some(upload) = crate::files::upload_of(field)
                     .await
                     .map_err(|e| e.body_text())?
                 {
@@ -734,10 +668,9 @@ async fn send(
     Path((_, id)): Path<(String, String)>,
     multipart: Multipart,
 ) -> PageResult {
-    member.require(Permission::Desk)?;
+    let ctx = member.ctx();
     let id = conversation_id(&id)?;
-    let tenant = member.tenant.id;
-    conversations::get(&state.pool, tenant, id).await?;
+    conversations::get(&state.app, &ctx, id).await?;
     let c = match read_composed(multipart).await {
         Ok(c) => c,
         Err(e) => {
@@ -746,56 +679,15 @@ async fn send(
             return live_response(&state, &member, id, Some(message)).await;
         }
     };
-    let text = c.text.trim_end().to_string();
-    let problem = if c.note {
-        None
-    } else if c.file.is_none() && text.trim().is_empty() {
-        Some(t(&state, &member.viewer, "desk.err.empty", &[]))
-    } else if c.file.is_some() && text.chars().count() > 1024 {
-        Some(t(&state, &member.viewer, "desk.err.caption_too_long", &[]))
-    } else if text.chars().count() > 20_000 {
-        Some(t(&state, &member.viewer, "desk.err.too_long", &[]))
-    } else if c.file.as_ref().is_some_and(|f| f.bytes.len() > MAX_UPLOAD) {
-        Some(t(&state, &member.viewer, "desk.err.file_too_big", &[]))
-    } else if c.html {
-        check_telegram_html(&text).err().map(|e| {
-            t(
-                &state,
-                &member.viewer,
-                "desk.err.format",
-                &[(
-                    "error",
-                    super::problem_text(&state, &member.viewer, &e.problem()),
-                )],
-            )
-        })
-    } else {
-        None
-    };
-    if let Some(message) = problem {
-        return live_response(&state, &member, id, Some(message)).await;
-    }
     let outcome = if c.note {
-        state
-            .telegram
-            .add_note(tenant, id, operator(&member), &text)
-            .await
-    } else if let Some(file) = c.file {
-        state
-            .telegram
-            .reply_with_file(tenant, id, operator(&member), &text, file)
-            .await
-            .map(|_| ())
+        conversations::note(&state.app, &ctx, id, c.text.trim_end()).await
     } else {
-        state
-            .telegram
-            .reply(
-                tenant,
-                id,
-                operator(&member),
-                &text,
-                c.html.then_some("HTML"),
-            )
+        let reply = Reply {
+            text: c.text,
+            parse_mode: c.html.then(|| "HTML".to_string()),
+            file: c.file,
+        };
+        conversations::reply(&state.app, &ctx, id, reply)
             .await
             .map(|_| ())
     };
@@ -808,11 +700,16 @@ async fn save_user_notes(
     Path((_, user)): Path<(String, String)>,
     fields: Fields,
 ) -> PageResult {
-    member.require(Permission::Desk)?;
     let user: EndUserId = user.parse().map_err(|_| PageError::NotFound)?;
-    let notes: String = fields.text("notes").chars().take(4000).collect();
-    desk::user_card(&state.pool, member.tenant.id, user).await?;
-    desk::set_user_notes(&state.pool, member.tenant.id, user, notes.trim()).await?;
+    let notes = fields.text("notes");
+    if let Err(e) = end_users::set_notes(&state.app, &member.ctx(), user, &notes).await {
+        let invalid = e.into_form_errors()?;
+        let message = super::field_errors(&state, &member.viewer, &invalid)["notes"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        return Err(PageError::BadRequest(message));
+    }
     let saved = t(&state, &member.viewer, "desk.notes_saved", &[]);
     if member.viewer.htmx {
         return Ok(axum::response::Html(format!(
@@ -826,27 +723,6 @@ async fn save_user_notes(
     super::done(&member.viewer, &to, saved).await
 }
 
-// Files -------------------------------------------------------------------------------------
-
-fn content_disposition(name: &str, inline: bool) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!(
-        "{}; filename=\"{}\"; filename*=UTF-8''{}",
-        if inline { "inline" } else { "attachment" },
-        ascii,
-        super::urlencode(name).replace('+', "%20")
-    )
-}
-
 /// A file of the conversation: what the user sent (fetched through the bot) or what an
 /// operator attached. Images, audio and video are shown in place; anything else downloads.
 async fn file(
@@ -854,59 +730,16 @@ async fn file(
     member: Member,
     Path((_, message)): Path<(String, i64)>,
 ) -> PageResult {
-    member.require(Permission::Desk)?;
-    let file = match state
-        .telegram
-        .message_file(member.tenant.id, MessageId(message))
-        .await
-    {
-        Ok(f) => f,
-        Err(FileError::NotFound | FileError::NoBot) => return Err(PageError::NotFound),
-        Err(FileError::Db(e)) => return Err(e.into()),
-        Err(FileError::Telegram(e)) => {
-            tracing::warn!(error = %e, "desk: file download failed");
-            return Err(PageError::Upstream(t(
-                &state,
-                &member.viewer,
-                "desk.err.download",
-                &[],
-            )));
-        }
-    };
-    Ok(file_response(file))
-}
-
-/// Serves a conversation's file: images, audio and video in place, anything else as a
-/// download; never as something that could run in the panel's origin.
-pub fn file_response(file: switchboard_telegram::files::StoredFile) -> axum::response::Response {
-    let (bytes, mime, name) = (file.bytes, file.mime_type, file.file_name);
-    let inline = is_inline(&mime);
-    let mut r = (StatusCode::OK, bytes).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(if inline {
-            &mime
-        } else {
-            "application/octet-stream"
-        })
-        .unwrap_or(HeaderValue::from_static("application/octet-stream")),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_str(&content_disposition(&name, inline))
-            .unwrap_or(HeaderValue::from_static("attachment")),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
-    );
-    // A user's file never runs as part of the panel.
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    r
+    match conversations::file(&state.app, &member.ctx(), None, MessageId(message)).await {
+        Ok(f) => Ok(crate::files::file_response(f)),
+        Err(AppError::Upstream(_)) => Err(PageError::Upstream(t(
+            &state,
+            &member.viewer,
+            "desk.err.download",
+            &[],
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The navigation counters: waiting and mine across the viewer's organizations.
@@ -921,18 +754,4 @@ pub async fn nav_counts(
     }
     let c = desk::counts(&state.pool, &scope.tenants, &scope.admin_tenants, user).await?;
     Ok(json!(c))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::content_disposition;
-
-    #[test]
-    fn file_names_are_safe_in_the_header() {
-        let d = content_disposition("счёт \"1\".pdf", false);
-        assert!(d.starts_with("attachment; filename=\""));
-        assert!(!d[22..].contains('"') || d.matches('"').count() == 2, "{d}");
-        assert!(d.contains("filename*=UTF-8''%D1%81"), "{d}");
-        assert!(content_disposition("a.png", true).starts_with("inline;"));
-    }
 }
