@@ -258,6 +258,18 @@ async fn broken_formatting_falls_back_to_plain_text() {
             json!({"text": "<b>broken", "parse_mode": "HTML"}),
         )
         .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "refused before it is stored"
+    );
+    let (s, _) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/messages"),
+            json!({"text": "Done. Thanks!", "parse_mode": "MarkdownV2"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let (s, body) = app
         .post(
@@ -270,7 +282,7 @@ async fn broken_formatting_falls_back_to_plain_text() {
     let sent = app.expect_sent(&bot, alice().id, 3).await;
     assert_eq!(sent[1].text, "<b>fine</b>");
     assert_eq!(sent[1].parse_mode.as_deref(), Some("HTML"));
-    assert_eq!(sent[2].text, "<b>broken");
+    assert_eq!(sent[2].text, "Done. Thanks!");
     assert!(sent[2].parse_mode.is_none(), "resent as plain text");
     app.eventually("both marked sent", || async {
         app.messages(&t, &id)

@@ -13,6 +13,9 @@ use switchboard_telegram::setup::SetupError;
 pub enum AppError {
     /// Input refused, field by field (422 `validation_failed`).
     Invalid(Invalid),
+    /// A bot token that is malformed or that Telegram does not know (422 `invalid_token`,
+    /// on the field `token`).
+    InvalidToken(Problem),
     /// Nothing of that id in this organization (404 `not_found`).
     NotFound,
     /// The member's role does not allow it (403 `forbidden`).
@@ -39,6 +42,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Invalid(_) => "validation_failed",
+            AppError::InvalidToken(_) => "invalid_token",
             AppError::NotFound => "not_found",
             AppError::Forbidden => "forbidden",
             AppError::Conflict { .. } => "conflict",
@@ -58,6 +62,7 @@ impl AppError {
                 .map(|e| e.problem.clone())
                 .unwrap_or_else(|| Problem::new("invalid")),
             AppError::Conflict { problem, .. }
+            | AppError::InvalidToken(problem)
             | AppError::Upstream(problem)
             | AppError::TooLarge(problem) => problem.clone(),
             AppError::NotFound => Problem::coded("not_found", "Not found"),
@@ -89,6 +94,7 @@ impl AppError {
     pub fn into_form_errors(self) -> Result<Invalid, AppError> {
         match self {
             AppError::Invalid(v) => Ok(v),
+            AppError::InvalidToken(problem) => Ok(Invalid::single("token", problem)),
             AppError::Conflict {
                 field: Some(field),
                 problem,
@@ -195,9 +201,7 @@ impl From<DbError> for AppError {
 impl From<SetupError> for AppError {
     fn from(e: SetupError) -> Self {
         match e {
-            SetupError::InvalidToken(problem) => {
-                AppError::Invalid(Invalid::single("token", problem))
-            }
+            SetupError::InvalidToken(problem) => AppError::InvalidToken(problem),
             SetupError::AlreadyConnectedElsewhere => AppError::conflict(
                 Some("token"),
                 Problem::coded("bot_connected_elsewhere", e.to_string()),
@@ -213,7 +217,7 @@ impl From<SetupError> for AppError {
                         "telegram_error",
                         format!("Telegram did not accept the request: {t}"),
                     )
-                    .with("reason", t.to_string()),
+                    .with("error", t.to_string()),
                 )
             }
             SetupError::Db(d) => d.into(),

@@ -5,6 +5,7 @@
 //! store the same state, log the same event and refuse the same input with the same
 //! [`AppError`].
 
+pub mod bot;
 pub mod buttons;
 pub mod canned;
 pub mod commands;

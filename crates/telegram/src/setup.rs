@@ -10,7 +10,9 @@ use switchboard_db::bots::{self, Bot, NewBot};
 use switchboard_db::events::{Actor, NewEvent};
 use switchboard_db::{config, events, DbError};
 use teloxide::payloads::{DeleteWebhook, GetMe, GetWebhookInfo, SetMyCommands, SetWebhook};
-use teloxide::types::{AllowedUpdate, BotCommand, WebhookInfo};
+/// Telegram's view of a webhook (`getWebhookInfo`).
+pub use teloxide::types::WebhookInfo;
+use teloxide::types::{AllowedUpdate, BotCommand};
 
 use crate::client::TgError;
 use crate::Telegram;

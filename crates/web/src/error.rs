@@ -114,6 +114,18 @@ impl From<AppError> for ApiError {
         let status = status_of(&e);
         match e {
             AppError::Invalid(v) => v.into(),
+            AppError::InvalidToken(problem) => ApiError {
+                status,
+                code: "invalid_token",
+                message: match problem.code {
+                    "bot_token" => format!("The token {}", problem.message()),
+                    _ => problem.message(),
+                },
+                fields: vec![FieldError {
+                    field: "token".into(),
+                    problem,
+                }],
+            },
             AppError::Conflict { field, problem } => ApiError {
                 status,
                 code: "conflict",
@@ -134,7 +146,7 @@ impl From<AppError> for ApiError {
 /// The one mapping of application errors to HTTP statuses (the API and the panel).
 pub fn status_of(e: &AppError) -> StatusCode {
     match e {
-        AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Invalid(_) | AppError::InvalidToken(_) => StatusCode::UNPROCESSABLE_ENTITY,
         AppError::NotFound => StatusCode::NOT_FOUND,
         AppError::Forbidden => StatusCode::FORBIDDEN,
         AppError::Conflict { .. } => StatusCode::CONFLICT,

@@ -6,9 +6,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use switchboard_core::Permission;
-use switchboard_db::bots::{self, Bot};
-use switchboard_telegram::setup::BotMode;
+use switchboard_app::bot;
+use switchboard_db::bots::Bot;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -51,11 +50,6 @@ pub struct BotPatchIn {
 /// A field that is present (`Some`, possibly `Some(None)` for `null`) or absent (`None`).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>, D::Error> {
     Option::<i32>::deserialize(d).map(Some)
-}
-
-fn parse_mode(mode: &str) -> ApiResult<BotMode> {
-    mode.parse()
-        .map_err(|e: String| ApiError::invalid_field("mode", e))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -102,8 +96,7 @@ impl From<Bot> for BotOut {
 #[utoipa::path(get, path = "/api/v1/bot", tag = "bot",
     responses((status = 200, body = BotOut), (status = 404, description = "No bot connected", body = ErrorBody)))]
 async fn get_bot(State(state): State<AppState>, p: ApiPrincipal) -> ApiResult<Json<BotOut>> {
-    p.require(Permission::ReadConfig)?;
-    let bot = bots::get_live(&state.pool, p.tenant)
+    let bot = bot::get(&state.app, &p.ctx())
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(Json(bot.into()))
@@ -122,12 +115,7 @@ async fn put_bot(
     p: ApiPrincipal,
     ApiJson(body): ApiJson<BotTokenIn>,
 ) -> ApiResult<Json<BotOut>> {
-    p.require(Permission::WriteConfig)?;
-    let mode = body.mode.as_deref().map(parse_mode).transpose()?;
-    let bot = state
-        .telegram
-        .connect_bot(p.tenant, &body.token, mode, p.actor())
-        .await?;
+    let bot = bot::connect(&state.app, &p.ctx(), &body.token, body.mode.as_deref()).await?;
     Ok(Json(bot.into()))
 }
 
@@ -145,41 +133,8 @@ async fn patch_bot(
     p: ApiPrincipal,
     ApiJson(body): ApiJson<BotPatchIn>,
 ) -> ApiResult<Json<BotOut>> {
-    p.require(Permission::WriteConfig)?;
-    // Everything is checked before anything changes.
-    let mode = body.mode.as_deref().map(parse_mode).transpose()?;
-    if let Some(Some(rate)) = body.send_rate {
-        if !(1..=1000).contains(&rate) {
-            return Err(ApiError::invalid_field(
-                "send_rate",
-                "must be between 1 and 1000 messages per second",
-            ));
-        }
-    }
-    if mode.is_none() && body.send_rate.is_none() {
-        return Err(ApiError::invalid_field(
-            "mode",
-            "give mode, send_rate or both",
-        ));
-    }
-    let mut bot = None;
-    if let Some(rate) = body.send_rate {
-        bot = Some(
-            state
-                .telegram
-                .set_bot_send_rate(p.tenant, rate, p.actor())
-                .await?,
-        );
-    }
-    if let Some(mode) = mode {
-        bot = Some(
-            state
-                .telegram
-                .set_bot_mode(p.tenant, mode, p.actor())
-                .await?,
-        );
-    }
-    Ok(Json(bot.expect("one of them was given").into()))
+    let bot = bot::change(&state.app, &p.ctx(), body.mode.as_deref(), body.send_rate).await?;
+    Ok(Json(bot.into()))
 }
 
 /// Disconnects the bot: deletes its webhook and forgets its token. History stays.
@@ -189,8 +144,7 @@ async fn delete_bot(
     State(state): State<AppState>,
     p: ApiPrincipal,
 ) -> ApiResult<impl IntoResponse> {
-    p.require(Permission::WriteConfig)?;
-    state.telegram.remove_bot(p.tenant, p.actor()).await?;
+    bot::remove(&state.app, &p.ctx()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -209,8 +163,7 @@ async fn get_webhook_info(
     State(state): State<AppState>,
     p: ApiPrincipal,
 ) -> ApiResult<Json<WebhookInfoOut>> {
-    p.require(Permission::ReadConfig)?;
-    let info = state.telegram.webhook_info(p.tenant).await?;
+    let info = bot::webhook_info(&state.app, &p.ctx()).await?;
     Ok(Json(WebhookInfoOut {
         url: info.url.map(|u| u.to_string()),
         pending_update_count: info.pending_update_count,

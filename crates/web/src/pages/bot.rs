@@ -6,9 +6,8 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::json;
+use switchboard_app::{bot, AppError};
 use switchboard_core::Permission;
-use switchboard_db::bots;
-use switchboard_telegram::setup::SetupError;
 
 use super::{done, render, render_block, t, Member, PageError, PageResult};
 use crate::AppState;
@@ -24,7 +23,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn page(state: &AppState, member: &Member, extra: serde_json::Value) -> PageResult {
-    let bot = bots::get_live(&state.pool, member.tenant.id).await?;
+    let bot = bot::get(&state.app, &member.ctx()).await?;
     let mut ctx = json!({
         "bot": bot.map(|b| json!({
             "username": b.username, "first_name": b.first_name, "token": b.token_hint,
@@ -49,21 +48,12 @@ pub struct TokenForm {
     token: String,
 }
 
-fn setup_message(state: &AppState, member: &Member, e: &SetupError) -> String {
+/// What refused a bot action, in the reader's language; failures of ours are errors.
+fn refusal(state: &AppState, member: &Member, e: AppError) -> Result<String, PageError> {
     match e {
-        SetupError::InvalidToken(problem) => super::problem_text(state, &member.viewer, problem),
-        SetupError::AlreadyConnectedElsewhere => {
-            t(state, &member.viewer, "bot.connected_elsewhere", &[])
-        }
-        SetupError::Telegram(err) => t(
-            state,
-            &member.viewer,
-            "bot.telegram_error",
-            &[("error", err.to_string())],
-        ),
-        SetupError::NoBot => t(state, &member.viewer, "bot.none", &[]),
-        SetupError::PollingMode => t(state, &member.viewer, "bot.polling_mode", &[]),
-        SetupError::Db(_) => t(state, &member.viewer, "error.internal", &[]),
+        AppError::NotFound => Ok(t(state, &member.viewer, "bot.none", &[])),
+        e @ (AppError::Forbidden | AppError::Internal | AppError::Unavailable) => Err(e.into()),
+        e => Ok(super::problem_text(state, &member.viewer, &e.problem())),
     }
 }
 
@@ -72,12 +62,7 @@ async fn connect(
     member: Member,
     Form(form): Form<TokenForm>,
 ) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    match state
-        .telegram
-        .connect_bot(member.tenant.id, &form.token, None, member.actor())
-        .await
-    {
+    match bot::connect(&state.app, &member.ctx(), &form.token, None).await {
         Ok(bot) => {
             let message = t(
                 &state,
@@ -87,9 +72,8 @@ async fn connect(
             );
             done(&member.viewer, &member.url("/bot"), message).await
         }
-        Err(SetupError::Db(e)) => Err(PageError::from(e)),
         Err(e) => {
-            let message = setup_message(&state, &member, &e);
+            let message = refusal(&state, &member, e)?;
             page(&state, &member, json!({"errors": {"token": message}})).await
         }
     }
@@ -97,15 +81,14 @@ async fn connect(
 
 /// Telegram's view of the webhook, loaded by htmx after the page (a call to Telegram).
 async fn webhook_status(State(state): State<AppState>, member: Member) -> PageResult {
-    member.require(Permission::ReadConfig)?;
-    let ctx = match state.telegram.webhook_info(member.tenant.id).await {
+    let ctx = match bot::webhook_info(&state.app, &member.ctx()).await {
         Ok(info) => json!({"info": {
             "url": info.url.map(|u| u.to_string()),
             "pending": info.pending_update_count,
             "last_error_date": info.last_error_date,
             "last_error_message": info.last_error_message,
         }}),
-        Err(e) => json!({"info_error": setup_message(&state, &member, &e)}),
+        Err(e) => json!({"info_error": refusal(&state, &member, e)?}),
     };
     render_block(
         &state,
@@ -117,38 +100,26 @@ async fn webhook_status(State(state): State<AppState>, member: Member) -> PageRe
 }
 
 async fn reregister(State(state): State<AppState>, member: Member) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    match state
-        .telegram
-        .reregister_webhook(member.tenant.id, member.actor())
-        .await
-    {
+    match bot::reregister_webhook(&state.app, &member.ctx()).await {
         Ok(_) => {
             let message = t(&state, &member.viewer, "bot.reregistered", &[]);
             done(&member.viewer, &member.url("/bot"), message).await
         }
-        Err(SetupError::Db(e)) => Err(PageError::from(e)),
         Err(e) => {
-            let message = setup_message(&state, &member, &e);
+            let message = refusal(&state, &member, e)?;
             page(&state, &member, json!({"action_error": message})).await
         }
     }
 }
 
 async fn remove(State(state): State<AppState>, member: Member) -> PageResult {
-    member.require(Permission::WriteConfig)?;
-    match state
-        .telegram
-        .remove_bot(member.tenant.id, member.actor())
-        .await
-    {
-        Ok(()) | Err(SetupError::NoBot) => {
+    match bot::remove(&state.app, &member.ctx()).await {
+        Ok(()) | Err(AppError::NotFound) => {
             let message = t(&state, &member.viewer, "bot.removed", &[]);
             done(&member.viewer, &member.url("/bot"), message).await
         }
-        Err(SetupError::Db(e)) => Err(PageError::from(e)),
         Err(e) => {
-            let message = setup_message(&state, &member, &e);
+            let message = refusal(&state, &member, e)?;
             page(&state, &member, json!({"action_error": message})).await
         }
     }
