@@ -527,11 +527,7 @@ async fn real_main() -> anyhow::Result<()> {
                                 Err(e) => return Err(e.into()),
                             }
                         }
-                        None => {
-                            sqlx::query_scalar("select id from tenants order by slug")
-                                .fetch_all(&pool)
-                                .await?
-                        }
+                        None => switchboard_db::platform::tenant_ids(&pool).await?,
                     };
                     for tenant in &tenants {
                         // A day per transaction: short transactions, visible progress.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use switchboard_core::{Permission, Role, TenantId, UserId};
 use switchboard_db::events::Actor;
-use switchboard_db::{DbError, PgPool, Postgres, Transaction};
+use switchboard_db::{PgPool, Postgres, Transaction};
 use switchboard_telegram::operator::Operator;
 use switchboard_telegram::Telegram;
 
@@ -31,7 +31,7 @@ pub use error::{AppError, AppResult};
 type Tx = Transaction<'static, Postgres>;
 
 async fn commit(tx: Tx) -> AppResult<()> {
-    Ok(tx.commit().await.map_err(DbError::from)?)
+    Ok(switchboard_db::commit(tx).await?)
 }
 
 /// What the application layer works with: the database and the Telegram side (its
@@ -49,7 +49,7 @@ impl App {
 
     /// A transaction for one change.
     async fn begin(&self) -> AppResult<Tx> {
-        Ok(self.pool.begin().await.map_err(DbError::from)?)
+        Ok(switchboard_db::begin(&self.pool).await?)
     }
 
     /// The tenant's configuration changed: every process reloads it, and Telegram's

@@ -5,7 +5,7 @@ use switchboard_core::validate::{self, Invalid};
 use switchboard_core::vault::generate_api_token;
 use switchboard_core::{ApiTokenId, Event};
 use switchboard_db::events::{self, Actor, NewEvent};
-use switchboard_db::{accounts, platform, DbError, PgPool};
+use switchboard_db::{accounts, platform, PgPool};
 
 use crate::{AppResult, Ctx};
 
@@ -28,7 +28,7 @@ pub async fn create(
     errors.into_result()?;
     let name = name.trim();
     let (token, digest, prefix) = generate_api_token();
-    let mut tx = pool.begin().await.map_err(DbError::from)?;
+    let mut tx = switchboard_db::begin(pool).await?;
     platform::insert_api_token(&mut *tx, ctx.tenant, ctx.user, name, &digest, &prefix).await?;
     let (event, actor) = match by_cli {
         Some(email) => (
@@ -53,13 +53,13 @@ pub async fn create(
         ),
     };
     events::insert(&mut tx, ctx.tenant, NewEvent::new(event, actor)).await?;
-    tx.commit().await.map_err(DbError::from)?;
+    switchboard_db::commit(tx).await?;
     Ok(NewToken { token, prefix })
 }
 
 /// Revokes one of the acting member's own tokens.
 pub async fn revoke(pool: &PgPool, ctx: &Ctx, id: ApiTokenId) -> AppResult<()> {
-    let mut tx = pool.begin().await.map_err(DbError::from)?;
+    let mut tx = switchboard_db::begin(pool).await?;
     accounts::revoke_token(&mut *tx, ctx.tenant, ctx.user, id).await?;
     let event = Event::ApiTokenRevoked { token_id: id.0 };
     events::insert(
@@ -68,6 +68,6 @@ pub async fn revoke(pool: &PgPool, ctx: &Ctx, id: ApiTokenId) -> AppResult<()> {
         NewEvent::new(event, Actor::User(ctx.user)),
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
+    switchboard_db::commit(tx).await?;
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod inbound;
 pub mod inbox;
+pub mod locks;
 pub mod log;
 pub mod messages;
 pub mod notify;
@@ -25,6 +26,7 @@ pub mod platform;
 pub mod polling;
 pub mod pool;
 pub mod rules;
+pub mod sandbox;
 pub mod stats;
 
 pub use error::DbError;
@@ -32,3 +34,13 @@ pub use pool::{connect, migrate, ConnectOptions};
 pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
+
+/// A transaction, its failure to start a [`DbError`] like any other.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+    Ok(pool.begin().await?)
+}
+
+/// Commits a transaction begun with [`begin`].
+pub async fn commit(tx: Transaction<'_, Postgres>) -> Result<()> {
+    Ok(tx.commit().await?)
+}

@@ -107,3 +107,30 @@ impl Notifier {
         }
     }
 }
+
+/// What a [`Listener`] heard.
+pub enum Heard {
+    /// A notification's payload.
+    Payload(String),
+    /// The connection dropped and was made again: notifications may have been missed.
+    Reconnected,
+}
+
+/// LISTEN on one channel over its own connection.
+pub struct Listener(sqlx::postgres::PgListener);
+
+impl Listener {
+    pub async fn connect(pool: &PgPool, channel: &str) -> crate::Result<Self> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(channel).await?;
+        Ok(Listener(listener))
+    }
+
+    /// The next notification; after a dropped connection, [`Heard::Reconnected`] first.
+    pub async fn recv(&mut self) -> crate::Result<Heard> {
+        Ok(match self.0.try_recv().await? {
+            Some(n) => Heard::Payload(n.payload().to_string()),
+            None => Heard::Reconnected,
+        })
+    }
+}

@@ -242,3 +242,10 @@ pub async fn touch_api_token(
         .await?;
     Ok(())
 }
+
+/// Every tenant's id, by slug.
+pub async fn tenant_ids(db: impl PgExecutor<'_>) -> Result<Vec<TenantId>> {
+    Ok(sqlx::query_scalar("select id from tenants order by slug")
+        .fetch_all(db)
+        .await?)
+}

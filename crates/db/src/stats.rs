@@ -100,6 +100,20 @@ pub async fn active_tenants(
     .await?)
 }
 
+/// When the tenant's first message or event was recorded (none yet: `None`).
+pub async fn first_activity(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "select least((select min(created_at) from messages where tenant_id = $1),
+                      (select min(created_at) from events where tenant_id = $1))",
+    )
+    .bind(tenant)
+    .fetch_one(db)
+    .await?)
+}
+
 /// Where the roll-ups of a tenant end (the live part of a read starts here).
 pub async fn rolled_until(
     db: impl PgExecutor<'_>,

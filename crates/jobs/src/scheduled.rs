@@ -26,43 +26,6 @@ impl From<DateTime<Utc>> for Tick {
     }
 }
 
-/// Runs `work` while holding the advisory lock `key`, or skips when another process holds it.
-/// If `work` panics or is cancelled, the connection is closed rather than returned to the
-/// pool, so the session lock cannot outlive it and block every later tick.
-async fn exclusively<F, Fut>(pool: &PgPool, key: i64, work: F) -> Result<bool, sqlx::Error>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    struct Held(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
-    impl Drop for Held {
-        fn drop(&mut self) {
-            if let Some(conn) = self.0.take() {
-                // Closing the session releases its advisory locks.
-                drop(conn.detach());
-            }
-        }
-    }
-    let mut conn = pool.acquire().await?;
-    let got: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
-        .bind(key)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !got {
-        return Ok(false);
-    }
-    let mut held = Held(Some(conn));
-    work().await;
-    let conn = held.0.as_mut().expect("held until here");
-    sqlx::query("select pg_advisory_unlock($1)")
-        .bind(key)
-        .execute(&mut **conn)
-        .await?;
-    // Unlocked: the connection may go back to the pool.
-    drop(held.0.take());
-    Ok(true)
-}
-
 /// Rolls up the recent hours of every tenant with activity; returns the tenants done. A
 /// tenant that fails is logged and skipped (the next tick re-computes it); the others go on.
 pub async fn rollup_recent(
@@ -91,15 +54,10 @@ async fn rollup_tenant(
     // A tenant never rolled up gets its whole history once.
     let start = match stats::rolled_until(&mut *tx, tenant).await? {
         Some(mark) => mark.min(from),
-        None => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
-            "select least((select min(created_at) from messages where tenant_id = $1),
-                          (select min(created_at) from events where tenant_id = $1))",
-        )
-        .bind(tenant)
-        .fetch_one(&mut *tx)
-        .await?
-        .unwrap_or(from)
-        .min(from),
+        None => stats::first_activity(&mut *tx, tenant)
+            .await?
+            .unwrap_or(from)
+            .min(from),
     };
     stats::rollup(&mut tx, tenant, start, now).await?;
     tx.commit().await?;
@@ -113,7 +71,7 @@ async fn rollup_tick(tick: Tick, pool: Data<PgPool>) -> Result<(), Error> {
     } else {
         tick.0.max(Utc::now())
     };
-    let ran = exclusively(&pool, ROLLUP_LOCK, || async {
+    let ran = switchboard_db::locks::exclusively(&pool, ROLLUP_LOCK, || async {
         match rollup_recent(&pool, now).await {
             Ok(n) => tracing::debug!(tenants = n, "statistics rolled up"),
             Err(e) => tracing::warn!(error = %e, "statistics roll-up failed"),
@@ -128,9 +86,7 @@ async fn rollup_tick(tick: Tick, pool: Data<PgPool>) -> Result<(), Error> {
 
 /// Applies every tenant's retention.
 pub async fn retention_all(pool: &PgPool) -> Result<log::Purged, switchboard_db::DbError> {
-    let tenants: Vec<switchboard_core::TenantId> = sqlx::query_scalar("select id from tenants")
-        .fetch_all(pool)
-        .await?;
+    let tenants = switchboard_db::platform::tenant_ids(pool).await?;
     let mut total = log::Purged::default();
     for tenant in tenants {
         // One tenant's failure must not keep the others' data past their retention.
@@ -155,7 +111,7 @@ pub async fn retention_all(pool: &PgPool) -> Result<log::Purged, switchboard_db:
 
 async fn retention_tick(_tick: Tick, pool: Data<PgPool>) -> Result<(), Error> {
     let pool: PgPool = (*pool).clone();
-    let ran = exclusively(&pool, RETENTION_LOCK, || async {
+    let ran = switchboard_db::locks::exclusively(&pool, RETENTION_LOCK, || async {
         if let Err(e) = retention_all(&pool).await {
             tracing::warn!(error = %e, "retention failed");
         }

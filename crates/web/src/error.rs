@@ -211,12 +211,6 @@ impl From<DbError> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        DbError::from(e).into()
-    }
-}
-
 impl From<SetupError> for ApiError {
     fn from(e: SetupError) -> Self {
         match e {

@@ -38,12 +38,14 @@ use tower_sessions_sqlx_store::PostgresStore;
 pub use state::{AppState, WebSettings};
 
 /// The session table (tower-sessions' own schema), created if missing.
-pub async fn migrate_sessions(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
-    PostgresStore::new(pool.clone()).migrate().await
+pub async fn migrate_sessions(
+    pool: &switchboard_db::PgPool,
+) -> Result<(), switchboard_db::DbError> {
+    Ok(PostgresStore::new(pool.clone()).migrate().await?)
 }
 
 /// Deletes expired sessions every few minutes (until the pool closes).
-pub async fn delete_expired_sessions(pool: sqlx::PgPool) {
+pub async fn delete_expired_sessions(pool: switchboard_db::PgPool) {
     use tower_sessions::ExpiredDeletion;
     let store = PostgresStore::new(pool);
     if let Err(e) = store

@@ -20,11 +20,11 @@ use axum::routing::get;
 use axum::Router;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use switchboard_core::{ConversationId, TenantId, UserId};
 use switchboard_db::accounts;
 use switchboard_db::notify::DESK_CHANNEL;
+use switchboard_db::notify::{Heard, Listener};
+use switchboard_db::PgPool;
 use tokio::sync::broadcast;
 
 use crate::pages::{PageResult, SignedIn};
@@ -85,24 +85,19 @@ async fn listen(pool: PgPool, tx: broadcast::Sender<Signal>) {
         if pool.is_closed() {
             return;
         }
-        let mut listener = match PgListener::connect_with(&pool).await {
+        let mut listener = match Listener::connect(&pool, DESK_CHANNEL).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, "desk listener cannot connect; retrying");
+                tracing::warn!(error = %e, "desk listener cannot LISTEN; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if let Err(e) = listener.listen(DESK_CHANNEL).await {
-            tracing::warn!(error = %e, "desk listener cannot LISTEN; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
         // Whatever happened while not listening is unknown.
         let _ = tx.send(Signal::Resync);
         loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => match serde_json::from_str::<Vec<DeskEvent>>(n.payload()) {
+            match listener.recv().await {
+                Ok(Heard::Payload(p)) => match serde_json::from_str::<Vec<DeskEvent>>(&p) {
                     Ok(events) => {
                         for e in events {
                             let _ = tx.send(Signal::Event(Arc::new(e)));
@@ -111,7 +106,7 @@ async fn listen(pool: PgPool, tx: broadcast::Sender<Signal>) {
                     Err(e) => tracing::warn!(error = %e, "unreadable desk notification"),
                 },
                 // The connection dropped; the next call reconnects.
-                Ok(None) => {
+                Ok(Heard::Reconnected) => {
                     let _ = tx.send(Signal::Resync);
                 }
                 Err(e) => {

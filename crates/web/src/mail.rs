@@ -4,8 +4,8 @@
 
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sqlx::PgPool;
 use switchboard_db::accounts;
+use switchboard_db::PgPool;
 
 pub struct Email {
     pub to: String,

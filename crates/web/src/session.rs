@@ -10,10 +10,10 @@ use axum::http::request::Parts;
 use axum_login::{AuthUser, AuthnBackend};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use switchboard_core::password::verify_password;
 use switchboard_core::UserId;
 use switchboard_db::platform;
+use switchboard_db::PgPool;
 use tokio::sync::Semaphore;
 use tower_sessions::Session;
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use switchboard_db::PgPool;
 use switchboard_telegram::Telegram;
 
 use crate::i18n::Catalogs;

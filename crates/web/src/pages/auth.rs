@@ -305,7 +305,7 @@ async fn signup(
         .hashing(move || hash_password(&password))
         .await
         .map_err(|_| PageError::Internal)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = switchboard_db::begin(&state.pool).await?;
     let user = platform::insert_user(
         &mut *tx,
         UserId::new(),
@@ -325,7 +325,7 @@ async fn signup(
         "signup",
     )
     .await?;
-    tx.commit().await?;
+    switchboard_db::commit(tx).await?;
     let web_user = session::web_user(&state.pool, user.id).await?;
     sign_in(&mut viewer.auth, &web_user)
         .await
@@ -385,7 +385,7 @@ async fn new_org(
         )
         .await;
     }
-    let mut tx = state.pool.begin().await?;
+    let mut tx = switchboard_db::begin(&state.pool).await?;
     let tenant = accounts::create_tenant(
         &mut tx,
         &form.organization,
@@ -394,7 +394,7 @@ async fn new_org(
         "panel",
     )
     .await?;
-    tx.commit().await?;
+    switchboard_db::commit(tx).await?;
     let message = t(
         &state,
         &viewer,
@@ -543,10 +543,10 @@ async fn reset(
         .hashing(move || hash_password(&password))
         .await
         .map_err(|_| PageError::Internal)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = switchboard_db::begin(&state.pool).await?;
     accounts::set_password(&mut *tx, user, &hash).await?;
     accounts::use_password_resets(&mut *tx, user).await?;
-    tx.commit().await?;
+    switchboard_db::commit(tx).await?;
     accounts::platform_event(
         &state.pool,
         Some(user),
@@ -811,7 +811,7 @@ async fn oauth_callback(
                 Some(_) => return oauth_failed(&state, &viewer, "auth.oauth.unverified").await,
                 None => {
                     let name = profile.name.clone().unwrap_or_default();
-                    let mut tx = state.pool.begin().await?;
+                    let mut tx = switchboard_db::begin(&state.pool).await?;
                     let user =
                         platform::insert_user(&mut *tx, UserId::new(), &email, None, &name, false)
                             .await?;
@@ -826,7 +826,7 @@ async fn oauth_callback(
                     if profile.email_verified {
                         accounts::mark_email_verified(&mut *tx, user.id).await?;
                     }
-                    tx.commit().await?;
+                    switchboard_db::commit(tx).await?;
                     user.id
                 }
             }

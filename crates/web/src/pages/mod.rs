@@ -125,12 +125,6 @@ impl From<switchboard_app::AppError> for PageError {
     }
 }
 
-impl From<sqlx::Error> for PageError {
-    fn from(e: sqlx::Error) -> Self {
-        switchboard_db::DbError::from(e).into()
-    }
-}
-
 impl From<minijinja::Error> for PageError {
     fn from(e: minijinja::Error) -> Self {
         tracing::error!(error = %e, "page: template error");

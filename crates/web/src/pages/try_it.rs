@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use switchboard_core::{EndUserId, Permission};
-use switchboard_db::{bots, conversations, messages};
+use switchboard_core::Permission;
+use switchboard_db::{bots, conversations, messages, sandbox};
 use switchboard_telegram::{BotEntry, WebhookOutcome};
 
 use super::{render, render_block, Fields, Member, PageError, PageResult};
@@ -41,13 +41,7 @@ fn user_json(member: &Member) -> Value {
 /// Telegram's update ids fit in 31 bits and only need to be unique per bot: the sandbox
 /// bot's next one follows its last.
 async fn next_update_id(state: &AppState, member: &Member, bot: &BotEntry) -> PageResult<i64> {
-    Ok(sqlx::query_scalar(
-        "select coalesce(max(update_id), 0) + 1 from inbox where tenant_id = $1 and bot_id = $2",
-    )
-    .bind(member.tenant.id)
-    .bind(bot.bot_id)
-    .fetch_one(&state.pool)
-    .await?)
+    Ok(sandbox::next_update_id(&state.pool, member.tenant.id, bot.bot_id).await?)
 }
 
 fn next_message_id() -> i64 {
@@ -63,14 +57,7 @@ async fn sandbox(state: &AppState, member: &Member) -> PageResult<Arc<BotEntry>>
 async fn chat(state: &AppState, member: &Member) -> PageResult<Value> {
     let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
     let tg_id = sandbox_user_id(member);
-    let end_user: Option<EndUserId> = sqlx::query_scalar(
-        "select id from end_users where tenant_id = $1 and bot_id = $2 and telegram_user_id = $3",
-    )
-    .bind(member.tenant.id)
-    .bind(bot.id)
-    .bind(tg_id)
-    .fetch_optional(&state.pool)
-    .await?;
+    let end_user = sandbox::end_user(&state.pool, member.tenant.id, bot.id, tg_id).await?;
     let Some(end_user) = end_user else {
         return Ok(json!({"messages": [], "status": null}));
     };
@@ -204,17 +191,8 @@ async fn back_to_bot(State(state): State<AppState>, member: Member) -> PageResul
 
 async fn close_sandbox_conversation(state: &AppState, member: &Member) -> PageResult<()> {
     let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
-    sqlx::query(
-        "update conversations c set status = 'closed', closed_at = now()
-         from end_users u
-         where c.tenant_id = $1 and c.bot_id = $2 and c.status <> 'closed'
-           and u.tenant_id = c.tenant_id and u.id = c.end_user_id and u.telegram_user_id = $3",
-    )
-    .bind(member.tenant.id)
-    .bind(bot.id)
-    .bind(sandbox_user_id(member))
-    .execute(&state.pool)
-    .await?;
+    let tester = sandbox_user_id(member);
+    sandbox::close_conversations(&state.pool, member.tenant.id, bot.id, tester).await?;
     Ok(())
 }
 
@@ -223,16 +201,8 @@ async fn reset(State(state): State<AppState>, member: Member) -> PageResult {
     member.require(Permission::WriteConfig)?;
     close_sandbox_conversation(&state, &member).await?;
     let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
-    sqlx::query(
-        "delete from messages m using end_users u
-         where m.tenant_id = $1 and u.tenant_id = m.tenant_id and u.id = m.end_user_id
-           and u.bot_id = $2 and u.telegram_user_id = $3",
-    )
-    .bind(member.tenant.id)
-    .bind(bot.id)
-    .bind(sandbox_user_id(&member))
-    .execute(&state.pool)
-    .await?;
+    let tester = sandbox_user_id(&member);
+    sandbox::delete_messages(&state.pool, member.tenant.id, bot.id, tester).await?;
     let chat = chat(&state, &member).await?;
     render_block(
         &state,
