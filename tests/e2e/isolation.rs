@@ -223,3 +223,157 @@ async fn each_tenants_bot_answers_from_its_own_rules() {
         .await;
     assert_eq!(d.status, 401);
 }
+
+/// Every operation of the API document that names an object, called by another
+/// organization's owner with this organization's ids: 404 each time, and nothing
+/// changes. Every list the other organization reads holds none of these ids. Walking the
+/// document means a new endpoint is covered the day it is added.
+#[tokio::test]
+async fn every_operation_of_the_api_refuses_another_tenants_ids() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Acme").await;
+    let b = app.tenant("Beta").await;
+    let bot = app.connect_bot(&a, "acme_bot").await;
+    let id_of = |v: &serde_json::Value| v["id"].as_str().unwrap().to_string();
+    let rule = id_of(
+        &app.post(
+            &a.token,
+            "/api/v1/rules",
+            json!({"title": "Hours", "answer": "9–18", "examples": ["opening hours"]}),
+        )
+        .await
+        .1,
+    );
+    let menu = id_of(
+        &app.post(
+            &a.token,
+            "/api/v1/menus",
+            json!({"name": "Main", "text": "Choose", "is_main": true}),
+        )
+        .await
+        .1,
+    );
+    let command = id_of(
+        &app.post(
+            &a.token,
+            "/api/v1/commands",
+            json!({"command": "prices", "description": "p", "response": "r"}),
+        )
+        .await
+        .1,
+    );
+    let canned = id_of(
+        &app.post(
+            &a.token,
+            "/api/v1/canned-responses",
+            json!({"shortcut": "hi", "title": "Hi", "text": "Hello!"}),
+        )
+        .await
+        .1,
+    );
+    app.say(&bot, &alice(), "/operator").await;
+    let conv = app.conversation(&a, "waiting").await;
+    let conversation = id_of(&conv);
+    let end_user = conv["user"]["id"].as_str().unwrap().to_string();
+    let messages = app.messages(&a, &conversation).await;
+    let message = messages[0]["id"].to_string();
+    app.post(
+        &a.token,
+        &format!("/api/v1/conversations/{conversation}/notes"),
+        json!({"text": "VIP"}),
+    )
+    .await;
+    let paths = [
+        format!("/api/v1/rules/{rule}"),
+        format!("/api/v1/menus/{menu}"),
+        format!("/api/v1/commands/{command}"),
+        format!("/api/v1/canned-responses/{canned}"),
+        format!("/api/v1/conversations/{conversation}"),
+        format!("/api/v1/conversations/{conversation}/messages"),
+        format!("/api/v1/conversations/{conversation}/notes"),
+        format!("/api/v1/end-users/{end_user}"),
+        "/api/v1/settings".to_string(),
+        "/api/v1/bot".to_string(),
+    ];
+    let snapshot = || async {
+        let mut out = Vec::new();
+        for p in &paths {
+            let (s, body) = app.get(&a.token, p).await;
+            assert_eq!(s, StatusCode::OK, "{p}: {body}");
+            out.push(body);
+        }
+        out
+    };
+    let before = snapshot().await;
+
+    // B's own owner, so an assignment is valid in B and only the conversation is not B's.
+    let b_owner: uuid::Uuid =
+        sqlx::query_scalar("select id from users where email = 'owner@beta.test'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let (_, doc) = app.get(&b.token, "/api/v1/openapi.json").await;
+    let mut tried = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, _) in item.as_object().unwrap() {
+            let path = template.replace("{message_id}", &message).replace(
+                "{id}",
+                if template.starts_with("/api/v1/rules") {
+                    &rule
+                } else if template.starts_with("/api/v1/menus") {
+                    &menu
+                } else if template.starts_with("/api/v1/commands") {
+                    &command
+                } else if template.starts_with("/api/v1/canned-responses") {
+                    &canned
+                } else if template.starts_with("/api/v1/conversations") {
+                    &conversation
+                } else if template.starts_with("/api/v1/end-users") {
+                    &end_user
+                } else if template.contains("{id}") {
+                    panic!("no id of this organization for {template}")
+                } else {
+                    ""
+                },
+            );
+            assert!(!path.contains('{'), "unfilled parameter in {template}");
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            if path == *template {
+                // No object named: a list or a tenant-wide resource; B's reads must not
+                // show A's objects (B's own writes are B's business).
+                if method == reqwest::Method::GET {
+                    let (_, body) = app.get(&b.token, &path).await;
+                    let text = body.to_string();
+                    for id in [&rule, &menu, &command, &canned, &conversation, &end_user] {
+                        assert!(!text.contains(id.as_str()), "{path} shows {id}: {text}");
+                    }
+                }
+                continue;
+            }
+            // A body each write would accept, so only the ownership check can refuse it.
+            let body = match (method.as_str(), template.rsplit('/').next().unwrap()) {
+                ("PUT", _) => Some(json!({"shortcut": "x", "title": "x", "text": "x"})),
+                ("PATCH", "{id}") if template.contains("end-users") => Some(json!({"notes": "x"})),
+                ("PATCH", _) => Some(json!({})),
+                ("POST", "messages") | ("POST", "notes") => Some(json!({"text": "x"})),
+                ("POST", "assign") => Some(json!({"user_id": b_owner})),
+                ("POST", _) => Some(json!({})),
+                _ => None,
+            };
+            let (status, body) = app.call(&b.token, method.clone(), &path, body).await;
+            let expected = if path.ends_with("/files") {
+                // A JSON body is no upload: refused before the conversation is looked up.
+                status.is_client_error()
+            } else {
+                status == StatusCode::NOT_FOUND
+            };
+            assert!(
+                expected,
+                "{method} {path} by another tenant: {status} {body}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried >= 20, "only {tried} operations name an object");
+    assert_eq!(snapshot().await, before, "nothing of A changed");
+}
