@@ -143,8 +143,8 @@ const MEMBERSHIP_TTL: Duration = Duration::from_secs(20);
 
 /// `GET /desk/events`: the viewer's desk events as Server-Sent Events (`event: desk`,
 /// data `{"tenant_id", "conversation_id", "event"}`; `event: resync` to reload).
-async fn events(State(state): State<AppState>, SignedIn(viewer): SignedIn) -> PageResult {
-    let user = viewer.user.as_ref().expect("signed in").id;
+async fn events(State(state): State<AppState>, SignedIn(_, signed_user): SignedIn) -> PageResult {
+    let user = signed_user.id;
     let tenants = visible_tenants(&state.pool, user).await?;
     let rx = state.web.desk.subscribe();
     let closing = state.web.desk.closing.subscribe();

@@ -355,7 +355,7 @@ pub struct NewOrgForm {
     language: String,
 }
 
-async fn new_org_page(State(state): State<AppState>, SignedIn(viewer): SignedIn) -> PageResult {
+async fn new_org_page(State(state): State<AppState>, SignedIn(viewer, _): SignedIn) -> PageResult {
     let lang = viewer.lang.code();
     render(
         &state,
@@ -369,10 +369,10 @@ async fn new_org_page(State(state): State<AppState>, SignedIn(viewer): SignedIn)
 
 async fn new_org(
     State(state): State<AppState>,
-    SignedIn(viewer): SignedIn,
+    SignedIn(viewer, signed_user): SignedIn,
     Form(form): Form<NewOrgForm>,
 ) -> PageResult {
-    let user = viewer.user.clone().expect("signed in");
+    let user = signed_user;
     let mut errors = Invalid::new();
     errors.check("organization", validate::text(&form.organization, 200));
     if !errors.errors.is_empty() {

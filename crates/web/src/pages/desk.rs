@@ -176,10 +176,10 @@ async fn queue_ctx(
 
 async fn desk_page(
     State(state): State<AppState>,
-    SignedIn(viewer): SignedIn,
+    SignedIn(viewer, signed_user): SignedIn,
     Query(params): Query<QueueParams>,
 ) -> PageResult {
-    let user = viewer.user.as_ref().expect("signed in").id;
+    let user = signed_user.id;
     let memberships = switchboard_db::accounts::memberships_of(&state.pool, user).await?;
     let scope = Scope::of(&memberships);
     let mut ctx = queue_ctx(&state, user, &scope, &params).await?;
@@ -189,10 +189,10 @@ async fn desk_page(
 
 async fn queue_block(
     State(state): State<AppState>,
-    SignedIn(viewer): SignedIn,
+    SignedIn(viewer, signed_user): SignedIn,
     Query(params): Query<QueueParams>,
 ) -> PageResult {
-    let user = viewer.user.as_ref().expect("signed in").id;
+    let user = signed_user.id;
     let memberships = switchboard_db::accounts::memberships_of(&state.pool, user).await?;
     let scope = Scope::of(&memberships);
     let mut ctx = queue_ctx(&state, user, &scope, &params).await?;
@@ -203,7 +203,7 @@ async fn queue_block(
 /// Formatting preview for the reply box.
 async fn preview(
     State(state): State<AppState>,
-    SignedIn(viewer): SignedIn,
+    SignedIn(viewer, _): SignedIn,
     fields: Fields,
 ) -> PageResult {
     let text = fields.text("text");

@@ -219,12 +219,12 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
-/// A signed-in visitor (else: to the login page and back).
-pub struct SignedIn(pub Viewer);
+/// A signed-in visitor (else: to the login page and back): the viewer and their user.
+pub struct SignedIn(pub Viewer, pub WebUser);
 
 impl SignedIn {
     pub fn user(&self) -> &WebUser {
-        self.0.user.as_ref().expect("a signed-in viewer has a user")
+        &self.1
     }
 }
 
@@ -236,16 +236,17 @@ impl FromRequestParts<AppState> for SignedIn {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let viewer = Viewer::from_request_parts(parts, state).await?;
-        if viewer.user.is_none() {
-            return Err(PageError::Login(viewer.path.clone()));
+        match viewer.user.clone() {
+            Some(user) => Ok(SignedIn(viewer, user)),
+            None => Err(PageError::Login(viewer.path.clone())),
         }
-        Ok(SignedIn(viewer))
     }
 }
 
 /// A member of the tenant named by `{slug}` in the path.
 pub struct Member {
     pub viewer: Viewer,
+    pub user: WebUser,
     pub tenant: Tenant,
     pub role: Role,
     pub memberships: Vec<MembershipOf>,
@@ -253,7 +254,7 @@ pub struct Member {
 
 impl Member {
     pub fn user(&self) -> &WebUser {
-        self.viewer.user.as_ref().expect("a member is signed in")
+        &self.user
     }
 
     pub fn require(&self, permission: Permission) -> Result<(), PageError> {
@@ -291,7 +292,7 @@ impl FromRequestParts<AppState> for Member {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let SignedIn(viewer) = SignedIn::from_request_parts(parts, state).await?;
+        let SignedIn(viewer, user) = SignedIn::from_request_parts(parts, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| PageError::NotFound)?;
@@ -300,7 +301,6 @@ impl FromRequestParts<AppState> for Member {
             .find(|(k, _)| *k == "slug")
             .map(|(_, v)| v.to_string())
             .ok_or(PageError::NotFound)?;
-        let user = viewer.user.as_ref().expect("signed in");
         let memberships = accounts::memberships_of(&state.pool, user.id).await?;
         let Some(m) = memberships.iter().find(|m| m.slug == slug).cloned() else {
             return Err(PageError::NotFound);
@@ -313,6 +313,7 @@ impl FromRequestParts<AppState> for Member {
         let tenant = switchboard_db::platform::get_tenant(&state.pool, m.tenant_id).await?;
         Ok(Member {
             viewer,
+            user,
             tenant,
             role: m.role,
             memberships,
