@@ -275,6 +275,15 @@ async fn every_operation_of_the_api_refuses_another_tenants_ids() {
     let conv = app.conversation(&a, "waiting").await;
     let conversation = id_of(&conv);
     let end_user = conv["user"]["id"].as_str().unwrap().to_string();
+    // The bot's answer is delivered before the snapshot, so only B could change A's data.
+    app.expect_sent(&bot, alice().id, 1).await;
+    app.eventually("the hand-over text is marked sent", || async {
+        app.messages(&a, &conversation)
+            .await
+            .iter()
+            .all(|m| m["direction"] == "in" || m["delivery_status"] == "sent")
+    })
+    .await;
     let messages = app.messages(&a, &conversation).await;
     let message = messages[0]["id"].to_string();
     app.post(

@@ -14,7 +14,7 @@ pub struct MembershipOf {
     pub tenant_id: TenantId,
     pub slug: String,
     pub name: String,
-    pub status: String,
+    pub status: switchboard_core::TenantStatus,
     #[sqlx(try_from = "String")]
     pub role: Role,
 }
@@ -510,7 +510,7 @@ pub struct TenantOverview {
     pub id: TenantId,
     pub slug: String,
     pub name: String,
-    pub status: String,
+    pub status: switchboard_core::TenantStatus,
     pub created_at: DateTime<Utc>,
     pub members: i64,
     pub bot_username: Option<String>,
@@ -545,7 +545,7 @@ pub async fn tenants_overview(
 pub async fn set_tenant_status(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
-    status: &str,
+    status: switchboard_core::TenantStatus,
 ) -> Result<()> {
     sqlx::query("update tenants set status = $2 where id = $1")
         .bind(tenant)

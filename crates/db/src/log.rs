@@ -132,7 +132,7 @@ pub struct LogEntry {
     pub rule_id: Option<uuid::Uuid>,
     pub rule_title: Option<String>,
     pub score: Option<f32>,
-    pub delivery_status: Option<String>,
+    pub delivery_status: Option<switchboard_core::DeliveryStatus>,
     pub delivery_error: Option<String>,
     pub data: Value,
     pub test: bool,

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor, QueryBuilder};
-use switchboard_core::{ConversationId, EndUserId, MessageId, RuleId, TenantId, UserId};
+use switchboard_core::{
+    ConversationId, DeliveryStatus, Direction, EndUserId, MessageId, RuleId, TenantId, UserId,
+};
 
 use crate::Result;
 
@@ -120,7 +122,7 @@ pub async fn insert_outbound(
 pub struct MessageRow {
     pub id: MessageId,
     pub conversation_id: ConversationId,
-    pub direction: String,
+    pub direction: Direction,
     pub sender: String,
     pub operator_id: Option<UserId>,
     pub kind: String,
@@ -132,7 +134,7 @@ pub struct MessageRow {
     #[sqlx(rename = "match")]
     pub match_info: Option<Value>,
     pub telegram_message_id: Option<i64>,
-    pub delivery_status: Option<String>,
+    pub delivery_status: Option<DeliveryStatus>,
     pub delivery_error: Option<String>,
     pub attempts: i32,
     pub sent_at: Option<DateTime<Utc>>,

@@ -99,7 +99,7 @@ impl Telegram {
                 switchboard_db::DbError::NotFound => FileError::NotFound,
                 e => FileError::Db(e),
             })?;
-        if m.direction == "out" {
+        if m.direction == switchboard_core::Direction::Out {
             return match attachments::get(&self.pool, tenant, m.id).await {
                 Ok(a) => Ok(StoredFile {
                     bytes: a.data,

@@ -132,7 +132,7 @@ async fn visible_tenants(pool: &PgPool, user: UserId) -> switchboard_db::Result<
     let memberships = accounts::memberships_of(pool, user).await?;
     Ok(memberships
         .into_iter()
-        .filter(|m| m.status == "active")
+        .filter(|m| m.status == switchboard_core::TenantStatus::Active)
         .map(|m| m.tenant_id)
         .collect())
 }

@@ -825,7 +825,7 @@ fn csv_entry(e: &switchboard_db::log::LogEntry) -> Vec<u8> {
         u(&e.rule_id),
         o(&e.rule_title),
         e.score.map(|s| format!("{s:.3}")).unwrap_or_default(),
-        o(&e.delivery_status),
+        e.delivery_status.map(|d| d.to_string()).unwrap_or_default(),
         o(&e.delivery_error),
     ])
 }

@@ -120,7 +120,8 @@ pub struct ConversationQuery {
 pub struct MessageOut {
     pub id: i64,
     /// in (from the user) or out (to the user).
-    pub direction: String,
+    #[schema(value_type = String)]
+    pub direction: switchboard_core::Direction,
     /// user, bot, operator or system.
     pub sender: String,
     pub operator_id: Option<Uuid>,
@@ -128,7 +129,8 @@ pub struct MessageOut {
     pub kind: String,
     pub text: String,
     /// For outbound messages: pending, sending, sent or failed.
-    pub delivery_status: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub delivery_status: Option<switchboard_core::DeliveryStatus>,
     /// Why delivery failed (or the last transient error while retrying).
     pub delivery_error: Option<String>,
     pub telegram_message_id: Option<i64>,

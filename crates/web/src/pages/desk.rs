@@ -67,7 +67,7 @@ impl Scope {
     fn of(memberships: &[MembershipOf]) -> Scope {
         let active: Vec<MembershipOf> = memberships
             .iter()
-            .filter(|m| m.status == "active")
+            .filter(|m| m.status == switchboard_core::TenantStatus::Active)
             .cloned()
             .collect();
         Scope {
@@ -248,7 +248,7 @@ fn message_json(
         .and_then(Value::as_str)
         == Some("HTML");
     let file_url = format!("/desk/t/{slug}/files/{}", m.id.0);
-    let media = if m.direction == "in" {
+    let media = if m.direction == switchboard_core::Direction::In {
         m.payload
             .as_ref()
             .and_then(|p| media_file(&m.kind, p))
@@ -456,7 +456,7 @@ async fn live_ctx(
         "assignable": assignable,
         "me": member.user().id,
         "error": error,
-        "several_tenants": member.memberships.iter().filter(|m| m.status == "active").count() > 1,
+        "several_tenants": member.memberships.iter().filter(|m| m.status == switchboard_core::TenantStatus::Active).count() > 1,
     }))
 }
 

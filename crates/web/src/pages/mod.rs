@@ -305,7 +305,7 @@ impl FromRequestParts<AppState> for Member {
         let Some(m) = memberships.iter().find(|m| m.slug == slug).cloned() else {
             return Err(PageError::NotFound);
         };
-        if m.status != "active" && !user.is_superuser {
+        if m.status != switchboard_core::TenantStatus::Active && !user.is_superuser {
             return Err(PageError::BadRequest(
                 "This organization is suspended. Contact the platform administrators.".into(),
             ));

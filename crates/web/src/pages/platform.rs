@@ -7,6 +7,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_core::TenantId;
+use switchboard_core::TenantStatus;
 use switchboard_db::accounts;
 
 use super::{done, render, t, PageError, PageResult, SignedIn};
@@ -75,7 +76,7 @@ async fn health(State(state): State<AppState>, signed: SignedIn) -> PageResult {
 
 #[derive(Deserialize)]
 pub struct StatusForm {
-    status: String,
+    status: TenantStatus,
 }
 
 async fn set_status(
@@ -85,14 +86,11 @@ async fn set_status(
     axum::Form(form): axum::Form<StatusForm>,
 ) -> PageResult {
     require_superuser(&signed)?;
-    if form.status != "active" && form.status != "suspended" {
-        return Err(PageError::BadRequest("unknown status".into()));
-    }
-    accounts::set_tenant_status(&state.pool, TenantId(id), &form.status).await?;
+    accounts::set_tenant_status(&state.pool, TenantId(id), form.status).await?;
     accounts::platform_event(
         &state.pool,
         Some(signed.user().id),
-        if form.status == "suspended" {
+        if form.status == TenantStatus::Suspended {
             "tenant.suspended"
         } else {
             "tenant.reactivated"

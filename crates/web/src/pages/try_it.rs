@@ -70,7 +70,7 @@ async fn chat(state: &AppState, member: &Member) -> PageResult<Value> {
         .map(|m| {
             let keyboard = m.payload.as_ref().and_then(|p| p.get("keyboard")).cloned().unwrap_or(json!([]));
             let html = m.payload.as_ref().and_then(|p| p.get("parse_mode")).and_then(Value::as_str) == Some("HTML");
-            let weighed = m.direction == "in" && m.match_info.is_some();
+            let weighed = m.direction == switchboard_core::Direction::In && m.match_info.is_some();
             json!({"id": m.id, "direction": m.direction, "sender": m.sender, "kind": m.kind,
                    "html": switchboard_core::format::preview_html(&m.text, html),
                    "keyboard": keyboard, "created_at": m.created_at, "delivery_status": m.delivery_status,
