@@ -430,3 +430,46 @@ async fn the_desk_and_the_api_refuse_the_same_over_long_resolution() {
         )
     );
 }
+
+#[tokio::test]
+async fn the_log_says_what_happened_in_words_in_the_readers_language() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    app.tg
+        .send_photo(&bot, &crate::harness::alice(), None)
+        .await;
+    let conv = app.conversation(&t, "waiting").await;
+    let id = conv["id"].as_str().unwrap().to_string();
+    app.post(
+        &t.token,
+        &format!("/api/v1/conversations/{id}/close"),
+        json!({"resolution": "Refunded"}),
+    )
+    .await;
+    app.post(
+        &t.token,
+        "/api/v1/commands",
+        json!({"command": "prices", "description": "p", "response": "r"}),
+    )
+    .await;
+    let web = app.owner_web(&t).await;
+    let page = web.get(&format!("/t/{}/logs", t.slug)).await;
+    assert!(page.status.is_success());
+    assert!(
+        page.has("closed the conversation with") && page.has(": Refunded"),
+        "{}",
+        page.body
+    );
+    assert!(page.has("added the command /prices"), "{}", page.body);
+    assert!(
+        !page.has("{&#34;resolution"),
+        "no raw payload where words exist"
+    );
+    web.post("/lang", &[("lang", "ru"), ("next", "/account")])
+        .await;
+    let page = web.get(&format!("/t/{}/logs", t.slug)).await;
+    assert!(page.has("закрыт — Refunded"), "{}", page.body);
+    assert!(page.has("добавлена команда /prices"), "{}", page.body);
+    assert!(page.has(">Разговор<"), "the badge says what it is about");
+}

@@ -80,6 +80,18 @@ async fn list_log(
         None => None,
     };
     let qs = q.query_string();
+    // Each event in words, in the reader's language; its kind's area as the badge.
+    let catalogs = &state.web.catalogs;
+    let lang = member.viewer.lang;
+    let entries: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let mut v = json!(e);
+            v["sentence"] = json!(super::sentences::sentence(catalogs, lang, e));
+            v["area"] = json!(super::sentences::area(catalogs, lang, &e.kind));
+            v
+        })
+        .collect();
     render(
         &state,
         &member.viewer,

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod menus;
 pub mod platform;
 pub mod rules;
+pub mod sentences;
 pub mod settings;
 pub mod stats;
 pub mod team;
