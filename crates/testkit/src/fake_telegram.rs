@@ -4,6 +4,12 @@
 //!
 //! Bot API routes: `POST|GET /bot{token}/{method}` (JSON, form or query parameters).
 //! Control routes (under `/_fake`): see [`control_router`].
+//!
+//! Why one file of ~1,400 lines: this is test support, not the product. The Bot API
+//! handlers, the control API, the rate limiter and the simulated users all read and
+//! write one private state under one lock, and the file reads top to bottom as the list
+//! of Telegram behaviours we imitate; splitting it would only widen that state's
+//! visibility.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -6,11 +6,10 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_app::conversations::{self, Reply};
-use switchboard_app::{end_users, Ctx};
+use switchboard_app::Ctx;
 use switchboard_core::validate::Problem;
-use switchboard_core::{ConvStatus, ConversationId, EndUserId, MessageId, UserId};
+use switchboard_core::{ConvStatus, ConversationId, MessageId, UserId};
 use switchboard_db::conversations::{Conversation, ConversationFilter, ConversationListItem};
-use switchboard_db::desk::UserCard;
 use switchboard_db::messages::MessageRow;
 use switchboard_telegram::files::MAX_UPLOAD;
 use utoipa::{IntoParams, ToSchema};
@@ -41,7 +40,6 @@ pub fn router() -> OpenApiRouter<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)),
         )
         .routes(routes!(get_file))
-        .routes(routes!(get_end_user, update_end_user))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -564,73 +562,4 @@ async fn get_file(
     let file =
         conversations::file(&state.app, &p.ctx(), conversation, MessageId(message_id)).await?;
     Ok(crate::files::file_response(file))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct EndUserCard {
-    pub id: Uuid,
-    pub telegram_id: i64,
-    pub username: Option<String>,
-    pub first_name: String,
-    pub last_name: Option<String>,
-    pub language_code: Option<String>,
-    pub blocked: bool,
-    /// The team's notes about this user.
-    pub notes: String,
-    pub first_seen_at: chrono::DateTime<chrono::Utc>,
-    pub last_seen_at: chrono::DateTime<chrono::Utc>,
-    pub conversations: i64,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EndUserPatch {
-    pub notes: String,
-}
-
-impl From<UserCard> for EndUserCard {
-    fn from(c: UserCard) -> Self {
-        EndUserCard {
-            id: c.id.0,
-            telegram_id: c.telegram_user_id,
-            username: c.username,
-            first_name: c.first_name,
-            last_name: c.last_name,
-            language_code: c.language_code,
-            blocked: c.is_blocked,
-            notes: c.notes,
-            first_seen_at: c.first_seen_at,
-            last_seen_at: c.last_seen_at,
-            conversations: c.conversations,
-        }
-    }
-}
-
-/// A Telegram user of the bot, as the desk's card shows them.
-#[utoipa::path(get, path = "/api/v1/end-users/{id}", tag = "conversations", params(("id" = Uuid, Path)),
-    responses((status = 200, body = EndUserCard), (status = 404, body = ErrorBody)))]
-async fn get_end_user(
-    State(state): State<AppState>,
-    p: ApiPrincipal,
-    ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<EndUserCard>> {
-    Ok(Json(
-        end_users::card(&state.app, &p.ctx(), EndUserId(id))
-            .await?
-            .into(),
-    ))
-}
-
-/// Changes the team's notes about a user.
-#[utoipa::path(patch, path = "/api/v1/end-users/{id}", tag = "conversations", params(("id" = Uuid, Path)),
-    request_body = EndUserPatch,
-    responses((status = 200, body = EndUserCard), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn update_end_user(
-    State(state): State<AppState>,
-    p: ApiPrincipal,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<EndUserPatch>,
-) -> ApiResult<Json<EndUserCard>> {
-    let card = end_users::set_notes(&state.app, &p.ctx(), EndUserId(id), &body.notes).await?;
-    Ok(Json(card.into()))
 }

@@ -7,6 +7,7 @@ pub mod buttons;
 pub mod canned;
 pub mod commands;
 pub mod conversations;
+pub mod end_users;
 pub mod menus;
 pub mod rules;
 pub mod settings;
@@ -62,6 +63,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(commands::router())
         .merge(canned::router())
         .merge(conversations::router())
+        .merge(end_users::router())
         .merge(stats::router())
 }
 

@@ -1,18 +1,16 @@
-//! Statistics, the log and erasure for integrators (admins' tokens).
+//! Statistics and the log for integrators (admins' tokens).
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
-use switchboard_core::{EndUserId, Permission};
+use switchboard_core::Permission;
 use switchboard_db::log::LogEntry;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
-use super::{ApiPath, ApiQuery};
+use super::ApiQuery;
 use crate::auth::ApiPrincipal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::reports::{self, LogQuery, StatsQuery};
@@ -22,7 +20,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_stats))
         .routes(routes!(list_events))
-        .routes(routes!(erase_end_user))
 }
 
 /// The statistics of a period of local days (the tenant's time zone), with the previous
@@ -72,23 +69,4 @@ async fn list_events(
         .then(|| items.last().map(|e| e.cursor().encode()))
         .flatten();
     Ok(Json(EventsPage { items, next }))
-}
-
-/// Erases an end user: their messages, conversations, events and raw updates. The erasure
-/// itself is logged (`end_user.erased`, without personal data). Statistics keep their
-/// counts.
-#[utoipa::path(delete, path = "/api/v1/end-users/{id}", tag = "statistics", params(("id" = Uuid, Path)),
-    responses((status = 200, description = "What was removed", body = Object),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn erase_end_user(
-    State(state): State<AppState>,
-    p: ApiPrincipal,
-    ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    p.require(Permission::ReadLogs)?;
-    let erased = switchboard_app::end_users::erase(&state.app, &p.ctx(), EndUserId(id)).await?;
-    Ok((
-        StatusCode::OK,
-        Json(serde_json::to_value(erased).map_err(|_| ApiError::internal())?),
-    ))
 }
