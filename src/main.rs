@@ -83,6 +83,8 @@ enum Command {
         #[arg(long)]
         embeddings: Option<std::path::PathBuf>,
     },
+    /// Print the REST API's OpenAPI document (JSON), as `GET /api/v1/openapi.json` serves it.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -294,6 +296,13 @@ async fn main() {
 
 async fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Openapi = &cli.command {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&switchboard_web::api::openapi())?
+        );
+        return Ok(());
+    }
     if let Command::EvalMatcher {
         dataset,
         examples_per_intent,
@@ -557,7 +566,9 @@ async fn real_main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::EvalMatcher { .. } => unreachable!("handled before the configuration"),
+        Command::EvalMatcher { .. } | Command::Openapi => {
+            unreachable!("handled before the configuration")
+        }
     }
     Ok(())
 }

@@ -104,6 +104,7 @@ pub struct ConversationPage {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConversationQuery {
     /// bot, waiting, assigned or closed.
     pub status: Option<String>,
@@ -170,6 +171,7 @@ impl From<MessageRow> for MessageOut {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessageQuery {
     /// Only messages with a greater id (for polling).
     pub after: Option<i64>,

@@ -148,3 +148,45 @@ pub struct Items<T> {
 pub fn page_limit(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 200)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Generated clients read parameters from the document: a query parameter declared
+    /// `in: path` (or a path segment not declared) breaks them.
+    #[test]
+    fn every_parameter_is_where_the_document_says() {
+        let doc = serde_json::to_value(super::openapi()).unwrap();
+        let mut wrong = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                for p in &params {
+                    let name = p["name"].as_str().unwrap();
+                    let in_path = path.contains(&format!("{{{name}}}"));
+                    match (p["in"].as_str().unwrap(), in_path) {
+                        ("path", false) => {
+                            wrong.push(format!("{method} {path}: {name} is no path segment"))
+                        }
+                        ("query", true) => {
+                            wrong.push(format!("{method} {path}: {name} is a path segment"))
+                        }
+                        ("path", true) if p["required"] != true => {
+                            wrong.push(format!("{method} {path}: {name} must be required"))
+                        }
+                        _ => {}
+                    }
+                }
+                for segment in path.split('/').filter(|s| s.starts_with('{')) {
+                    let name = segment.trim_matches(|c| c == '{' || c == '}');
+                    if !params
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "path")
+                    {
+                        wrong.push(format!("{method} {path}: {name} is not declared"));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+}

@@ -103,6 +103,7 @@ pub struct RulePatch {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RuleQuery {
     /// Search in titles, answers, examples and keywords.
     pub q: Option<String>,

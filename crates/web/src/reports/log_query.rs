@@ -5,6 +5,7 @@ use super::*;
 
 /// `GET …/logs?…` and `GET /api/v1/events?…`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// From this instant (RFC 3339) or local day (YYYY-MM-DD), included.
     pub from: Option<String>,

@@ -20,6 +20,7 @@ use switchboard_db::PgPool;
 
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD&granularity=hour|day|week|month` (both days included).
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     /// First day (the tenant's local date); default: 29 days before `to`.
     pub from: Option<String>,
