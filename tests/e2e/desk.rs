@@ -1068,3 +1068,61 @@ async fn open_live_streams_do_not_hold_up_a_graceful_shutdown() {
     }
     assert!(ended, "the event stream was closed: {buf}");
 }
+
+/// Reads a stream until it ends (true) or the time is up (false).
+async fn ends_within(resp: &mut reqwest::Response, limit: Duration) -> bool {
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(until, resp.chunk()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) | Ok(Err(_)) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_streams_end_at_sign_out_and_removal_from_the_team() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    app.connect_bot(&t, "acme_bot").await;
+    // Signing out ends this session's stream at once; another session of the same
+    // person keeps its own.
+    let op = app.member_web(&t, "op@acme.test", Role::Operator).await;
+    let same_person_elsewhere = app.sign_in("op@acme.test", "password123").await;
+    let (mut stream, _) = subscribe(&op).await;
+    let (mut other, _) = subscribe(&same_person_elsewhere).await;
+    let started = std::time::Instant::now();
+    op.post("/logout", &[]).await;
+    assert!(
+        ends_within(&mut stream, Duration::from_secs(5)).await,
+        "the stream outlived its sign-out"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        !ends_within(&mut other, Duration::from_millis(1500)).await,
+        "another session's stream must stay"
+    );
+
+    // Removed from the team: every stream of theirs ends at once.
+    let owner = app.owner_web(&t).await;
+    let user: uuid::Uuid = sqlx::query_scalar("select id from users where email = 'op@acme.test'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let r = owner
+        .submit(
+            &format!("/t/{}/team", t.slug),
+            &format!("/t/{}/team/{user}/remove", t.slug),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(
+        ends_within(&mut other, Duration::from_secs(5)).await,
+        "a removed member kept receiving"
+    );
+    // And they cannot open a new one for the organization's events.
+    let again = same_person_elsewhere.get("/desk").await;
+    assert!(!again.has("acme_bot"), "no desk of Acme any more");
+}

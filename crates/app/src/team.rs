@@ -117,6 +117,7 @@ pub async fn change_role(app: &App, ctx: &Ctx, user: UserId, role: Role) -> AppR
     };
     events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
     commit(tx).await?;
+    switchboard_db::notify::access_changed(&app.pool, target.user_id).await?;
     Ok(target)
 }
 
@@ -138,6 +139,8 @@ pub async fn remove(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
     };
     events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
     commit(tx).await?;
+    // Their open live streams end at once.
+    switchboard_db::notify::access_changed(&app.pool, target.user_id).await?;
     Ok(target)
 }
 

@@ -14,11 +14,25 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use sqlx::PgPool;
-use switchboard_core::{ConversationId, TenantId};
+use switchboard_core::{ConversationId, TenantId, UserId};
 
 use crate::outbox::DELIVERY_CHANNEL;
 /// The channel desks listen on (payload: a JSON array of desk events).
 pub const DESK_CHANNEL: &str = "switchboard_desk";
+/// A user's access changed — signed out, password changed, removed from a team, role
+/// changed (payload: the user's id): their open live streams check again at once.
+pub const ACCESS_CHANNEL: &str = "switchboard_access";
+
+/// Tells every process that `user`'s access changed (sent at once: it is rare, and a
+/// stream that outlives its right must end now).
+pub async fn access_changed(db: impl sqlx::PgExecutor<'_>, user: UserId) -> crate::Result<()> {
+    sqlx::query("select pg_notify($1, $2)")
+        .bind(ACCESS_CHANNEL)
+        .bind(user.to_string())
+        .execute(db)
+        .await?;
+    Ok(())
+}
 /// PostgreSQL's limit for a notification payload is 8000 bytes.
 const MAX_PAYLOAD: usize = 7900;
 const TICK: Duration = Duration::from_millis(5);
@@ -110,26 +124,29 @@ impl Notifier {
 
 /// What a [`Listener`] heard.
 pub enum Heard {
-    /// A notification's payload.
-    Payload(String),
+    /// A notification: its channel and payload.
+    Payload { channel: String, payload: String },
     /// The connection dropped and was made again: notifications may have been missed.
     Reconnected,
 }
 
-/// LISTEN on one channel over its own connection.
+/// LISTEN on some channels over its own connection.
 pub struct Listener(sqlx::postgres::PgListener);
 
 impl Listener {
-    pub async fn connect(pool: &PgPool, channel: &str) -> crate::Result<Self> {
+    pub async fn connect(pool: &PgPool, channels: &[&str]) -> crate::Result<Self> {
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-        listener.listen(channel).await?;
+        listener.listen_all(channels.iter().copied()).await?;
         Ok(Listener(listener))
     }
 
     /// The next notification; after a dropped connection, [`Heard::Reconnected`] first.
     pub async fn recv(&mut self) -> crate::Result<Heard> {
         Ok(match self.0.try_recv().await? {
-            Some(n) => Heard::Payload(n.payload().to_string()),
+            Some(n) => Heard::Payload {
+                channel: n.channel().to_string(),
+                payload: n.payload().to_string(),
+            },
             None => Heard::Reconnected,
         })
     }

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderValue;
@@ -22,8 +22,8 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 use switchboard_core::{ConversationId, TenantId, UserId};
 use switchboard_db::accounts;
-use switchboard_db::notify::DESK_CHANNEL;
 use switchboard_db::notify::{Heard, Listener};
+use switchboard_db::notify::{ACCESS_CHANNEL, DESK_CHANNEL};
 use switchboard_db::PgPool;
 use tokio::sync::broadcast;
 
@@ -44,6 +44,8 @@ pub enum Signal {
     Event(Arc<DeskEvent>),
     /// Events may have been lost: reload everything shown.
     Resync,
+    /// This user's access changed: their streams check it again.
+    Access(UserId),
 }
 
 /// The process's listener, started by the first subscriber.
@@ -85,7 +87,7 @@ async fn listen(pool: PgPool, tx: broadcast::Sender<Signal>) {
         if pool.is_closed() {
             return;
         }
-        let mut listener = match Listener::connect(&pool, DESK_CHANNEL).await {
+        let mut listener = match Listener::connect(&pool, &[DESK_CHANNEL, ACCESS_CHANNEL]).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %e, "desk listener cannot LISTEN; retrying");
@@ -97,14 +99,24 @@ async fn listen(pool: PgPool, tx: broadcast::Sender<Signal>) {
         let _ = tx.send(Signal::Resync);
         loop {
             match listener.recv().await {
-                Ok(Heard::Payload(p)) => match serde_json::from_str::<Vec<DeskEvent>>(&p) {
-                    Ok(events) => {
-                        for e in events {
-                            let _ = tx.send(Signal::Event(Arc::new(e)));
+                Ok(Heard::Payload { channel, payload }) if channel == ACCESS_CHANNEL => {
+                    match payload.parse::<UserId>() {
+                        Ok(user) => {
+                            let _ = tx.send(Signal::Access(user));
                         }
+                        Err(_) => tracing::warn!("unreadable access notification"),
                     }
-                    Err(e) => tracing::warn!(error = %e, "unreadable desk notification"),
-                },
+                }
+                Ok(Heard::Payload { payload: p, .. }) => {
+                    match serde_json::from_str::<Vec<DeskEvent>>(&p) {
+                        Ok(events) => {
+                            for e in events {
+                                let _ = tx.send(Signal::Event(Arc::new(e)));
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "unreadable desk notification"),
+                    }
+                }
                 // The connection dropped; the next call reconnects.
                 Ok(Heard::Reconnected) => {
                     let _ = tx.send(Signal::Resync);
@@ -137,18 +149,23 @@ async fn visible_tenants(pool: &PgPool, user: UserId) -> switchboard_db::Result<
         .collect())
 }
 
-/// How often an open stream re-reads the viewer's memberships (a removed member stops
-/// receiving events within this time).
+/// How often an open stream checks its session and memberships when nothing told it to
+/// (a session that simply expired ends within this time; sign-out, a password change and
+/// removal from a team end it at once, through [`Signal::Access`]).
 const MEMBERSHIP_TTL: Duration = Duration::from_secs(20);
 
 /// `GET /desk/events`: the viewer's desk events as Server-Sent Events (`event: desk`,
 /// data `{"tenant_id", "conversation_id", "event"}`; `event: resync` to reload).
-async fn events(State(state): State<AppState>, SignedIn(_, signed_user): SignedIn) -> PageResult {
+async fn events(
+    State(state): State<AppState>,
+    SignedIn(viewer, signed_user): SignedIn,
+) -> PageResult {
     let user = signed_user.id;
     let tenants = visible_tenants(&state.pool, user).await?;
     let rx = state.web.desk.subscribe();
     let closing = state.web.desk.closing.subscribe();
-    let stream = desk_stream(state.pool.clone(), user, tenants, rx, closing);
+    let session = viewer.auth.session.id();
+    let stream = desk_stream(state.pool.clone(), user, session, tenants, rx, closing);
     let mut response: Response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
@@ -162,9 +179,38 @@ async fn events(State(state): State<AppState>, SignedIn(_, signed_user): SignedI
     Ok(response)
 }
 
+/// Is the stream still allowed: its session alive, and every organization it was opened
+/// for still the viewer's? (`None`: it must end; the browser reconnects and is asked
+/// again.)
+async fn still_allowed(
+    pool: &PgPool,
+    user: UserId,
+    session: Option<tower_sessions::session::Id>,
+    tenants: &HashSet<TenantId>,
+) -> Option<HashSet<TenantId>> {
+    use axum_login::AuthUser;
+    use tower_sessions::SessionStore;
+    let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
+    let record = store.load(&session?).await.ok()??;
+    // Signed in as this user, with the password it has now (a password change ends the
+    // other sessions by changing this hash).
+    let current = crate::session::web_user(pool, user).await.ok()?;
+    let hash = serde_json::to_value(current.session_auth_hash()).ok()?;
+    if !record
+        .data
+        .values()
+        .any(|v| v.get("auth_hash") == Some(&hash))
+    {
+        return None;
+    }
+    let now = visible_tenants(pool, user).await.ok()?;
+    tenants.is_subset(&now).then_some(now)
+}
+
 fn desk_stream(
     pool: PgPool,
     user: UserId,
+    session: Option<tower_sessions::session::Id>,
     tenants: HashSet<TenantId>,
     rx: broadcast::Receiver<Signal>,
     closing: tokio::sync::watch::Receiver<bool>,
@@ -172,19 +218,23 @@ fn desk_stream(
     struct S {
         pool: PgPool,
         user: UserId,
+        session: Option<tower_sessions::session::Id>,
         tenants: HashSet<TenantId>,
-        checked: Instant,
         rx: broadcast::Receiver<Signal>,
         closing: tokio::sync::watch::Receiver<bool>,
+        tick: tokio::time::Interval,
         hello: bool,
     }
+    let mut tick = tokio::time::interval(MEMBERSHIP_TTL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let s = S {
         pool,
         user,
+        session,
         tenants,
-        checked: Instant::now(),
         rx,
         closing,
+        tick,
         hello: true,
     };
     futures::stream::unfold(s, |mut s| async move {
@@ -199,6 +249,7 @@ fn desk_stream(
             let received = tokio::select! {
                 r = s.rx.recv() => r,
                 _ = s.closing.changed() => return None,
+                _ = s.tick.tick() => Ok(Signal::Access(s.user)),
             };
             let signal = match received {
                 Ok(signal) => signal,
@@ -207,14 +258,17 @@ fn desk_stream(
             };
             let event = match signal {
                 Signal::Resync => Event::default().event("resync").data("{}"),
-                Signal::Event(e) => {
-                    if s.checked.elapsed() > MEMBERSHIP_TTL {
-                        match visible_tenants(&s.pool, s.user).await {
-                            Ok(t) => s.tenants = t,
-                            Err(_) => return None,
+                Signal::Access(user) if user == s.user => {
+                    match still_allowed(&s.pool, s.user, s.session, &s.tenants).await {
+                        Some(now) => {
+                            s.tenants = now;
+                            continue;
                         }
-                        s.checked = Instant::now();
+                        None => return None,
                     }
+                }
+                Signal::Access(_) => continue,
+                Signal::Event(e) => {
                     if !s.tenants.contains(&e.tenant_id) {
                         continue;
                     }

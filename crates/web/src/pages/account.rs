@@ -176,6 +176,7 @@ async fn change_password(
     sign_in(&mut signed.0.auth, &fresh)
         .await
         .map_err(|_| PageError::Internal)?;
+    switchboard_db::notify::access_changed(&state.pool, user.id).await?;
     let message = t(&state, &signed.0, "account.password.changed", &[]);
     done(&signed.0, "/account", message).await
 }

@@ -231,6 +231,10 @@ async fn logout(State(state): State<AppState>, mut viewer: Viewer) -> PageResult
         accounts::platform_event(&state.pool, Some(u.id), "logout", None, json!({})).await?;
     }
     let _ = viewer.auth.logout().await;
+    if let Some(u) = &viewer.user {
+        // Its live desk streams end now, not when they next look.
+        switchboard_db::notify::access_changed(&state.pool, u.id).await?;
+    }
     Ok(Redirect::to("/login").into_response())
 }
 

@@ -143,6 +143,7 @@ pub(super) async fn reset(
     accounts::set_password(&mut *tx, user, &hash).await?;
     accounts::use_password_resets(&mut *tx, user).await?;
     switchboard_db::commit(tx).await?;
+    switchboard_db::notify::access_changed(&state.pool, user).await?;
     accounts::platform_event(
         &state.pool,
         Some(user),
