@@ -864,6 +864,17 @@ async fn try_it_runs_the_real_pipeline_as_test_traffic() {
         app.tg.calls().iter().all(|c| c.method != "sendMessage"),
         "nothing went to Telegram"
     );
+    // The test does not wait in the operators' queue, nor count in it.
+    let op = app
+        .member_web(&t, "op@acme.test", switchboard_core::Role::Operator)
+        .await;
+    let desk = op.get("/desk").await;
+    assert!(desk.status.is_success());
+    assert!(
+        !desk.has("data-conversation=\""),
+        "a test in the queue: {}",
+        desk.body
+    );
     // After the hand-over the tester goes on with the bot, the transcript kept.
     let r = web.post(&format!("/t/{s}/try/back-to-bot"), &[]).await;
     assert!(r.has("We are open 9–18."), "transcript kept");

@@ -67,7 +67,8 @@ pub struct QueueItem {
 }
 
 /// The conversations of one queue in `tenants` (the viewer's), with an optional search
-/// (user names and message texts).
+/// (user names and message texts). "Try it" conversations are an admin's tests: they
+/// never wait in the operators' queues (the closed tab keeps them, labelled).
 pub async fn queue(
     db: impl PgExecutor<'_>,
     tenants: &[TenantId],
@@ -105,9 +106,10 @@ pub async fn queue(
          ) lm on true
          where c.tenant_id = any($1)
            and case $3
-                 when 'waiting' then c.status = 'waiting'
-                 when 'mine' then c.status = 'assigned' and c.assignee_id = $2
+                 when 'waiting' then c.status = 'waiting' and not c.is_test
+                 when 'mine' then c.status = 'assigned' and c.assignee_id = $2 and not c.is_test
                  when 'others' then c.status = 'assigned' and c.assignee_id <> $2 and c.tenant_id = any($4)
+                                    and not c.is_test
                  else c.status = 'closed'
                end
            and ($5::text is null
@@ -149,7 +151,8 @@ pub async fn counts(
             count(*) filter (where status = 'waiting') as waiting,
             count(*) filter (where status = 'assigned' and assignee_id = $2) as mine,
             count(*) filter (where status = 'assigned' and assignee_id <> $2 and tenant_id = any($3)) as others
-         from conversations where tenant_id = any($1) and status in ('waiting', 'assigned')",
+         from conversations
+         where tenant_id = any($1) and status in ('waiting', 'assigned') and not is_test",
     )
     .bind(&ids)
     .bind(viewer)
