@@ -79,6 +79,11 @@ pub struct Caches {
     configs: RwLock<HashMap<TenantId, Arc<BotConfig>>>,
     /// The matcher's optional semantic stage (a sentence-embedding model).
     encoder: RwLock<Option<Arc<dyn SentenceEncoder>>>,
+    /// Matcher index builds are CPU work: they run off the async threads, at most one per
+    /// core at a time, and one per tenant (a burst of updates after a change waits for
+    /// the one build instead of starting its own).
+    builds: Arc<tokio::sync::Semaphore>,
+    building: parking_lot::Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Caches {
@@ -90,6 +95,10 @@ impl Caches {
             bots: RwLock::new(HashMap::new()),
             configs: RwLock::new(HashMap::new()),
             encoder: RwLock::new(None),
+            builds: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
+            building: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -205,13 +214,38 @@ impl Caches {
         if let Some(c) = self.configs.read().get(&tenant) {
             return Ok(c.clone());
         }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let config = Arc::new(load_config(&self.pool, tenant, self.encoder()).await?);
-        let mut map = self.configs.write();
-        if self.generation.load(Ordering::SeqCst) == generation {
-            map.insert(tenant, config.clone());
+        let gate = self.building.lock().entry(tenant).or_default().clone();
+        let built = {
+            let _one_at_a_time = gate.lock().await;
+            let cached = self.configs.read().get(&tenant).cloned();
+            match cached {
+                // Built meanwhile by the request we waited for.
+                Some(c) => Ok(c),
+                None => {
+                    let generation = self.generation.load(Ordering::SeqCst);
+                    let loaded =
+                        load_config(&self.pool, tenant, self.encoder(), &self.builds).await;
+                    loaded.map(|config| {
+                        let config = Arc::new(config);
+                        let mut map = self.configs.write();
+                        if self.generation.load(Ordering::SeqCst) == generation {
+                            map.insert(tenant, config.clone());
+                        }
+                        config
+                    })
+                }
+            }
+        };
+        {
+            let mut building = self.building.lock();
+            if building
+                .get(&tenant)
+                .is_some_and(|g| Arc::strong_count(g) <= 2)
+            {
+                building.remove(&tenant);
+            }
         }
-        Ok(config)
+        Ok(built?)
     }
 }
 
@@ -221,6 +255,7 @@ pub async fn load_config(
     pool: &PgPool,
     tenant: TenantId,
     encoder: Option<Arc<dyn SentenceEncoder>>,
+    builds: &Arc<tokio::sync::Semaphore>,
 ) -> Result<BotConfig, DbError> {
     let settings = config::get_settings(pool, tenant).await?;
     let menu_rows = config::list_menus(pool, tenant).await?;
@@ -328,7 +363,7 @@ pub async fn load_config(
         menus,
         rules,
         commands,
-        matcher: Arc::new(matcher_index(&specs, &settings.synonyms, encoder).await),
+        matcher: Arc::new(matcher_index(specs, settings.synonyms.clone(), encoder, builds).await),
     })
 }
 
@@ -336,11 +371,21 @@ pub async fn load_config(
 /// are encoded off the async threads (the encoder caches texts it has seen, so a rebuild
 /// after a change encodes only what is new).
 async fn matcher_index(
-    specs: &[RuleSpec],
-    synonyms: &[String],
+    specs: Vec<RuleSpec>,
+    synonyms: Vec<String>,
     encoder: Option<Arc<dyn SentenceEncoder>>,
+    builds: &Arc<tokio::sync::Semaphore>,
 ) -> MatcherIndex {
-    let index = MatcherIndex::build_with(specs, synonyms);
+    let permit = builds.clone().acquire_owned().await;
+    let (index, specs) = match tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        (MatcherIndex::build_with(&specs, &synonyms), specs)
+    })
+    .await
+    {
+        Ok(built) => built,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     let Some(encoder) = encoder else {
         return index;
     };
