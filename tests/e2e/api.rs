@@ -615,3 +615,59 @@ async fn the_nul_character_is_refused_with_a_4xx_everywhere() {
     let r = web.get(&format!("/t/{}/log/export?q=%00", t.slug)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn writes_past_the_rate_limit_get_429_with_retry_after_and_others_go_on() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Acme").await;
+    let b = app.tenant("Beta").await;
+    // A flood of writes through one token, in parallel.
+    let attempts = 260;
+    let results = futures::future::join_all((0..attempts).map(|i| {
+        let app = &app;
+        let token = a.token.clone();
+        async move {
+            app.call(
+                &token,
+                reqwest::Method::POST,
+                "/api/v1/canned-responses",
+                Some(json!({"shortcut": format!("c{i}"), "title": "t", "text": "x"})),
+            )
+            .await
+        }
+    }))
+    .await;
+    let limited: Vec<_> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(!limited.is_empty(), "no write was limited");
+    assert!(limited.len() < attempts / 2, "the burst went through first");
+    assert_eq!(limited[0].1["error"]["code"], "rate_limited");
+    assert!(limited[0].1["error"]["retry_after"].as_u64().unwrap() >= 1);
+    // What was refused changed nothing: only the accepted writes are stored.
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count() as i64;
+    let stored: i64 =
+        sqlx::query_scalar("select count(*) from canned_responses where tenant_id = $1")
+            .bind(a.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, created);
+    // Another organization is not slowed by it; reads are not limited.
+    let (s, _) = app
+        .post(
+            &b.token,
+            "/api/v1/canned-responses",
+            json!({"shortcut": "hi", "title": "t", "text": "x"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(
+        app.get(&a.token, "/api/v1/canned-responses").await.0,
+        StatusCode::OK
+    );
+}

@@ -1398,3 +1398,40 @@ async fn parallel_password_guesses_hit_the_limit_together() {
         "only checked attempts are recorded"
     );
 }
+
+#[tokio::test]
+async fn sign_ups_from_one_address_are_limited_before_any_work() {
+    let app = TestApp::start().await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let web = app.web();
+        web.get("/signup").await;
+        let email = format!("owner{i}@flood.test");
+        let org = format!("Flood {i}");
+        let r = web
+            .post(
+                "/signup",
+                &[
+                    ("name", "Flood"),
+                    ("email", email.as_str()),
+                    ("password", "password123"),
+                    ("organization", org.as_str()),
+                ],
+            )
+            .await;
+        statuses.push(r.status);
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.has("try again in"), "{}", r.body);
+        }
+    }
+    let made = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(made, 5, "{statuses:?}");
+    assert_eq!(
+        count(&app, "select count(*) from tenants").await,
+        5,
+        "a refused sign-up creates nothing"
+    );
+}

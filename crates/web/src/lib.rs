@@ -9,6 +9,7 @@ pub mod error;
 pub mod files;
 pub mod health;
 pub mod i18n;
+pub mod limits;
 pub mod live;
 pub mod mail;
 pub mod metrics;
@@ -123,6 +124,10 @@ pub fn app(state: AppState) -> Router {
         .merge(static_files::router())
         .merge(panel(&state))
         .layer(middleware::from_fn(nul::refuse_nul))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_writes,
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

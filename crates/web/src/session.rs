@@ -256,9 +256,17 @@ pub fn throttle_delay(account_failures: i64, address_failures: i64) -> Duration 
 /// The client's address: the socket's, or — only when configured to trust a proxy in
 /// front — the last `X-Forwarded-For` hop the proxy appended.
 pub fn client_ip(parts: &Parts, trust_proxy: bool) -> String {
+    client_ip_of(&parts.headers, &parts.extensions, trust_proxy)
+}
+
+/// [`client_ip`] from a request's headers and extensions.
+pub fn client_ip_of(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    trust_proxy: bool,
+) -> String {
     if trust_proxy {
-        if let Some(ip) = parts
-            .headers
+        if let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
@@ -268,8 +276,7 @@ pub fn client_ip(parts: &Parts, trust_proxy: bool) -> String {
             return ip.to_string();
         }
     }
-    parts
-        .extensions
+    extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into())

@@ -31,6 +31,9 @@ pub struct WebSettings {
     /// `/metrics` on the main address too (off when it has an address of its own,
     /// `SWITCHBOARD_METRICS_BIND`).
     pub metrics_on_main: bool,
+    /// Limits on writes (sign-ups per address, API writes per token, form posts per
+    /// address).
+    pub rate_limits: crate::limits::RateLimits,
 }
 
 impl WebSettings {
@@ -44,6 +47,7 @@ impl WebSettings {
             oauth: Vec::new(),
             metrics_token: None,
             metrics_on_main: true,
+            rate_limits: crate::limits::RateLimits::default(),
         }
     }
 
@@ -64,6 +68,8 @@ pub struct WebContext {
     pub http: reqwest::Client,
     /// Live desk events of this process.
     pub desk: crate::live::DeskHub,
+    /// Rate limits on writes.
+    pub limiter: crate::limits::Limiter,
 }
 
 impl std::ops::Deref for WebContext {
@@ -96,6 +102,7 @@ impl AppState {
             mailer,
             backend: Backend::new(pool.clone()),
             desk: crate::live::DeskHub::new(pool.clone()),
+            limiter: crate::limits::Limiter::new(settings.rate_limits),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(15))

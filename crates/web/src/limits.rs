@@ -1,0 +1,205 @@
+//! Rate limits on writes, checked before any work: sign-ups per address (sign-up is open
+//! to anyone), API writes per token, panel writes per address. Each is a token bucket
+//! (a burst, then a steady rate); past it the answer is an immediate 429 with
+//! `Retry-After`. Telegram's webhook is never limited here (its pace is Telegram's, and
+//! an update refused would be redelivered anyway). The buckets live in each process:
+//! with several replicas behind a balancer the limits apply per replica.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+
+/// What is limited, and how much.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// New organizations from one address.
+    Signup,
+    /// Writes through one API token.
+    ApiWrite,
+    /// Form posts from one address.
+    PanelWrite,
+}
+
+/// A burst and the rate at which it refills (per second).
+#[derive(Clone, Copy, Debug)]
+pub struct Rate {
+    pub burst: f64,
+    pub per_second: f64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimits {
+    pub signup: Rate,
+    pub api_write: Rate,
+    pub panel_write: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            // Five organizations at once, then one every ten minutes.
+            signup: Rate {
+                burst: 5.0,
+                per_second: 1.0 / 600.0,
+            },
+            api_write: Rate {
+                burst: 200.0,
+                per_second: 50.0,
+            },
+            panel_write: Rate {
+                burst: 300.0,
+                per_second: 50.0,
+            },
+        }
+    }
+}
+
+impl RateLimits {
+    fn of(&self, class: Class) -> Rate {
+        match class {
+            Class::Signup => self.signup,
+            Class::ApiWrite => self.api_write,
+            Class::PanelWrite => self.panel_write,
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The process's buckets.
+pub struct Limiter {
+    limits: RateLimits,
+    buckets: Mutex<HashMap<(Class, String), Bucket>>,
+}
+
+/// Above this many buckets, full ones (idle keys) are dropped.
+const PRUNE_ABOVE: usize = 50_000;
+
+impl Limiter {
+    pub fn new(limits: RateLimits) -> Self {
+        Limiter {
+            limits,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request from `key`'s bucket, or says how long until one is there.
+    pub fn take(&self, class: Class, key: &str, now: Instant) -> Result<(), Duration> {
+        let rate = self.limits.of(class);
+        let mut buckets = self.buckets.lock();
+        if buckets.len() > PRUNE_ABOVE {
+            buckets.retain(|(c, _), b| {
+                let r = self.limits.of(*c);
+                b.tokens + now.duration_since(b.at).as_secs_f64() * r.per_second < r.burst
+            });
+        }
+        let b = buckets.entry((class, key.to_string())).or_insert(Bucket {
+            tokens: rate.burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * rate.per_second).min(rate.burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                ((1.0 - b.tokens) / rate.per_second).ceil(),
+            ))
+        }
+    }
+}
+
+/// Which bucket a request draws from, if any.
+fn class_of(req: &Request, trust_proxy: bool) -> Option<(Class, String)> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
+    let path = req.uri().path();
+    if path.starts_with("/telegram/") || path.starts_with("/static/") {
+        return None;
+    }
+    if path.starts_with("/api/") {
+        let auth = req.headers().get(header::AUTHORIZATION)?.as_bytes();
+        // The token itself never sits in memory as a key.
+        let digest = Sha256::digest(auth);
+        return Some((
+            Class::ApiWrite,
+            digest.iter().map(|b| format!("{b:02x}")).collect(),
+        ));
+    }
+    let ip = crate::session::client_ip_of(req.headers(), req.extensions(), trust_proxy);
+    if path == "/signup" || path == "/orgs/new" {
+        return Some((Class::Signup, ip));
+    }
+    Some((Class::PanelWrite, ip))
+}
+
+pub async fn limit_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some((class, key)) = class_of(&req, state.web.settings.trust_proxy) else {
+        return next.run(req).await;
+    };
+    match state.web.limiter.take(class, &key, Instant::now()) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            let secs = wait.as_secs().max(1);
+            tracing::info!(?class, retry_after = secs, "rate limited");
+            let message = format!("Too many requests; try again in {secs} s");
+            let mut response = if req.uri().path().starts_with("/api/") {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(serde_json::json!({"error": {
+                        "code": "rate_limited", "message": message, "retry_after": secs
+                    }})),
+                )
+                    .into_response()
+            } else {
+                (StatusCode::TOO_MANY_REQUESTS, message).into_response()
+            };
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&secs.to_string()).expect("digits"),
+            );
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_the_steady_rate() {
+        let limiter = Limiter::new(RateLimits {
+            signup: Rate {
+                burst: 2.0,
+                per_second: 0.5,
+            },
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        assert!(limiter.take(Class::Signup, "1.2.3.4", t0).is_ok());
+        assert!(limiter.take(Class::Signup, "1.2.3.4", t0).is_ok());
+        let wait = limiter.take(Class::Signup, "1.2.3.4", t0).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(2));
+        // Another address has its own bucket.
+        assert!(limiter.take(Class::Signup, "5.6.7.8", t0).is_ok());
+        // Two seconds later one more fits.
+        let t1 = t0 + Duration::from_secs(2);
+        assert!(limiter.take(Class::Signup, "1.2.3.4", t1).is_ok());
+        assert!(limiter.take(Class::Signup, "1.2.3.4", t1).is_err());
+    }
+}
