@@ -472,4 +472,10 @@ async fn the_log_says_what_happened_in_words_in_the_readers_language() {
     assert!(page.has("закрыт — Refunded"), "{}", page.body);
     assert!(page.has("добавлена команда /prices"), "{}", page.body);
     assert!(page.has(">Разговор<"), "the badge says what it is about");
+    // A filter the log cannot read is explained in the reader's language too.
+    let page = web.get(&format!("/t/{}/logs?from=someday", t.slug)).await;
+    assert!(page.has("Нужна дата ГГГГ-ММ-ДД"), "{}", page.body);
+    let (s, body) = app.get(&t.token, "/api/v1/events?from=someday").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["fields"][0]["code"], "date_or_time");
 }

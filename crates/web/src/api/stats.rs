@@ -37,7 +37,7 @@ async fn get_stats(
     p.require(Permission::ReadLogs)?;
     let tz = switchboard_db::config::timezone(&state.pool, p.tenant).await?;
     let range = reports::resolve(&q, &tz, chrono::Utc::now())
-        .map_err(|(field, message)| ApiError::invalid_field(&field, message))?;
+        .map_err(|e| ApiError::invalid_field(&e.field, e.problem))?;
     Ok(Json(reports::report(&state.pool, p.tenant, &range).await?))
 }
 
@@ -63,7 +63,7 @@ async fn list_events(
     let tz = switchboard_db::config::timezone(&state.pool, p.tenant).await?;
     let filter = q
         .filter(&tz, 100)
-        .map_err(|(field, message)| ApiError::invalid_field(&field, message))?;
+        .map_err(|e| ApiError::invalid_field(&e.field, e.problem))?;
     let items = switchboard_db::log::page(&state.pool, p.tenant, &filter).await?;
     let next = (items.len() as i64 >= filter.limit)
         .then(|| items.last().map(|e| e.cursor().encode()))

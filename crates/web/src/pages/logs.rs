@@ -37,9 +37,10 @@ async fn list_log(
     let tz = switchboard_db::config::timezone(&state.pool, tenant).await?;
     let (entries, error) = match q.filter(&tz, PAGE) {
         Ok(filter) => (log::page(&state.pool, tenant, &filter).await?, None),
-        Err((field, message)) => (
+        Err(e) => (
             Vec::new(),
-            Some(json!({"field": field, "message": message})),
+            Some(json!({"field": e.field,
+                        "message": super::problem_text(&state, &member.viewer, &e.problem)})),
         ),
     };
     let limit = q.limit.unwrap_or(PAGE);
@@ -122,10 +123,9 @@ async fn export_log(
     member.require(Permission::ReadLogs)?;
     let tenant = member.tenant.id;
     let tz = switchboard_db::config::timezone(&state.pool, tenant).await?;
-    let filter = q
-        .log
-        .filter(&tz, 1000)
-        .map_err(|(_, message)| PageError::BadRequest(message))?;
+    let filter = q.log.filter(&tz, 1000).map_err(|e| {
+        PageError::BadRequest(super::problem_text(&state, &member.viewer, &e.problem))
+    })?;
     let format = match q.format.as_deref() {
         Some("json") => ExportFormat::Json,
         None | Some("csv") => ExportFormat::Csv,

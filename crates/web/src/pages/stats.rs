@@ -30,10 +30,11 @@ async fn show_stats(
     let tz = switchboard_db::config::timezone(&state.pool, tenant).await?;
     let (range, error) = match reports::resolve(&q, &tz, chrono::Utc::now()) {
         Ok(r) => (r, None),
-        Err((field, message)) => (
+        Err(e) => (
             reports::resolve(&StatsQuery::default(), &tz, chrono::Utc::now())
                 .map_err(|_| PageError::Internal)?,
-            Some(json!({"field": field, "message": message})),
+            Some(json!({"field": e.field,
+                        "message": super::problem_text(&state, &member.viewer, &e.problem)})),
         ),
     };
     let report = reports::report(&state.pool, tenant, &range).await?;
@@ -72,8 +73,9 @@ async fn export_stats(
     member.require(Permission::ReadLogs)?;
     let tenant = member.tenant.id;
     let tz = switchboard_db::config::timezone(&state.pool, tenant).await?;
-    let range = reports::resolve(&q.period, &tz, chrono::Utc::now())
-        .map_err(|(_, m)| PageError::BadRequest(m))?;
+    let range = reports::resolve(&q.period, &tz, chrono::Utc::now()).map_err(|e| {
+        PageError::BadRequest(super::problem_text(&state, &member.viewer, &e.problem))
+    })?;
     let report = reports::report(&state.pool, tenant, &range).await?;
     let rows = reports::table(&report, &q.table)
         .ok_or_else(|| PageError::BadRequest(format!("no table “{}”", q.table)))?;

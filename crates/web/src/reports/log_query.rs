@@ -52,12 +52,8 @@ impl LogQuery {
         out.finish()
     }
 
-    /// Validates into a filter; a bad value is `(field, message)`.
-    pub fn filter(
-        &self,
-        timezone: &str,
-        default_limit: i64,
-    ) -> Result<LogFilter, (String, String)> {
+    /// Validates into a filter; a bad value is refused with its field.
+    pub fn filter(&self, timezone: &str, default_limit: i64) -> Result<LogFilter, FieldError> {
         let tz: Tz = timezone.parse().unwrap_or(Tz::UTC);
         let nonempty = |v: &Option<String>| {
             v.as_deref()
@@ -68,7 +64,7 @@ impl LogQuery {
         let instant = |field: &str,
                        v: &Option<String>,
                        end: bool|
-         -> Result<Option<DateTime<Utc>>, (String, String)> {
+         -> Result<Option<DateTime<Utc>>, FieldError> {
             let Some(v) = nonempty(v) else {
                 return Ok(None);
             };
@@ -82,32 +78,37 @@ impl LogQuery {
                         },
                 ));
             }
-            let day = parse_day(field, &v).map_err(|_| {
-                (
-                    field.to_string(),
-                    format!("{field}: expected YYYY-MM-DD or an RFC 3339 time, got “{v}”"),
+            let day = parse_day(field, &v).map_err(|_| FieldError {
+                field: field.to_string(),
+                problem: Problem::coded(
+                    "date_or_time",
+                    format!("expected YYYY-MM-DD or an RFC 3339 time, got “{v}”"),
                 )
+                .with("value", &v),
             })?;
             Ok(Some(local_midnight(
                 tz,
                 if end { day + Duration::days(1) } else { day },
             )))
         };
-        let id =
-            |field: &str, v: &Option<String>| -> Result<Option<uuid::Uuid>, (String, String)> {
-                nonempty(v)
-                    .map(|s| {
-                        s.parse()
-                            .map_err(|_| (field.to_string(), format!("{field}: not an id: “{s}”")))
+        let id = |field: &str, v: &Option<String>| -> Result<Option<uuid::Uuid>, FieldError> {
+            nonempty(v)
+                .map(|s| {
+                    s.parse().map_err(|_| FieldError {
+                        field: field.to_string(),
+                        problem: Problem::coded("not_an_id", format!("not an id: “{s}”"))
+                            .with("value", &s),
                     })
-                    .transpose()
-            };
+                })
+                .transpose()
+        };
         let delivery = nonempty(&self.delivery);
         if let Some(d) = &delivery {
             if !matches!(d.as_str(), "pending" | "sending" | "sent" | "failed") {
-                return Err((
-                    "delivery".into(),
-                    "delivery: one of pending, sending, sent, failed".into(),
+                return Err(refused(
+                    "delivery",
+                    "delivery_status",
+                    "one of pending, sending, sent, failed",
                 ));
             }
         }
@@ -118,26 +119,36 @@ impl LogQuery {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_' || c == '*')
             {
-                return Err(("kind".into(), format!("kind: not a kind: “{k}”")));
+                return Err(FieldError {
+                    field: "kind".into(),
+                    problem: Problem::coded("not_a_kind", format!("not a kind: “{k}”"))
+                        .with("value", k),
+                });
             }
         }
         let q = nonempty(&self.q);
         if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
-            return Err(("q".into(), "q: at most 200 characters".into()));
+            return Err(FieldError {
+                field: "q".into(),
+                problem: Problem::new("too_long")
+                    .with("max", 200)
+                    .with("len", q.as_ref().map_or(0, |q| q.chars().count())),
+            });
         }
         let after = nonempty(&self.after)
             .map(|s| {
-                Cursor::decode(&s).ok_or_else(|| {
-                    (
-                        "after".to_string(),
-                        "after: not a cursor from this log".to_string(),
-                    )
-                })
+                Cursor::decode(&s)
+                    .ok_or_else(|| refused("after", "cursor", "not a cursor from this log"))
             })
             .transpose()?;
         let limit = match self.limit {
             Some(l) if !(1..=500).contains(&l) => {
-                return Err(("limit".into(), "limit: from 1 to 500".into()));
+                return Err(FieldError {
+                    field: "limit".into(),
+                    problem: Problem::coded("between", "from 1 to 500")
+                        .with("min", 1)
+                        .with("max", 500),
+                });
             }
             Some(l) => l,
             None => default_limit,
@@ -168,17 +179,17 @@ mod tests {
             delivery: Some("lost".into()),
             ..Default::default()
         };
-        assert_eq!(q.filter("UTC", 50).unwrap_err().0, "delivery");
+        assert_eq!(q.filter("UTC", 50).unwrap_err().field, "delivery");
         let q = LogQuery {
             end_user: Some("me".into()),
             ..Default::default()
         };
-        assert_eq!(q.filter("UTC", 50).unwrap_err().0, "end_user");
+        assert_eq!(q.filter("UTC", 50).unwrap_err().field, "end_user");
         let q = LogQuery {
             after: Some("x".into()),
             ..Default::default()
         };
-        assert_eq!(q.filter("UTC", 50).unwrap_err().0, "after");
+        assert_eq!(q.filter("UTC", 50).unwrap_err().field, "after");
         let q = LogQuery {
             from: Some("2026-03-01".into()),
             to: Some("2026-03-01".into()),
@@ -203,6 +214,6 @@ mod tests {
             after: Some("-300000000000000000.e.1".into()),
             ..Default::default()
         };
-        assert_eq!(q.filter("UTC", 50).unwrap_err().0, "after");
+        assert_eq!(q.filter("UTC", 50).unwrap_err().field, "after");
     }
 }

@@ -13,6 +13,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use switchboard_core::validate::{FieldError, Problem};
 use switchboard_core::TenantId;
 use switchboard_db::log::{Cursor, LogFilter, YEARS};
 use switchboard_db::stats::{self, Granularity, Period};
@@ -55,32 +56,43 @@ fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
         .unwrap_or_else(|| Utc.from_utc_datetime(&naive))
 }
 
-fn parse_day(field: &str, s: &str) -> Result<NaiveDate, (String, String)> {
-    let day = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
-        (
-            field.to_string(),
-            format!("{field}: expected a date as YYYY-MM-DD, got “{s}”"),
+/// A refused parameter: its name and why (a code the panel translates).
+fn refused(field: &str, code: &'static str, english: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.to_string(),
+        problem: Problem::coded(code, english),
+    }
+}
+
+fn parse_day(field: &str, s: &str) -> Result<NaiveDate, FieldError> {
+    let day = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| FieldError {
+        field: field.to_string(),
+        problem: Problem::coded(
+            "date_format",
+            format!("expected a date as YYYY-MM-DD, got “{s}”"),
         )
+        .with("value", s),
     })?;
     if !YEARS.contains(&day.year()) {
-        return Err((
-            field.to_string(),
-            format!(
-                "{field}: a year between {} and {}, got “{s}”",
-                YEARS.start(),
-                YEARS.end()
-            ),
-        ));
+        return Err(FieldError {
+            field: field.to_string(),
+            problem: Problem::coded(
+                "year_range",
+                format!(
+                    "a year between {} and {}, got “{s}”",
+                    YEARS.start(),
+                    YEARS.end()
+                ),
+            )
+            .with("min", YEARS.start())
+            .with("max", YEARS.end()),
+        });
     }
     Ok(day)
 }
 
-/// Resolves the query into instants; a bad value is `(field, message)`.
-pub fn resolve(
-    q: &StatsQuery,
-    timezone: &str,
-    now: DateTime<Utc>,
-) -> Result<Range, (String, String)> {
+/// Resolves the query into instants; a bad value is refused with its field.
+pub fn resolve(q: &StatsQuery, timezone: &str, now: DateTime<Utc>) -> Result<Range, FieldError> {
     let tz: Tz = timezone.parse().unwrap_or(Tz::UTC);
     let today = now.with_timezone(&tz).date_naive();
     let to_day = match q.to.as_deref().filter(|s| !s.trim().is_empty()) {
@@ -92,20 +104,22 @@ pub fn resolve(
         None => to_day - Duration::days(29),
     };
     if from_day > to_day {
-        return Err(("from".into(), "from: must not be after to".into()));
+        return Err(refused("from", "period_order", "must not be after to"));
     }
     let days = (to_day - from_day).num_days() + 1;
     if days > 3 * 366 {
-        return Err((
-            "from".into(),
-            "from: a period is at most three years".into(),
+        return Err(refused(
+            "from",
+            "period_too_long",
+            "a period is at most three years",
         ));
     }
     let granularity = match q.granularity.as_deref().filter(|s| !s.is_empty()) {
         Some(g) => Granularity::parse(g).ok_or_else(|| {
-            (
-                "granularity".to_string(),
-                "granularity: one of hour, day, week, month".to_string(),
+            refused(
+                "granularity",
+                "granularity",
+                "one of hour, day, week, month",
             )
         })?,
         None if days <= 2 => Granularity::Hour,
@@ -114,9 +128,10 @@ pub fn resolve(
         None => Granularity::Month,
     };
     if granularity == Granularity::Hour && days > 31 {
-        return Err((
-            "granularity".into(),
-            "granularity: hours only for periods of up to 31 days".into(),
+        return Err(refused(
+            "granularity",
+            "granularity_hours",
+            "hours only for periods of up to 31 days",
         ));
     }
     let period = Period {
@@ -537,7 +552,7 @@ mod tests {
                 now,
             )
             .unwrap_err()
-            .0
+            .field
         };
         assert_eq!(bad("2026-02-30", "2026-03-01", ""), "from");
         assert_eq!(bad("2026-03-02", "2026-03-01", ""), "from");
