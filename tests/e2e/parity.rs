@@ -479,3 +479,95 @@ async fn the_log_says_what_happened_in_words_in_the_readers_language() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["fields"][0]["code"], "date_or_time");
 }
+
+#[tokio::test]
+async fn the_bot_and_a_users_notes_are_the_same_through_the_api_and_the_panel() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Api Co").await, app.tenant("Panel Co").await);
+    let web = app.owner_web(&b).await;
+    // Connecting a bot: the same stored bot (masked token, mode, status) and event.
+    let bot_a = app.tg.add_bot("api_co_bot");
+    let bot_b = app.tg.add_bot("panel_co_bot");
+    let (s, body) = app
+        .put(&a.token, "/api/v1/bot", json!({"token": bot_a.token}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let r = web
+        .submit(
+            &format!("/t/{}/bot", b.slug),
+            &format!("/t/{}/bot", b.slug),
+            &[("token", bot_b.token.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let shape = |v: Value| {
+        json!({"mode": v["mode"], "status": v["status"],
+               "token_masked": v["token"].as_str().unwrap().contains('…')})
+    };
+    assert_eq!(
+        shape(app.get(&a.token, "/api/v1/bot").await.1),
+        shape(app.get(&b.token, "/api/v1/bot").await.1)
+    );
+    let (kind_a, data_a) = last_event(&app, &a).await;
+    let (kind_b, data_b) = last_event(&app, &b).await;
+    assert_eq!(
+        (kind_a.as_str(), kind_b.as_str()),
+        ("bot.connected", "bot.connected")
+    );
+    assert_eq!(data_a["mode"], data_b["mode"]);
+
+    // The team's notes about a user: the same refusal past 4,000 characters (the desk
+    // used to cut them), the same stored text otherwise.
+    let user = crate::harness::alice();
+    app.tg.send_photo(&bot_a, &user, None).await;
+    app.tg.send_photo(&bot_b, &user, None).await;
+    let (ua, ub) = (end_user_of(&app, &a).await, end_user_of(&app, &b).await);
+    let long = "n".repeat(4001);
+    let (s, body) = app
+        .patch(
+            &a.token,
+            &format!("/api/v1/end-users/{ua}"),
+            json!({"notes": long}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let r = web
+        .post(
+            &format!("/desk/t/{}/users/{ub}/notes", b.slug),
+            &[("notes", long.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        notes_of(&app, &b, &ub).await,
+        "",
+        "nothing was cut and stored"
+    );
+    app.patch(
+        &a.token,
+        &format!("/api/v1/end-users/{ua}"),
+        json!({"notes": "  VIP, prefers Russian  "}),
+    )
+    .await;
+    web.post(
+        &format!("/desk/t/{}/users/{ub}/notes", b.slug),
+        &[("notes", "  VIP, prefers Russian  ")],
+    )
+    .await;
+    assert_eq!(notes_of(&app, &a, &ua).await, notes_of(&app, &b, &ub).await);
+    assert_eq!(notes_of(&app, &a, &ua).await, "VIP, prefers Russian");
+}
+
+async fn end_user_of(app: &TestApp, t: &Tenant) -> String {
+    app.conversation(t, "waiting").await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn notes_of(app: &TestApp, t: &Tenant, id: &str) -> Value {
+    app.get(&t.token, &format!("/api/v1/end-users/{id}"))
+        .await
+        .1["notes"]
+        .clone()
+}
