@@ -105,6 +105,23 @@ impl Templates {
                 _ => format!("{n} d"),
             }
         });
+        // `seconds|duration` → "45 s", "3.5 min", "2.1 h" (Russian: "3,5 мин").
+        env.add_filter("duration", |state: &State, value: Value| -> String {
+            match f64::try_from(value) {
+                Ok(v) => duration(lang_of(state), v),
+                Err(_) => "—".into(),
+            }
+        });
+        // `x|decimal(1)` → "12.5" (Russian: "12,5").
+        env.add_filter(
+            "decimal",
+            |state: &State, value: Value, places: Option<usize>| -> String {
+                match f64::try_from(value) {
+                    Ok(v) => decimal(lang_of(state), v, places.unwrap_or(1)),
+                    Err(_) => "—".into(),
+                }
+            },
+        );
         Self { env }
     }
 
@@ -122,5 +139,46 @@ impl Templates {
         let tmpl = self.env.get_template(name)?;
         let mut captured = tmpl.render_captured(ctx)?;
         captured.with_state_mut(|state| state.render_block(block))
+    }
+}
+
+/// A number with `places` decimals, with the reader's decimal separator.
+fn decimal(lang: UiLang, value: f64, places: usize) -> String {
+    let text = format!("{value:.places$}");
+    match lang {
+        UiLang::Ru => text.replace('.', ","),
+        _ => text,
+    }
+}
+
+/// A span of seconds as people read it, in the reader's language.
+fn duration(lang: UiLang, secs: f64) -> String {
+    let (n, unit) = if secs < 60.0 {
+        (format!("{}", secs.round() as i64), "s")
+    } else if secs < 3600.0 {
+        (decimal(lang, secs / 60.0, 1), "min")
+    } else {
+        (decimal(lang, secs / 3600.0, 1), "h")
+    };
+    let unit = match (lang, unit) {
+        (UiLang::Ru, "s") => "с",
+        (UiLang::Ru, "min") => "мин",
+        (UiLang::Ru, _) => "ч",
+        (_, u) => u,
+    };
+    format!("{n} {unit}")
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_decimals_read_as_each_language_writes_them() {
+        assert_eq!(duration(UiLang::En, 210.0), "3.5 min");
+        assert_eq!(duration(UiLang::Ru, 210.0), "3,5 мин");
+        assert_eq!(duration(UiLang::Ru, 42.4), "42 с");
+        assert_eq!(duration(UiLang::En, 7560.0), "2.1 h");
+        assert_eq!(decimal(UiLang::Ru, 12.5, 1), "12,5");
     }
 }
