@@ -8,6 +8,7 @@ mod cli;
 mod delivery;
 mod desk;
 mod fairness;
+mod fuzz;
 mod harness;
 mod isolation;
 mod matcher;
