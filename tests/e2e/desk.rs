@@ -1126,3 +1126,60 @@ async fn live_streams_end_at_sign_out_and_removal_from_the_team() {
     let again = same_person_elsewhere.get("/desk").await;
     assert!(!again.has("acme_bot"), "no desk of Acme any more");
 }
+
+/// Headers built from what people send never carry their line breaks or quotes: a file
+/// name with CR/LF is refused at the upload, one that tries to close the quoted name and
+/// add its own comes back as one safe Content-Disposition.
+#[tokio::test]
+async fn a_file_name_cannot_write_headers() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    app.say(&bot, &alice(), "/operator").await;
+    let conv = app.conversation(&t, "waiting").await;
+    let id = conv["id"].as_str().unwrap();
+    let upload = |name: &str| {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(b"a,b\n".to_vec())
+                .file_name(name.to_string())
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+        app.http
+            .post(format!("{}/api/v1/conversations/{id}/files", app.base))
+            .bearer_auth(&t.token)
+            .multipart(form)
+            .send()
+    };
+    let resp = upload("price\r\nSet-Cookie: stolen=1\r\n.csv")
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    let files: i64 = sqlx::query_scalar("select count(*) from messages where kind = 'document'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(files, 0, "a refused upload stores nothing");
+
+    let resp = upload("list.csv\"; filename=\"evil.html").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let mid = body["id"].as_i64().unwrap();
+    let resp = app
+        .http
+        .get(format!(
+            "{}/api/v1/conversations/{id}/messages/{mid}/file",
+            app.base
+        ))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("set-cookie").is_none());
+    let disposition = resp.headers()["content-disposition"].to_str().unwrap();
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    assert_eq!(disposition.matches('"').count(), 2, "{disposition}");
+    assert_eq!(disposition.matches("filename=").count(), 1, "{disposition}");
+}
