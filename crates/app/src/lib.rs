@@ -12,6 +12,7 @@ pub mod commands;
 pub mod conversations;
 pub mod end_users;
 pub mod error;
+pub mod log;
 pub mod menus;
 pub mod rules;
 pub mod settings;

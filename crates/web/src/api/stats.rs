@@ -59,12 +59,12 @@ async fn list_events(
     p: ApiPrincipal,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<EventsPage>> {
-    p.require(Permission::ReadLogs)?;
-    let tz = switchboard_db::config::timezone(&state.pool, p.tenant).await?;
+    let ctx = p.ctx();
+    let tz = switchboard_app::log::timezone(&state.app, &ctx).await?;
     let filter = q
         .filter(&tz, 100)
         .map_err(|e| ApiError::invalid_field(&e.field, e.problem))?;
-    let items = switchboard_db::log::page(&state.pool, p.tenant, &filter).await?;
+    let items = switchboard_app::log::page(&state.app, &ctx, &filter).await?;
     let next = (items.len() as i64 >= filter.limit)
         .then(|| items.last().map(|e| e.cursor().encode()))
         .flatten();

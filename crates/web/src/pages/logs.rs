@@ -10,8 +10,8 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_app::end_users;
+use switchboard_app::log as app_log;
 use switchboard_core::{EndUserId, Permission, TenantId};
-use switchboard_db::log;
 
 use super::{done, render, t, Member, PageError, PageResult};
 use crate::reports::{self, ExportFormat, LogQuery};
@@ -32,11 +32,11 @@ async fn list_log(
     member: Member,
     Query(q): Query<LogQuery>,
 ) -> PageResult {
-    member.require(Permission::ReadLogs)?;
+    let ctx = member.ctx();
     let tenant = member.tenant.id;
-    let tz = switchboard_db::config::timezone(&state.pool, tenant).await?;
+    let tz = app_log::timezone(&state.app, &ctx).await?;
     let (entries, error) = match q.filter(&tz, PAGE) {
-        Ok(filter) => (log::page(&state.pool, tenant, &filter).await?, None),
+        Ok(filter) => (app_log::page(&state.app, &ctx, &filter).await?, None),
         Err(e) => (
             Vec::new(),
             Some(json!({"field": e.field,
@@ -47,8 +47,8 @@ async fn list_log(
     let next = (entries.len() as i64 >= limit)
         .then(|| entries.last().map(|e| e.cursor().encode()))
         .flatten();
-    let kinds = log::event_kinds(&state.pool, tenant).await?;
-    let rules = switchboard_db::stats::rule_titles(&state.pool, tenant).await?;
+    let kinds = app_log::event_kinds(&state.app, &ctx).await?;
+    let rules = app_log::rule_titles(&state.app, &ctx).await?;
     let operators: Vec<_> = switchboard_db::accounts::members(&state.pool, tenant)
         .await?
         .into_iter()
@@ -180,7 +180,7 @@ async fn show_entry(
         "p" => 'p',
         _ => return Err(PageError::NotFound),
     };
-    let (entry, raw) = log::entry(&state.pool, member.tenant.id, source, id).await?;
+    let (entry, raw) = app_log::entry(&state.app, &member.ctx(), source, id).await?;
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     render(
         &state,
