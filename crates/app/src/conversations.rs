@@ -3,6 +3,8 @@
 //! The state changes themselves (with their message, delivery and event in one
 //! transaction) are the Telegram side's: [`switchboard_telegram::operator`].
 
+use std::collections::HashMap;
+
 use switchboard_core::conversation::OperatorAction;
 use switchboard_core::format::check_telegram_html;
 use switchboard_core::validate::Problem;
@@ -12,6 +14,8 @@ use switchboard_db::desk;
 use switchboard_db::end_users::{self, EndUser};
 use switchboard_db::messages::{self, MessageRow};
 use switchboard_telegram::files::{FileError, StoredFile, Upload, MAX_UPLOAD};
+
+use uuid::Uuid;
 
 use crate::{App, AppError, AppResult, Ctx};
 
@@ -64,6 +68,67 @@ pub async fn notes(app: &App, ctx: &Ctx, id: ConversationId) -> AppResult<Vec<de
     ctx.require(Permission::Desk)?;
     conversations::get(&app.pool, ctx.tenant, id).await?;
     Ok(desk::notes(&app.pool, ctx.tenant, id).await?)
+}
+
+/// Everything a conversation's time line shows: its messages (the last 1,000), notes and
+/// events, with the names of the operators and the titles of the rules they mention.
+pub struct Timeline {
+    pub messages: Vec<MessageRow>,
+    pub notes: Vec<desk::Note>,
+    pub events: Vec<desk::TimelineEvent>,
+    pub operator_names: HashMap<Uuid, String>,
+    pub rule_titles: HashMap<Uuid, String>,
+}
+
+pub async fn timeline(app: &App, ctx: &Ctx, id: ConversationId) -> AppResult<Timeline> {
+    ctx.require(Permission::Desk)?;
+    conversations::get(&app.pool, ctx.tenant, id).await?;
+    let messages = messages::list_for_conversation(&app.pool, ctx.tenant, id, None, 1000).await?;
+    let rule_titles = rule_titles(app, ctx, &messages).await?;
+    let operator_ids: Vec<Uuid> = messages
+        .iter()
+        .filter_map(|m| m.operator_id.map(|o| o.0))
+        .collect();
+    let operator_names = desk::user_names(&app.pool, &operator_ids)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(Timeline {
+        notes: desk::notes(&app.pool, ctx.tenant, id).await?,
+        events: desk::timeline_events(&app.pool, ctx.tenant, id).await?,
+        messages,
+        operator_names,
+        rule_titles,
+    })
+}
+
+/// The titles of the rules messages name: the one that answered, and the candidates the
+/// matcher weighed (for "why the bot decided so").
+pub async fn rule_titles(
+    app: &App,
+    ctx: &Ctx,
+    rows: &[MessageRow],
+) -> AppResult<HashMap<Uuid, String>> {
+    ctx.require(Permission::ReadConfig)?;
+    let mut rule_ids: Vec<Uuid> = rows.iter().filter_map(|m| m.rule_id.map(|r| r.0)).collect();
+    for m in rows {
+        if let Some(cs) = m
+            .match_info
+            .as_ref()
+            .and_then(|i| i.get("candidates"))
+            .and_then(serde_json::Value::as_array)
+        {
+            rule_ids.extend(
+                cs.iter()
+                    .filter_map(|c| c.get("rule_id").and_then(serde_json::Value::as_str))
+                    .filter_map(|s| s.parse::<Uuid>().ok()),
+            );
+        }
+    }
+    Ok(desk::rule_titles(&app.pool, ctx.tenant, &rule_ids)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// The user a conversation is with.

@@ -64,7 +64,7 @@ async fn chat(state: &AppState, member: &Member) -> PageResult<Value> {
     let rows = messages::recent_for_end_user(&state.pool, member.tenant.id, end_user, 60).await?;
     // Why the bot did what it did, as the desk explains it: the rule and its confidence,
     // and the candidates it weighed.
-    let titles = super::desk::rule_titles_of(state, member.tenant.id, &rows).await?;
+    let titles = super::desk::rule_titles_of(state, member, &rows).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|m| {

@@ -114,64 +114,36 @@ pub(crate) fn candidates(m: &MessageRow, rules: &HashMap<Uuid, String>) -> Vec<V
         .unwrap_or_default()
 }
 
-/// The titles of the rules messages name: the one that answered, and the candidates the
-/// matcher weighed (for "why the bot decided so").
+/// The titles of the rules messages name (the answering one and the candidates).
 pub(crate) async fn rule_titles_of(
     state: &AppState,
-    tenant: TenantId,
+    member: &Member,
     rows: &[MessageRow],
 ) -> PageResult<HashMap<Uuid, String>> {
-    let mut rule_ids: Vec<Uuid> = rows.iter().filter_map(|m| m.rule_id.map(|r| r.0)).collect();
-    for m in rows {
-        if let Some(cs) = m
-            .match_info
-            .as_ref()
-            .and_then(|i| i.get("candidates"))
-            .and_then(Value::as_array)
-        {
-            rule_ids.extend(
-                cs.iter()
-                    .filter_map(|c| c.get("rule_id").and_then(Value::as_str))
-                    .filter_map(|s| s.parse::<Uuid>().ok()),
-            );
-        }
-    }
-    Ok(desk::rule_titles(&state.pool, tenant, &rule_ids)
-        .await?
-        .into_iter()
-        .collect())
+    Ok(conversations::rule_titles(&state.app, &member.ctx(), rows).await?)
 }
 
 /// The messages, notes and actions of a conversation, in order.
 pub(super) async fn timeline(
     state: &AppState,
-    tenant: TenantId,
-    slug: &str,
+    member: &Member,
     id: ConversationId,
 ) -> PageResult<Vec<Value>> {
-    let rows = switchboard_db::messages::list_for_conversation(&state.pool, tenant, id, None, 1000)
-        .await?;
-    let rules = rule_titles_of(state, tenant, &rows).await?;
-    let operator_ids: Vec<Uuid> = rows
-        .iter()
-        .filter_map(|m| m.operator_id.map(|o| o.0))
-        .collect();
-    let names: HashMap<Uuid, String> = desk::user_names(&state.pool, &operator_ids)
-        .await?
-        .into_iter()
-        .collect();
-    let mut items: Vec<(chrono::DateTime<chrono::Utc>, u8, i64, Value)> = rows
+    let t = conversations::timeline(&state.app, &member.ctx(), id).await?;
+    let slug = &member.tenant.slug;
+    let mut items: Vec<(chrono::DateTime<chrono::Utc>, u8, i64, Value)> = t
+        .messages
         .iter()
         .map(|m| {
             (
                 m.created_at,
                 1,
                 m.id.0,
-                message_json(m, slug, &rules, &names),
+                message_json(m, slug, &t.rule_titles, &t.operator_names),
             )
         })
         .collect();
-    for n in desk::notes(&state.pool, tenant, id).await? {
+    for n in t.notes {
         items.push((
             n.created_at,
             2,
@@ -179,7 +151,7 @@ pub(super) async fn timeline(
             json!({"type": "note", "author": n.author, "text": n.text, "at": n.created_at}),
         ));
     }
-    for e in desk::timeline_events(&state.pool, tenant, id).await? {
+    for e in t.events {
         items.push((
             e.created_at,
             0,
@@ -233,7 +205,7 @@ pub(super) async fn live_ctx(
             "tenant_slug": member.tenant.slug, "tenant_name": member.tenant.name,
         },
         "card": card,
-        "timeline": timeline(state, tenant, &member.tenant.slug, id).await?,
+        "timeline": timeline(state, member, id).await?,
         "earlier": earlier,
         "able": abilities(member, &conv),
         "assignable": assignable,
@@ -301,7 +273,7 @@ pub(super) async fn transcript(
 ) -> PageResult {
     let id = conversation_id(&id)?;
     conversations::get(&state.app, &member.ctx(), id).await?;
-    let items = timeline(&state, member.tenant.id, &member.tenant.slug, id).await?;
+    let items = timeline(&state, &member, id).await?;
     render_block(
         &state,
         &member.viewer,
