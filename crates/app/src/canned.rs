@@ -4,11 +4,10 @@
 use switchboard_core::validate::{self, Invalid, Problem};
 use switchboard_core::{Event, Permission};
 use switchboard_db::desk::{self, Canned};
-use switchboard_db::events::{self, NewEvent};
 use switchboard_db::DbError;
 use uuid::Uuid;
 
-use crate::{commit, App, AppError, AppResult, Ctx};
+use crate::{commit, record, App, AppError, AppResult, Ctx};
 
 #[derive(Clone, Debug, Default)]
 pub struct CannedInput {
@@ -60,7 +59,7 @@ pub async fn save(app: &App, ctx: &Ctx, id: Option<Uuid>, input: CannedInput) ->
     } else {
         Event::CannedCreated { id, shortcut }
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     Ok(row)
 }
@@ -74,7 +73,7 @@ pub async fn delete(app: &App, ctx: &Ctx, id: Uuid) -> AppResult<Canned> {
         id,
         shortcut: row.shortcut.clone(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     Ok(row)
 }

@@ -4,9 +4,8 @@
 use switchboard_core::validate::{self, Invalid};
 use switchboard_core::{CommandId, Event, Permission};
 use switchboard_db::config::{self, CommandRow};
-use switchboard_db::events::{self, NewEvent};
 
-use crate::{commit, App, AppResult, Ctx};
+use crate::{commit, record, App, AppResult, Ctx};
 
 /// A command as typed; the name may carry its slash.
 #[derive(Clone, Debug, Default)]
@@ -94,7 +93,7 @@ pub async fn create(app: &App, ctx: &Ctx, input: CommandInput) -> AppResult<Comm
     let event = Event::CommandCreated {
         command: row.command.clone(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, true);
     Ok(row)
@@ -122,7 +121,7 @@ pub async fn update(
     let event = Event::CommandUpdated {
         command: row.command.clone(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, true);
     Ok(row)
@@ -137,7 +136,7 @@ pub async fn delete(app: &App, ctx: &Ctx, id: CommandId) -> AppResult<CommandRow
     let event = Event::CommandDeleted {
         command: row.command.clone(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, true);
     Ok(row)

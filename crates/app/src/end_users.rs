@@ -4,10 +4,9 @@
 use switchboard_core::validate;
 use switchboard_core::{EndUserId, Event, Permission};
 use switchboard_db::desk::{self, UserCard};
-use switchboard_db::events::{self, NewEvent};
 use switchboard_db::log::{self, Erased};
 
-use crate::{commit, App, AppError, AppResult, Ctx};
+use crate::{commit, record, App, AppError, AppResult, Ctx};
 
 /// The longest notes about a user.
 pub const MAX_NOTES: usize = 4000;
@@ -45,7 +44,7 @@ pub async fn erase(app: &App, ctx: &Ctx, end_user: EndUserId) -> AppResult<Erase
         events: erased.events,
         raw_updates: erased.raw_updates,
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     tracing::info!(tenant = %ctx.tenant, end_user = %end_user, messages = erased.messages, "end user erased");
     Ok(erased)

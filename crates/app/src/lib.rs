@@ -31,6 +31,12 @@ pub use error::{AppError, AppResult};
 
 type Tx = Transaction<'static, Postgres>;
 
+/// Logs what the acting member did, in the change's transaction.
+async fn record(tx: &mut Tx, ctx: &Ctx, event: switchboard_core::Event) -> AppResult<()> {
+    let entry = switchboard_db::events::NewEvent::new(event, ctx.actor());
+    Ok(switchboard_db::events::insert(tx, ctx.tenant, entry).await?)
+}
+
 async fn commit(tx: Tx) -> AppResult<()> {
     Ok(switchboard_db::commit(tx).await?)
 }

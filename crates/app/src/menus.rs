@@ -4,10 +4,9 @@ use switchboard_core::bot::Button;
 use switchboard_core::validate::{self, Invalid, Problem};
 use switchboard_core::{Event, MenuId, Permission};
 use switchboard_db::config::{self, ButtonOwner, ButtonRow, MenuRow};
-use switchboard_db::events::{self, NewEvent};
 
 use crate::buttons::{validate_rows, ButtonInput};
-use crate::{commit, App, AppResult, Ctx};
+use crate::{commit, record, App, AppResult, Ctx};
 
 #[derive(Clone, Debug, Default)]
 pub struct MenuInput {
@@ -105,7 +104,7 @@ pub async fn create(app: &App, ctx: &Ctx, input: MenuInput) -> AppResult<Menu> {
         menu_id: id.0,
         name: name.to_string(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, false);
     get(app, ctx, id).await
@@ -132,7 +131,7 @@ pub async fn update(app: &App, ctx: &Ctx, id: MenuId, change: MenuChange) -> App
         menu_id: id.0,
         name: menu.name.clone(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, false);
     get(app, ctx, id).await
@@ -148,7 +147,7 @@ pub async fn delete(app: &App, ctx: &Ctx, id: MenuId) -> AppResult<MenuRow> {
         menu_id: id.0,
         name: menu.name.clone(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, false);
     Ok(menu)

@@ -8,13 +8,12 @@ use serde::{Deserialize, Serialize};
 use switchboard_core::validate::{self, Invalid, Problem};
 use switchboard_core::{Event, Permission, RuleId};
 use switchboard_db::config::{self, ButtonOwner, ButtonRow};
-use switchboard_db::events::{self, NewEvent};
 use switchboard_db::rules::{self, RuleFilter, RuleInput, RuleRow};
 use switchboard_db::DbError;
 use uuid::Uuid;
 
 use crate::buttons::{validate_rows, ButtonInput};
-use crate::{commit, App, AppError, AppResult, Ctx};
+use crate::{commit, record, App, AppError, AppResult, Ctx};
 
 /// A whole rule as written; `buttons: None` leaves a rule's buttons as they are.
 #[derive(Clone, Debug)]
@@ -237,7 +236,7 @@ async fn store(app: &App, ctx: &Ctx, id: Option<RuleId>, draft: &RuleDraft) -> A
             title,
         },
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, false);
     let buttons = config::rule_buttons(&app.pool, ctx.tenant, rule_id).await?;
@@ -287,7 +286,7 @@ pub async fn delete(app: &App, ctx: &Ctx, id: RuleId) -> AppResult<RuleRow> {
         rule_id: id.0,
         title: rule.title.clone(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, false);
     Ok(rule)
@@ -310,7 +309,7 @@ pub async fn set_enabled(app: &App, ctx: &Ctx, ids: &[RuleId], enabled: bool) ->
     } else {
         Event::RulesDisabled { rule_ids, changed }
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, false);
     Ok(changed)
@@ -329,7 +328,7 @@ pub async fn add_example(app: &App, ctx: &Ctx, rule: RuleId, text: &str) -> AppR
         rule_id: rule.0,
         example: text.to_string(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, false);
     Ok(row)
@@ -449,7 +448,7 @@ pub async fn import(app: &App, ctx: &Ctx, incoming: Vec<PortableRule>) -> AppRes
         }
     }
     let event = Event::RulesImported { created, updated };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, false);
     Ok((created, updated))

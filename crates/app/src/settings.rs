@@ -3,9 +3,8 @@
 use switchboard_core::validate::{self, Invalid, Problem};
 use switchboard_core::{Event, Permission};
 use switchboard_db::config::{self, Settings, SettingsPatch};
-use switchboard_db::events::{self, NewEvent};
 
-use crate::{commit, App, AppResult, Ctx};
+use crate::{commit, record, App, AppResult, Ctx};
 
 pub async fn get(app: &App, ctx: &Ctx) -> AppResult<Settings> {
     ctx.require(Permission::ReadConfig)?;
@@ -255,7 +254,7 @@ pub async fn update(app: &App, ctx: &Ctx, mut patch: SettingsPatch) -> AppResult
     let saved = config::update_settings(&mut *tx, ctx.tenant, &patch).await?;
     let language_changed = changed.iter().any(|f| f == "default_language");
     let event = Event::SettingsUpdated { fields: changed };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, language_changed);
     Ok(saved)

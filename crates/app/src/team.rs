@@ -8,7 +8,7 @@ use switchboard_db::accounts::{self, Invitation, Member};
 use switchboard_db::events::{self, NewEvent};
 use uuid::Uuid;
 
-use crate::{commit, App, AppError, AppResult, Ctx};
+use crate::{commit, record, App, AppError, AppResult, Ctx};
 
 /// How long an invitation link works.
 pub const INVITE_TTL_DAYS: i64 = 7;
@@ -82,7 +82,7 @@ pub async fn invite(app: &App, ctx: &Ctx, email: &str, role: &str) -> AppResult<
         email: email.to_string(),
         role: role.as_str().into(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     Ok(NewInvitation { invitation, token })
 }
@@ -115,7 +115,7 @@ pub async fn change_role(app: &App, ctx: &Ctx, user: UserId, role: Role) -> AppR
         from: target.role.as_str().into(),
         to: role.as_str().into(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     switchboard_db::notify::access_changed(&app.pool, target.user_id).await?;
     Ok(target)
@@ -137,7 +137,7 @@ pub async fn remove(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
         email: target.email.clone(),
         role: target.role.as_str().into(),
     };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     // Their open live streams end at once.
     switchboard_db::notify::access_changed(&app.pool, target.user_id).await?;
@@ -149,7 +149,7 @@ pub async fn revoke_invitation(app: &App, ctx: &Ctx, id: Uuid) -> AppResult<()> 
     let mut tx = app.begin().await?;
     accounts::revoke_invitation(&mut *tx, ctx.tenant, id).await?;
     let event = Event::InvitationRevoked { invitation_id: id };
-    events::insert(&mut tx, ctx.tenant, NewEvent::new(event, ctx.actor())).await?;
+    record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     Ok(())
 }

@@ -5,9 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use switchboard_core::vault::secret_digest;
 use switchboard_core::{ApiTokenId, Permission, Role, TenantId, UserId};
-use switchboard_db::events::Actor;
 use switchboard_db::platform;
-use switchboard_telegram::operator::Operator;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -30,22 +28,10 @@ impl ApiPrincipal {
         }
     }
 
-    pub fn actor(&self) -> Actor {
-        Actor::Api(self.user)
-    }
-
     /// Who acts, for the application layer.
     pub fn ctx(&self) -> switchboard_app::Ctx {
         switchboard_app::Ctx {
             tenant: self.tenant,
-            user: self.user,
-            role: self.role,
-            via_api: true,
-        }
-    }
-
-    pub fn operator(&self) -> Operator {
-        Operator {
             user: self.user,
             role: self.role,
             via_api: true,

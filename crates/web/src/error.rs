@@ -8,11 +8,8 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::json;
 use switchboard_app::AppError;
-use switchboard_core::conversation::TransitionError;
 use switchboard_core::validate::{FieldError, Invalid, Problem};
 use switchboard_db::DbError;
-use switchboard_telegram::operator::OperatorError;
-use switchboard_telegram::setup::SetupError;
 use utoipa::ToSchema;
 
 #[derive(Debug)]
@@ -168,99 +165,10 @@ impl From<Invalid> for ApiError {
     }
 }
 
-/// Human messages for the unique constraints a client can hit.
-fn conflict_message(constraint: &str) -> String {
-    match constraint {
-        "commands_tenant_id_command_key" => "A command with this name already exists".into(),
-        "bots_one_live_per_telegram_bot" => {
-            "This bot is already connected to another organization".into()
-        }
-        "users_email_key" => "A user with this email already exists".into(),
-        "tenants_slug_key" => "An organization with this slug already exists".into(),
-        "conversations_one_open_per_user" => {
-            "The user already has another open conversation".into()
-        }
-        _ => "This conflicts with an existing record".into(),
-    }
-}
-
+/// Database errors mean what the application layer says they mean (one mapping).
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound => ApiError::not_found(),
-            DbError::Conflict { constraint } => ApiError::conflict(conflict_message(&constraint)),
-            DbError::MissingReference { constraint } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                format!("A referenced record does not exist ({constraint})"),
-            ),
-            DbError::Check { constraint } => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                format!("The data was rejected ({constraint})"),
-            ),
-            e if e.is_unavailable() => {
-                tracing::error!(error = %e, "database unavailable");
-                ApiError::unavailable()
-            }
-            e => {
-                tracing::error!(error = %e, "database error");
-                ApiError::internal()
-            }
-        }
-    }
-}
-
-impl From<SetupError> for ApiError {
-    fn from(e: SetupError) -> Self {
-        match e {
-            SetupError::InvalidToken(problem) => ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "invalid_token",
-                message: match problem.code {
-                    "bot_token" => format!("The token {}", problem.message()),
-                    _ => problem.message(),
-                },
-                fields: vec![FieldError {
-                    field: "token".into(),
-                    problem,
-                }],
-            },
-            SetupError::AlreadyConnectedElsewhere | SetupError::PollingMode => {
-                ApiError::conflict(e.to_string())
-            }
-            SetupError::NoBot => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "No bot is connected")
-            }
-            SetupError::Telegram(t) => {
-                tracing::warn!(error = %t, "Telegram call failed during bot setup");
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "telegram_error",
-                    format!("Telegram did not accept the request: {t}"),
-                )
-            }
-            SetupError::Db(d) => d.into(),
-        }
-    }
-}
-
-impl From<OperatorError> for ApiError {
-    fn from(e: OperatorError) -> Self {
-        match e {
-            OperatorError::Db(d) => d.into(),
-            OperatorError::Transition(t) => match t {
-                TransitionError::AssignedToOther | TransitionError::NotAssignedToYou => {
-                    ApiError::conflict(t.to_string())
-                }
-                _ => ApiError::conflict(t.to_string()),
-            },
-            OperatorError::UserHasOpenConversation => ApiError::conflict(e.to_string()),
-            OperatorError::NotAMember => ApiError::invalid_field("user_id", e.to_string()),
-            OperatorError::EmptyMessage => ApiError::invalid_field("text", "must not be empty"),
-            OperatorError::NotFailed => ApiError::conflict(e.to_string()),
-            OperatorError::NoteTooLong => ApiError::invalid_field("text", e.to_string()),
-        }
+        AppError::from(e).into()
     }
 }
 

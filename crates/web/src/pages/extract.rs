@@ -99,10 +99,6 @@ impl Member {
         }
     }
 
-    pub fn actor(&self) -> switchboard_db::events::Actor {
-        switchboard_db::events::Actor::User(self.user().id)
-    }
-
     /// Who acts, for the application layer.
     pub fn ctx(&self) -> switchboard_app::Ctx {
         switchboard_app::Ctx {

@@ -288,7 +288,7 @@ async fn delete_tenant(
     // The webhook first, while the token can still be read.
     let _ = state
         .telegram
-        .remove_bot(member.tenant.id, member.actor())
+        .remove_bot(member.tenant.id, member.ctx().actor())
         .await;
     accounts::platform_event(
         &state.pool,
