@@ -225,7 +225,9 @@ fn desk_stream(
         tick: tokio::time::Interval,
         hello: bool,
     }
-    let mut tick = tokio::time::interval(MEMBERSHIP_TTL);
+    // The handler has just checked: the first look is one period away.
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + MEMBERSHIP_TTL, MEMBERSHIP_TTL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let s = S {
         pool,
