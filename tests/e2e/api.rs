@@ -330,7 +330,8 @@ async fn rules_crud_with_validation_search_and_buttons() {
         .await;
     assert_eq!(
         b["buttons"],
-        json!([[{"id": b["buttons"][0][0]["id"], "label": "Human", "action": "handover"}]])
+        json!([[{"id": b["buttons"][0][0]["id"], "label": "Human", "action": "handover",
+                 "translations": {}}]])
     );
     let (s, _) = app.get(&t.token, "/api/v1/rules/not-a-uuid").await;
     assert_eq!(s, StatusCode::NOT_FOUND);

@@ -498,3 +498,145 @@ async fn the_organizations_own_texts_reach_users_of_another_language() {
     })
     .await;
 }
+
+/// Rules, menus, buttons and commands written in two languages: each Telegram user gets
+/// the organization's words in their language where it wrote them, its default words
+/// elsewhere; "Did you mean…?" and /help offer a question in the user's language.
+#[tokio::test]
+async fn the_organizations_words_reach_each_user_in_their_language() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let (s, rule) = app
+        .post(
+            &t.token,
+            "/api/v1/rules",
+            json!({
+                "title": "Delivery cost",
+                "question": "How much is delivery?",
+                "answer": "Delivery is free from $50.",
+                "examples": ["how much is delivery", "delivery price", "сколько стоит доставка"],
+                "featured": true,
+                "translations": {"ru": {"answer": "Доставка бесплатна от 5000 ₽."}}
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{rule}");
+    assert_eq!(
+        rule["translations"]["ru"]["answer"],
+        "Доставка бесплатна от 5000 ₽."
+    );
+    let rule_id = rule["id"].as_str().unwrap();
+    let (s, menu) = app
+        .post(
+            &t.token,
+            "/api/v1/menus",
+            json!({
+                "name": "Main", "text": "Topics", "is_main": true,
+                "rows": [[
+                    {"label": "Delivery", "action": "rule", "rule_id": rule_id,
+                     "translations": {"ru": {"label": "Доставка"}}},
+                    {"label": "Website", "action": "url", "url": "https://acme.example"}
+                ]]
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{menu}");
+    let (s, cmd) = app
+        .post(
+            &t.token,
+            "/api/v1/commands",
+            json!({
+                "command": "prices", "description": "Our prices", "response": "Basic: $10",
+                "translations": {"ru": {"description": "Наши цены", "response": "Базовый: 900 ₽"}}
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cmd}");
+
+    let ivan = switchboard_testkit::FakeUser::new(3004, "Иван").lang("ru");
+    let alice = alice();
+    for user in [&ivan, &alice] {
+        app.say(&bot, user, "/start").await;
+        app.say(&bot, user, "сколько стоит доставка").await;
+        app.say(&bot, user, "/prices").await;
+        app.say(&bot, user, "/help").await;
+    }
+    let ru = app.expect_sent(&bot, ivan.id, 4).await;
+    let labels: Vec<String> = ru[0].buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(
+        labels,
+        ["Доставка", "Website"],
+        "an untranslated label stays the organization's"
+    );
+    assert_eq!(ru[1].text, "Доставка бесплатна от 5000 ₽.");
+    assert_eq!(ru[2].text, "Базовый: 900 ₽");
+    let offered: Vec<String> = ru[3].buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(
+        offered,
+        ["сколько стоит доставка"],
+        "a question in Russian, not the English one"
+    );
+
+    let en = app.expect_sent(&bot, alice.id, 4).await;
+    let labels: Vec<String> = en[0].buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(labels, ["Delivery", "Website"]);
+    assert_eq!(en[1].text, "Delivery is free from $50.");
+    assert_eq!(en[2].text, "Basic: $10");
+    let offered: Vec<String> = en[3].buttons().into_iter().map(|(l, _)| l).collect();
+    assert_eq!(offered, ["How much is delivery?"]);
+
+    // Telegram's command menu for Russian speakers describes /prices in Russian.
+    app.eventually("a Russian command menu with the translation", || async {
+        app.tg.calls_of("setMyCommands").iter().any(|c| {
+            c.params["language_code"] == "ru"
+                && c.params["commands"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["command"] == "prices" && c["description"] == "Наши цены")
+        })
+    })
+    .await;
+
+    // Bad translations are refused with a clear error and change nothing.
+    for (bad, field) in [
+        (json!({"de": {"answer": "Ja"}}), None),
+        (
+            json!({"ru": {"colour": "красный"}}),
+            Some("translations.ru.colour"),
+        ),
+        (
+            json!({"ru": {"question": "?".repeat(65)}}),
+            Some("translations.ru.question"),
+        ),
+    ] {
+        let (s, body) = app
+            .patch(
+                &t.token,
+                &format!("/api/v1/rules/{rule_id}"),
+                json!({ "translations": bad }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        if let Some(field) = field {
+            assert_eq!(body["error"]["fields"][0]["field"], field, "{body}");
+        }
+    }
+    let (_, stored) = app.get(&t.token, &format!("/api/v1/rules/{rule_id}")).await;
+    assert_eq!(stored["translations"], rule["translations"]);
+    // An HTML answer's translation is checked as HTML too.
+    let (s, body) = app
+        .patch(
+            &t.token,
+            &format!("/api/v1/rules/{rule_id}"),
+            json!({"format": "html", "answer": "<b>Free</b> from $50",
+                   "translations": {"ru": {"answer": "<b>Бесплатно"}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["error"]["fields"][0]["field"], "translations.ru.answer",
+        "{body}"
+    );
+}

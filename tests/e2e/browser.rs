@@ -317,6 +317,12 @@ async fn the_menu_editor_builds_rows_and_reorders_them() {
         b.click("#add-row").await;
         b.fill(".button-row:nth-child(3) input[name=b_label]", "Second")
             .await;
+        // The label Russian speakers see, typed into the new button's own field.
+        b.fill(
+            r#".button-row:nth-child(3) input[name="b_label.ru"]"#,
+            "Второй",
+        )
+        .await;
         b.select(".button-row:nth-child(3) select[name=b_action]", "handover")
             .await;
         // Move "Second" above "First".
@@ -330,8 +336,10 @@ async fn the_menu_editor_builds_rows_and_reorders_them() {
     let (_, menus) = app.get(&t.token, "/api/v1/menus").await;
     let rows = &menus["items"][0]["rows"];
     assert_eq!(rows[0][0]["label"], "Second");
+    assert_eq!(rows[0][0]["translations"]["ru"]["label"], "Второй");
     assert_eq!(rows[0][0]["action"], "handover");
     assert_eq!(rows[1][0]["label"], "First");
+    assert_eq!(rows[1][0]["translations"], serde_json::json!({}));
     assert_eq!(rows[1][0]["url"], "https://acme.example");
 }
 

@@ -62,7 +62,8 @@ async fn commands_are_the_same_through_the_api_and_the_panel() {
         .post(
             &a.token,
             "/api/v1/commands",
-            json!({"command": " /prices ", "description": " Our prices ", "response": " From 10 EUR ", "enabled": true}),
+            json!({"command": " /prices ", "description": " Our prices ", "response": " From 10 EUR ", "enabled": true,
+                   "translations": {"ru": {"description": " Наши цены ", "response": ""}}}),
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{created}");
@@ -75,6 +76,8 @@ async fn commands_are_the_same_through_the_api_and_the_panel() {
                 ("description", " Our prices "),
                 ("response", " From 10 EUR "),
                 ("enabled", "on"),
+                ("translations.ru.description", " Наши цены "),
+                ("translations.ru.response", ""),
             ],
         )
         .await;
@@ -146,10 +149,11 @@ async fn menus_are_the_same_through_the_api_and_the_panel() {
             &a.token,
             "/api/v1/menus",
             json!({"name": " Main ", "text": "Choose:", "is_main": true, "rows": [
-                [{"label": "Talk to a person", "action": "handover"},
+                [{"label": "Talk to a person", "action": "handover",
+                  "translations": {"ru": {"label": " Позвать человека "}}},
                  {"label": "Website", "action": "url", "url": "https://acme.example"}],
                 [{"label": "Say hi", "action": "text", "text": "Hello!"}]
-            ]}),
+            ], "translations": {"ru": {"text": "Выберите:"}}}),
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
@@ -160,20 +164,24 @@ async fn menus_are_the_same_through_the_api_and_the_panel() {
             &[
                 ("name", " Main "),
                 ("text", "Choose:"),
+                ("translations.ru.text", "Выберите:"),
                 ("is_main", "on"),
                 ("b_row", "0"),
                 ("b_id", ""),
                 ("b_label", "Talk to a person"),
+                ("b_label.ru", " Позвать человека "),
                 ("b_action", "handover"),
                 ("b_target", ""),
                 ("b_row", "0"),
                 ("b_id", ""),
                 ("b_label", "Website"),
+                ("b_label.ru", ""),
                 ("b_action", "url"),
                 ("b_target", "https://acme.example"),
                 ("b_row", "1"),
                 ("b_id", ""),
                 ("b_label", "Say hi"),
+                ("b_label.ru", ""),
                 ("b_action", "text"),
                 ("b_target", "Hello!"),
             ],
@@ -255,7 +263,9 @@ async fn rules_are_the_same_through_the_api_and_the_panel() {
                    "answer": "We are open <b>9–18</b>.", "format": "html",
                    "examples": ["when are you open", " opening hours ", "", "when are you open"],
                    "keywords": ["hours"], "priority": 2, "featured": true,
-                   "buttons": [[{"label": "Talk to a person", "action": "handover"}]]}),
+                   "buttons": [[{"label": "Talk to a person", "action": "handover"}]],
+                   "translations": {"ru": {"question": " Когда вы открыты? ",
+                                           "answer": "Мы открыты <b>9–18</b>."}}}),
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
@@ -281,10 +291,35 @@ async fn rules_are_the_same_through_the_api_and_the_panel() {
                 ("b_label", "Talk to a person"),
                 ("b_action", "handover"),
                 ("b_target", ""),
+                ("translations.ru.question", " Когда вы открыты? "),
+                ("translations.ru.answer", "Мы открыты <b>9–18</b>."),
             ],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let rules = stored(&app, &b, "/api/v1/rules").await;
+    assert_eq!(
+        rules["items"][0]["translations"]["ru"]["question"], "Когда вы открыты?",
+        "{rules}"
+    );
+    // The editor shows the Russian words beside the English ones (the default language).
+    let listed = app.get(&b.token, "/api/v1/rules").await.1;
+    let rid = listed["items"][0]["id"].as_str().unwrap();
+    let page = web.get(&format!("/t/{s}/rules/{rid}")).await;
+    assert!(
+        page.has(r#"name="translations.ru.answer""#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.has("Мы открыты &lt;b&gt;9–18&lt;/b&gt;."),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.has(r#"name="translations.en.answer""#),
+        "no field for the default language"
+    );
     assert_eq!(
         stored(&app, &a, "/api/v1/rules").await,
         stored(&app, &b, "/api/v1/rules").await
@@ -314,6 +349,24 @@ async fn rules_are_the_same_through_the_api_and_the_panel() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.has("is not closed"), "{}", r.body);
+    // A translated HTML answer is checked the same way, and named by its field.
+    let r = web
+        .post(
+            &format!("/t/{s}/rules"),
+            &[
+                ("title", "Bad"),
+                ("answer", "<b>open</b>"),
+                ("format", "html"),
+                ("translations.ru.answer", "<b>открыто"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.has(r#"is-invalid" id="f-translations.ru.answer""#),
+        "{}",
+        r.body
+    );
     assert_eq!(events_of(&app, &a, "rule.created").await, 1);
     assert_eq!(events_of(&app, &b, "rule.created").await, 1);
 }

@@ -3,7 +3,7 @@
 
 use switchboard_core::bot::{Button, ButtonAction};
 use switchboard_core::validate::{self, Invalid, Problem};
-use switchboard_core::{ButtonId, MenuId, RuleId, TenantId};
+use switchboard_core::{ButtonId, MenuId, RuleId, TenantId, Translations};
 use switchboard_db::{config, rules, PgPool};
 use uuid::Uuid;
 
@@ -19,6 +19,9 @@ pub struct ButtonInput {
     pub menu_id: Option<Uuid>,
     pub url: Option<String>,
     pub text: Option<String>,
+    /// The label in other languages: `{"ru": {"label": "…"}}`.
+    #[serde(default)]
+    pub translations: Translations,
 }
 
 const MAX_PER_ROW: usize = 8;
@@ -112,6 +115,9 @@ pub(crate) async fn validate_rows(
                 label: &label,
             };
             errors.check(&format!("{f}.label"), validate::text(&b.label, 64));
+            let translations =
+                b.translations
+                    .cleaned(&[("label", 64)], &format!("{f}."), &mut *errors.errors);
             let action = match b.action.as_str() {
                 "rule" => match b.rule_id.map(RuleId) {
                     Some(id) if known_rules.contains(&id) => {
@@ -200,6 +206,7 @@ pub(crate) async fn validate_rows(
                     id: b.id.map(ButtonId).unwrap_or_default(),
                     label: b.label.trim().to_string(),
                     action,
+                    translations,
                 });
             }
         }

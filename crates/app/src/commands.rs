@@ -1,8 +1,9 @@
 //! The tenant's own bot commands (`/prices` → a text); /start, /help and /operator are
 //! built in. Every change republishes Telegram's command menu.
 
+use switchboard_core::text::TELEGRAM_TEXT_LIMIT;
 use switchboard_core::validate::{self, Invalid};
-use switchboard_core::{CommandId, Event, Permission};
+use switchboard_core::{CommandId, Event, Permission, Translations};
 use switchboard_db::config::{self, CommandRow};
 
 use crate::{commit, record, App, AppResult, Ctx};
@@ -14,6 +15,8 @@ pub struct CommandInput {
     pub description: String,
     pub response: String,
     pub enabled: bool,
+    /// `description` and `response` in other languages.
+    pub translations: Translations,
 }
 
 /// A partial change; `None` keeps what is stored.
@@ -23,6 +26,7 @@ pub struct CommandChange {
     pub description: Option<String>,
     pub response: Option<String>,
     pub enabled: Option<bool>,
+    pub translations: Option<Translations>,
 }
 
 impl From<CommandInput> for CommandChange {
@@ -32,6 +36,7 @@ impl From<CommandInput> for CommandChange {
             description: Some(c.description),
             response: Some(c.response),
             enabled: Some(c.enabled),
+            translations: Some(c.translations),
         }
     }
 }
@@ -55,12 +60,27 @@ impl CommandChange {
         if let Some(r) = &self.response {
             errors.check("response", validate::message_text(r));
         }
+        let translations = self.translations.map(|t| {
+            let t = t.cleaned(
+                &[("description", 256), ("response", TELEGRAM_TEXT_LIMIT)],
+                "",
+                &mut errors,
+            );
+            for (lang, field, text) in t.iter() {
+                if field == "response" {
+                    let name = format!("translations.{}.response", lang.code());
+                    errors.check(&name, validate::message_text(text));
+                }
+            }
+            t
+        });
         errors.into_result()?;
         Ok(CommandChange {
             command,
             description: self.description.map(|d| d.trim().to_string()),
             response: self.response.map(|r| r.trim().to_string()),
             enabled: self.enabled,
+            translations,
         })
     }
 }
@@ -88,6 +108,7 @@ pub async fn create(app: &App, ctx: &Ctx, input: CommandInput) -> AppResult<Comm
         c.description.as_deref().unwrap_or_default(),
         c.response.as_deref().unwrap_or_default(),
         enabled,
+        &c.translations.unwrap_or_default(),
     )
     .await?;
     let event = Event::CommandCreated {
@@ -116,6 +137,7 @@ pub async fn update(
         c.description.as_deref(),
         c.response.as_deref(),
         c.enabled,
+        c.translations.as_ref(),
     )
     .await?;
     let event = Event::CommandUpdated {

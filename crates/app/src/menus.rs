@@ -1,8 +1,9 @@
 //! Menus: a text with rows of buttons; the main one is sent under the welcome text.
 
 use switchboard_core::bot::Button;
+use switchboard_core::text::TELEGRAM_TEXT_LIMIT;
 use switchboard_core::validate::{self, Invalid, Problem};
-use switchboard_core::{Event, MenuId, Permission};
+use switchboard_core::{Event, MenuId, Permission, Translations};
 use switchboard_db::config::{self, ButtonOwner, ButtonRow, MenuRow};
 
 use crate::buttons::{validate_rows, ButtonInput};
@@ -14,6 +15,8 @@ pub struct MenuInput {
     pub text: String,
     pub is_main: bool,
     pub rows: Vec<Vec<ButtonInput>>,
+    /// `text` in other languages.
+    pub translations: Translations,
 }
 
 /// A partial change; `None` keeps what is stored, `rows` replaces all buttons.
@@ -23,6 +26,7 @@ pub struct MenuChange {
     pub text: Option<String>,
     pub is_main: Option<bool>,
     pub rows: Option<Vec<Vec<ButtonInput>>>,
+    pub translations: Option<Translations>,
 }
 
 impl From<MenuInput> for MenuChange {
@@ -32,6 +36,7 @@ impl From<MenuInput> for MenuChange {
             text: Some(m.text),
             is_main: Some(m.is_main),
             rows: Some(m.rows),
+            translations: Some(m.translations),
         }
     }
 }
@@ -57,13 +62,20 @@ pub async fn get(app: &App, ctx: &Ctx, id: MenuId) -> AppResult<Menu> {
     Ok(Menu { menu, buttons })
 }
 
+/// A change as it will be stored: the buttons checked into the bot's, the translations
+/// cleaned.
+struct Checked {
+    rows: Option<Vec<Vec<Button>>>,
+    translations: Option<Translations>,
+}
+
 /// Checks a change; the menu's own id (when editing) must not be a button's target.
 async fn checked(
     app: &App,
     ctx: &Ctx,
     id: Option<MenuId>,
     change: &MenuChange,
-) -> AppResult<Option<Vec<Vec<Button>>>> {
+) -> AppResult<Checked> {
     let mut errors = Invalid::new();
     if let Some(n) = &change.name {
         errors.check("name", validate::text(n, 100));
@@ -71,6 +83,14 @@ async fn checked(
     if let Some(t) = &change.text {
         errors.check("text", validate::message_text(t));
     }
+    let translations = change.translations.as_ref().map(|t| {
+        let t = t.cleaned(&[("text", TELEGRAM_TEXT_LIMIT)], "", &mut errors);
+        for (lang, _, text) in t.iter() {
+            let name = format!("translations.{}.text", lang.code());
+            errors.check(&name, validate::message_text(text));
+        }
+        t
+    });
     let rows = match &change.rows {
         Some(rows) => {
             if let Some(id) = id {
@@ -86,19 +106,21 @@ async fn checked(
         None => None,
     };
     errors.into_result()?;
-    Ok(rows)
+    Ok(Checked { rows, translations })
 }
 
 pub async fn create(app: &App, ctx: &Ctx, input: MenuInput) -> AppResult<Menu> {
     ctx.require(Permission::WriteConfig)?;
     let change = MenuChange::from(input);
-    let rows = checked(app, ctx, None, &change).await?.unwrap_or_default();
+    let checked = checked(app, ctx, None, &change).await?;
+    let rows = checked.rows.unwrap_or_default();
+    let translations = checked.translations.unwrap_or_default();
     let id = MenuId::new();
     let name = change.name.as_deref().unwrap_or_default().trim();
     let text = change.text.as_deref().unwrap_or_default().trim();
     let mut tx = app.begin().await?;
     let is_main = change.is_main.unwrap_or(false);
-    config::insert_menu(&mut tx, ctx.tenant, id, name, text, is_main).await?;
+    config::insert_menu(&mut tx, ctx.tenant, id, name, text, is_main, &translations).await?;
     config::replace_buttons(&mut tx, ctx.tenant, ButtonOwner::Menu(id), &rows).await?;
     let event = Event::MenuCreated {
         menu_id: id.0,
@@ -113,7 +135,7 @@ pub async fn create(app: &App, ctx: &Ctx, input: MenuInput) -> AppResult<Menu> {
 pub async fn update(app: &App, ctx: &Ctx, id: MenuId, change: MenuChange) -> AppResult<Menu> {
     ctx.require(Permission::WriteConfig)?;
     config::get_menu(&app.pool, ctx.tenant, id).await?;
-    let rows = checked(app, ctx, Some(id), &change).await?;
+    let Checked { rows, translations } = checked(app, ctx, Some(id), &change).await?;
     let mut tx = app.begin().await?;
     let menu = config::update_menu(
         &mut tx,
@@ -122,6 +144,7 @@ pub async fn update(app: &App, ctx: &Ctx, id: MenuId, change: MenuChange) -> App
         change.name.as_deref().map(str::trim),
         change.text.as_deref().map(str::trim),
         change.is_main,
+        translations.as_ref(),
     )
     .await?;
     if let Some(rows) = &rows {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use switchboard_core::validate::{self, Invalid, Problem};
-use switchboard_core::{Event, Permission, RuleId};
+use switchboard_core::{Event, Permission, RuleId, Translations};
 use switchboard_db::config::{self, ButtonOwner, ButtonRow};
 use switchboard_db::rules::{self, RuleFilter, RuleInput, RuleRow};
 use switchboard_db::DbError;
@@ -31,6 +31,8 @@ pub struct RuleDraft {
     /// `plain` or `html`.
     pub format: String,
     pub buttons: Option<Vec<Vec<ButtonInput>>>,
+    /// `question` and `answer` in other languages.
+    pub translations: Translations,
 }
 
 impl Default for RuleDraft {
@@ -48,6 +50,7 @@ impl Default for RuleDraft {
             featured: false,
             format: "plain".into(),
             buttons: None,
+            translations: Translations::new(),
         }
     }
 }
@@ -67,6 +70,7 @@ pub struct RuleChange {
     pub featured: Option<bool>,
     pub format: Option<String>,
     pub buttons: Option<Vec<Vec<ButtonInput>>>,
+    pub translations: Option<Translations>,
 }
 
 /// A rule and its buttons.
@@ -118,6 +122,9 @@ fn input_of(d: &RuleDraft, errors: &mut Invalid) -> RuleInput {
         enabled: d.enabled,
         featured: d.featured,
         format: d.format.clone(),
+        translations: d
+            .translations
+            .cleaned(&[("question", 64), ("answer", 20_000)], "", errors),
     }
 }
 
@@ -152,6 +159,13 @@ pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
         "html" => {
             if let Err(e) = switchboard_core::format::check_telegram_html(&r.answer) {
                 errors.add("answer", e.problem());
+            }
+            for (lang, field, text) in r.translations.iter() {
+                if field == "answer" {
+                    if let Err(e) = switchboard_core::format::check_telegram_html(text) {
+                        errors.add(&format!("translations.{}.answer", lang.code()), e.problem());
+                    }
+                }
             }
         }
         _ => errors.add(
@@ -272,6 +286,7 @@ pub async fn update(app: &App, ctx: &Ctx, id: RuleId, change: RuleChange) -> App
         featured: change.featured.unwrap_or(current.featured),
         format: change.format.unwrap_or(current.format),
         buttons: change.buttons,
+        translations: change.translations.unwrap_or(current.translations),
     };
     store(app, ctx, Some(id), &draft).await
 }
@@ -352,6 +367,9 @@ pub struct PortableRule {
     pub priority: i32,
     #[serde(default = "plain")]
     pub format: String,
+    /// `question` and `answer` in other languages; absent keeps what a rule has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translations: Option<Translations>,
 }
 
 fn yes() -> bool {
@@ -373,6 +391,7 @@ impl From<RuleRow> for PortableRule {
             enabled: r.enabled,
             priority: r.priority,
             format: r.format,
+            translations: Some(r.translations).filter(|t| !t.is_empty()),
         }
     }
 }
@@ -401,6 +420,7 @@ pub async fn import(app: &App, ctx: &Ctx, incoming: Vec<PortableRule>) -> AppRes
             priority: r.priority,
             enabled: r.enabled,
             format: r.format,
+            translations: r.translations.clone().unwrap_or_default(),
             ..Default::default()
         };
         let mut errors = Invalid::new();
@@ -412,12 +432,12 @@ pub async fn import(app: &App, ctx: &Ctx, incoming: Vec<PortableRule>) -> AppRes
                 e.problem.with("item", i + 1),
             );
         }
-        inputs.push((r.id, input));
+        inputs.push((r.id, r.translations.is_some(), input));
     }
     problems.into_result()?;
     let mut tx = app.begin().await?;
     let (mut created, mut updated) = (0, 0);
-    for (id, input) in &inputs {
+    for (id, has_translations, input) in &inputs {
         let existing = match id {
             Some(id) => match rules::get(&mut *tx, ctx.tenant, RuleId(*id)).await {
                 Ok(r) => Some(r),
@@ -438,6 +458,9 @@ pub async fn import(app: &App, ctx: &Ctx, incoming: Vec<PortableRule>) -> AppRes
                 input.required = r.required.clone();
                 input.patterns = r.patterns.clone();
                 input.question = r.question.clone();
+                if !has_translations {
+                    input.translations = r.translations.clone();
+                }
                 rules::update(&mut *tx, ctx.tenant, r.id, &input).await?;
                 updated += 1;
             }

@@ -14,6 +14,7 @@ pub mod password;
 pub mod role;
 pub mod status;
 pub mod text;
+pub mod translations;
 pub mod validate;
 pub mod vault;
 
@@ -22,3 +23,4 @@ pub use event::{Event, EventKind};
 pub use ids::*;
 pub use role::{Permission, Role};
 pub use status::{DeliveryStatus, Direction, TenantStatus};
+pub use translations::Translations;

@@ -8,7 +8,9 @@ use unicode_segmentation::UnicodeSegmentation;
 pub const TELEGRAM_TEXT_LIMIT: usize = 4096;
 
 /// A language the bot understands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     Ru,
@@ -16,6 +18,9 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// Every language the bot and the panel speak.
+    pub const ALL: [Lang; 2] = [Lang::En, Lang::Ru];
+
     pub fn code(&self) -> &'static str {
         match self {
             Lang::Ru => "ru",

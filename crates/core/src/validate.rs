@@ -87,6 +87,7 @@ impl Problem {
             "email" => "is not a valid email address".to_string(),
             "password_short" => format!("must be at least {} characters", p("min")),
             "password_long" => format!("must be at most {} characters", p("max")),
+            "unknown_field" => format!("{} is not a text that can be translated here", p("field")),
             _ => match self.param("message") {
                 Some(m) => m.to_string(),
                 None => self.code.replace('_', " "),

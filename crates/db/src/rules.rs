@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
-use switchboard_core::{RuleId, TenantId};
+use switchboard_core::{RuleId, TenantId, Translations};
 
 use crate::error::OptionExt;
 use crate::{DbError, Result};
@@ -24,6 +24,9 @@ pub struct RuleRow {
     pub enabled: bool,
     pub featured: bool,
     pub format: String,
+    /// `question` and `answer` in other languages.
+    #[sqlx(json)]
+    pub translations: Translations,
     pub hit_count: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -31,7 +34,7 @@ pub struct RuleRow {
 
 const COLUMNS: &str =
     "id, title, question, answer, examples, keywords, required, patterns, priority, enabled,
-    featured, format, hit_count, created_at, updated_at";
+    featured, format, translations, hit_count, created_at, updated_at";
 
 /// Filters for listing rules.
 #[derive(Clone, Debug, Default)]
@@ -173,6 +176,8 @@ pub struct RuleInput {
     pub featured: bool,
     /// `plain` or `html` (Telegram's HTML formatting).
     pub format: String,
+    /// `question` and `answer` in other languages.
+    pub translations: Translations,
 }
 
 pub async fn insert(
@@ -183,8 +188,9 @@ pub async fn insert(
 ) -> Result<RuleRow> {
     Ok(sqlx::query_as(&format!(
         "insert into answer_rules (tenant_id, id, title, answer, examples, keywords, priority,
-            enabled, featured, format, required, patterns, question)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) returning {COLUMNS}"
+            enabled, featured, format, required, patterns, question, translations)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         returning {COLUMNS}"
     ))
     .bind(tenant)
     .bind(id)
@@ -199,6 +205,7 @@ pub async fn insert(
     .bind(&r.required)
     .bind(&r.patterns)
     .bind(&r.question)
+    .bind(sqlx::types::Json(&r.translations))
     .fetch_one(db)
     .await?)
 }
@@ -212,7 +219,7 @@ pub async fn update(
     sqlx::query_as(&format!(
         "update answer_rules set title = $3, answer = $4, examples = $5, keywords = $6,
             priority = $7, enabled = $8, featured = $9, format = $10, required = $11,
-            patterns = $12, question = $13
+            patterns = $12, question = $13, translations = $14
          where tenant_id = $1 and id = $2 returning {COLUMNS}"
     ))
     .bind(tenant)
@@ -228,6 +235,7 @@ pub async fn update(
     .bind(&r.required)
     .bind(&r.patterns)
     .bind(&r.question)
+    .bind(sqlx::types::Json(&r.translations))
     .fetch_optional(db)
     .await?
     .found()

@@ -280,6 +280,7 @@ pub async fn load_config(
                     id: m.id,
                     text: m.text.clone(),
                     rows: rows_of(&of_menu(m.id)),
+                    translations: m.translations.clone(),
                 },
             )
         })
@@ -316,15 +317,19 @@ pub async fn load_config(
     let rules = rule_rows
         .iter()
         .map(|r| {
+            let question = rule_question(r);
+            let questions = Rule::questions(&question, &r.examples, &r.translations);
             (
                 r.id,
                 Rule {
                     id: r.id,
                     title: r.title.clone(),
-                    question: rule_question(r),
+                    question,
                     answer: r.answer.clone(),
                     html: r.format == "html",
                     rows: rows_of(&of_rule(r.id)),
+                    translations: r.translations.clone(),
+                    questions,
                 },
             )
         })
@@ -339,12 +344,13 @@ pub async fn load_config(
                     name: c.command,
                     description: c.description,
                     response: c.response,
+                    translations: c.translations,
                 },
             )
         })
         .collect();
     let default_lang = settings.lang();
-    let translations = [Lang::En, Lang::Ru]
+    let translations = Lang::ALL
         .into_iter()
         .filter(|l| *l != default_lang)
         .map(|l| (l, settings.texts_in(l)))

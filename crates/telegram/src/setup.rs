@@ -281,11 +281,10 @@ impl Telegram {
             return Ok(());
         };
         let settings = config::get_settings(&self.pool, tenant).await?;
-        let custom: Vec<(String, String)> = config::list_commands(&self.pool, tenant)
+        let custom: Vec<config::CommandRow> = config::list_commands(&self.pool, tenant)
             .await?
             .into_iter()
             .filter(|c| c.enabled)
-            .map(|c| (c.command, c.description))
             .collect();
         let list = |lang: Lang| -> Vec<BotCommand> {
             let builtin = match lang {
@@ -304,11 +303,13 @@ impl Telegram {
                 .iter()
                 .map(|(c, d)| BotCommand::new(*c, *d))
                 .collect();
-            commands.extend(
-                custom
-                    .iter()
-                    .map(|(c, d)| BotCommand::new(c.clone(), d.clone())),
-            );
+            // Described in this language where the organization wrote it.
+            commands.extend(custom.iter().map(|c| {
+                let description = c
+                    .translations
+                    .pick(Some(lang), "description", &c.description);
+                BotCommand::new(c.command.clone(), description)
+            }));
             commands.truncate(100);
             commands
         };
@@ -317,7 +318,7 @@ impl Telegram {
         self.api
             .call(entry.token(), &SetMyCommands::new(list(default_lang)))
             .await?;
-        // …and the built-in commands described in the other language for its speakers.
+        // …and the list described in the other language for its speakers.
         let other = match default_lang {
             Lang::En => Lang::Ru,
             Lang::Ru => Lang::En,

@@ -37,6 +37,8 @@ pub struct Button {
     pub id: ButtonId,
     pub label: String,
     pub action: ButtonAction,
+    /// `label` in other languages.
+    pub translations: Translations,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct Menu {
     /// The message sent with the buttons.
     pub text: String,
     pub rows: Vec<Vec<Button>>,
+    /// `text` in other languages.
+    pub translations: Translations,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +62,47 @@ pub struct Rule {
     /// The answer uses Telegram's HTML formatting.
     pub html: bool,
     pub rows: Vec<Vec<Button>>,
+    /// `question` and `answer` in other languages.
+    pub translations: Translations,
+    /// The question as users of each language see it (see [`Rule::questions`]).
+    pub questions: HashMap<Lang, String>,
+}
+
+impl Rule {
+    /// How a rule is offered to users of each language: the admins' wording in that
+    /// language; else the default question when it is in that language; else the rule's
+    /// first example in that language; else (no entry) the default question.
+    pub fn questions(
+        question: &str,
+        examples: &[String],
+        translations: &Translations,
+    ) -> HashMap<Lang, String> {
+        let default_lang = crate::text::detect_language(question);
+        Lang::ALL
+            .into_iter()
+            .filter_map(|lang| {
+                let q = translations.get(Some(lang), "question").or_else(|| {
+                    (default_lang != Some(lang)).then(|| {
+                        examples
+                            .iter()
+                            .map(String::as_str)
+                            .find(|e| crate::text::detect_language(e) == Some(lang))
+                    })?
+                })?;
+                Some((lang, q.to_string()))
+            })
+            .collect()
+    }
+
+    /// The question as a user of `lang` sees it.
+    pub fn question_in(&self, lang: Option<Lang>) -> &str {
+        lang.and_then(|l| self.questions.get(&l))
+            .map_or(&self.question, String::as_str)
+    }
+
+    pub fn answer_in(&self, lang: Option<Lang>) -> &str {
+        self.translations.pick(lang, "answer", &self.answer)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +110,8 @@ pub struct Command {
     pub name: String,
     pub description: String,
     pub response: String,
+    /// `description` and `response` in other languages.
+    pub translations: Translations,
 }
 
 /// The texts the bot says by itself.

@@ -15,6 +15,7 @@ use crate::conversation::{ConvStatus, HandoverReason};
 use crate::ids::{ButtonId, ConversationId, MenuId, RuleId};
 use crate::matcher::{Bands, Candidate, MatchResult, MatcherIndex, Outcome};
 use crate::text::Lang;
+use crate::translations::Translations;
 
 /// A parsed inbound update, as far as the bot cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +41,14 @@ pub enum Inbound {
 pub enum OutButton {
     Callback { label: String, data: String },
     Url { label: String, url: String },
+}
+
+impl OutButton {
+    pub fn label(&self) -> &str {
+        match self {
+            OutButton::Callback { label, .. } | OutButton::Url { label, .. } => label,
+        }
+    }
 }
 
 /// One message the bot sends.
@@ -137,20 +146,24 @@ fn parse_button_callback(data: &str) -> Option<ButtonId> {
     uuid::Uuid::try_parse(hex).ok().map(ButtonId)
 }
 
-/// Renders rows of buttons for Telegram.
-pub fn keyboard(rows: &[Vec<Button>]) -> Vec<Vec<OutButton>> {
+/// Renders rows of buttons for Telegram, labelled in the user's language where the
+/// organization gave one.
+pub fn keyboard(rows: &[Vec<Button>], lang: Option<Lang>) -> Vec<Vec<OutButton>> {
     rows.iter()
         .map(|row| {
             row.iter()
-                .map(|b| match &b.action {
-                    ButtonAction::Url { url } => OutButton::Url {
-                        label: b.label.clone(),
-                        url: url.clone(),
-                    },
-                    _ => OutButton::Callback {
-                        label: b.label.clone(),
-                        data: button_callback_data(b.id),
-                    },
+                .map(|b| {
+                    let label = b.translations.pick(lang, "label", &b.label).to_string();
+                    match &b.action {
+                        ButtonAction::Url { url } => OutButton::Url {
+                            label,
+                            url: url.clone(),
+                        },
+                        _ => OutButton::Callback {
+                            label,
+                            data: button_callback_data(b.id),
+                        },
+                    }
                 })
                 .collect::<Vec<_>>()
         })
@@ -180,6 +193,8 @@ impl Default for Context {
 
 struct Ctx<'a> {
     config: &'a BotConfig,
+    /// The user's language: the organization's words in it where it wrote them.
+    lang: Option<Lang>,
     texts: &'a BotTexts,
     now: chrono::DateTime<chrono::Utc>,
     vector: Option<&'a [f32]>,
@@ -200,6 +215,7 @@ pub fn decide(
     };
     let ctx = Ctx {
         config,
+        lang: context.lang,
         texts: config.texts_for(context.lang),
         now: context.now,
         vector: context.vector.as_deref(),
@@ -238,17 +254,19 @@ fn text_reply(text: &str) -> Reply {
     }
 }
 
-fn menu_reply(config: &BotConfig, menu_id: MenuId, text_override: Option<&str>) -> Option<Reply> {
-    let menu = config.menus.get(&menu_id)?;
+fn menu_reply(ctx: &Ctx, menu_id: MenuId, text_override: Option<&str>) -> Option<Reply> {
+    let menu = ctx.config.menus.get(&menu_id)?;
+    let text =
+        text_override.unwrap_or_else(|| menu.translations.pick(ctx.lang, "text", &menu.text));
     Some(Reply {
-        text: text_override.unwrap_or(&menu.text).to_string(),
-        keyboard: keyboard(&menu.rows),
+        text: text.to_string(),
+        keyboard: keyboard(&menu.rows, ctx.lang),
         ..Reply::default()
     })
 }
 
 fn rule_reply(ctx: &Ctx, rule: &Rule) -> Reply {
-    let mut keyboard = keyboard(&rule.rows);
+    let mut keyboard = keyboard(&rule.rows, ctx.lang);
     if ctx.config.feedback {
         let hex = rule.id.0.simple();
         keyboard.push(vec![
@@ -263,7 +281,7 @@ fn rule_reply(ctx: &Ctx, rule: &Rule) -> Reply {
         ]);
     }
     Reply {
-        text: rule.answer.clone(),
+        text: rule.answer_in(ctx.lang).to_string(),
         keyboard,
         rule_id: Some(rule.id),
         html: rule.html,
@@ -287,16 +305,16 @@ fn on_command(ctx: &Ctx, status: ConvStatus, name: &str, args: &str) -> Decision
     let reply = match name {
         "start" => config
             .main_menu
-            .and_then(|m| menu_reply(config, m, Some(&ctx.texts.welcome_text)))
+            .and_then(|m| menu_reply(ctx, m, Some(&ctx.texts.welcome_text)))
             .unwrap_or_else(|| text_reply(&ctx.texts.welcome_text)),
         "help" => Reply {
             text: ctx.texts.help_text.clone(),
-            keyboard: featured_keyboard(config),
+            keyboard: featured_keyboard(ctx),
             ..Reply::default()
         },
         "operator" => return handover(ctx, HandoverReason::Requested),
         other => match config.commands.get(other) {
-            Some(cmd) => text_reply(&cmd.response),
+            Some(cmd) => text_reply(cmd.translations.pick(ctx.lang, "response", &cmd.response)),
             // An unknown command may still be a question ("/delivery cost").
             None if !args.trim().is_empty() => return on_text(ctx, status, args),
             None => text_reply(&ctx.texts.help_text),
@@ -361,7 +379,7 @@ fn suggestion_reply(ctx: &Ctx, rules: &[&Rule]) -> Reply {
         .iter()
         .map(|r| {
             vec![OutButton::Callback {
-                label: r.question.clone(),
+                label: r.question_in(ctx.lang).to_string(),
                 data: suggestion_callback_data(r.id),
             }]
         })
@@ -384,7 +402,8 @@ pub fn suggestion_callback_data(id: RuleId) -> String {
     format!("s:{}", id.0.simple())
 }
 
-fn featured_keyboard(config: &BotConfig) -> Vec<Vec<OutButton>> {
+fn featured_keyboard(ctx: &Ctx) -> Vec<Vec<OutButton>> {
+    let config = ctx.config;
     config
         .featured
         .iter()
@@ -392,7 +411,7 @@ fn featured_keyboard(config: &BotConfig) -> Vec<Vec<OutButton>> {
         .take(8)
         .map(|r| {
             vec![OutButton::Callback {
-                label: r.question.clone(),
+                label: r.question_in(ctx.lang).to_string(),
                 data: suggestion_callback_data(r.id),
             }]
         })
@@ -450,7 +469,10 @@ fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
             Some(rule) => Decision {
                 replies: vec![rule_reply(ctx, rule)],
                 callback_answer: Some(String::new()),
-                suggestion: Some(SuggestionPick::Rule(rule.id, rule.question.clone())),
+                suggestion: Some(SuggestionPick::Rule(
+                    rule.id,
+                    rule.question_in(ctx.lang).to_string(),
+                )),
                 ..Decision::stay(status)
             },
             None => Decision {
@@ -486,7 +508,7 @@ fn on_callback(ctx: &Ctx, status: ConvStatus, data: &str) -> Decision {
             replies: vec![text_reply(text)],
             ..Decision::stay(status)
         },
-        ButtonAction::Submenu { menu_id } => match menu_reply(config, *menu_id, None) {
+        ButtonAction::Submenu { menu_id } => match menu_reply(ctx, *menu_id, None) {
             Some(reply) => Decision {
                 replies: vec![reply],
                 ..Decision::stay(status)
@@ -539,6 +561,7 @@ mod tests {
             id,
             label: label.into(),
             action,
+            translations: Translations::new(),
         };
         let mut menus = HashMap::new();
         menus.insert(
@@ -573,6 +596,7 @@ mod tests {
                         ),
                     ],
                 ],
+                translations: Translations::new(),
             },
         );
         menus.insert(
@@ -581,6 +605,7 @@ mod tests {
                 id: submenu,
                 text: "More topics".into(),
                 rows: vec![],
+                translations: Translations::new(),
             },
         );
         let mut rules = HashMap::new();
@@ -597,6 +622,8 @@ mod tests {
                     "Back",
                     ButtonAction::Submenu { menu_id: main },
                 )]],
+                translations: Translations::new(),
+                questions: HashMap::new(),
             },
         );
         let mut commands = HashMap::new();
@@ -606,6 +633,7 @@ mod tests {
                 name: "prices".into(),
                 description: "Prices".into(),
                 response: "See our prices".into(),
+                translations: Translations::new(),
             },
         );
         let matcher = MatcherIndex::build(&[RuleSpec {
@@ -854,6 +882,96 @@ mod tests {
         assert_eq!(d.replies[0].text, BotTexts::defaults(Lang::Ru).help_text);
         let d = decide(&f.config, ConvStatus::Bot, &cmd("help"), Context::default());
         assert_eq!(d.replies[0].text, f.config.texts.help_text);
+    }
+
+    #[test]
+    fn the_organizations_words_follow_the_users_language_where_written() {
+        let mut f = fixture();
+        let ru = || Context {
+            lang: Some(Lang::Ru),
+            ..Context::default()
+        };
+        let rule = f.config.rules.get_mut(&f.rule).unwrap();
+        rule.translations
+            .set(Lang::Ru, "answer", "Мы работаем с 9 до 18.");
+        rule.questions = Rule::questions(
+            &rule.question,
+            &[
+                "when are you open".into(),
+                "во сколько вы открываетесь".into(),
+            ],
+            &rule.translations,
+        );
+        let main = f.config.main_menu.unwrap();
+        let menu = f.config.menus.get_mut(&main).unwrap();
+        menu.rows[0][0]
+            .translations
+            .set(Lang::Ru, "label", "Часы работы");
+        f.config
+            .menus
+            .get_mut(&f.submenu)
+            .unwrap()
+            .translations
+            .set(Lang::Ru, "text", "Ещё темы");
+        f.config
+            .commands
+            .get_mut("prices")
+            .unwrap()
+            .translations
+            .set(Lang::Ru, "response", "Наши цены");
+        f.config.featured = vec![f.rule];
+
+        let d = decide(&f.config, ConvStatus::Bot, &cmd("start"), ru());
+        let labels: Vec<&str> = d.replies[0].keyboard[0]
+            .iter()
+            .map(OutButton::label)
+            .collect();
+        assert_eq!(
+            labels,
+            ["Часы работы", "Hi"],
+            "untranslated labels stay the organization's"
+        );
+        let d = decide(&f.config, ConvStatus::Bot, &press(f.b_rule), ru());
+        assert_eq!(d.replies[0].text, "Мы работаем с 9 до 18.");
+        let d = decide(&f.config, ConvStatus::Bot, &press(f.b_sub), ru());
+        assert_eq!(d.replies[0].text, "Ещё темы");
+        let d = decide(&f.config, ConvStatus::Bot, &cmd("prices"), ru());
+        assert_eq!(d.replies[0].text, "Наши цены");
+        // "Did you mean…" and typical questions: the Russian example, not the English wording.
+        let d = decide(&f.config, ConvStatus::Bot, &cmd("help"), ru());
+        assert_eq!(
+            d.replies[0].keyboard[0][0].label(),
+            "во сколько вы открываетесь"
+        );
+
+        // Users of the default language, or of none, get the default words.
+        for ctx in [
+            Context {
+                lang: Some(Lang::En),
+                ..Context::default()
+            },
+            Context::default(),
+        ] {
+            let d = decide(&f.config, ConvStatus::Bot, &press(f.b_rule), ctx.clone());
+            assert_eq!(d.replies[0].text, "We are open 9–18.");
+            let d = decide(&f.config, ConvStatus::Bot, &cmd("help"), ctx);
+            assert_eq!(d.replies[0].keyboard[0][0].label(), "When are you open?");
+        }
+    }
+
+    #[test]
+    fn a_rules_own_question_in_a_language_beats_its_examples() {
+        let mut t = Translations::new();
+        let examples = ["сколько стоит доставка".to_string()];
+        let q = Rule::questions("How much is delivery?", &examples, &t);
+        assert_eq!(q[&Lang::Ru], "сколько стоит доставка");
+        assert!(
+            !q.contains_key(&Lang::En),
+            "the default question serves English"
+        );
+        t.set(Lang::Ru, "question", "Сколько стоит доставка?");
+        let q = Rule::questions("How much is delivery?", &examples, &t);
+        assert_eq!(q[&Lang::Ru], "Сколько стоит доставка?");
     }
 
     #[test]

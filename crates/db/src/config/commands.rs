@@ -9,12 +9,15 @@ pub struct CommandRow {
     pub description: String,
     pub response: String,
     pub enabled: bool,
+    /// `description` and `response` in other languages.
+    #[sqlx(json)]
+    pub translations: Translations,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 pub(super) const COMMAND_COLUMNS: &str =
-    "id, command, description, response, enabled, created_at, updated_at";
+    "id, command, description, response, enabled, translations, created_at, updated_at";
 
 pub async fn list_commands(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<CommandRow>> {
     Ok(sqlx::query_as(&format!(
@@ -47,10 +50,12 @@ pub async fn insert_command(
     description: &str,
     response: &str,
     enabled: bool,
+    translations: &Translations,
 ) -> Result<CommandRow> {
     Ok(sqlx::query_as(&format!(
-        "insert into commands (tenant_id, id, command, description, response, enabled)
-         values ($1, $2, $3, $4, $5, $6) returning {COMMAND_COLUMNS}"
+        "insert into commands (tenant_id, id, command, description, response, enabled,
+            translations)
+         values ($1, $2, $3, $4, $5, $6, $7) returning {COMMAND_COLUMNS}"
     ))
     .bind(tenant)
     .bind(CommandId::new())
@@ -58,10 +63,12 @@ pub async fn insert_command(
     .bind(description)
     .bind(response)
     .bind(enabled)
+    .bind(sqlx::types::Json(translations))
     .fetch_one(db)
     .await?)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn update_command(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
@@ -70,11 +77,12 @@ pub async fn update_command(
     description: Option<&str>,
     response: Option<&str>,
     enabled: Option<bool>,
+    translations: Option<&Translations>,
 ) -> Result<CommandRow> {
     sqlx::query_as(&format!(
         "update commands set command = coalesce($3, command),
             description = coalesce($4, description), response = coalesce($5, response),
-            enabled = coalesce($6, enabled)
+            enabled = coalesce($6, enabled), translations = coalesce($7, translations)
          where tenant_id = $1 and id = $2 returning {COMMAND_COLUMNS}"
     ))
     .bind(tenant)
@@ -83,6 +91,7 @@ pub async fn update_command(
     .bind(description)
     .bind(response)
     .bind(enabled)
+    .bind(translations.map(sqlx::types::Json))
     .fetch_optional(db)
     .await?
     .found()

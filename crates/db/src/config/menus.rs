@@ -8,6 +8,9 @@ pub struct MenuRow {
     pub name: String,
     pub text: String,
     pub is_main: bool,
+    /// `text` in other languages.
+    #[sqlx(json)]
+    pub translations: Translations,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -25,6 +28,9 @@ pub struct ButtonRow {
     pub target_menu_id: Option<MenuId>,
     pub url: Option<String>,
     pub text: Option<String>,
+    /// `label` in other languages.
+    #[sqlx(json)]
+    pub translations: Translations,
 }
 
 impl ButtonRow {
@@ -49,6 +55,7 @@ impl ButtonRow {
             id: self.id,
             label: self.label.clone(),
             action,
+            translations: self.translations.clone(),
         })
     }
 }
@@ -70,10 +77,11 @@ pub fn rows_of(buttons: &[&ButtonRow]) -> Vec<Vec<Button>> {
     rows
 }
 
-pub(super) const MENU_COLUMNS: &str = "id, name, text, is_main, created_at, updated_at";
+pub(super) const MENU_COLUMNS: &str =
+    "id, name, text, is_main, translations, created_at, updated_at";
 pub(super) const BUTTON_COLUMNS: &str =
     "id, menu_id, owner_rule_id, row_index, position, label, action,
-    rule_id, target_menu_id, url, text";
+    rule_id, target_menu_id, url, text, translations";
 
 pub async fn list_menus(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<MenuRow>> {
     Ok(sqlx::query_as(&format!(
@@ -143,19 +151,21 @@ pub async fn insert_menu(
     name: &str,
     text: &str,
     is_main: bool,
+    translations: &Translations,
 ) -> Result<MenuRow> {
     if is_main {
         clear_main_menu(&mut *conn, tenant).await?;
     }
     Ok(sqlx::query_as(&format!(
-        "insert into menus (tenant_id, id, name, text, is_main) values ($1, $2, $3, $4, $5)
-         returning {MENU_COLUMNS}"
+        "insert into menus (tenant_id, id, name, text, is_main, translations)
+         values ($1, $2, $3, $4, $5, $6) returning {MENU_COLUMNS}"
     ))
     .bind(tenant)
     .bind(id)
     .bind(name)
     .bind(text)
     .bind(is_main)
+    .bind(sqlx::types::Json(translations))
     .fetch_one(&mut *conn)
     .await?)
 }
@@ -175,13 +185,14 @@ pub async fn update_menu(
     name: Option<&str>,
     text: Option<&str>,
     is_main: Option<bool>,
+    translations: Option<&Translations>,
 ) -> Result<MenuRow> {
     if is_main == Some(true) {
         clear_main_menu(&mut *conn, tenant).await?;
     }
     sqlx::query_as(&format!(
         "update menus set name = coalesce($3, name), text = coalesce($4, text),
-            is_main = coalesce($5, is_main)
+            is_main = coalesce($5, is_main), translations = coalesce($6, translations)
          where tenant_id = $1 and id = $2 returning {MENU_COLUMNS}"
     ))
     .bind(tenant)
@@ -189,6 +200,7 @@ pub async fn update_menu(
     .bind(name)
     .bind(text)
     .bind(is_main)
+    .bind(translations.map(sqlx::types::Json))
     .fetch_optional(&mut *conn)
     .await?
     .found()
@@ -245,8 +257,8 @@ pub async fn replace_buttons(
             };
             sqlx::query(
                 "insert into buttons (tenant_id, id, menu_id, owner_rule_id, row_index, position,
-                    label, action, rule_id, target_menu_id, url, text)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    label, action, rule_id, target_menu_id, url, text, translations)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(tenant)
             .bind(b.id)
@@ -260,6 +272,7 @@ pub async fn replace_buttons(
             .bind(target)
             .bind(url)
             .bind(text)
+            .bind(sqlx::types::Json(&b.translations))
             .execute(&mut *conn)
             .await?;
         }

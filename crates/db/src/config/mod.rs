@@ -9,7 +9,7 @@ pub use menus::*;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use switchboard_core::bot::{BotTexts, Button, ButtonAction};
-use switchboard_core::{ButtonId, CommandId, MenuId, RuleId, TenantId};
+use switchboard_core::{ButtonId, CommandId, MenuId, RuleId, TenantId, Translations};
 
 use crate::error::OptionExt;
 use crate::{DbError, Result};

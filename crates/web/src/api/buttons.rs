@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use switchboard_app::buttons::ButtonInput;
 use switchboard_core::bot::{Button, ButtonAction};
+use switchboard_core::Translations;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -19,6 +20,11 @@ pub struct ButtonIn {
     pub menu_id: Option<Uuid>,
     pub url: Option<String>,
     pub text: Option<String>,
+    /// The label (`{"ru": {"label": "…"}}`) in other languages than the organization's default, by language
+    /// code (`en`, `ru`): a Telegram user of that language gets these words.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>)]
+    pub translations: Translations,
 }
 
 impl From<ButtonIn> for ButtonInput {
@@ -31,6 +37,7 @@ impl From<ButtonIn> for ButtonInput {
             menu_id: b.menu_id,
             url: b.url,
             text: b.text,
+            translations: b.translations,
         }
     }
 }
@@ -55,6 +62,9 @@ pub struct ButtonOut {
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The label in other languages.
+    #[schema(value_type = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>)]
+    pub translations: Translations,
 }
 
 impl From<&Button> for ButtonOut {
@@ -67,6 +77,7 @@ impl From<&Button> for ButtonOut {
             menu_id: None,
             url: None,
             text: None,
+            translations: b.translations.clone(),
         };
         match &b.action {
             ButtonAction::Rule { rule_id } => out.rule_id = Some(rule_id.0),

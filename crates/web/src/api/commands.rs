@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_app::commands::{self, CommandChange, CommandInput};
-use switchboard_core::CommandId;
+use switchboard_core::{CommandId, Translations};
 use switchboard_db::config::CommandRow;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -34,6 +34,11 @@ pub struct CommandOut {
     /// What the bot answers.
     pub response: String,
     pub enabled: bool,
+    /// `description` and `response` in other languages than the organization's default,
+    /// by language code (`{"ru": {"description": "…", "response": "…"}}`): Telegram shows
+    /// the command menu, and the bot answers, in the user's language where given.
+    #[schema(value_type = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>)]
+    pub translations: Translations,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -45,6 +50,7 @@ impl From<CommandRow> for CommandOut {
             description: c.description,
             response: c.response,
             enabled: c.enabled,
+            translations: c.translations,
             updated_at: c.updated_at,
         }
     }
@@ -57,6 +63,12 @@ pub struct CommandIn {
     pub description: String,
     pub response: String,
     pub enabled: Option<bool>,
+    /// `description` and `response` in other languages than the organization's default,
+    /// by language code (`{"ru": {"description": "…", "response": "…"}}`): Telegram shows
+    /// the command menu, and the bot answers, in the user's language where given.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>)]
+    pub translations: Translations,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -66,6 +78,9 @@ pub struct CommandPatch {
     pub description: Option<String>,
     pub response: Option<String>,
     pub enabled: Option<bool>,
+    /// Replaces all translations when given.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>)]
+    pub translations: Option<Translations>,
 }
 
 impl From<CommandIn> for CommandInput {
@@ -75,6 +90,7 @@ impl From<CommandIn> for CommandInput {
             description: c.description,
             response: c.response,
             enabled: c.enabled.unwrap_or(true),
+            translations: c.translations,
         }
     }
 }
@@ -86,6 +102,7 @@ impl From<CommandPatch> for CommandChange {
             description: c.description,
             response: c.response,
             enabled: c.enabled,
+            translations: c.translations,
         }
     }
 }

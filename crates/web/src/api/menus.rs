@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_app::menus::{self, Menu, MenuChange, MenuInput};
-use switchboard_core::MenuId;
+use switchboard_core::{MenuId, Translations};
 use switchboard_db::config::{rows_of, ButtonRow, MenuRow};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +35,10 @@ pub struct MenuOut {
     /// The main menu is shown on /start.
     pub is_main: bool,
     pub rows: Vec<Vec<ButtonOut>>,
+    /// `text` (`{"ru": {"text": "…"}}`) in other languages than the organization's default, by language
+    /// code (`en`, `ru`): a Telegram user of that language gets these words.
+    #[schema(value_type = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>)]
+    pub translations: Translations,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -47,6 +51,11 @@ pub struct MenuIn {
     pub is_main: bool,
     #[serde(default)]
     pub rows: Vec<Vec<ButtonIn>>,
+    /// `text` (`{"ru": {"text": "…"}}`) in other languages than the organization's default, by language
+    /// code (`en`, `ru`): a Telegram user of that language gets these words.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>)]
+    pub translations: Translations,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -57,6 +66,9 @@ pub struct MenuPatch {
     pub is_main: Option<bool>,
     /// Replaces all rows when given.
     pub rows: Option<Vec<Vec<ButtonIn>>>,
+    /// Replaces all translations when given.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>)]
+    pub translations: Option<Translations>,
 }
 
 fn menu_out(m: MenuRow, buttons: &[ButtonRow]) -> MenuOut {
@@ -67,6 +79,7 @@ fn menu_out(m: MenuRow, buttons: &[ButtonRow]) -> MenuOut {
         text: m.text,
         is_main: m.is_main,
         rows: rows_out(&rows_of(&mine)),
+        translations: m.translations,
         updated_at: m.updated_at,
     }
 }
@@ -102,6 +115,7 @@ async fn create_menu(
         text: body.text,
         is_main: body.is_main,
         rows: rows_in(body.rows),
+        translations: body.translations,
     };
     let menu = menus::create(&state.app, &p.ctx(), input).await?;
     Ok((StatusCode::CREATED, Json(MenuOut::from(menu))))
@@ -135,6 +149,7 @@ async fn update_menu(
         text: body.text,
         is_main: body.is_main,
         rows: body.rows.map(rows_in),
+        translations: body.translations,
     };
     let menu = menus::update(&state.app, &p.ctx(), MenuId(id), change).await?;
     Ok(Json(menu.into()))

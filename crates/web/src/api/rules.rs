@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use switchboard_app::rules::{self, Rule, RuleChange, RuleDraft};
-use switchboard_core::RuleId;
+use switchboard_core::{RuleId, Translations};
 use switchboard_db::config::rows_of;
 use switchboard_db::rules::{RuleFilter, RuleRow};
 use utoipa::{IntoParams, ToSchema};
@@ -54,6 +54,10 @@ pub struct RuleOut {
     pub format: String,
     /// Buttons sent with the answer, row by row.
     pub buttons: Vec<Vec<ButtonOut>>,
+    /// `question` and `answer` (`{"ru": {"answer": "…"}}`) in other languages than the organization's default, by language
+    /// code (`en`, `ru`): a Telegram user of that language gets these words.
+    #[schema(value_type = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>)]
+    pub translations: Translations,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -79,6 +83,11 @@ pub struct RuleIn {
     /// `plain` (default) or `html` (Telegram's HTML formatting).
     pub format: Option<String>,
     pub buttons: Option<Vec<Vec<ButtonIn>>>,
+    /// `question` and `answer` (`{"ru": {"answer": "…"}}`) in other languages than the organization's default, by language
+    /// code (`en`, `ru`): a Telegram user of that language gets these words.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>)]
+    pub translations: Translations,
 }
 
 /// A partial change: fields left out keep their value.
@@ -100,6 +109,9 @@ pub struct RulePatch {
     pub priority: Option<i32>,
     pub format: Option<String>,
     pub buttons: Option<Vec<Vec<ButtonIn>>>,
+    /// Replaces all translations when given.
+    #[schema(value_type = Option<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>>)]
+    pub translations: Option<Translations>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -136,6 +148,7 @@ impl RuleOut {
             priority: r.priority,
             format: r.format,
             buttons,
+            translations: r.translations,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -196,6 +209,7 @@ async fn create_rule(
         featured: body.featured.unwrap_or(false),
         format: body.format.unwrap_or_else(|| "plain".into()),
         buttons: body.buttons.map(rows_in),
+        translations: body.translations,
     };
     let rule = rules::create(&state.app, &p.ctx(), draft).await?;
     Ok((StatusCode::CREATED, Json(RuleOut::from(rule))))
@@ -237,6 +251,7 @@ async fn update_rule(
         featured: body.featured,
         format: body.format,
         buttons: body.buttons.map(rows_in),
+        translations: body.translations,
     };
     let rule = rules::update(&state.app, &p.ctx(), RuleId(id), change).await?;
     Ok(Json(rule.into()))

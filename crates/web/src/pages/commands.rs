@@ -6,10 +6,13 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 use switchboard_app::commands::{self, CommandInput};
-use switchboard_core::{CommandId, Permission};
+use switchboard_core::{CommandId, Permission, Translations};
 use switchboard_db::config;
 
-use super::{done, field_errors, render, t, Fields, Member, PageResult};
+use super::{
+    done, field_errors, posted_translations, render, t, translation_langs, Fields, Member,
+    PageResult,
+};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -25,9 +28,12 @@ pub fn router() -> Router<AppState> {
 async fn page(state: &AppState, member: &Member, extra: serde_json::Value) -> PageResult {
     let commands = commands::list(&state.app, &member.ctx()).await?;
     let settings = config::get_settings(&state.pool, member.tenant.id).await?;
+    let langs = translation_langs(state, member, commands.iter().map(|c| &c.translations)).await?;
     let mut ctx = json!({"section": "commands", "commands": commands.iter().map(|c| json!({
         "id": c.id, "command": c.command, "description": c.description, "response": c.response, "enabled": c.enabled,
-    })).collect::<Vec<_>>(), "welcome": settings.welcome_text, "help": settings.help_text});
+        "translations": c.translations,
+    })).collect::<Vec<_>>(), "welcome": settings.welcome_text, "help": settings.help_text,
+        "langs": langs});
     if let (serde_json::Value::Object(c), serde_json::Value::Object(e)) = (&mut ctx, extra) {
         c.extend(e);
     }
@@ -52,12 +58,38 @@ fn input(fields: &Fields) -> CommandInput {
         description: fields.text("description"),
         response: fields.text("response"),
         enabled: fields.flag("enabled"),
+        translations: posted_translations(fields, COMMAND_WORDS),
     }
 }
 
+/// What of a command can be written per language.
+const COMMAND_WORDS: &[&str] = &["description", "response"];
+
 fn form_json(fields: &Fields) -> serde_json::Value {
     json!({"command": fields.text("command"), "description": fields.text("description"),
-           "response": fields.text("response"), "enabled": fields.flag("enabled")})
+           "response": fields.text("response"), "enabled": fields.flag("enabled"),
+           "translations": posted_translations(fields, COMMAND_WORDS)})
+}
+
+/// The command editor (a command's own page).
+async fn form_page(
+    state: &AppState,
+    member: &Member,
+    id: uuid::Uuid,
+    form: serde_json::Value,
+    errors: serde_json::Value,
+) -> PageResult {
+    let stored: Option<Translations> = serde_json::from_value(form["translations"].clone()).ok();
+    let langs = translation_langs(state, member, stored.iter()).await?;
+    render(
+        state,
+        &member.viewer,
+        Some(member),
+        "admin/command_form.html",
+        json!({"section": "commands", "command_id": id, "form": form, "errors": errors,
+               "langs": langs}),
+    )
+    .await
 }
 
 async fn saved(state: &AppState, member: &Member, command: String) -> PageResult {
@@ -89,15 +121,10 @@ async fn edit(
     Path((_, id)): Path<(String, uuid::Uuid)>,
 ) -> PageResult {
     let c = commands::get(&state.app, &member.ctx(), CommandId(id)).await?;
-    render(
-        &state,
-        &member.viewer,
-        Some(&member),
-        "admin/command_form.html",
-        json!({"section": "commands", "command_id": id, "form": {"command": c.command, "description": c.description,
-               "response": c.response, "enabled": c.enabled}}),
-    )
-    .await
+    let form = json!({"command": c.command, "description": c.description,
+                      "response": c.response, "enabled": c.enabled,
+                      "translations": c.translations});
+    form_page(&state, &member, id, form, json!({})).await
 }
 
 async fn update(
@@ -111,14 +138,8 @@ async fn update(
         Ok(row) => return saved(&state, &member, row.command).await,
         Err(e) => e.into_form_errors()?,
     };
-    render(
-        &state,
-        &member.viewer,
-        Some(&member),
-        "admin/command_form.html",
-        json!({"section": "commands", "command_id": id, "form": form_json(&fields), "errors": field_errors(&state, &member.viewer, &errors)}),
-    )
-    .await
+    let errors = field_errors(&state, &member.viewer, &errors);
+    form_page(&state, &member, id, form_json(&fields), errors).await
 }
 
 async fn confirm_delete(

@@ -7,12 +7,12 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 use switchboard_app::menus::{self, Menu, MenuInput};
-use switchboard_core::{MenuId, Permission};
+use switchboard_core::{MenuId, Permission, Translations};
 use switchboard_db::config::{self, rows_of};
 
 use super::{
-    button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons, render, t,
-    Fields, Member, PageResult,
+    button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons,
+    posted_translations, render, t, translation_langs, Fields, Member, PageResult,
 };
 use crate::AppState;
 
@@ -66,13 +66,24 @@ async fn editor(
 ) -> PageResult {
     let targets = button_targets(state, member.tenant.id).await?;
     let welcome = welcome_text(state, member).await?;
+    // Every language words were written in: the menu's text's and its buttons' labels'.
+    let stored: Vec<Translations> = std::iter::once(&form["translations"])
+        .chain(rows.as_array().into_iter().flatten().flat_map(|r| {
+            r.as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| &b["translations"])
+        }))
+        .filter_map(|t| serde_json::from_value(t.clone()).ok())
+        .collect();
+    let langs = translation_langs(state, member, &stored).await?;
     render(
         state,
         &member.viewer,
         Some(member),
         "admin/menus/form.html",
         json!({"section": "menus", "menu_id": id, "form": form, "buttons": rows, "targets": targets,
-               "errors": errors, "welcome_text": welcome}),
+               "errors": errors, "welcome_text": welcome, "langs": langs}),
     )
     .await
 }
@@ -106,7 +117,8 @@ async fn edit_form(
         &state,
         &member,
         Some(id),
-        json!({"name": menu.name, "text": menu.text, "is_main": menu.is_main}),
+        json!({"name": menu.name, "text": menu.text, "is_main": menu.is_main,
+               "translations": menu.translations}),
         editor_rows_of(&rows),
         json!({}),
     )
@@ -119,6 +131,7 @@ async fn save(state: &AppState, member: &Member, id: Option<MenuId>, fields: Fie
         text: fields.text("text"),
         is_main: fields.flag("is_main"),
         rows: posted_buttons(&fields),
+        translations: posted_translations(&fields, &["text"]),
     };
     let ctx = member.ctx();
     let saved = match id {
@@ -141,7 +154,8 @@ async fn save(state: &AppState, member: &Member, id: Option<MenuId>, fields: Fie
         state,
         member,
         id,
-        json!({"name": input.name, "text": input.text, "is_main": input.is_main}),
+        json!({"name": input.name, "text": input.text, "is_main": input.is_main,
+               "translations": input.translations}),
         editor_rows(&input.rows),
         field_errors(state, &member.viewer, &errors),
     )

@@ -400,6 +400,12 @@ pub fn posted_buttons(fields: &Fields) -> Vec<Vec<switchboard_app::buttons::Butt
     let labels = fields.all("b_label");
     let actions = fields.all("b_action");
     let targets = fields.all("b_target");
+    // A label per other language: `b_label.ru`, one per button like the rest.
+    let labels_in: Vec<(switchboard_core::text::Lang, Vec<&str>)> =
+        switchboard_core::text::Lang::ALL
+            .into_iter()
+            .map(|l| (l, fields.all(&format!("b_label.{}", l.code()))))
+            .collect();
     let mut out: Vec<(String, Vec<switchboard_app::buttons::ButtonInput>)> = Vec::new();
     for (i, label) in labels.iter().enumerate() {
         let label = label.trim();
@@ -415,7 +421,14 @@ pub fn posted_buttons(fields: &Fields) -> Vec<Vec<switchboard_app::buttons::Butt
             .trim()
             .to_string();
         let uuid = |s: &str| uuid::Uuid::parse_str(s).ok();
+        let mut translations = switchboard_core::Translations::new();
+        for (lang, labels) in &labels_in {
+            if let Some(l) = labels.get(i) {
+                translations.set(*lang, "label", l);
+            }
+        }
         let button = switchboard_app::buttons::ButtonInput {
+            translations,
             id: ids.get(i).and_then(|s| uuid(s)),
             label: label.to_string(),
             rule_id: (action == "rule").then(|| uuid(&target)).flatten(),
@@ -445,6 +458,7 @@ pub fn editor_rows(rows: &[Vec<switchboard_app::buttons::ButtonInput>]) -> Value
                     .or_else(|| b.url.clone())
                     .or_else(|| b.text.clone())
                     .unwrap_or_default(),
+                "translations": b.translations,
             }))
             .collect::<Vec<_>>())
         .collect::<Vec<_>>())
@@ -464,9 +478,49 @@ pub fn editor_rows_of(rows: &[Vec<switchboard_core::bot::Button>]) -> Value {
                     .or_else(|| b.url.clone())
                     .or_else(|| b.text.clone())
                     .unwrap_or_default(),
+                "translations": b.translations,
             }))
             .collect::<Vec<_>>())
         .collect::<Vec<_>>())
+}
+
+/// The languages an editor offers the organization's words in, beside its default
+/// language: every other language, and the default one too where words were stored for
+/// it (after a change of the default language), so that saving loses nothing.
+pub async fn translation_langs<'a>(
+    state: &AppState,
+    member: &Member,
+    stored: impl IntoIterator<Item = &'a switchboard_core::Translations>,
+) -> PageResult<Value> {
+    use switchboard_core::text::Lang;
+    let default = switchboard_app::settings::get(&state.app, &member.ctx())
+        .await?
+        .lang();
+    let mut langs: Vec<Lang> = Lang::ALL.into_iter().filter(|l| *l != default).collect();
+    for t in stored {
+        for l in t.languages() {
+            if !langs.contains(&l) {
+                langs.push(l);
+            }
+        }
+    }
+    Ok(json!(langs
+        .iter()
+        .map(|l| json!({"code": l.code(), "name": t(state, &member.viewer, &format!("lang.{}", l.code()), &[])}))
+        .collect::<Vec<_>>()))
+}
+
+/// Translations posted by an editor: `translations.<lang>.<field>` for each of `names`.
+pub fn posted_translations(fields: &Fields, names: &[&str]) -> switchboard_core::Translations {
+    let mut out = switchboard_core::Translations::new();
+    for lang in switchboard_core::text::Lang::ALL {
+        for name in names {
+            if let Some(v) = fields.get(&format!("translations.{}.{name}", lang.code())) {
+                out.set(lang, name, v);
+            }
+        }
+    }
+    out
 }
 
 /// Rules and menus a button can point at (for the editor's pickers).

@@ -11,13 +11,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_app::rules::{self, PortableRule, Rule, RuleDraft};
 use switchboard_core::validate::Invalid;
-use switchboard_core::{Permission, RuleId};
+use switchboard_core::{Permission, RuleId, Translations};
 use switchboard_db::config::rows_of;
 use switchboard_db::rules::{RuleFilter, RuleRow};
 
 use super::{
-    button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons, render,
-    render_block, t, Fields, Member, PageError, PageResult,
+    button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons,
+    posted_translations, render, render_block, t, translation_langs, Fields, Member, PageError,
+    PageResult,
 };
 use crate::AppState;
 
@@ -154,6 +155,8 @@ struct RuleForm {
     enabled: bool,
     priority: i32,
     format: String,
+    /// `question` and `answer` in other languages.
+    translations: Translations,
 }
 
 impl RuleForm {
@@ -170,6 +173,7 @@ impl RuleForm {
             enabled: r.enabled,
             priority: r.priority,
             format: r.format.clone(),
+            translations: r.translations.clone(),
         }
     }
 }
@@ -183,6 +187,7 @@ async fn editor(
     errors: serde_json::Value,
 ) -> PageResult {
     let targets = button_targets(state, member.tenant.id).await?;
+    let langs = translation_langs(state, member, [&form.translations]).await?;
     let preview = switchboard_core::format::preview_html(&form.answer, form.format == "html");
     render(
         state,
@@ -190,7 +195,7 @@ async fn editor(
         Some(member),
         "admin/rules/form.html",
         json!({"section": "rules", "rule_id": rule, "form": form, "buttons": buttons,
-               "targets": targets, "errors": errors, "preview": preview}),
+               "targets": targets, "errors": errors, "preview": preview, "langs": langs}),
     )
     .await
 }
@@ -241,8 +246,12 @@ fn draft_of(fields: &Fields) -> RuleDraft {
             "plain".into()
         },
         buttons: Some(posted_buttons(fields)),
+        translations: posted_translations(fields, RULE_WORDS),
     }
 }
+
+/// What of a rule can be written per language.
+const RULE_WORDS: &[&str] = &["question", "answer"];
 
 /// Saves a rule from the editor; on errors, the editor again with them.
 async fn save(state: &AppState, member: &Member, id: Option<RuleId>, fields: Fields) -> PageResult {
@@ -296,6 +305,7 @@ fn form_of(fields: &Fields, input: &RuleDraft) -> RuleForm {
         enabled: input.enabled,
         priority: input.priority,
         format: input.format.clone(),
+        translations: input.translations.clone(),
     }
 }
 
@@ -518,6 +528,8 @@ pub fn parse_import(bytes: &[u8]) -> Result<Vec<PortableRule>, String> {
                 "false" | "0" | "no" | "off"
             ),
             priority: get(priority).trim().parse().unwrap_or(0),
+            // CSV carries no translations: a rule's stay as they are.
+            translations: None,
             format: match get(format).trim() {
                 "" => "plain".into(),
                 f => f.to_string(),
