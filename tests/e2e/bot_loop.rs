@@ -574,7 +574,7 @@ async fn the_organizations_words_reach_each_user_in_their_language() {
     let offered: Vec<String> = ru[3].buttons().into_iter().map(|(l, _)| l).collect();
     assert_eq!(
         offered,
-        ["сколько стоит доставка"],
+        ["Сколько стоит доставка"],
         "a question in Russian, not the English one"
     );
 

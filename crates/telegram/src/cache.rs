@@ -488,18 +488,6 @@ fn rule_question(r: &switchboard_db::rules::RuleRow) -> String {
                 .map(String::as_str)
                 .find(|e| !e.trim().is_empty())
         })
-        .unwrap_or(&r.title)
-        .trim();
-    let mut chars = text.chars();
-    let mut label: String = chars.by_ref().take(64).collect();
-    if chars.next().is_some() {
-        label.pop();
-        label.push('…');
-    }
-    // A question is a sentence: start it with a capital letter.
-    let mut first = label.chars();
-    match first.next() {
-        Some(c) => c.to_uppercase().chain(first).collect(),
-        None => label,
-    }
+        .unwrap_or(&r.title);
+    switchboard_core::bot::question_label(text)
 }

@@ -68,10 +68,28 @@ pub struct Rule {
     pub questions: HashMap<Lang, String>,
 }
 
+/// A question as a button shows it: trimmed, at most 64 characters (Telegram's limit
+/// for a button's text, cut with "…"), starting with a capital letter.
+pub fn question_label(text: &str) -> String {
+    let text = text.trim();
+    let mut chars = text.chars();
+    let mut label: String = chars.by_ref().take(64).collect();
+    if chars.next().is_some() {
+        label.pop();
+        label.push('…');
+    }
+    let mut first = label.chars();
+    match first.next() {
+        Some(c) => c.to_uppercase().chain(first).collect(),
+        None => label,
+    }
+}
+
 impl Rule {
     /// How a rule is offered to users of each language: the admins' wording in that
     /// language; else the default question when it is in that language; else the rule's
-    /// first example in that language; else (no entry) the default question.
+    /// first example in that language (as a button label); else (no entry) the default
+    /// question.
     pub fn questions(
         question: &str,
         examples: &[String],
@@ -81,15 +99,16 @@ impl Rule {
         Lang::ALL
             .into_iter()
             .filter_map(|lang| {
-                let q = translations.get(Some(lang), "question").or_else(|| {
-                    (default_lang != Some(lang)).then(|| {
-                        examples
-                            .iter()
-                            .map(String::as_str)
-                            .find(|e| crate::text::detect_language(e) == Some(lang))
-                    })?
-                })?;
-                Some((lang, q.to_string()))
+                if let Some(q) = translations.get(Some(lang), "question") {
+                    return Some((lang, q.to_string()));
+                }
+                if default_lang == Some(lang) {
+                    return None;
+                }
+                let example = examples
+                    .iter()
+                    .find(|e| crate::text::detect_language(e) == Some(lang))?;
+                Some((lang, question_label(example)))
             })
             .collect()
     }

@@ -941,7 +941,7 @@ mod tests {
         let d = decide(&f.config, ConvStatus::Bot, &cmd("help"), ru());
         assert_eq!(
             d.replies[0].keyboard[0][0].label(),
-            "во сколько вы открываетесь"
+            "Во сколько вы открываетесь"
         );
 
         // Users of the default language, or of none, get the default words.
@@ -964,7 +964,7 @@ mod tests {
         let mut t = Translations::new();
         let examples = ["сколько стоит доставка".to_string()];
         let q = Rule::questions("How much is delivery?", &examples, &t);
-        assert_eq!(q[&Lang::Ru], "сколько стоит доставка");
+        assert_eq!(q[&Lang::Ru], "Сколько стоит доставка");
         assert!(
             !q.contains_key(&Lang::En),
             "the default question serves English"
