@@ -813,11 +813,27 @@ async fn try_it_runs_the_real_pipeline_as_test_traffic() {
         &t.token,
         "/api/v1/rules",
         json!({"title": "Hours", "answer": "We are open 9–18.", "examples": ["when are you open"],
-        "buttons": [[{"label": "Talk to a person", "action": "handover"}]]}),
+        "buttons": [[{"label": "Talk to a person", "action": "handover",
+                      "translations": {"ru": {"label": "Позвать человека"}}}]],
+        "translations": {"ru": {"answer": "Мы работаем с 9 до 18."}}}),
     )
     .await;
     let page = web.get(&format!("/t/{s}/try")).await;
     assert!(page.has("Try your bot"));
+    assert!(
+        page.has(r#"id="try-lang""#),
+        "the tester picks a Telegram language"
+    );
+    // As a user whose Telegram is in Russian: the organization's Russian words.
+    let r = web
+        .post(
+            &format!("/t/{s}/try/say"),
+            &[("text", "When are you open?"), ("lang", "ru")],
+        )
+        .await;
+    assert!(r.has("Мы работаем с 9 до 18."), "{}", r.body);
+    assert!(r.has("Позвать человека"), "{}", r.body);
+    web.post(&format!("/t/{s}/try/reset"), &[]).await;
     let r = web
         .post(
             &format!("/t/{s}/try/say"),

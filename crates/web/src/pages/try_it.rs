@@ -33,9 +33,15 @@ fn sandbox_user_id(member: &Member) -> i64 {
     n.max(1)
 }
 
-fn user_json(member: &Member) -> Value {
+/// The tester as a Telegram user, whose app is in the language picked on the page (by
+/// default the panel's), so an admin can see what users of either language get.
+fn user_json(member: &Member, fields: &Fields) -> Value {
+    let lang = fields
+        .get("lang")
+        .and_then(switchboard_core::text::Lang::from_code)
+        .map_or(member.viewer.lang.code(), |l| l.code());
     json!({"id": sandbox_user_id(member), "is_bot": false, "first_name": member.user().name(),
-           "language_code": member.viewer.lang.code()})
+           "language_code": lang})
 }
 
 /// Telegram's update ids fit in 31 bits and only need to be unique per bot: the sandbox
@@ -150,7 +156,7 @@ async fn say(State(state): State<AppState>, member: Member, fields: Fields) -> P
         "message_id": next_message_id(),
         "date": chrono::Utc::now().timestamp(),
         "chat": {"id": id, "type": "private", "first_name": member.user().name()},
-        "from": user_json(&member),
+        "from": user_json(&member, &fields),
         "text": text,
     });
     if text.starts_with('/') {
@@ -171,7 +177,7 @@ async fn press(State(state): State<AppState>, member: Member, fields: Fields) ->
     let id = sandbox_user_id(&member);
     let update = json!({"callback_query": {
         "id": format!("try{}", next_message_id()),
-        "from": user_json(&member),
+        "from": user_json(&member, &fields),
         "chat_instance": "try",
         "data": fields.text("data"),
         "message": {"message_id": fields.text("message_id").parse::<i64>().unwrap_or(1),
