@@ -1140,6 +1140,7 @@ fn shown_errors(html: &str) -> Vec<String> {
     for marker in [
         "class=\"invalid-feedback\">",
         "class=\"text-danger small\">",
+        "class=\"text-danger small mb-2\">",
     ] {
         for piece in html.split(marker).skip(1) {
             if let Some(text) = piece.split("</div>").next() {
@@ -1229,6 +1230,47 @@ async fn every_form_speaks_russian_when_it_refuses() {
             format!("/t/{s}/settings"),
             format!("/t/{s}/settings"),
             settings.to_vec(),
+        ),
+        (
+            format!("/t/{s}/settings"),
+            format!("/t/{s}/settings"),
+            settings
+                .iter()
+                .copied()
+                .filter(|(k, _)| !matches!(*k, "always_open" | "timezone" | "retention_days"))
+                .chain([
+                    ("timezone", "Europe/Moscow"),
+                    ("mon_open", "on"),
+                    ("mon_from", "18:00"),
+                    ("mon_to", "09:00"),
+                ])
+                .collect(),
+        ),
+        (
+            format!("/t/{s}/settings"),
+            format!("/t/{s}/settings"),
+            settings
+                .iter()
+                .copied()
+                .filter(|(k, _)| !matches!(*k, "always_open" | "timezone" | "retention_days"))
+                .chain([
+                    ("timezone", "Europe/Moscow"),
+                    ("tue_open", "on"),
+                    ("tue_from", "девять"),
+                    ("tue_to", "18:00"),
+                ])
+                .collect(),
+        ),
+        (
+            format!("/t/{s}/rules/new"),
+            format!("/t/{s}/rules"),
+            vec![
+                ("title", "Доставка"),
+                ("answer", "<b>Бесплатно</b>"),
+                ("format", "html"),
+                ("translations.en.question", &long),
+                ("translations.en.answer", "<b>Free"),
+            ],
         ),
         (
             format!("/t/{s}/team"),

@@ -102,11 +102,7 @@ pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
         match serde_json::from_value::<switchboard_core::hours::WorkingHours>(h.clone()) {
             Ok(hours) => {
                 if let Err(e) = hours.validate() {
-                    errors.add(
-                        "working_hours",
-                        Problem::coded("working_hours", e.to_string())
-                            .with("reason", e.to_string()),
-                    );
+                    errors.add("working_hours", e.problem());
                 }
             }
             Err(_) => errors.add(

@@ -22,6 +22,20 @@ pub enum HoursError {
     BadZone(String),
 }
 
+impl HoursError {
+    /// The problem as a person reads it in their language (`err.<code>`).
+    pub fn problem(&self) -> crate::validate::Problem {
+        use crate::validate::Problem;
+        match self {
+            HoursError::BadTime(t) => Problem::new("hours_time").with("time", t),
+            HoursError::Backwards(from, to) => Problem::new("hours_backwards")
+                .with("from", from)
+                .with("to", to),
+            HoursError::BadZone(z) => Problem::new("timezone").with("zone", z),
+        }
+    }
+}
+
 pub fn parse_time(s: &str) -> Result<NaiveTime, HoursError> {
     NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| HoursError::BadTime(s.to_string()))
 }

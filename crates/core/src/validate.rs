@@ -87,6 +87,11 @@ impl Problem {
             "email" => "is not a valid email address".to_string(),
             "password_short" => format!("must be at least {} characters", p("min")),
             "password_long" => format!("must be at most {} characters", p("max")),
+            "hours_time" => format!("{:?} is not a time (HH:MM)", p("time")),
+            "hours_backwards" => {
+                format!("{}–{}: the end must be after the start", p("from"), p("to"))
+            }
+            "timezone" => format!("unknown time zone {:?}", p("zone")),
             "unknown_field" => format!("{} is not a text that can be translated here", p("field")),
             _ => match self.param("message") {
                 Some(m) => m.to_string(),
