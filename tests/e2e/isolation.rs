@@ -292,7 +292,25 @@ async fn every_operation_of_the_api_refuses_another_tenants_ids() {
         json!({"text": "VIP"}),
     )
     .await;
+    let invitation = app
+        .post(
+            &a.token,
+            "/api/v1/team/invitations",
+            json!({"email": "new@acme.test", "role": "operator"}),
+        )
+        .await
+        .1["invitation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_owner: uuid::Uuid =
+        sqlx::query_scalar("select id from users where email = 'owner@acme.test'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let a_owner = a_owner.to_string();
     let paths = [
+        "/api/v1/team".to_string(),
         format!("/api/v1/rules/{rule}"),
         format!("/api/v1/menus/{menu}"),
         format!("/api/v1/commands/{command}"),
@@ -325,26 +343,31 @@ async fn every_operation_of_the_api_refuses_another_tenants_ids() {
     let mut tried = 0;
     for (template, item) in doc["paths"].as_object().unwrap() {
         for (method, _) in item.as_object().unwrap() {
-            let path = template.replace("{message_id}", &message).replace(
-                "{id}",
-                if template.starts_with("/api/v1/rules") {
-                    &rule
-                } else if template.starts_with("/api/v1/menus") {
-                    &menu
-                } else if template.starts_with("/api/v1/commands") {
-                    &command
-                } else if template.starts_with("/api/v1/canned-responses") {
-                    &canned
-                } else if template.starts_with("/api/v1/conversations") {
-                    &conversation
-                } else if template.starts_with("/api/v1/end-users") {
-                    &end_user
-                } else if template.contains("{id}") {
-                    panic!("no id of this organization for {template}")
-                } else {
-                    ""
-                },
-            );
+            let path = template
+                .replace("{message_id}", &message)
+                .replace("{user_id}", &a_owner)
+                .replace(
+                    "{id}",
+                    if template.starts_with("/api/v1/team/invitations") {
+                        &invitation
+                    } else if template.starts_with("/api/v1/rules") {
+                        &rule
+                    } else if template.starts_with("/api/v1/menus") {
+                        &menu
+                    } else if template.starts_with("/api/v1/commands") {
+                        &command
+                    } else if template.starts_with("/api/v1/canned-responses") {
+                        &canned
+                    } else if template.starts_with("/api/v1/conversations") {
+                        &conversation
+                    } else if template.starts_with("/api/v1/end-users") {
+                        &end_user
+                    } else if template.contains("{id}") {
+                        panic!("no id of this organization for {template}")
+                    } else {
+                        ""
+                    },
+                );
             assert!(!path.contains('{'), "unfilled parameter in {template}");
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
             if path == *template {
@@ -353,7 +376,16 @@ async fn every_operation_of_the_api_refuses_another_tenants_ids() {
                 if method == reqwest::Method::GET {
                     let (_, body) = app.get(&b.token, &path).await;
                     let text = body.to_string();
-                    for id in [&rule, &menu, &command, &canned, &conversation, &end_user] {
+                    for id in [
+                        &rule,
+                        &menu,
+                        &command,
+                        &canned,
+                        &conversation,
+                        &end_user,
+                        &invitation,
+                        &a_owner,
+                    ] {
                         assert!(!text.contains(id.as_str()), "{path} shows {id}: {text}");
                     }
                 }
@@ -363,6 +395,7 @@ async fn every_operation_of_the_api_refuses_another_tenants_ids() {
             let body = match (method.as_str(), template.rsplit('/').next().unwrap()) {
                 ("PUT", _) => Some(json!({"shortcut": "x", "title": "x", "text": "x"})),
                 ("PATCH", "{id}") if template.contains("end-users") => Some(json!({"notes": "x"})),
+                ("PATCH", "{user_id}") => Some(json!({"role": "operator"})),
                 ("PATCH", _) => Some(json!({})),
                 ("POST", "messages") | ("POST", "notes") => Some(json!({"text": "x"})),
                 ("POST", "assign") => Some(json!({"user_id": b_owner})),

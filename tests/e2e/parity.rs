@@ -624,3 +624,178 @@ async fn notes_of(app: &TestApp, t: &Tenant, id: &str) -> Value {
         .1["notes"]
         .clone()
 }
+
+/// The team through both doors: an invitation, a role change, the last owner kept, a
+/// removal — the same stored team and the same events.
+#[tokio::test]
+async fn the_team_is_the_same_through_the_api_and_the_panel() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Api Co").await, app.tenant("Panel Co").await);
+    let web = app.owner_web(&b).await;
+    let s = &b.slug;
+    let user_id = |t: &Tenant, email: &str| {
+        let pool = app.db.pool.clone();
+        let (tenant, email) = (t.id, email.to_string());
+        async move {
+            let id: uuid::Uuid = sqlx::query_scalar(
+                "select u.id from users u join memberships m on m.user_id = u.id
+                 where m.tenant_id = $1 and u.email = $2",
+            )
+            .bind(tenant)
+            .bind(email)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            id
+        }
+    };
+
+    // An invitation: the API answers with the link (no mail server here) once.
+    let (st, invited) = app
+        .post(
+            &a.token,
+            "/api/v1/team/invitations",
+            json!({"email": " Olga@Example.test ", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{invited}");
+    assert_eq!(invited["mail"], "no_mail_server");
+    assert!(
+        invited["link"].as_str().unwrap().contains("/invite/"),
+        "{invited}"
+    );
+    let r = web
+        .submit(
+            &format!("/t/{s}/team"),
+            &format!("/t/{s}/team"),
+            &[("email", " Olga@Example.test "), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        stored(&app, &a, "/api/v1/team").await["invitations"],
+        stored(&app, &b, "/api/v1/team").await["invitations"]
+    );
+    assert_eq!(last_event(&app, &a).await, last_event(&app, &b).await);
+    assert_eq!(
+        last_event(&app, &a).await,
+        (
+            "member.invited".into(),
+            json!({"email": "Olga@Example.test", "role": "admin"})
+        )
+    );
+
+    // The same refusal: an operator cannot be invited as "boss".
+    let (st, refused) = app
+        .post(
+            &a.token,
+            "/api/v1/team/invitations",
+            json!({"email": "x@example.test", "role": "boss"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["fields"][0]["code"], "role_not_allowed");
+
+    // Two members each, then one is made an admin through each door.
+    // (People are global: each organization gets its own Ivan.)
+    app.member(&a, "ivan@api-co.test", switchboard_core::Role::Operator)
+        .await;
+    app.member(&b, "ivan@panel-co.test", switchboard_core::Role::Operator)
+        .await;
+    let (ia, ib) = (
+        user_id(&a, "ivan@api-co.test").await,
+        user_id(&b, "ivan@panel-co.test").await,
+    );
+    let (st, body) = app
+        .patch(
+            &a.token,
+            &format!("/api/v1/team/members/{ia}"),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["role"], "admin");
+    let r = web
+        .submit(
+            &format!("/t/{s}/team"),
+            &format!("/t/{s}/team/{ib}/role"),
+            &[("role", "admin")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(roles(&app, &a).await, roles(&app, &b).await);
+    assert_eq!(roles(&app, &a).await, ["admin", "owner"]);
+    assert_eq!(
+        without_emails(last_event(&app, &a).await),
+        without_emails(last_event(&app, &b).await)
+    );
+    assert_eq!(
+        without_emails(last_event(&app, &a).await),
+        (
+            "member.role_changed".into(),
+            json!({"from": "operator", "to": "admin"})
+        )
+    );
+
+    // The last owner stays: 409 through the API, a refusal on the page, nothing logged.
+    let (oa, ob) = (
+        user_id(&a, "owner@api-co.test").await,
+        user_id(&b, "owner@panel-co.test").await,
+    );
+    let (st, body) = app
+        .patch(
+            &a.token,
+            &format!("/api/v1/team/members/{oa}"),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["fields"][0]["code"], "last_owner", "{body}");
+    let r = web.post(&format!("/t/{s}/team/{ob}/remove"), &[]).await;
+    assert!(r.has("at least one owner"), "{}", r.body);
+    assert_eq!(events_of(&app, &a, "member.role_changed").await, 1);
+    assert_eq!(events_of(&app, &b, "member.removed").await, 0);
+
+    // A removal.
+    let (st, _) = app
+        .delete(&a.token, &format!("/api/v1/team/members/{ia}"))
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let r = web.post(&format!("/t/{s}/team/{ib}/remove"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(roles(&app, &a).await, ["owner"]);
+    assert_eq!(roles(&app, &b).await, ["owner"]);
+    assert_eq!(
+        without_emails(last_event(&app, &a).await),
+        without_emails(last_event(&app, &b).await)
+    );
+    assert_eq!(last_event(&app, &a).await.0, "member.removed");
+
+    // An operator's token cannot manage the team.
+    let op = app
+        .member(&a, "op@example.test", switchboard_core::Role::Operator)
+        .await;
+    let (st, _) = app.get(&op, "/api/v1/team").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+/// The roles of a team, sorted.
+async fn roles(app: &TestApp, t: &Tenant) -> Vec<String> {
+    let team = stored(app, t, "/api/v1/team").await;
+    let mut roles: Vec<String> = team["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap().to_string())
+        .collect();
+    roles.sort();
+    roles
+}
+
+/// An event without the email it names (each organization has its own people).
+fn without_emails((kind, mut data): (String, Value)) -> (String, Value) {
+    if let Some(map) = data.as_object_mut() {
+        map.remove("email");
+    }
+    (kind, data)
+}

@@ -36,10 +36,14 @@ pub async fn member(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
 }
 
 /// A new invitation and the secret its link carries (shown or mailed once, stored only
-/// as a digest).
+/// as a digest), with what its mail says: who invites to which organization, in the
+/// organization's language.
 pub struct NewInvitation {
     pub invitation: Invitation,
     pub token: String,
+    pub organization: String,
+    pub inviter: String,
+    pub language: switchboard_core::text::Lang,
 }
 
 /// Invites an email address with a role (`role` as typed: `operator`, `admin`, `owner`).
@@ -84,12 +88,32 @@ pub async fn invite(app: &App, ctx: &Ctx, email: &str, role: &str) -> AppResult<
     };
     record(&mut tx, ctx, event).await?;
     commit(tx).await?;
-    Ok(NewInvitation { invitation, token })
+    let organization = switchboard_db::platform::get_tenant(&app.pool, ctx.tenant)
+        .await?
+        .name;
+    let user = switchboard_db::platform::get_user(&app.pool, ctx.user).await?;
+    let inviter = if user.display_name.trim().is_empty() {
+        user.email
+    } else {
+        user.display_name
+    };
+    let language = switchboard_db::config::get_settings(&app.pool, ctx.tenant)
+        .await?
+        .lang();
+    Ok(NewInvitation {
+        invitation,
+        token,
+        organization,
+        inviter,
+        language,
+    })
 }
 
-fn last_owner() -> AppError {
+/// The refusal to leave an organization without an owner, on the field at fault (the
+/// new role, or the member being removed).
+fn last_owner(field: &'static str) -> AppError {
     AppError::conflict(
-        None,
+        Some(field),
         Problem::coded("last_owner", "an organization needs at least one owner"),
     )
 }
@@ -106,7 +130,7 @@ pub async fn change_role(app: &App, ctx: &Ctx, user: UserId, role: Role) -> AppR
         && role != Role::Owner
         && accounts::lock_owners(&mut *tx, ctx.tenant).await? <= 1
     {
-        return Err(last_owner());
+        return Err(last_owner("role"));
     }
     accounts::set_role(&mut *tx, ctx.tenant, target.user_id, role).await?;
     let event = Event::MemberRoleChanged {
@@ -129,7 +153,7 @@ pub async fn remove(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
     }
     let mut tx = app.begin().await?;
     if target.role == Role::Owner && accounts::lock_owners(&mut *tx, ctx.tenant).await? <= 1 {
-        return Err(last_owner());
+        return Err(last_owner("user_id"));
     }
     accounts::remove_member(&mut *tx, ctx.tenant, target.user_id).await?;
     let event = Event::MemberRemoved {

@@ -92,6 +92,70 @@ impl Mailer {
     }
 }
 
+/// The link that accepts an invitation.
+pub fn invitation_link(state: &crate::AppState, token: &str) -> String {
+    format!("{}/invite/{token}", state.web.public_url)
+}
+
+/// What became of an invitation's mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// Handed to the mail server.
+    Sent,
+    /// No mail server is configured: the mail went to the development mailbox only, so
+    /// the link must be passed on by hand.
+    NoMailServer,
+    /// The mail server refused it (logged).
+    Failed,
+}
+
+impl Delivered {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Delivered::Sent => "sent",
+            Delivered::NoMailServer => "no_mail_server",
+            Delivered::Failed => "failed",
+        }
+    }
+}
+
+/// Mails an invitation link in `lang`, and says what became of it.
+pub async fn send_invitation(
+    state: &crate::AppState,
+    lang: crate::i18n::UiLang,
+    invited: &switchboard_app::team::NewInvitation,
+    link: &str,
+) -> Delivered {
+    let c = &state.web.catalogs;
+    let role = invited.invitation.role.as_str();
+    let mail = Email {
+        to: invited.invitation.email.clone(),
+        subject: c.t(
+            lang,
+            "mail.invite.subject",
+            &[("org", invited.organization.clone())],
+        ),
+        body: c.t(
+            lang,
+            "mail.invite.body",
+            &[
+                ("org", invited.organization.clone()),
+                ("inviter", invited.inviter.clone()),
+                ("role", c.t(lang, &format!("role.{role}"), &[])),
+                ("link", link.to_string()),
+            ],
+        ),
+    };
+    match state.web.mailer.send(mail).await {
+        _ if state.web.mailer.is_dev_mailbox() => Delivered::NoMailServer,
+        Err(e) => {
+            tracing::error!(error = %e, "invitation mail not sent");
+            Delivered::Failed
+        }
+        Ok(()) => Delivered::Sent,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

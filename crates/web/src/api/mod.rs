@@ -12,6 +12,7 @@ pub mod menus;
 pub mod rules;
 pub mod settings;
 pub mod stats;
+pub mod team;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -65,6 +66,7 @@ fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(conversations::router())
         .merge(end_users::router())
         .merge(stats::router())
+        .merge(team::router())
 }
 
 /// The OpenAPI document of `/api/v1`.

@@ -8,11 +8,10 @@ use serde_json::json;
 use switchboard_app::{team, AppError};
 use switchboard_core::{Permission, Role, UserId};
 
-use super::auth::invitation_link;
 use super::{
     done, done_as, field_errors, problem_text, render, t, Fields, Member, PageError, PageResult,
 };
-use crate::mail::Email;
+use crate::mail::{invitation_link, send_invitation, Delivered};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -66,38 +65,15 @@ async fn invite(State(state): State<AppState>, member: Member, fields: Fields) -
             return page(&state, &member, json!({"form": {"email": email.trim(), "role": role}, "errors": field_errors(&state, &member.viewer, &errors)})).await;
         }
     };
-    let (email, role) = (invited.invitation.email, invited.invitation.role);
     let link = invitation_link(&state, &invited.token);
     let session = &member.viewer.auth.session;
-    let c = &state.web.catalogs;
-    let lang = member.viewer.lang;
-    let mail = Email {
-        to: email.clone(),
-        subject: c.t(
-            lang,
-            "mail.invite.subject",
-            &[("org", member.tenant.name.clone())],
-        ),
-        body: c.t(
-            lang,
-            "mail.invite.body",
-            &[
-                ("org", member.tenant.name.clone()),
-                ("inviter", member.user().name().to_string()),
-                ("role", c.t(lang, &format!("role.{}", role.as_str()), &[])),
-                ("link", link.clone()),
-            ],
-        ),
-    };
+    let email = invited.invitation.email.clone();
     // Without a mail server the mail only went to the development mailbox; a failed send
     // reached nobody: either way the admin gets the link to pass on.
-    let (kind, key) = match state.web.mailer.send(mail).await {
-        _ if state.web.mailer.is_dev_mailbox() => ("info", "team.invited_no_mail"),
-        Err(e) => {
-            tracing::error!(error = %e, "invitation mail not sent");
-            ("warning", "team.mail_failed")
-        }
-        Ok(()) => ("success", "team.invited"),
+    let (kind, key) = match send_invitation(&state, member.viewer.lang, &invited, &link).await {
+        Delivered::NoMailServer => ("info", "team.invited_no_mail"),
+        Delivered::Failed => ("warning", "team.mail_failed"),
+        Delivered::Sent => ("success", "team.invited"),
     };
     if kind != "success" {
         crate::session::stash_invite_link(session, &email, &link).await;

@@ -263,8 +263,3 @@ async fn set_lang(
             .into_response(),
     )
 }
-
-/// The link in an invitation email.
-pub fn invitation_link(state: &AppState, token: &str) -> String {
-    format!("{}/invite/{token}", state.web.public_url)
-}
