@@ -28,6 +28,9 @@ pub struct Config {
     /// Messages per second one bot may send, across every process (unless the bot has a
     /// rate of its own).
     pub bot_send_rate: u32,
+    /// How many tenants' configurations and bots one process keeps in memory
+    /// (`SWITCHBOARD_CACHE_TENANTS`, least recently used forgotten first).
+    pub cached_tenants: usize,
     /// How long a worker holds the lease of a bot in polling mode between renewals (and
     /// so how long a crashed worker's bots go unpolled), in seconds.
     pub poll_lease_seconds: u64,
@@ -76,6 +79,7 @@ impl Config {
             json_logs: false,
             chat_send_interval_ms: 1000,
             bot_send_rate: 30,
+            cached_tenants: 2000,
             poll_lease_seconds: 30,
             embeddings_dir: None,
             smtp_url: None,
@@ -116,6 +120,10 @@ impl Config {
             json_logs: log_format == "json",
             chat_send_interval_ms: env_parse("SWITCHBOARD_CHAT_SEND_INTERVAL_MS", 1000)?,
             bot_send_rate: env_parse("SWITCHBOARD_BOT_SEND_RATE", 30)?,
+            cached_tenants: match env_parse("SWITCHBOARD_CACHE_TENANTS", 2000)? {
+                n @ 1..=1_000_000 => n,
+                n => bail!("SWITCHBOARD_CACHE_TENANTS={n} must be between 1 and 1000000"),
+            },
             poll_lease_seconds: match env_parse("SWITCHBOARD_POLL_LEASE_SECONDS", 30)? {
                 n @ 3..=600 => n,
                 n => bail!("SWITCHBOARD_POLL_LEASE_SECONDS={n} must be between 3 and 600"),

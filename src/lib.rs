@@ -70,6 +70,7 @@ pub fn telegram(
     let settings = TelegramSettings {
         chat_interval: Duration::from_millis(config.chat_send_interval_ms),
         bot_rate: config.bot_send_rate.max(1),
+        cached_tenants: config.cached_tenants,
         ..TelegramSettings::new(config.public_url.clone())
     };
     let telegram = Arc::new(Telegram::new(pool.clone(), api, Arc::new(vault), settings));

@@ -167,6 +167,8 @@ pub struct Options {
     pub metrics_token: Option<String>,
     /// `SWITCHBOARD_METRICS_BIND` (on a free port).
     pub metrics_bind: bool,
+    /// `SWITCHBOARD_CACHE_TENANTS`.
+    pub cached_tenants: usize,
 }
 
 impl Default for Options {
@@ -177,6 +179,7 @@ impl Default for Options {
             oauth: Vec::new(),
             metrics_token: None,
             metrics_bind: false,
+            cached_tenants: 2000,
         }
     }
 }
@@ -200,6 +203,7 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let mut config = Config {
             chat_send_interval_ms: options.chat_interval_ms,
+            cached_tenants: options.cached_tenants,
             ..Config::embedded(&db.url, addr, &tg.url())
         };
         config.web.oauth = options.oauth;

@@ -419,3 +419,74 @@ async fn every_operation_of_the_api_refuses_another_tenants_ids() {
     assert!(tried >= 20, "only {tried} operations name an object");
     assert_eq!(snapshot().await, before, "nothing of A changed");
 }
+
+/// A process that keeps fewer tenants in memory than it serves: tenants are forgotten and
+/// loaded again as they come and go, each bot always answers from its own rules, a
+/// change reaches the bot at once, and `/metrics` shows the caches within their bound.
+#[tokio::test]
+async fn more_tenants_than_the_cache_holds_each_answer_from_their_own_rules() {
+    let app = TestApp::start_with(crate::harness::Options {
+        cached_tenants: 2,
+        metrics_token: Some("scrape".into()),
+        ..Default::default()
+    })
+    .await;
+    let mut tenants = Vec::new();
+    for name in ["Alpha", "Beta", "Gamma", "Delta", "Epsilon"] {
+        let t = app.tenant(name).await;
+        let bot = app
+            .connect_bot(&t, &format!("{}_bot", name.to_lowercase()))
+            .await;
+        let (s, body) = app
+            .post(
+                &t.token,
+                "/api/v1/rules",
+                json!({"title": "Hours", "answer": format!("{name}: 9–18"), "examples": ["opening hours"]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        tenants.push((name, t, bot));
+    }
+    let user = alice();
+    for round in 1..=3 {
+        for (name, t, bot) in &tenants {
+            if round == 3 && *name == "Gamma" {
+                // A change while the tenant is (or is not) cached reaches its bot.
+                let (_, rules) = app.get(&t.token, "/api/v1/rules").await;
+                let id = rules["items"][0]["id"].as_str().unwrap();
+                app.patch(
+                    &t.token,
+                    &format!("/api/v1/rules/{id}"),
+                    json!({"answer": "Gamma: 10–20"}),
+                )
+                .await;
+            }
+            app.say(bot, &user, "opening hours").await;
+            let sent = app.expect_sent(bot, user.id, round).await;
+            let want = if round == 3 && *name == "Gamma" {
+                "Gamma: 10–20".to_string()
+            } else {
+                format!("{name}: 9–18")
+            };
+            assert_eq!(sent[round - 1].text, want, "round {round}");
+        }
+    }
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth("scrape")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(gauge("switchboard_cached_tenant_configs") <= 2.0);
+    assert!(gauge("switchboard_cached_bots") <= 2.0);
+    assert!(gauge("switchboard_cached_bots") >= 1.0);
+}

@@ -140,6 +140,8 @@ pub struct Metrics {
     matcher_duration: Histogram,
 
     queue_undelivered: Gauge,
+    cached_configs: Gauge,
+    cached_bots: Gauge,
     queue_oldest_age: Gauge<f64, AtomicU64>,
     backlog_chats: Family<BacklogLabels, Gauge>,
     backlog_ready: Family<BacklogLabels, Gauge>,
@@ -189,6 +191,18 @@ impl Metrics {
         let deliveries_retried = Counter::default();
         let matcher_duration = Histogram::new(MATCHER_BUCKETS);
         let queue_undelivered = Gauge::default();
+        let cached_configs = Gauge::default();
+        let cached_bots = Gauge::default();
+        registry.register(
+            "cached_tenant_configs",
+            "Tenants whose bot configuration (and matcher index) this process holds in memory",
+            cached_configs.clone(),
+        );
+        registry.register(
+            "cached_bots",
+            "Bots whose clients (with decrypted tokens) this process holds in memory",
+            cached_bots.clone(),
+        );
         let queue_oldest_age = Gauge::<f64, AtomicU64>::default();
         let backlog_chats = Family::<BacklogLabels, Gauge>::default();
         let backlog_ready = Family::<BacklogLabels, Gauge>::default();
@@ -325,6 +339,8 @@ impl Metrics {
             deliveries_retried,
             matcher_duration,
             queue_undelivered,
+            cached_configs,
+            cached_bots,
             queue_oldest_age,
             backlog_chats,
             backlog_ready,
@@ -412,6 +428,13 @@ impl Metrics {
     /// How long one bot decision took.
     pub fn matcher_observe(&self, elapsed: Duration) {
         self.matcher_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// How many tenants' configurations and bots the caches hold (bounded by
+    /// `SWITCHBOARD_CACHE_TENANTS`).
+    pub fn set_cache_sizes(&self, configs: usize, bots: usize) {
+        self.cached_configs.set(configs as i64);
+        self.cached_bots.set(bots as i64);
     }
 
     pub fn set_queue(&self, sample: QueueSample) {

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+
+use crate::lru::Lru;
 use sqlx::PgPool;
 use switchboard_core::bot::{BotConfig, Command, Menu, Rule};
 use switchboard_core::matcher::{MatcherIndex, RuleSpec, SentenceEncoder};
@@ -70,13 +72,18 @@ pub enum CacheError {
 }
 
 /// Caches keyed by tenant, with a generation counter so that a load racing with an
-/// invalidation never stores stale data.
+/// invalidation never stores stale data. Each holds at most `capacity` tenants (the
+/// least recently used are forgotten and loaded again when next needed), so a process
+/// serving many tenants stays bounded.
 pub struct Caches {
     pool: PgPool,
     vault: Arc<Vault>,
     generation: AtomicU64,
-    bots: RwLock<HashMap<String, Arc<BotEntry>>>,
-    configs: RwLock<HashMap<TenantId, Arc<BotConfig>>>,
+    /// Live bots by the public id in their webhook URL…
+    bots: RwLock<Lru<String, Arc<BotEntry>>>,
+    /// …and by tenant and id (delivery).
+    bots_by_id: RwLock<Lru<(TenantId, BotId), Arc<BotEntry>>>,
+    configs: RwLock<Lru<TenantId, Arc<BotConfig>>>,
     /// The matcher's optional semantic stage (a sentence-embedding model).
     encoder: RwLock<Option<Arc<dyn SentenceEncoder>>>,
     /// Matcher index builds are CPU work: they run off the async threads, at most one per
@@ -87,13 +94,15 @@ pub struct Caches {
 }
 
 impl Caches {
-    pub fn new(pool: PgPool, vault: Arc<Vault>) -> Self {
+    /// Caches of at most `capacity` tenants each.
+    pub fn new(pool: PgPool, vault: Arc<Vault>, capacity: usize) -> Self {
         Self {
             pool,
             vault,
             generation: AtomicU64::new(0),
-            bots: RwLock::new(HashMap::new()),
-            configs: RwLock::new(HashMap::new()),
+            bots: RwLock::new(Lru::new(capacity)),
+            bots_by_id: RwLock::new(Lru::new(capacity)),
+            configs: RwLock::new(Lru::new(capacity)),
             encoder: RwLock::new(None),
             builds: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -107,12 +116,19 @@ impl Caches {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.configs.write().remove(&tenant);
         self.bots.write().retain(|_, b| b.tenant_id != tenant);
+        self.bots_by_id.write().retain(|(t, _), _| *t != tenant);
     }
 
     pub fn invalidate_all(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.configs.write().clear();
         self.bots.write().clear();
+        self.bots_by_id.write().clear();
+    }
+
+    /// How many tenants' configurations and bots are cached (for `/metrics`).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.configs.read().len(), self.bots_by_id.read().len())
     }
 
     fn entry_from_row(&self, row: &bots::Bot) -> Result<Option<BotEntry>, CacheError> {
@@ -146,7 +162,7 @@ impl Caches {
         public_id: &str,
     ) -> Result<Option<Arc<BotEntry>>, CacheError> {
         if let Some(b) = self.bots.read().get(public_id) {
-            return Ok(Some(b.clone()));
+            return Ok(Some(b));
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let Some(row) = bots::find_live_by_public_id(&self.pool, public_id).await? else {
@@ -166,13 +182,8 @@ impl Caches {
         tenant: TenantId,
         bot: BotId,
     ) -> Result<Option<Arc<BotEntry>>, CacheError> {
-        if let Some(b) = self
-            .bots
-            .read()
-            .values()
-            .find(|b| b.bot_id == bot && b.tenant_id == tenant)
-        {
-            return Ok(Some(b.clone()));
+        if let Some(b) = self.bots_by_id.read().get(&(tenant, bot)) {
+            return Ok(Some(b));
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let row = match bots::get(&self.pool, tenant, bot).await {
@@ -191,9 +202,10 @@ impl Caches {
     }
 
     fn store_bot(&self, generation: u64, entry: &Arc<BotEntry>) {
-        let mut map = self.bots.write();
+        let (mut by_public, mut by_id) = (self.bots.write(), self.bots_by_id.write());
         if self.generation.load(Ordering::SeqCst) == generation {
-            map.insert(entry.public_id.clone(), entry.clone());
+            by_public.insert(entry.public_id.clone(), entry.clone());
+            by_id.insert((entry.tenant_id, entry.bot_id), entry.clone());
         }
     }
 
@@ -212,12 +224,12 @@ impl Caches {
     /// The tenant's bot configuration (texts, menus, rules with the matcher index, commands).
     pub async fn config(&self, tenant: TenantId) -> Result<Arc<BotConfig>, CacheError> {
         if let Some(c) = self.configs.read().get(&tenant) {
-            return Ok(c.clone());
+            return Ok(c);
         }
         let gate = self.building.lock().entry(tenant).or_default().clone();
         let built = {
             let _one_at_a_time = gate.lock().await;
-            let cached = self.configs.read().get(&tenant).cloned();
+            let cached = self.configs.read().get(&tenant);
             match cached {
                 // Built meanwhile by the request we waited for.
                 Some(c) => Ok(c),

@@ -8,6 +8,7 @@ pub mod client;
 pub mod delivery;
 pub mod engine;
 pub mod files;
+pub mod lru;
 pub mod operator;
 pub mod polling;
 pub mod setup;
@@ -37,6 +38,9 @@ pub struct TelegramSettings {
     /// take it over. Longer than a Bot API call can take, so a live sender is never
     /// doubled; it is how long a crashed worker's chats wait.
     pub delivery_lease: std::time::Duration,
+    /// How many tenants' configurations (with their matcher indexes) and bots one
+    /// process keeps in memory; the least recently used are loaded again when needed.
+    pub cached_tenants: usize,
 }
 
 impl TelegramSettings {
@@ -46,6 +50,7 @@ impl TelegramSettings {
             chat_interval: std::time::Duration::from_secs(1),
             bot_rate: 30,
             delivery_lease: std::time::Duration::from_secs(60),
+            cached_tenants: 2000,
         }
     }
 }
@@ -65,7 +70,11 @@ pub struct Telegram {
 
 impl Telegram {
     pub fn new(pool: PgPool, api: BotApi, vault: Arc<Vault>, settings: TelegramSettings) -> Self {
-        let caches = Arc::new(Caches::new(pool.clone(), vault.clone()));
+        let caches = Arc::new(Caches::new(
+            pool.clone(),
+            vault.clone(),
+            settings.cached_tenants,
+        ));
         let metrics = Arc::new(Metrics::new());
         Self {
             api: api.with_metrics(metrics.clone()),

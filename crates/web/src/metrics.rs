@@ -113,6 +113,8 @@ async fn scrape(
         }
     }
     let metrics = &telegram.metrics;
+    let (configs, bots) = telegram.caches.sizes();
+    metrics.set_cache_sizes(configs, bots);
     let pool = &telegram.pool;
     let refreshed = metrics
         .refresh_queue(QUEUE_SAMPLE_MAX_AGE, || async {
