@@ -1183,3 +1183,86 @@ async fn a_file_name_cannot_write_headers() {
     assert_eq!(disposition.matches('"').count(), 2, "{disposition}");
     assert_eq!(disposition.matches("filename=").count(), 1, "{disposition}");
 }
+
+/// The desk's search on a tenant with a history: a common name fills a page from the
+/// newest conversations, a word of the messages is found by its forms (full text), a
+/// rare name deep in the history is found through the index, and every hit matches.
+#[tokio::test]
+async fn the_desk_search_finds_names_and_words_in_a_long_history() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Big Co").await;
+    let spec = switchboard_db::seed::SeedSpec {
+        conversations: 3000,
+        messages: 9000,
+        operators: 3,
+        days: 90,
+    };
+    let seeded = switchboard_db::seed::seed(&app.db.pool, t.id, spec, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(seeded.conversations, 3000);
+    // One person, once, long ago.
+    sqlx::query(
+        "update end_users set first_name = 'Евлампия', last_name = 'Рудольфовна'
+         where id = (select end_user_id from conversations where tenant_id = $1
+                     and status = 'closed' order by opened_at limit 1)",
+    )
+    .bind(t.id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let owner = app.owner_web(&t).await;
+    let rows = |body: &str| body.matches("data-conversation=\"").count();
+
+    let common = owner
+        .get("/desk/queue?tab=closed&q=%D0%9C%D0%B0%D1%80%D0%B8%D1%8F")
+        .await;
+    assert!(common.status.is_success());
+    assert_eq!(rows(&common.body), 100, "a full page of Marias");
+    assert!(
+        common.body.matches("Мария").count() >= 100,
+        "every row is a Maria"
+    );
+    // "посылку" finds "где моя посылка" (Russian word forms).
+    let word = owner
+        .get("/desk/queue?tab=closed&q=%D0%BF%D0%BE%D1%81%D1%8B%D0%BB%D0%BA%D1%83")
+        .await;
+    assert!(rows(&word.body) > 0, "{}", word.body);
+    // A rare name from the start of the history.
+    let rare = owner
+        .get("/desk/queue?tab=closed&q=%D0%95%D0%B2%D0%BB%D0%B0%D0%BC%D0%BF")
+        .await;
+    let hers: i64 = sqlx::query_scalar(
+        "select count(*) from conversations c join end_users u
+           on u.tenant_id = c.tenant_id and u.id = c.end_user_id
+         where c.tenant_id = $1 and c.status = 'closed' and u.first_name = 'Евлампия'",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(hers >= 1);
+    assert_eq!(rows(&rare.body) as i64, hers, "{}", rare.body);
+    assert_eq!(
+        rare.body.matches("Рудольфовна").count() as i64,
+        hers,
+        "only her conversations"
+    );
+    let none = owner.get("/desk/queue?tab=closed&q=zzyzx").await;
+    assert_eq!(rows(&none.body), 0);
+    // The waiting tab searches its own conversations only.
+    let waiting = owner
+        .get("/desk/queue?tab=waiting&q=%D0%9C%D0%B0%D1%80%D0%B8%D1%8F")
+        .await;
+    let waiting_rows = rows(&waiting.body);
+    let expected: i64 = sqlx::query_scalar(
+        "select count(*) from conversations c join end_users u
+           on u.tenant_id = c.tenant_id and u.id = c.end_user_id
+         where c.tenant_id = $1 and c.status = 'waiting' and u.first_name = 'Мария'",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting_rows as i64, expected.min(100));
+}

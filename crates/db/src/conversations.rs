@@ -1,7 +1,7 @@
 //! Conversations and their state.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 use switchboard_core::conversation::ConvState;
 use switchboard_core::{
     BotId, ConvStatus, ConversationId, EndUserId, HandoverReason, TenantId, UserId,
@@ -195,37 +195,45 @@ pub struct ConversationFilter {
     pub before: Option<(DateTime<Utc>, ConversationId)>,
 }
 
-/// Conversations, most recently active first; waiting ones oldest-waiting first.
+/// Conversations, most recently active first (ties by id), a page after the keyset
+/// cursor. The query is built for the filters given, so each shape walks its own index
+/// (status, assignee, or neither) in this order and stops at the page.
 pub async fn list(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
     f: &ConversationFilter,
 ) -> Result<Vec<ConversationListItem>> {
-    let (before_at, before_id) = match f.before {
-        Some((at, id)) => (Some(at), Some(id)),
-        None => (None, None),
-    };
-    Ok(sqlx::query_as(
-        "select c.id, c.status, c.assignee_id, c.handover_reason, c.opened_at, c.waiting_since,
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "with page as (select c.* from conversations c where c.tenant_id = ",
+    );
+    qb.push_bind(tenant);
+    if let Some(status) = f.status {
+        qb.push(" and c.status = ").push_bind(status.as_str());
+    }
+    if let Some(assignee) = f.assignee {
+        qb.push(" and c.assignee_id = ").push_bind(assignee);
+    }
+    if let Some((at, id)) = f.before {
+        qb.push(" and (c.last_message_at < ")
+            .push_bind(at)
+            .push(" or (c.last_message_at = ")
+            .push_bind(at)
+            .push(" and c.id > ")
+            .push_bind(id)
+            .push("))");
+    }
+    qb.push(" order by c.last_message_at desc, c.id limit ")
+        .push_bind(f.limit)
+        .push(
+            ")
+         select c.id, c.status, c.assignee_id, c.handover_reason, c.opened_at, c.waiting_since,
                 c.closed_at, c.last_message_at, c.end_user_id, u.telegram_user_id, u.username,
                 u.first_name, u.last_name, u.is_blocked, c.is_test
-         from conversations c
+         from page c
          join end_users u on u.tenant_id = c.tenant_id and u.id = c.end_user_id
-         where c.tenant_id = $1
-           and ($2::text is null or c.status = $2)
-           and ($3::uuid is null or c.assignee_id = $3)
-           and ($4::timestamptz is null or (c.last_message_at, c.id) < ($4, $5))
-         order by c.last_message_at desc, c.id desc
-         limit $6",
-    )
-    .bind(tenant)
-    .bind(f.status.map(|s| s.as_str()))
-    .bind(f.assignee)
-    .bind(before_at)
-    .bind(before_id)
-    .bind(f.limit)
-    .fetch_all(db)
-    .await?)
+         order by c.last_message_at desc, c.id",
+        );
+    Ok(qb.build_query_as().fetch_all(db).await?)
 }
 
 /// The end user's open conversation, if any (not locked).

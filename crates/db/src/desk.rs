@@ -3,7 +3,7 @@
 //! responses.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use switchboard_core::{ConversationId, EndUserId, TenantId, UserId};
 
 use crate::error::OptionExt;
@@ -69,8 +69,14 @@ pub struct QueueItem {
 /// The conversations of one queue in `tenants` (the viewer's), with an optional search
 /// (user names and message texts). "Try it" conversations are an admin's tests: they
 /// never wait in the operators' queues (the closed tab keeps them, labelled).
+///
+/// Each tab is its own query shape, read per tenant along an index in the tab's order
+/// and cut at `limit` there (a lateral join), so a tenant with a million conversations
+/// costs what its first page costs. A search adds, per tenant, the tab's conversations
+/// of people whose name matches (a trigram index serves rare names) and those among the
+/// newest 2,000 messages whose text matches (full text, like the log).
 pub async fn queue(
-    db: impl PgExecutor<'_>,
+    db: &sqlx::PgPool,
     tenants: &[TenantId],
     admin_tenants: &[TenantId],
     viewer: UserId,
@@ -78,23 +84,139 @@ pub async fn queue(
     search: Option<&str>,
     limit: i64,
 ) -> Result<Vec<QueueItem>> {
-    let ids: Vec<uuid::Uuid> = tenants.iter().map(|t| t.0).collect();
-    let admin_ids: Vec<uuid::Uuid> = admin_tenants.iter().map(|t| t.0).collect();
-    let pattern = search.map(str::trim).filter(|s| !s.is_empty()).map(|s| {
-        format!(
-            "%{}%",
-            s.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )
-    });
-    Ok(sqlx::query_as(
-        "select c.id, c.tenant_id, t.slug as tenant_slug, t.name as tenant_name, c.status,
+    let scope: Vec<uuid::Uuid> = match tab {
+        // Others' conversations are for the admins of their tenant.
+        Tab::Others => admin_tenants.iter().map(|t| t.0).collect(),
+        _ => tenants.iter().map(|t| t.0).collect(),
+    };
+    let order = match tab {
+        Tab::Waiting => "c.waiting_since, c.id",
+        _ => "c.last_message_at desc, c.id",
+    };
+    let condition = |qb: &mut QueryBuilder<'_, Postgres>| {
+        match tab {
+            Tab::Waiting => qb.push("c.status = 'waiting' and not c.is_test"),
+            Tab::Mine => qb
+                .push("c.status = 'assigned' and not c.is_test and c.assignee_id = ")
+                .push_bind(viewer),
+            Tab::Others => qb
+                .push("c.status = 'assigned' and not c.is_test and c.assignee_id <> ")
+                .push_bind(viewer),
+            Tab::Closed => qb.push("c.status = 'closed'"),
+        };
+    };
+    let search = search.map(str::trim).filter(|s| !s.is_empty());
+    let Some(q) = search else {
+        let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
+        qb.push("select c.* from unnest(").push_bind(scope).push(
+            "::uuid[]) as scope(tenant_id) cross join lateral (
+                    select c.* from conversations c where c.tenant_id = scope.tenant_id and ",
+        );
+        condition(&mut qb);
+        qb.push(format_args!(" order by {order} limit "))
+            .push_bind(limit)
+            .push(") c");
+        push_page(&mut qb, order, limit);
+        return Ok(qb.build_query_as().fetch_all(db).await?);
+    };
+    // A search is read from the newest conversations and messages first (enough for a
+    // common name or word, whatever the tenant's size); only when they hold less than a
+    // page, from the trigram and full-text indexes (which are quick for rare ones).
+    let pattern = format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    for recent in [true, false] {
+        let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
+        // People by name.
+        qb.push("select c.* from unnest(")
+            .push_bind(scope.clone())
+            .push("::uuid[]) as scope(tenant_id) cross join lateral (select c.* from ");
+        if recent {
+            qb.push("(select c.* from conversations c where c.tenant_id = scope.tenant_id and ");
+            condition(&mut qb);
+            qb.push(format_args!(
+                " order by {order} limit {RECENT_CONVERSATIONS}) c
+                 join end_users u on u.tenant_id = c.tenant_id and u.id = c.end_user_id
+                 where {NAMES} ilike "
+            ))
+            .push_bind(pattern.clone());
+        } else {
+            qb.push("conversations c where c.tenant_id = scope.tenant_id and ");
+            condition(&mut qb);
+            qb.push(format_args!(
+                " and c.end_user_id in (select u.id from end_users u
+                     where u.tenant_id = scope.tenant_id and {NAMES} ilike "
+            ))
+            .push_bind(pattern.clone())
+            .push(")");
+        }
+        qb.push(format_args!(" order by {order} limit "))
+            .push_bind(limit)
+            .push(") c");
+        // Texts: the conversations of the newest matching messages.
+        qb.push(" union select c.* from unnest(")
+            .push_bind(scope.clone())
+            .push(
+                "::uuid[]) as scope(tenant_id) cross join lateral (select m.conversation_id from ",
+            );
+        if recent {
+            qb.push(format_args!(
+                "(select m.conversation_id, m.search from messages m
+                  where m.tenant_id = scope.tenant_id
+                  order by m.created_at desc limit {RECENT_MESSAGES}) m
+                 where m.search @@ websearch_to_tsquery('russian', "
+            ))
+            .push_bind(q.to_string())
+            .push(")");
+        } else {
+            // The order is an expression, not the time index: the full-text index finds
+            // the (few) matches, which are then sorted.
+            qb.push(
+                "messages m where m.tenant_id = scope.tenant_id
+                 and m.search @@ websearch_to_tsquery('russian', ",
+            )
+            .push_bind(q.to_string())
+            .push(") order by m.created_at + interval '0 seconds' desc limit 2000");
+        }
+        qb.push(
+            ") m join conversations c on c.tenant_id = scope.tenant_id
+                                     and c.id = m.conversation_id
+             where ",
+        );
+        condition(&mut qb);
+        push_page(&mut qb, order, limit);
+        let items: Vec<QueueItem> = qb.build_query_as().fetch_all(db).await?;
+        if !recent || items.len() as i64 >= limit {
+            return Ok(items);
+        }
+    }
+    unreachable!("the second pass returns")
+}
+
+/// How many of the newest conversations (per tenant and tab) and messages (per tenant) a
+/// search reads before it turns to the indexes.
+const RECENT_CONVERSATIONS: i64 = 5_000;
+const RECENT_MESSAGES: i64 = 10_000;
+
+/// The page of a queue: `qb` holds the opening of `with picked as (…`, the conversations
+/// picked; this adds the tenant, the person, the assignee and the last message.
+fn push_page(qb: &mut QueryBuilder<'_, Postgres>, order: &str, limit: i64) {
+    // The page is cut before the joins, so only its own rows are completed.
+    qb.push(format_args!(
+        "), page as (select c.* from picked c order by {order} limit "
+    ))
+    .push_bind(limit)
+    .push(format_args!(
+        ")
+         select c.id, c.tenant_id, t.slug as tenant_slug, t.name as tenant_name, c.status,
                 c.assignee_id, nullif(a.display_name, '') as assignee_name, c.handover_reason,
                 c.waiting_since, c.last_message_at, c.closed_at, c.is_test,
                 u.first_name, u.last_name, u.username, u.is_blocked,
                 lm.text as last_text, lm.direction as last_direction
-         from conversations c
+         from page c
          join tenants t on t.id = c.tenant_id
          join end_users u on u.tenant_id = c.tenant_id and u.id = c.end_user_id
          left join users a on a.id = c.assignee_id
@@ -104,32 +226,15 @@ pub async fn queue(
               and m.sender in ('user', 'operator')
             order by m.id desc limit 1
          ) lm on true
-         where c.tenant_id = any($1)
-           and case $3
-                 when 'waiting' then c.status = 'waiting' and not c.is_test
-                 when 'mine' then c.status = 'assigned' and c.assignee_id = $2 and not c.is_test
-                 when 'others' then c.status = 'assigned' and c.assignee_id <> $2 and c.tenant_id = any($4)
-                                    and not c.is_test
-                 else c.status = 'closed'
-               end
-           and ($5::text is null
-                or u.first_name ilike $5 or u.last_name ilike $5 or u.username ilike $5
-                or exists (select 1 from messages s where s.tenant_id = c.tenant_id
-                           and s.conversation_id = c.id and s.text ilike $5))
-         order by
-            case when $3 = 'waiting' then extract(epoch from c.waiting_since) end asc,
-            c.last_message_at desc, c.id
-         limit $6",
-    )
-    .bind(&ids)
-    .bind(viewer)
-    .bind(tab.as_str())
-    .bind(&admin_ids)
-    .bind(pattern)
-    .bind(limit)
-    .fetch_all(db)
-    .await?)
+         order by {order}
+         limit "
+    ))
+    .push_bind(limit);
 }
+
+/// An end user's searchable names, as the trigram index has them.
+const NAMES: &str =
+    "(u.first_name || ' ' || coalesce(u.last_name, '') || ' ' || coalesce(u.username, ''))";
 
 #[derive(Clone, Debug, Default, sqlx::FromRow, serde::Serialize)]
 pub struct Counts {
@@ -146,13 +251,17 @@ pub async fn counts(
 ) -> Result<Counts> {
     let ids: Vec<uuid::Uuid> = tenants.iter().map(|t| t.0).collect();
     let admin_ids: Vec<uuid::Uuid> = admin_tenants.iter().map(|t| t.0).collect();
+    // One count per index: the waiting ones (a partial index), the viewer's, others'.
     Ok(sqlx::query_as(
         "select
-            count(*) filter (where status = 'waiting') as waiting,
-            count(*) filter (where status = 'assigned' and assignee_id = $2) as mine,
-            count(*) filter (where status = 'assigned' and assignee_id <> $2 and tenant_id = any($3)) as others
-         from conversations
-         where tenant_id = any($1) and status in ('waiting', 'assigned') and not is_test",
+            (select count(*) from conversations
+             where tenant_id = any($1) and status = 'waiting' and not is_test) as waiting,
+            (select count(*) from conversations
+             where tenant_id = any($1) and assignee_id = $2 and status = 'assigned'
+               and not is_test) as mine,
+            (select count(*) from conversations
+             where tenant_id = any($3) and status = 'assigned' and assignee_id <> $2
+               and not is_test) as others",
     )
     .bind(&ids)
     .bind(viewer)

@@ -27,6 +27,7 @@ pub mod polling;
 pub mod pool;
 pub mod rules;
 pub mod sandbox;
+pub mod seed;
 pub mod stats;
 
 pub use error::DbError;

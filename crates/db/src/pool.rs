@@ -19,8 +19,13 @@ pub struct ConnectOptions {
 fn parse(url: &str) -> Result<PgConnectOptions, DbError> {
     let opts = PgConnectOptions::from_str(url)
         .map_err(DbError::Sqlx)?
-        // A transaction left open by a crashed request must not hold locks forever.
-        .options([("idle_in_transaction_session_timeout", "60s")])
+        // A transaction left open by a crashed request must not hold locks forever; and
+        // short queries are not worth compiling (JIT costs tens of milliseconds, made for
+        // long analytical queries, and misfires on big tenants' list queries).
+        .options([
+            ("idle_in_transaction_session_timeout", "60s"),
+            ("jit", "off"),
+        ])
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
     Ok(opts)
