@@ -166,6 +166,21 @@ async fn create_tenants(pool: &switchboard_db::PgPool, vault: &Vault, n: usize) 
     .execute(pool)
     .await
     .unwrap();
+    // Their routes, as bots::insert writes them.
+    sqlx::query(
+        "insert into bot_routes (public_id, tenant_id, bot_id)
+         select public_id, tenant_id, id from bots where username like 'bench\\_%'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into live_telegram_bots (telegram_bot_id, tenant_id, bot_id)
+         select telegram_bot_id, tenant_id, id from bots where username like 'bench\\_%'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
     publics
 }
 

@@ -490,3 +490,157 @@ async fn more_tenants_than_the_cache_holds_each_answer_from_their_own_rules() {
     assert!(gauge("switchboard_cached_bots") <= 2.0);
     assert!(gauge("switchboard_cached_bots") >= 1.0);
 }
+
+/// The schema can be distributed by organization (Citus, docs/scaling.md), as
+/// scripts/citus-distribute.sql does it: every table is listed there once; a distributed
+/// table has `tenant_id`, and every unique key and every foreign key to another
+/// distributed table includes it; no reference table points into a distributed one; and
+/// a table is distributed after the tables it points to.
+#[tokio::test]
+async fn every_table_could_be_distributed_by_tenant() {
+    let app = TestApp::start().await;
+    let script = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/citus-distribute.sql"),
+    )
+    .unwrap();
+    let listed = |call: &str| -> Vec<String> {
+        script
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("select {call}('")))
+            .map(|rest| rest.split('\'').next().unwrap().to_string())
+            .collect()
+    };
+    let reference = listed("create_reference_table");
+    let distributed = listed("create_distributed_table");
+    let pool = &app.db.pool;
+    let tables: Vec<(String, bool)> = sqlx::query_as(
+        "select c.relname::text, exists (select 1 from pg_attribute a where a.attrelid = c.oid
+                                  and a.attname = 'tenant_id' and not a.attisdropped)
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'public' and c.relkind in ('r', 'p')
+           and c.relname <> '_sqlx_migrations'
+         order by 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (table, has_tenant) in &tables {
+        let (r, d) = (reference.contains(table), distributed.contains(table));
+        assert!(
+            r ^ d,
+            "{table} must be listed once in scripts/citus-distribute.sql, as a reference or a distributed table"
+        );
+        if d {
+            assert!(
+                has_tenant,
+                "{table} is distributed by tenant_id but has none"
+            );
+        }
+    }
+    for name in reference.iter().chain(&distributed) {
+        assert!(
+            tables.iter().any(|(t, _)| t == name),
+            "scripts/citus-distribute.sql names {name}, which is not a table"
+        );
+    }
+    // Unique keys of distributed tables.
+    let uniques: Vec<(String, String)> = sqlx::query_as(
+        "select c.relname::text, i.relname::text
+         from pg_index x join pg_class i on i.oid = x.indexrelid
+         join pg_class c on c.oid = x.indrelid join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'public' and x.indisunique
+           and not exists (select 1 from pg_attribute a where a.attrelid = c.oid
+                           and a.attname = 'tenant_id' and a.attnum = any(x.indkey))",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (table, index) in &uniques {
+        assert!(
+            !distributed.contains(table),
+            "{index} on {table} is unique without tenant_id: it cannot be kept on a distributed table (a routing table can, see bot_routes)"
+        );
+    }
+    // Foreign keys.
+    let fks: Vec<(String, String, String, bool)> = sqlx::query_as(
+        "select con.conname::text, c.relname::text, f.relname::text,
+                exists (select 1 from pg_attribute a where a.attrelid = c.oid
+                        and a.attname = 'tenant_id' and a.attnum = any(con.conkey))
+         from pg_constraint con join pg_class c on c.oid = con.conrelid
+         join pg_class f on f.oid = con.confrelid join pg_namespace n on n.oid = c.relnamespace
+         where con.contype = 'f' and n.nspname = 'public'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let position = |t: &str| distributed.iter().position(|d| d == t);
+    for (name, from, to, with_tenant) in &fks {
+        if reference.contains(from) {
+            assert!(
+                !distributed.contains(to),
+                "{name}: the reference table {from} points into the distributed {to}"
+            );
+        }
+        if distributed.contains(from) && distributed.contains(to) {
+            assert!(with_tenant, "{name}: {from} → {to} without tenant_id");
+            if from != to {
+                assert!(
+                    position(to) < position(from),
+                    "{name}: distribute {to} before {from} in scripts/citus-distribute.sql"
+                );
+            }
+        }
+    }
+    assert!(distributed.len() >= 20 && reference.len() >= 8);
+}
+
+/// A Telegram bot serves one organization at a time (the routing table keeps it so across
+/// organizations): a second one is refused while the first has it, and may take it once
+/// the first disconnects it or is deleted; its webhook then reaches the new organization.
+#[tokio::test]
+async fn a_telegram_bot_moves_between_organizations_only_when_freed() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Acme").await, app.tenant("Beta").await);
+    let bot = app.connect_bot(&a, "shared_bot").await;
+    let (s, body) = app
+        .put(&b.token, "/api/v1/bot", json!({"token": bot.token}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["fields"][0]["code"], "bot_connected_elsewhere", "{body}");
+    let (s, _) = app.delete(&a.token, "/api/v1/bot").await;
+    assert!(s.is_success());
+    let (s, body) = app
+        .put(&b.token, "/api/v1/bot", json!({"token": bot.token}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    app.post(
+        &b.token,
+        "/api/v1/rules",
+        json!({"title": "Hours", "answer": "Beta: 24/7", "examples": ["opening hours"]}),
+    )
+    .await;
+    app.say(&bot, &alice(), "opening hours").await;
+    assert_eq!(
+        app.expect_sent(&bot, alice().id, 1).await[0].text,
+        "Beta: 24/7",
+        "the webhook reaches the organization that has the bot now"
+    );
+    // Deleting the organization frees the bot too.
+    switchboard_db::accounts::delete_tenant(&app.db.pool, b.id)
+        .await
+        .unwrap();
+    let routes: i64 = sqlx::query_scalar(
+        "select (select count(*) from bot_routes where tenant_id = $1)
+              + (select count(*) from live_telegram_bots where tenant_id = $1)
+              + (select count(*) from api_token_routes where tenant_id = $1)",
+    )
+    .bind(b.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(routes, 0, "no route outlives its organization");
+    let (s, body) = app
+        .put(&a.token, "/api/v1/bot", json!({"token": bot.token}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+}

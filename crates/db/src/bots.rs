@@ -52,7 +52,9 @@ pub async fn find_live_by_public_id(
     public_id: &str,
 ) -> Result<Option<Bot>> {
     Ok(sqlx::query_as(&format!(
-        "select {COLUMNS} from bots b where public_id = $1 and status in ('active', 'error')
+        "select {COLUMNS} from bots b
+         where (tenant_id, id) = (select tenant_id, bot_id from bot_routes where public_id = $1)
+           and status in ('active', 'error')
            and exists (select 1 from tenants t where t.id = b.tenant_id and t.status = 'active')"
     ))
     .bind(public_id)
@@ -94,12 +96,21 @@ pub struct NewBot<'a> {
     pub webhook_url: &'a str,
 }
 
+/// A new live bot, with its routes (its webhook's public id; its Telegram bot, live in
+/// one organization at a time: `bots_one_live_per_telegram_bot` refuses a second).
 pub async fn insert(db: impl PgExecutor<'_>, tenant: TenantId, bot: &NewBot<'_>) -> Result<Bot> {
     Ok(sqlx::query_as(&format!(
-        "insert into bots (tenant_id, id, public_id, telegram_bot_id, username, first_name,
-            token_ciphertext, token_nonce, token_key_id, token_hint, webhook_secret_hash, webhook_url)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         returning {COLUMNS}"
+        "with b as (
+            insert into bots (tenant_id, id, public_id, telegram_bot_id, username, first_name,
+                token_ciphertext, token_nonce, token_key_id, token_hint, webhook_secret_hash,
+                webhook_url)
+            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            returning *),
+         route as (insert into bot_routes (public_id, tenant_id, bot_id)
+                   select public_id, tenant_id, id from b),
+         live as (insert into live_telegram_bots (telegram_bot_id, tenant_id, bot_id)
+                  select telegram_bot_id, tenant_id, id from b)
+         select {COLUMNS} from b"
     ))
     .bind(tenant)
     .bind(bot.id)
@@ -148,16 +159,22 @@ pub async fn update_token(
 
 /// Retires a bot: the token is wiped, the history stays.
 pub async fn mark_removed(db: impl PgExecutor<'_>, tenant: TenantId, id: BotId) -> Result<()> {
-    let done = sqlx::query(
-        "update bots set status = 'removed', removed_at = now(), token_ciphertext = null,
-            token_nonce = null, token_key_id = null, webhook_secret_hash = null
-         where tenant_id = $1 and id = $2 and status in ('active', 'error')",
+    // The Telegram bot is free for another organization from now on.
+    let done: i64 = sqlx::query_scalar(
+        "with b as (
+            update bots set status = 'removed', removed_at = now(), token_ciphertext = null,
+                token_nonce = null, token_key_id = null, webhook_secret_hash = null
+            where tenant_id = $1 and id = $2 and status in ('active', 'error')
+            returning tenant_id, id, telegram_bot_id),
+         freed as (delete from live_telegram_bots l using b
+                   where l.telegram_bot_id = b.telegram_bot_id and l.bot_id = b.id)
+         select count(*) from b",
     )
     .bind(tenant)
     .bind(id)
-    .execute(db)
+    .fetch_one(db)
     .await?;
-    if done.rows_affected() == 0 {
+    if done == 0 {
         return Err(crate::DbError::NotFound);
     }
     Ok(())
@@ -209,9 +226,14 @@ pub async fn set_webhook(
 /// to Telegram.
 pub async fn ensure_sandbox(db: impl PgExecutor<'_> + Copy, tenant: TenantId) -> Result<Bot> {
     sqlx::query(
-        "insert into bots (tenant_id, id, public_id, telegram_bot_id, username, first_name, token_hint, status)
-         values ($1, $2, $3, 0, 'sandbox', 'Sandbox', '', 'sandbox')
-         on conflict (tenant_id) where status = 'sandbox' do nothing",
+        "with b as (
+            insert into bots (tenant_id, id, public_id, telegram_bot_id, username, first_name,
+                              token_hint, status)
+            values ($1, $2, $3, 0, 'sandbox', 'Sandbox', '', 'sandbox')
+            on conflict (tenant_id) where status = 'sandbox' do nothing
+            returning public_id, tenant_id, id)
+         insert into bot_routes (public_id, tenant_id, bot_id)
+         select public_id, tenant_id, id from b",
     )
     .bind(tenant)
     .bind(BotId::new())

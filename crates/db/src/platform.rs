@@ -185,9 +185,12 @@ pub async fn insert_api_token(
     prefix: &str,
 ) -> Result<ApiToken> {
     Ok(sqlx::query_as(
-        "insert into api_tokens (tenant_id, id, user_id, name, token_hash, prefix)
-         values ($1, $2, $3, $4, $5, $6)
-         returning id, tenant_id, user_id, name, prefix, created_at",
+        "with t as (
+            insert into api_tokens (tenant_id, id, user_id, name, token_hash, prefix)
+            values ($1, $2, $3, $4, $5, $6) returning *),
+         route as (insert into api_token_routes (token_hash, tenant_id, token_id)
+                   select token_hash, tenant_id, id from t)
+         select id, tenant_id, user_id, name, prefix, created_at from t",
     )
     .bind(tenant)
     .bind(ApiTokenId::new())
@@ -221,7 +224,9 @@ pub async fn authenticate_token(
          join memberships m on m.tenant_id = t.tenant_id and m.user_id = t.user_id
          join tenants te on te.id = t.tenant_id
          join users u on u.id = t.user_id
-         where t.token_hash = $1 and t.revoked_at is null
+         where (t.tenant_id, t.id) = (select tenant_id, token_id from api_token_routes
+                                      where token_hash = $1)
+           and t.revoked_at is null
            and (t.expires_at is null or t.expires_at > now())
            and te.status = 'active' and u.is_active",
     )

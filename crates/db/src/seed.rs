@@ -320,10 +320,14 @@ async fn bot_for(pool: &PgPool, tenant: TenantId) -> Result<BotId> {
     }
     let id = BotId::new();
     sqlx::query(
-        "insert into bots (tenant_id, id, public_id, telegram_bot_id, username, first_name,
-                           token_hint, status, removed_at)
-         values ($1, $2, 'seed-' || replace(gen_random_uuid()::text, '-', ''), 1,
-                 'seeded_history_bot', 'Seeded history', '…', 'removed', now())",
+        "with b as (
+            insert into bots (tenant_id, id, public_id, telegram_bot_id, username, first_name,
+                              token_hint, status, removed_at)
+            values ($1, $2, 'seed-' || replace(gen_random_uuid()::text, '-', ''), 1,
+                    'seeded_history_bot', 'Seeded history', '…', 'removed', now())
+            returning public_id, tenant_id, id)
+         insert into bot_routes (public_id, tenant_id, bot_id)
+         select public_id, tenant_id, id from b",
     )
     .bind(tenant)
     .bind(id)

@@ -139,8 +139,13 @@ pub async fn insert_invitation(
     expires_at: DateTime<Utc>,
 ) -> Result<Invitation> {
     Ok(sqlx::query_as(&format!(
-        "insert into invitations (tenant_id, id, email, role, token_hash, invited_by, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7) returning {INVITATION_COLUMNS}"
+        "with i as (
+            insert into invitations (tenant_id, id, email, role, token_hash, invited_by,
+                                     expires_at)
+            values ($1, $2, $3, $4, $5, $6, $7) returning *),
+         route as (insert into invitation_routes (token_hash, tenant_id, invitation_id)
+                   select token_hash, tenant_id, id from i)
+         select {INVITATION_COLUMNS} from i"
     ))
     .bind(tenant)
     .bind(uuid::Uuid::now_v7())
@@ -173,7 +178,9 @@ pub async fn invitation_by_token(
     token_hash: &[u8],
 ) -> Result<Option<Invitation>> {
     Ok(sqlx::query_as(&format!(
-        "select {INVITATION_COLUMNS} from invitations where token_hash = $1"
+        "select {INVITATION_COLUMNS} from invitations
+         where (tenant_id, id) = (select tenant_id, invitation_id from invitation_routes
+                                  where token_hash = $1)"
     ))
     .bind(token_hash)
     .fetch_optional(db)
@@ -198,14 +205,18 @@ pub async fn revoke_invitation(
     tenant: TenantId,
     id: uuid::Uuid,
 ) -> Result<()> {
-    let done = sqlx::query(
-        "delete from invitations where tenant_id = $1 and id = $2 and accepted_at is null",
+    let done: i64 = sqlx::query_scalar(
+        "with i as (delete from invitations
+                    where tenant_id = $1 and id = $2 and accepted_at is null
+                    returning token_hash),
+              r as (delete from invitation_routes r using i where r.token_hash = i.token_hash)
+         select count(*) from i",
     )
     .bind(tenant)
     .bind(id)
-    .execute(db)
+    .fetch_one(db)
     .await?;
-    if done.rows_affected() == 0 {
+    if done == 0 {
         return Err(DbError::NotFound);
     }
     Ok(())

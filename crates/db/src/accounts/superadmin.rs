@@ -57,14 +57,21 @@ pub async fn set_tenant_status(
 }
 
 pub async fn delete_tenant(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<()> {
-    sqlx::query("delete from tenants where id = $1")
-        .bind(tenant)
-        .execute(db)
-        .await?
-        .rows_affected()
-        .eq(&1)
-        .then_some(())
-        .found()
+    // The routes to the organization's bots, tokens and invitations go with it.
+    sqlx::query(
+        "with b as (delete from bot_routes where tenant_id = $1),
+              l as (delete from live_telegram_bots where tenant_id = $1),
+              t as (delete from api_token_routes where tenant_id = $1),
+              i as (delete from invitation_routes where tenant_id = $1)
+         delete from tenants where id = $1",
+    )
+    .bind(tenant)
+    .execute(db)
+    .await?
+    .rows_affected()
+    .eq(&1)
+    .then_some(())
+    .found()
 }
 
 /// Creates an organization owned by `owner`: a free slug from the name, the owner's
