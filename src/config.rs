@@ -13,6 +13,9 @@ pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
 #[derive(Clone, Debug)]
 pub struct Config {
     pub database_url: String,
+    /// A read replica for the log, the statistics and exports
+    /// (`SWITCHBOARD_READ_DATABASE_URL`); without one they read the primary.
+    pub read_database_url: Option<String>,
     pub db_pool_size: u32,
     pub bind: SocketAddr,
     /// A second address serving only `/metrics` (and `/healthz`): how `worker`
@@ -68,6 +71,7 @@ impl Config {
         let public_url = format!("http://{bind}");
         Self {
             database_url: database_url.to_string(),
+            read_database_url: None,
             db_pool_size: 10,
             bind,
             metrics_bind: None,
@@ -104,6 +108,7 @@ impl Config {
         }
         Ok(Self {
             database_url: env("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+            read_database_url: env("SWITCHBOARD_READ_DATABASE_URL"),
             db_pool_size: env_parse("SWITCHBOARD_DB_POOL_SIZE", 20)?,
             bind,
             metrics_bind: env("SWITCHBOARD_METRICS_BIND")

@@ -262,7 +262,20 @@ where
     // With a metrics address of its own, /metrics is served there only: the main address
     // is the public one (an Ingress or a proxy may route every path to it).
     web.metrics_on_main = metrics_on_main;
-    let state = switchboard_web::AppState::new(pool.clone(), telegram.clone(), web, mailer);
+    // The log, the statistics and exports may read a replica: they can lag a moment
+    // behind; everything else (the desk, the bot, every change) uses the primary.
+    let reads = match &config.read_database_url {
+        Some(url) => switchboard_db::connect(&switchboard_db::ConnectOptions {
+            url: url.clone(),
+            max_connections: config.db_pool_size,
+            create_if_missing: false,
+        })
+        .await
+        .with_context(|| format!("cannot connect to the read replica at {}", redact_url(url)))?,
+        None => pool.clone(),
+    };
+    let state = switchboard_web::AppState::new(pool.clone(), telegram.clone(), web, mailer)
+        .with_reads(reads);
     tokio::spawn(switchboard_web::delete_expired_sessions(pool.clone()));
     // Live desk streams never end by themselves: close them when shutting down, or the
     // graceful shutdown would wait for them forever.

@@ -13,6 +13,9 @@ use switchboard_testkit::{FakeBot, FakeTelegram, FakeUser, TestDb};
 
 pub struct TestApp {
     pub db: TestDb,
+    /// With `Options::read_replica`: the database the log, statistics and exports read (a
+    /// stand-in for a replica: it receives none of the writes).
+    pub reads_db: Option<TestDb>,
     pub tg: FakeTelegram,
     pub base: String,
     pub http: reqwest::Client,
@@ -169,6 +172,8 @@ pub struct Options {
     pub metrics_bind: bool,
     /// `SWITCHBOARD_CACHE_TENANTS`.
     pub cached_tenants: usize,
+    /// `SWITCHBOARD_READ_DATABASE_URL`: a second database.
+    pub read_replica: bool,
 }
 
 impl Default for Options {
@@ -180,6 +185,7 @@ impl Default for Options {
             metrics_token: None,
             metrics_bind: false,
             cached_tenants: 2000,
+            read_replica: false,
         }
     }
 }
@@ -207,6 +213,13 @@ impl TestApp {
             ..Config::embedded(&db.url, addr, &tg.url())
         };
         config.web.oauth = options.oauth;
+        let reads_db = if options.read_replica {
+            let reads = TestDb::new().await;
+            config.read_database_url = Some(reads.url.clone());
+            Some(reads)
+        } else {
+            None
+        };
         config.web.metrics_token = options
             .metrics_token
             .as_deref()
@@ -231,6 +244,7 @@ impl TestApp {
         ));
         Self {
             db,
+            reads_db,
             tg,
             base: format!("http://{addr}"),
             http: reqwest::Client::builder()

@@ -606,7 +606,10 @@ async fn a_telegram_bot_moves_between_organizations_only_when_freed() {
         .put(&b.token, "/api/v1/bot", json!({"token": bot.token}))
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"]["fields"][0]["code"], "bot_connected_elsewhere", "{body}");
+    assert_eq!(
+        body["error"]["fields"][0]["code"], "bot_connected_elsewhere",
+        "{body}"
+    );
     let (s, _) = app.delete(&a.token, "/api/v1/bot").await;
     assert!(s.is_success());
     let (s, body) = app

@@ -758,3 +758,46 @@ async fn superusers_see_totals_per_tenant_and_platform_health() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// With a read replica (`SWITCHBOARD_READ_DATABASE_URL`), the log, the statistics and
+/// exports read it, and everything else the primary: here the "replica" is a database of
+/// its own that replicates nothing, so what each read shows tells where it was read.
+#[tokio::test]
+async fn the_log_and_statistics_read_the_replica_and_the_desk_the_primary() {
+    let app = TestApp::start_with(crate::harness::Options {
+        read_replica: true,
+        ..Default::default()
+    })
+    .await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    app.say(&bot, &bob(), "/operator").await;
+    // The primary: the conversation is there at once.
+    let conv = app.conversation(&t, "waiting").await;
+    assert!(conv["id"].is_string());
+    // The replica has nothing of it yet.
+    let (s, log) = app.get(&t.token, "/api/v1/events").await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    assert_eq!(log["items"].as_array().unwrap().len(), 0, "{log}");
+    let (s, stats) = app.get(&t.token, "/api/v1/stats").await;
+    assert_eq!(s, StatusCode::OK, "{stats}");
+    // What reaches the replica shows in the log.
+    let replica = &app.reads_db.as_ref().unwrap().pool;
+    sqlx::query("insert into tenants (id, slug, name) values ($1, $2, 'Acme')")
+        .bind(t.id)
+        .bind(&t.slug)
+        .execute(replica)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into events (tenant_id, kind, actor_type, data)
+         values ($1, 'settings.updated', 'system', '{\"fields\": [\"timezone\"]}')",
+    )
+    .bind(t.id)
+    .execute(replica)
+    .await
+    .unwrap();
+    let (_, log) = app.get(&t.token, "/api/v1/events").await;
+    assert_eq!(log["items"].as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log["items"][0]["kind"], "settings.updated", "{log}");
+}

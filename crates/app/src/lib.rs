@@ -46,12 +46,18 @@ async fn commit(tx: Tx) -> AppResult<()> {
 #[derive(Clone)]
 pub struct App {
     pub pool: PgPool,
+    /// Where reads that may lag a moment go (the log): a read replica, or `pool`.
+    pub reads: PgPool,
     pub telegram: Arc<Telegram>,
 }
 
 impl App {
     pub fn new(pool: PgPool, telegram: Arc<Telegram>) -> Self {
-        Self { pool, telegram }
+        Self {
+            reads: pool.clone(),
+            pool,
+            telegram,
+        }
     }
 
     /// A transaction for one change.

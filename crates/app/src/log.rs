@@ -1,5 +1,6 @@
 //! Reading the tenant's log (messages and events as one time line) — for the log page,
-//! its detail view and `GET /api/v1/events` alike. Admins only.
+//! its detail view and `GET /api/v1/events` alike. Admins only. It reads `App::reads`
+//! (a replica when one is configured: the log may lag a moment behind).
 
 use serde_json::Value;
 use switchboard_core::Permission;
@@ -16,7 +17,7 @@ pub async fn timezone(app: &App, ctx: &Ctx) -> AppResult<String> {
 /// One page of the filtered log, newest first.
 pub async fn page(app: &App, ctx: &Ctx, filter: &LogFilter) -> AppResult<Vec<LogEntry>> {
     ctx.require(Permission::ReadLogs)?;
-    Ok(log::page(&app.pool, ctx.tenant, filter).await?)
+    Ok(log::page(&app.reads, ctx.tenant, filter).await?)
 }
 
 /// One entry (`m` message, `e` event, `p` a member's sign-in) with its raw record.
@@ -27,13 +28,13 @@ pub async fn entry(
     id: i64,
 ) -> AppResult<(LogEntry, Option<Value>)> {
     ctx.require(Permission::ReadLogs)?;
-    Ok(log::entry(&app.pool, ctx.tenant, source, id).await?)
+    Ok(log::entry(&app.reads, ctx.tenant, source, id).await?)
 }
 
 /// The kinds of event the tenant's log holds (for the filter).
 pub async fn event_kinds(app: &App, ctx: &Ctx) -> AppResult<Vec<String>> {
     ctx.require(Permission::ReadLogs)?;
-    Ok(log::event_kinds(&app.pool, ctx.tenant).await?)
+    Ok(log::event_kinds(&app.reads, ctx.tenant).await?)
 }
 
 /// The tenant's rules by id and title (for the filter), enabled or not.

@@ -84,11 +84,20 @@ pub struct AppState {
     /// The application layer: every change goes through it.
     pub app: switchboard_app::App,
     pub pool: PgPool,
+    /// Where the log, the statistics and exports read: a replica, or `pool`.
+    pub reads: PgPool,
     pub telegram: Arc<Telegram>,
     pub web: Arc<WebContext>,
 }
 
 impl AppState {
+    /// Reads that may lag (the log, the statistics, exports) from `reads`.
+    pub fn with_reads(mut self, reads: PgPool) -> Self {
+        self.app.reads = reads.clone();
+        self.reads = reads;
+        self
+    }
+
     pub fn new(
         pool: PgPool,
         telegram: Arc<Telegram>,
@@ -112,6 +121,7 @@ impl AppState {
         };
         Self {
             app: switchboard_app::App::new(pool.clone(), telegram.clone()),
+            reads: pool.clone(),
             pool,
             telegram,
             web: Arc::new(web),

@@ -38,7 +38,7 @@ async fn get_stats(
     let tz = switchboard_db::config::timezone(&state.pool, p.tenant).await?;
     let range = reports::resolve(&q, &tz, chrono::Utc::now())
         .map_err(|e| ApiError::invalid_field(&e.field, e.problem))?;
-    Ok(Json(reports::report(&state.pool, p.tenant, &range).await?))
+    Ok(Json(reports::report(&state.reads, p.tenant, &range).await?))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -152,7 +152,7 @@ pub fn export_response(
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
         ExportFormat::Json => ("application/json", "json"),
     };
-    let body = reports::export_body(state.pool.clone(), tenant, filter, format);
+    let body = reports::export_body(state.reads.clone(), tenant, filter, format);
     let name = format!(
         "attachment; filename=\"{slug}-log-{}.{ext}\"",
         chrono::Utc::now().format("%Y%m%d-%H%M")

@@ -37,7 +37,7 @@ async fn show_stats(
                         "message": super::problem_text(&state, &member.viewer, &e.problem)})),
         ),
     };
-    let report = reports::report(&state.pool, tenant, &range).await?;
+    let report = reports::report(&state.reads, tenant, &range).await?;
     let query = format!(
         "from={}&to={}&granularity={}",
         range.from_day,
@@ -76,7 +76,7 @@ async fn export_stats(
     let range = reports::resolve(&q.period, &tz, chrono::Utc::now()).map_err(|e| {
         PageError::BadRequest(super::problem_text(&state, &member.viewer, &e.problem))
     })?;
-    let report = reports::report(&state.pool, tenant, &range).await?;
+    let report = reports::report(&state.reads, tenant, &range).await?;
     let rows = reports::table(&report, &q.table)
         .ok_or_else(|| PageError::BadRequest(format!("no table “{}”", q.table)))?;
     let name = format!(
