@@ -556,3 +556,66 @@ async fn keys_rotate_reseals_bot_tokens_under_the_current_key() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("Could not decrypt 0 bot token(s)."), "{out}");
 }
+
+/// `switchboard bench seed` fills an organization with a history the desk and the
+/// statistics show, leaves its own bot alone, adds more when run again, and refuses
+/// nonsense before doing anything.
+#[tokio::test]
+async fn bench_seed_fills_an_organization_with_history() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Big Co").await;
+    let url = app.db.url.clone();
+    let args = [
+        "bench",
+        "seed",
+        "--tenant",
+        t.slug.as_str(),
+        "--conversations",
+        "600",
+        "--messages",
+        "1800",
+        "--days",
+        "30",
+    ];
+    let (ok, out, err) = switchboard(&url, &args);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("600 conversations"), "{out}");
+    let (ok, out, err) = switchboard(&url, &args);
+    assert!(ok, "a second run adds more: {out}{err}");
+    let (conversations, messages, open_twice): (i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from conversations where tenant_id = $1),
+                (select count(*) from messages where tenant_id = $1),
+                (select count(*) from (select end_user_id from conversations
+                 where tenant_id = $1 and status <> 'closed'
+                 group by end_user_id having count(*) > 1) x)",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((conversations, messages, open_twice), (1200, 3600, 0));
+    // The desk shows the waiting ones; the statistics count the history.
+    let (_, waiting) = app
+        .get(&t.token, "/api/v1/conversations?status=waiting&limit=200")
+        .await;
+    assert!(
+        !waiting["items"].as_array().unwrap().is_empty(),
+        "{waiting}"
+    );
+    let (_, stats) = app.get(&t.token, "/api/v1/stats").await;
+    assert!(stats["headlines"].to_string().contains("value"), "{stats}");
+    // Nonsense is refused, and nothing is added.
+    let (ok, _, err) = switchboard(
+        &url,
+        &["bench", "seed", "--tenant", &t.slug, "--conversations", "0"],
+    );
+    assert!(!ok && err.contains("--conversations"), "{err}");
+    let (ok, _, err) = switchboard(&url, &["bench", "seed", "--tenant", "nobody"]);
+    assert!(!ok && err.contains("no tenant"), "{err}");
+    let after: i64 = sqlx::query_scalar("select count(*) from conversations where tenant_id = $1")
+        .bind(t.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(after, 1200);
+}
