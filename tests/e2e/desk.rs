@@ -1228,6 +1228,13 @@ async fn the_desk_search_finds_names_and_words_in_a_long_history() {
         .get("/desk/queue?tab=closed&q=%D0%BF%D0%BE%D1%81%D1%8B%D0%BB%D0%BA%D1%83")
         .await;
     assert!(rows(&word.body) > 0, "{}", word.body);
+    // The start of a word, as it is being typed, finds it too; a stop word alone, nothing.
+    let typed = owner
+        .get("/desk/queue?tab=closed&q=%D0%BF%D0%BE%D1%81%D1%8B%D0%BB")
+        .await;
+    assert!(rows(&typed.body) > 0, "{}", typed.body);
+    let stop = owner.get("/desk/queue?tab=closed&q=%D0%B8").await;
+    assert!(stop.status.is_success());
     // A rare name from the start of the history.
     let rare = owner
         .get("/desk/queue?tab=closed&q=%D0%95%D0%B2%D0%BB%D0%B0%D0%BC%D0%BF")

@@ -74,7 +74,7 @@ pub struct QueueItem {
 /// and cut at `limit` there (a lateral join), so a tenant with a million conversations
 /// costs what its first page costs. A search adds, per tenant, the tab's conversations
 /// of people whose name matches (a trigram index serves rare names) and those among the
-/// newest 2,000 messages whose text matches (full text, like the log).
+/// newest 2,000 messages whose text matches (full text, each word as a prefix).
 pub async fn queue(
     db: &sqlx::PgPool,
     tenants: &[TenantId],
@@ -128,6 +128,7 @@ pub async fn queue(
             .replace('%', "\\%")
             .replace('_', "\\_")
     );
+    let words = prefix_query(q);
     for recent in [true, false] {
         let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
         // People by name.
@@ -157,6 +158,14 @@ pub async fn queue(
             .push_bind(limit)
             .push(") c");
         // Texts: the conversations of the newest matching messages.
+        let Some(words) = &words else {
+            push_page(&mut qb, order, limit);
+            let items: Vec<QueueItem> = qb.build_query_as().fetch_all(db).await?;
+            if !recent || items.len() as i64 >= limit {
+                return Ok(items);
+            }
+            continue;
+        };
         qb.push(" union select c.* from unnest(")
             .push_bind(scope.clone())
             .push(
@@ -167,18 +176,18 @@ pub async fn queue(
                 "(select m.conversation_id, m.search from messages m
                   where m.tenant_id = scope.tenant_id
                   order by m.created_at desc limit {RECENT_MESSAGES}) m
-                 where m.search @@ websearch_to_tsquery('russian', "
+                 where m.search @@ to_tsquery('russian', "
             ))
-            .push_bind(q.to_string())
+            .push_bind(words.clone())
             .push(")");
         } else {
             // The order is an expression, not the time index: the full-text index finds
             // the (few) matches, which are then sorted.
             qb.push(
                 "messages m where m.tenant_id = scope.tenant_id
-                 and m.search @@ websearch_to_tsquery('russian', ",
+                 and m.search @@ to_tsquery('russian', ",
             )
-            .push_bind(q.to_string())
+            .push_bind(words.clone())
             .push(") order by m.created_at + interval '0 seconds' desc limit 2000");
         }
         qb.push(
@@ -194,6 +203,19 @@ pub async fn queue(
         }
     }
     unreachable!("the second pass returns")
+}
+
+/// A search's words as a full-text query where each word may be the start of one
+/// ("посыл" finds "посылку", as a search box is typed): `посыл:* & мо:*`. Only letters and
+/// digits pass, at most eight words; `None` when none are left.
+pub fn prefix_query(q: &str) -> Option<String> {
+    let words: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(8)
+        .map(|w| format!("{}:*", w.to_lowercase()))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" & "))
 }
 
 /// How many of the newest conversations (per tenant and tab) and messages (per tenant) a
@@ -554,4 +576,24 @@ pub async fn assignable(
     .bind(tenant)
     .fetch_all(db)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_words_become_a_safe_prefix_query() {
+        assert_eq!(prefix_query("Посыл").as_deref(), Some("посыл:*"));
+        assert_eq!(
+            prefix_query("где моя посылка?!").as_deref(),
+            Some("где:* & моя:* & посылка:*")
+        );
+        assert_eq!(
+            prefix_query("a:* | !b & 'c'").as_deref(),
+            Some("a:* & b:* & c:*"),
+            "operators and quotes never reach the query"
+        );
+        assert_eq!(prefix_query(" ,.;- "), None);
+    }
 }
