@@ -466,20 +466,22 @@ pub fn editor_rows(rows: &[Vec<switchboard_app::buttons::ButtonInput>]) -> Value
 
 /// Domain button rows → the editor's shape.
 pub fn editor_rows_of(rows: &[Vec<switchboard_core::bot::Button>]) -> Value {
-    let out: Vec<Vec<crate::api::buttons::ButtonOut>> = crate::api::buttons::rows_out(rows);
-    json!(out
+    use switchboard_core::bot::ButtonAction;
+    json!(rows
         .iter()
         .map(|row| row
             .iter()
-            .map(|b| json!({
-                "id": b.id, "label": b.label, "action": b.action,
-                "target": b.rule_id.map(|r| r.to_string())
-                    .or_else(|| b.menu_id.map(|m| m.to_string()))
-                    .or_else(|| b.url.clone())
-                    .or_else(|| b.text.clone())
-                    .unwrap_or_default(),
-                "translations": b.translations,
-            }))
+            .map(|b| {
+                let target = match &b.action {
+                    ButtonAction::Rule { rule_id } => rule_id.0.to_string(),
+                    ButtonAction::Submenu { menu_id } => menu_id.0.to_string(),
+                    ButtonAction::Url { url } => url.clone(),
+                    ButtonAction::Text { text } => text.clone(),
+                    ButtonAction::Handover => String::new(),
+                };
+                json!({"id": b.id.0, "label": b.label, "action": b.action.kind(),
+                       "target": target, "translations": b.translations})
+            })
             .collect::<Vec<_>>())
         .collect::<Vec<_>>())
 }
