@@ -1272,4 +1272,27 @@ async fn the_desk_search_finds_names_and_words_in_a_long_history() {
     .await
     .unwrap();
     assert_eq!(waiting_rows as i64, expected.min(100));
+    // A word on the Waiting tab: every waiting conversation with it, though the closed
+    // ones hold most of the matching messages.
+    let waiting = owner
+        .get("/desk/queue?tab=waiting&q=%D0%BF%D0%BE%D1%81%D1%8B%D0%BB")
+        .await;
+    let expected: i64 = sqlx::query_scalar(
+        "select count(*) from conversations c
+         where c.tenant_id = $1 and c.status = 'waiting'
+           and exists (select 1 from messages m where m.tenant_id = c.tenant_id
+                       and m.conversation_id = c.id
+                       and m.search @@ to_tsquery('russian', 'посыл:*'))",
+    )
+    .bind(t.id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(expected > 0);
+    assert_eq!(
+        rows(&waiting.body) as i64,
+        expected.min(100),
+        "{}",
+        waiting.body
+    );
 }

@@ -647,3 +647,57 @@ async fn a_telegram_bot_moves_between_organizations_only_when_freed() {
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
 }
+
+/// Rows written without their routes (a process of the previous version during a rolling
+/// upgrade) and routes left behind are put right by the workers' upkeep
+/// (`db::routes::repair`): the webhook answers again, and a freed Telegram bot can be
+/// connected again.
+#[tokio::test]
+async fn routes_missing_or_left_behind_are_repaired() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Acme").await, app.tenant("Beta").await);
+    let bot = app.connect_bot(&a, "acme_bot").await;
+    let other = app.tg.add_bot("free_bot");
+    let pool = &app.db.pool;
+    // As the old code would leave things: no routes for A's bot or tokens, and a stale
+    // live route holding a Telegram bot nobody has.
+    for sql in [
+        "delete from bot_routes where tenant_id = $1",
+        "delete from live_telegram_bots where tenant_id = $1",
+        "delete from api_token_routes where tenant_id = $1",
+    ] {
+        sqlx::query(sql).bind(a.id).execute(pool).await.unwrap();
+    }
+    let other_id: i64 = other.token.split(':').next().unwrap().parse().unwrap();
+    sqlx::query(
+        "insert into live_telegram_bots (telegram_bot_id, tenant_id, bot_id)
+         values ($1, $2, gen_random_uuid())",
+    )
+    .bind(other_id)
+    .bind(b.id)
+    .execute(pool)
+    .await
+    .unwrap();
+    let (s, _) = app.get(&a.token, "/api/v1/settings").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the token has no route");
+
+    let repaired = switchboard_db::routes::repair(pool).await.unwrap();
+    assert!(repaired.added >= 3 && repaired.removed >= 1, "{repaired:?}");
+    assert_eq!(
+        switchboard_db::routes::repair(pool).await.unwrap(),
+        Default::default(),
+        "nothing left to repair"
+    );
+    let (s, _) = app.get(&a.token, "/api/v1/settings").await;
+    assert_eq!(s, StatusCode::OK);
+    app.say(&bot, &alice(), "/start").await;
+    app.expect_sent(&bot, alice().id, 1).await;
+    let (s, body) = app
+        .put(&b.token, "/api/v1/bot", json!({"token": other.token}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the stale route no longer holds it: {body}"
+    );
+}

@@ -432,12 +432,12 @@ pub async fn import(app: &App, ctx: &Ctx, incoming: Vec<PortableRule>) -> AppRes
                 e.problem.with("item", i + 1),
             );
         }
-        inputs.push((r.id, r.translations.is_some(), input));
+        inputs.push((i, r.id, r.translations.is_some(), input));
     }
     problems.into_result()?;
     let mut tx = app.begin().await?;
     let (mut created, mut updated) = (0, 0);
-    for (id, has_translations, input) in &inputs {
+    for (i, id, has_translations, input) in &inputs {
         let existing = match id {
             Some(id) => match rules::get(&mut *tx, ctx.tenant, RuleId(*id)).await {
                 Ok(r) => Some(r),
@@ -459,7 +459,17 @@ pub async fn import(app: &App, ctx: &Ctx, incoming: Vec<PortableRule>) -> AppRes
                 input.patterns = r.patterns.clone();
                 input.question = r.question.clone();
                 if !has_translations {
+                    // Kept as they are, and checked as the imported rule now is (an
+                    // import may turn a rule's answers into HTML).
                     input.translations = r.translations.clone();
+                    let mut errors = Invalid::new();
+                    validate_rule(&input, &mut errors);
+                    if let Some(e) = errors.errors.into_iter().next() {
+                        return Err(AppError::invalid(
+                            &format!("rules[{i}].{}", e.field),
+                            e.problem.with("item", i + 1),
+                        ));
+                    }
                 }
                 rules::update(&mut *tx, ctx.tenant, r.id, &input).await?;
                 updated += 1;

@@ -69,6 +69,19 @@ pub async fn invite(app: &App, ctx: &Ctx, email: &str, role: &str) -> AppResult<
             Problem::coded("already_member", "this person is already a member"),
         ));
     }
+    // What the mail says, read before anything is stored.
+    let organization = switchboard_db::platform::get_tenant(&app.pool, ctx.tenant)
+        .await?
+        .name;
+    let user = switchboard_db::platform::get_user(&app.pool, ctx.user).await?;
+    let inviter = if user.display_name.trim().is_empty() {
+        user.email
+    } else {
+        user.display_name
+    };
+    let language = switchboard_db::config::get_settings(&app.pool, ctx.tenant)
+        .await?
+        .lang();
     let token = random_token(40);
     let expires = chrono::Utc::now() + chrono::Duration::days(INVITE_TTL_DAYS);
     let mut tx = app.begin().await?;
@@ -88,18 +101,6 @@ pub async fn invite(app: &App, ctx: &Ctx, email: &str, role: &str) -> AppResult<
     };
     record(&mut tx, ctx, event).await?;
     commit(tx).await?;
-    let organization = switchboard_db::platform::get_tenant(&app.pool, ctx.tenant)
-        .await?
-        .name;
-    let user = switchboard_db::platform::get_user(&app.pool, ctx.user).await?;
-    let inviter = if user.display_name.trim().is_empty() {
-        user.email
-    } else {
-        user.display_name
-    };
-    let language = switchboard_db::config::get_settings(&app.pool, ctx.tenant)
-        .await?
-        .lang();
     Ok(NewInvitation {
         invitation,
         token,
@@ -170,6 +171,13 @@ pub async fn remove(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
 
 pub async fn revoke_invitation(app: &App, ctx: &Ctx, id: Uuid) -> AppResult<()> {
     ctx.require(Permission::ManageTeam)?;
+    // Only owners withdraw an invitation to be an owner.
+    let pending = accounts::pending_invitations(&app.pool, ctx.tenant).await?;
+    if let Some(i) = pending.iter().find(|i| i.id == id) {
+        if !may_handle(ctx, i.role) {
+            return Err(AppError::Forbidden);
+        }
+    }
     let mut tx = app.begin().await?;
     accounts::revoke_invitation(&mut *tx, ctx.tenant, id).await?;
     let event = Event::InvitationRevoked { invitation_id: id };

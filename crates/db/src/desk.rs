@@ -72,9 +72,10 @@ pub struct QueueItem {
 ///
 /// Each tab is its own query shape, read per tenant along an index in the tab's order
 /// and cut at `limit` there (a lateral join), so a tenant with a million conversations
-/// costs what its first page costs. A search adds, per tenant, the tab's conversations
-/// of people whose name matches (a trigram index serves rare names) and those among the
-/// newest 2,000 messages whose text matches (full text, each word as a prefix).
+/// costs what its first page costs. A search keeps, among the tab's first 5,000
+/// conversations per tenant, those whose person's name or messages match (full text, each
+/// word as a prefix); when that is less than a page, it reads the trigram and full-text
+/// indexes instead (the tab's conversations of the newest 2,000 matching messages).
 pub async fn queue(
     db: &sqlx::PgPool,
     tenants: &[TenantId],
@@ -119,9 +120,6 @@ pub async fn queue(
         push_page(&mut qb, order, limit);
         return Ok(qb.build_query_as().fetch_all(db).await?);
     };
-    // A search is read from the newest conversations and messages first (enough for a
-    // common name or word, whatever the tenant's size); only when they hold less than a
-    // page, from the trigram and full-text indexes (which are quick for rare ones).
     let pattern = format!(
         "%{}%",
         q.replace('\\', "\\\\")
@@ -129,80 +127,77 @@ pub async fn queue(
             .replace('_', "\\_")
     );
     let words = prefix_query(q);
-    for recent in [true, false] {
-        let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
-        // People by name.
-        qb.push("select c.* from unnest(")
-            .push_bind(scope.clone())
-            .push("::uuid[]) as scope(tenant_id) cross join lateral (select c.* from ");
-        if recent {
-            qb.push("(select c.* from conversations c where c.tenant_id = scope.tenant_id and ");
-            condition(&mut qb);
-            qb.push(format_args!(
-                " order by {order} limit {RECENT_CONVERSATIONS}) c
-                 join end_users u on u.tenant_id = c.tenant_id and u.id = c.end_user_id
-                 where {NAMES} ilike "
-            ))
-            .push_bind(pattern.clone());
-        } else {
-            qb.push("conversations c where c.tenant_id = scope.tenant_id and ");
-            condition(&mut qb);
-            qb.push(format_args!(
-                " and c.end_user_id in (select u.id from end_users u
-                     where u.tenant_id = scope.tenant_id and {NAMES} ilike "
-            ))
-            .push_bind(pattern.clone())
-            .push(")");
-        }
-        qb.push(format_args!(" order by {order} limit "))
-            .push_bind(limit)
-            .push(") c");
-        // Texts: the conversations of the newest matching messages.
-        let Some(words) = &words else {
-            push_page(&mut qb, order, limit);
-            let items: Vec<QueueItem> = qb.build_query_as().fetch_all(db).await?;
-            if !recent || items.len() as i64 >= limit {
-                return Ok(items);
-            }
-            continue;
-        };
+    // First pass: the tab's newest (or longest-waiting) 5,000 conversations per tenant,
+    // in the tab's order, kept when the name or a message matches — an exact top of the
+    // tab within that window, and enough for a common name or word.
+    let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
+    qb.push("select c.* from unnest(")
+        .push_bind(scope.clone())
+        .push(
+            "::uuid[]) as scope(tenant_id) cross join lateral (
+                select c.* from (select c.* from conversations c
+                                 where c.tenant_id = scope.tenant_id and ",
+        );
+    condition(&mut qb);
+    qb.push(format_args!(
+        " order by {order} limit {RECENT_CONVERSATIONS}) c
+         join end_users u on u.tenant_id = c.tenant_id and u.id = c.end_user_id
+         where ({NAMES} ilike "
+    ))
+    .push_bind(pattern.clone());
+    if let Some(words) = &words {
+        qb.push(
+            " or exists (select 1 from messages m
+                         where m.tenant_id = c.tenant_id and m.conversation_id = c.id
+                           and m.search @@ to_tsquery('russian', ",
+        )
+        .push_bind(words.clone())
+        .push("))");
+    }
+    qb.push(format_args!(") order by {order} limit "))
+        .push_bind(limit)
+        .push(") c");
+    push_page(&mut qb, order, limit);
+    let items: Vec<QueueItem> = qb.build_query_as().fetch_all(db).await?;
+    if items.len() as i64 >= limit {
+        return Ok(items);
+    }
+    // Second pass, for what is rare: from the indexes — the people whose name matches
+    // (trigrams), and the tab's conversations of the newest 2,000 matching messages (full
+    // text; the order is an expression, so the full-text index finds the matches).
+    let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
+    qb.push("select c.* from unnest(")
+        .push_bind(scope.clone())
+        .push(
+            "::uuid[]) as scope(tenant_id) cross join lateral (
+                select c.* from conversations c where c.tenant_id = scope.tenant_id and ",
+        );
+    condition(&mut qb);
+    qb.push(format_args!(
+        " and c.end_user_id in (select u.id from end_users u
+             where u.tenant_id = scope.tenant_id and {NAMES} ilike "
+    ))
+    .push_bind(pattern)
+    .push(format_args!(") order by {order} limit "))
+    .push_bind(limit)
+    .push(") c");
+    if let Some(words) = &words {
         qb.push(" union select c.* from unnest(")
-            .push_bind(scope.clone())
+            .push_bind(scope)
             .push(
-                "::uuid[]) as scope(tenant_id) cross join lateral (select m.conversation_id from ",
-            );
-        if recent {
-            qb.push(format_args!(
-                "(select m.conversation_id, m.search from messages m
-                  where m.tenant_id = scope.tenant_id
-                  order by m.created_at desc limit {RECENT_MESSAGES}) m
-                 where m.search @@ to_tsquery('russian', "
-            ))
-            .push_bind(words.clone())
-            .push(")");
-        } else {
-            // The order is an expression, not the time index: the full-text index finds
-            // the (few) matches, which are then sorted.
-            qb.push(
-                "messages m where m.tenant_id = scope.tenant_id
-                 and m.search @@ to_tsquery('russian', ",
+                "::uuid[]) as scope(tenant_id) cross join lateral (
+                    select c.* from messages m
+                    join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+                    where m.tenant_id = scope.tenant_id
+                      and m.search @@ to_tsquery('russian', ",
             )
             .push_bind(words.clone())
-            .push(") order by m.created_at + interval '0 seconds' desc limit 2000");
-        }
-        qb.push(
-            ") m join conversations c on c.tenant_id = scope.tenant_id
-                                     and c.id = m.conversation_id
-             where ",
-        );
+            .push(") and ");
         condition(&mut qb);
-        push_page(&mut qb, order, limit);
-        let items: Vec<QueueItem> = qb.build_query_as().fetch_all(db).await?;
-        if !recent || items.len() as i64 >= limit {
-            return Ok(items);
-        }
+        qb.push(" order by m.created_at + interval '0 seconds' desc limit 2000) c");
     }
-    unreachable!("the second pass returns")
+    push_page(&mut qb, order, limit);
+    Ok(qb.build_query_as().fetch_all(db).await?)
 }
 
 /// A search's words as a full-text query where each word may be the start of one
@@ -218,10 +213,9 @@ pub fn prefix_query(q: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" & "))
 }
 
-/// How many of the newest conversations (per tenant and tab) and messages (per tenant) a
-/// search reads before it turns to the indexes.
+/// How many of a tab's first conversations (per tenant) a search reads before it turns
+/// to the indexes.
 const RECENT_CONVERSATIONS: i64 = 5_000;
-const RECENT_MESSAGES: i64 = 10_000;
 
 /// The page of a queue: `qb` holds the opening of `with picked as (…`, the conversations
 /// picked; this adds the tenant, the person, the assignee and the last message.

@@ -141,7 +141,8 @@ where
 }
 
 /// Every `every` (30 s): queue chats with undelivered messages but no queue row (a safety
-/// net: nothing should leave one).
+/// net: nothing should leave one), and bring the routing tables in line with their rows
+/// (`db::routes::repair`).
 async fn upkeep(pool: PgPool, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -154,6 +155,15 @@ async fn upkeep(pool: PgPool, every: Duration) {
                 "queued chats with undelivered messages that had no queue entry"
             ),
             Err(e) => tracing::warn!(error = %e, "the delivery upkeep check failed"),
+        }
+        match switchboard_db::routes::repair(&pool).await {
+            Ok(r) if r == Default::default() => {}
+            Ok(r) => tracing::warn!(
+                added = r.added,
+                removed = r.removed,
+                "repaired the routes of bots, tokens and invitations"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the routes check failed"),
         }
     }
 }

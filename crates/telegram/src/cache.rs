@@ -330,7 +330,7 @@ pub async fn load_config(
         .iter()
         .map(|r| {
             let question = rule_question(r);
-            let questions = Rule::questions(&question, &r.examples, &r.translations);
+            let questions = Rule::questions(&r.examples, &r.translations, settings.lang());
             (
                 r.id,
                 Rule {

@@ -87,15 +87,15 @@ pub fn question_label(text: &str) -> String {
 
 impl Rule {
     /// How a rule is offered to users of each language: the admins' wording in that
-    /// language; else the default question when it is in that language; else the rule's
-    /// first example in that language (as a button label); else (no entry) the default
-    /// question.
+    /// language; for the organization's own language (`default_lang`) the default
+    /// question; for another, the rule's first example written in it (as a button
+    /// label); else (no entry) the default question.
     pub fn questions(
-        question: &str,
         examples: &[String],
         translations: &Translations,
+        default_lang: Lang,
     ) -> HashMap<Lang, String> {
-        let default_lang = crate::text::detect_language(question);
+        let default_lang = Some(default_lang);
         Lang::ALL
             .into_iter()
             .filter_map(|lang| {

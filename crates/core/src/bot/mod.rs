@@ -895,12 +895,12 @@ mod tests {
         rule.translations
             .set(Lang::Ru, "answer", "Мы работаем с 9 до 18.");
         rule.questions = Rule::questions(
-            &rule.question,
             &[
                 "when are you open".into(),
                 "во сколько вы открываетесь".into(),
             ],
             &rule.translations,
+            Lang::En,
         );
         let main = f.config.main_menu.unwrap();
         let menu = f.config.menus.get_mut(&main).unwrap();
@@ -963,14 +963,17 @@ mod tests {
     fn a_rules_own_question_in_a_language_beats_its_examples() {
         let mut t = Translations::new();
         let examples = ["сколько стоит доставка".to_string()];
-        let q = Rule::questions("How much is delivery?", &examples, &t);
+        let q = Rule::questions(&examples, &t, Lang::En);
         assert_eq!(q[&Lang::Ru], "Сколько стоит доставка");
         assert!(
             !q.contains_key(&Lang::En),
             "the default question serves English"
         );
+        // The organization's own language keeps its question, whatever its script.
+        let ru_org = Rule::questions(&["iPhone 15 ремонт".into()], &Translations::new(), Lang::Ru);
+        assert!(!ru_org.contains_key(&Lang::Ru), "{ru_org:?}");
         t.set(Lang::Ru, "question", "Сколько стоит доставка?");
-        let q = Rule::questions("How much is delivery?", &examples, &t);
+        let q = Rule::questions(&examples, &t, Lang::En);
         assert_eq!(q[&Lang::Ru], "Сколько стоит доставка?");
     }
 

@@ -20,7 +20,7 @@ use super::{ApiJson, ApiPath};
 use crate::auth::ApiPrincipal;
 use crate::error::{ApiResult, ErrorBody};
 use crate::i18n::UiLang;
-use crate::mail::{invitation_link, send_invitation};
+use crate::mail::{invitation_link, send_invitation, Delivered};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -94,8 +94,9 @@ pub struct InviteIn {
 #[derive(Serialize, ToSchema)]
 pub struct InvitedOut {
     pub invitation: InvitationOut,
-    /// The link that accepts the invitation, shown this once.
-    pub link: String,
+    /// The link that accepts the invitation, shown this once — only when no mail went
+    /// out (`mail` is not `sent`): the link is the invited person's to use.
+    pub link: Option<String>,
     /// What became of the mail: `sent`, `no_mail_server` (pass the link on yourself) or
     /// `failed` (the mail server refused it).
     pub mail: String,
@@ -136,7 +137,7 @@ async fn invite(
         StatusCode::CREATED,
         Json(InvitedOut {
             invitation: invited.invitation.into(),
-            link,
+            link: (mail != Delivered::Sent).then_some(link),
             mail: mail.as_str().into(),
         }),
     ))
@@ -167,6 +168,7 @@ async fn change_role(
     ApiPath(user): ApiPath<Uuid>,
     ApiJson(body): ApiJson<RoleIn>,
 ) -> ApiResult<Json<MemberOut>> {
+    p.require(switchboard_core::Permission::ManageTeam)?;
     let Ok(role) = body.role.parse::<Role>() else {
         return Err(switchboard_app::AppError::invalid(
             "role",

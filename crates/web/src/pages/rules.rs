@@ -187,7 +187,16 @@ async fn editor(
     errors: serde_json::Value,
 ) -> PageResult {
     let targets = button_targets(state, member.tenant.id).await?;
-    let langs = translation_langs(state, member, [&form.translations]).await?;
+    // Every language words were written in: the rule's and its buttons' labels'.
+    let stored: Vec<Translations> = std::iter::once(form.translations.clone())
+        .chain(buttons.as_array().into_iter().flatten().flat_map(|r| {
+            r.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| serde_json::from_value(b["translations"].clone()).ok())
+        }))
+        .collect();
+    let langs = translation_langs(state, member, &stored).await?;
     let preview = switchboard_core::format::preview_html(&form.answer, form.format == "html");
     render(
         state,
