@@ -72,7 +72,7 @@ pub struct QueueItem {
 ///
 /// Each tab is its own query shape, read per tenant along an index in the tab's order
 /// and cut at `limit` there (a lateral join), so a tenant with a million conversations
-/// costs what its first page costs. A search keeps, among the tab's first 5,000
+/// costs what its first page costs. A search keeps, among the tab's first 2,000
 /// conversations per tenant, those whose person's name or messages match (full text, each
 /// word as a prefix); when that is less than a page, it reads the trigram and full-text
 /// indexes instead (the tab's conversations of the newest 2,000 matching messages).
@@ -127,7 +127,7 @@ pub async fn queue(
             .replace('_', "\\_")
     );
     let words = prefix_query(q);
-    // First pass: the tab's newest (or longest-waiting) 5,000 conversations per tenant,
+    // First pass: the tab's newest (or longest-waiting) 2,000 conversations per tenant,
     // in the tab's order, kept when the name or a message matches — an exact top of the
     // tab within that window, and enough for a common name or word.
     let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
@@ -215,7 +215,7 @@ pub fn prefix_query(q: &str) -> Option<String> {
 
 /// How many of a tab's first conversations (per tenant) a search reads before it turns
 /// to the indexes.
-const RECENT_CONVERSATIONS: i64 = 5_000;
+const RECENT_CONVERSATIONS: i64 = 2_000;
 
 /// The page of a queue: `qb` holds the opening of `with picked as (…`, the conversations
 /// picked; this adds the tenant, the person, the assignee and the last message.
