@@ -11,7 +11,7 @@
 //! against the sends in flight at the kills, duplicates after the restart, 429s.
 
 mod common;
-use common::arg;
+use common::{arg, free_port};
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -119,14 +119,6 @@ impl Drop for Cluster {
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn is_root() -> bool {

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use switchboard::{bootstrap, Config};
 use switchboard_core::text::Lang;
-use switchboard_core::vault::{MasterKey, Vault};
 use switchboard_testkit::{FakeBot, FakeTelegram, FakeUser, Limits, TestDb};
 
 struct Platform {
@@ -56,16 +55,7 @@ impl Platform {
             ..Config::embedded(&db.url, addr, &tg.url())
         };
         let pool = switchboard::connect(&config, false).await.unwrap();
-        let telegram =
-            switchboard::telegram(&config, &pool, Vault::new(&MasterKey::generate(), &[])).unwrap();
-        tokio::spawn(switchboard::run(
-            listener,
-            config,
-            pool,
-            telegram,
-            switchboard::ServeOptions { jobs: true },
-            std::future::pending(),
-        ));
+        common::serve(listener, config, pool, true);
         Self {
             db,
             tg,

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use switchboard::{bootstrap, Config};
 use switchboard_core::text::Lang;
-use switchboard_core::vault::{MasterKey, Vault};
 use switchboard_testkit::{FakeTelegram, TestDb};
 
 #[tokio::main]
@@ -101,16 +100,7 @@ async fn main() {
         .await
         .unwrap()
         .token;
-    let telegram =
-        switchboard::telegram(&config, &pool, Vault::new(&MasterKey::generate(), &[])).unwrap();
-    tokio::spawn(switchboard::run(
-        listener,
-        config,
-        pool.clone(),
-        telegram,
-        switchboard::ServeOptions { jobs: false },
-        std::future::pending(),
-    ));
+    common::serve(listener, config, pool.clone(), false);
 
     // Signed in on the desk as a browser is.
     let web = reqwest::Client::builder()

@@ -166,21 +166,8 @@ async fn create_tenants(pool: &switchboard_db::PgPool, vault: &Vault, n: usize) 
     .execute(pool)
     .await
     .unwrap();
-    // Their routes, as bots::insert writes them.
-    sqlx::query(
-        "insert into bot_routes (public_id, tenant_id, bot_id)
-         select public_id, tenant_id, id from bots where username like 'bench\\_%'",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "insert into live_telegram_bots (telegram_bot_id, tenant_id, bot_id)
-         select telegram_bot_id, tenant_id, id from bots where username like 'bench\\_%'",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
+    // Their routes, as bots::insert writes them (the workers' repair adds missing ones).
+    switchboard_db::routes::repair(pool).await.unwrap();
     publics
 }
 
@@ -206,10 +193,7 @@ struct Serve {
 
 impl Serve {
     async fn start(db: &str, tg: &str, key: &MasterKey, cache: Option<usize>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
+        let port = common::free_port();
         let base = format!("http://127.0.0.1:{port}");
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--no-jobs"])

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use switchboard::{bootstrap, Config};
 use switchboard_core::text::Lang;
-use switchboard_core::vault::{MasterKey, Vault};
 use switchboard_testkit::{FakeTelegram, FakeUser, TestDb};
 
 #[tokio::main]
@@ -47,16 +46,7 @@ async fn main() {
         ..Config::embedded(&db.url, addr, &tg.url())
     };
     let pool = switchboard::connect(&config, false).await.unwrap();
-    let telegram =
-        switchboard::telegram(&config, &pool, Vault::new(&MasterKey::generate(), &[])).unwrap();
-    tokio::spawn(switchboard::run(
-        listener,
-        config,
-        pool.clone(),
-        telegram,
-        switchboard::ServeOptions { jobs: delivery },
-        std::future::pending(),
-    ));
+    common::serve(listener, config, pool.clone(), delivery);
 
     let http = reqwest::Client::new();
     let base = format!("http://{addr}/api/v1");

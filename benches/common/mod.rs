@@ -26,3 +26,32 @@ pub fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
+
+/// Runs the platform in this process on `listener` (a fresh master key; job workers when
+/// `jobs`), until the bench ends.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    config: switchboard::Config,
+    pool: switchboard_db::PgPool,
+    jobs: bool,
+) {
+    use switchboard_core::vault::{MasterKey, Vault};
+    let telegram =
+        switchboard::telegram(&config, &pool, Vault::new(&MasterKey::generate(), &[])).unwrap();
+    tokio::spawn(switchboard::run(
+        listener,
+        config,
+        pool,
+        telegram,
+        switchboard::ServeOptions { jobs },
+        std::future::pending(),
+    ));
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

@@ -66,12 +66,7 @@ impl CommandChange {
                 "",
                 &mut errors,
             );
-            for (lang, field, text) in t.iter() {
-                if field == "response" {
-                    let name = format!("translations.{}.response", lang.code());
-                    errors.check(&name, validate::message_text(text));
-                }
-            }
+            t.check("response", "", &mut errors, validate::message_text);
             t
         });
         errors.into_result()?;

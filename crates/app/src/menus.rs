@@ -85,10 +85,7 @@ async fn checked(
     }
     let translations = change.translations.as_ref().map(|t| {
         let t = t.cleaned(&[("text", TELEGRAM_TEXT_LIMIT)], "", &mut errors);
-        for (lang, _, text) in t.iter() {
-            let name = format!("translations.{}.text", lang.code());
-            errors.check(&name, validate::message_text(text));
-        }
+        t.check("text", "", &mut errors, validate::message_text);
         t
     });
     let rows = match &change.rows {

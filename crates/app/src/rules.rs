@@ -160,13 +160,9 @@ pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
             if let Err(e) = switchboard_core::format::check_telegram_html(&r.answer) {
                 errors.add("answer", e.problem());
             }
-            for (lang, field, text) in r.translations.iter() {
-                if field == "answer" {
-                    if let Err(e) = switchboard_core::format::check_telegram_html(text) {
-                        errors.add(&format!("translations.{}.answer", lang.code()), e.problem());
-                    }
-                }
-            }
+            r.translations.check("answer", "", errors, |text| {
+                switchboard_core::format::check_telegram_html(text).map_err(|e| e.problem())
+            });
         }
         _ => errors.add(
             "format",

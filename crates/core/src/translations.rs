@@ -78,7 +78,7 @@ impl Translations {
     pub fn cleaned(&self, limits: &[(&str, usize)], prefix: &str, errors: &mut Invalid) -> Self {
         let mut out = Translations::new();
         for (lang, field, text) in self.iter() {
-            let name = format!("{prefix}translations.{}.{field}", lang.code());
+            let name = field_name(prefix, lang, field);
             let Some((_, max)) = limits.iter().find(|(f, _)| *f == field) else {
                 errors.add(&name, Problem::new("unknown_field").with("field", field));
                 continue;
@@ -95,6 +95,25 @@ impl Translations {
         }
         out
     }
+
+    /// Checks every text of `field` with `check`; problems are reported as
+    /// `{prefix}translations.{lang}.{field}`, like [`Translations::cleaned`]'s.
+    pub fn check(
+        &self,
+        field: &str,
+        prefix: &str,
+        errors: &mut Invalid,
+        check: impl Fn(&str) -> Result<(), Problem>,
+    ) {
+        for (lang, f, text) in self.iter().filter(|(_, f, _)| *f == field) {
+            errors.check(&field_name(prefix, lang, f), check(text));
+        }
+    }
+}
+
+/// Where a translated text's problem is reported.
+fn field_name(prefix: &str, lang: Lang, field: &str) -> String {
+    format!("{prefix}translations.{}.{field}", lang.code())
 }
 
 #[cfg(test)]

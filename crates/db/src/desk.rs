@@ -109,10 +109,8 @@ pub async fn queue(
     let search = search.map(str::trim).filter(|s| !s.is_empty());
     let Some(q) = search else {
         let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
-        qb.push("select c.* from unnest(").push_bind(scope).push(
-            "::uuid[]) as scope(tenant_id) cross join lateral (
-                    select c.* from conversations c where c.tenant_id = scope.tenant_id and ",
-        );
+        per_tenant(&mut qb, scope);
+        qb.push("select c.* from conversations c where c.tenant_id = scope.tenant_id and ");
         condition(&mut qb);
         qb.push(format_args!(" order by {order} limit "))
             .push_bind(limit)
@@ -120,24 +118,17 @@ pub async fn queue(
         push_page(&mut qb, order, limit);
         return Ok(qb.build_query_as().fetch_all(db).await?);
     };
-    let pattern = format!(
-        "%{}%",
-        q.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = format!("%{}%", crate::escape_like(q));
     let words = prefix_query(q);
     // First pass: the tab's newest (or longest-waiting) 2,000 conversations per tenant,
     // in the tab's order, kept when the name or a message matches — an exact top of the
     // tab within that window, and enough for a common name or word.
     let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
-    qb.push("select c.* from unnest(")
-        .push_bind(scope.clone())
-        .push(
-            "::uuid[]) as scope(tenant_id) cross join lateral (
-                select c.* from (select c.* from conversations c
-                                 where c.tenant_id = scope.tenant_id and ",
-        );
+    per_tenant(&mut qb, scope.clone());
+    qb.push(
+        "select c.* from (select c.* from conversations c
+                          where c.tenant_id = scope.tenant_id and ",
+    );
     condition(&mut qb);
     qb.push(format_args!(
         " order by {order} limit {RECENT_CONVERSATIONS}) c
@@ -166,12 +157,8 @@ pub async fn queue(
     // (trigrams), and the tab's conversations of the newest 2,000 matching messages (full
     // text; the order is an expression, so the full-text index finds the matches).
     let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
-    qb.push("select c.* from unnest(")
-        .push_bind(scope.clone())
-        .push(
-            "::uuid[]) as scope(tenant_id) cross join lateral (
-                select c.* from conversations c where c.tenant_id = scope.tenant_id and ",
-        );
+    per_tenant(&mut qb, scope.clone());
+    qb.push("select c.* from conversations c where c.tenant_id = scope.tenant_id and ");
     condition(&mut qb);
     qb.push(format_args!(
         " and c.end_user_id in (select u.id from end_users u
@@ -182,17 +169,16 @@ pub async fn queue(
     .push_bind(limit)
     .push(") c");
     if let Some(words) = &words {
-        qb.push(" union select c.* from unnest(")
-            .push_bind(scope)
-            .push(
-                "::uuid[]) as scope(tenant_id) cross join lateral (
-                    select c.* from messages m
-                    join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
-                    where m.tenant_id = scope.tenant_id
-                      and m.search @@ to_tsquery('russian', ",
-            )
-            .push_bind(words.clone())
-            .push(") and ");
+        qb.push(" union ");
+        per_tenant(&mut qb, scope);
+        qb.push(
+            "select c.* from messages m
+             join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+             where m.tenant_id = scope.tenant_id
+               and m.search @@ to_tsquery('russian', ",
+        )
+        .push_bind(words.clone())
+        .push(") and ");
         condition(&mut qb);
         qb.push(" order by m.created_at + interval '0 seconds' desc limit 2000) c");
     }
@@ -203,7 +189,7 @@ pub async fn queue(
 /// A search's words as a full-text query where each word may be the start of one
 /// ("посыл" finds "посылку", as a search box is typed): `посыл:* & мо:*`. Only letters and
 /// digits pass, at most eight words; `None` when none are left.
-pub fn prefix_query(q: &str) -> Option<String> {
+fn prefix_query(q: &str) -> Option<String> {
     let words: Vec<String> = q
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -216,6 +202,14 @@ pub fn prefix_query(q: &str) -> Option<String> {
 /// How many of a tab's first conversations (per tenant) a search reads before it turns
 /// to the indexes.
 const RECENT_CONVERSATIONS: i64 = 2_000;
+
+/// Opens a query run once per tenant of `scope` (a lateral subquery that sees the
+/// tenant as `scope.tenant_id`; the caller writes it and closes it with `) c`).
+fn per_tenant(qb: &mut QueryBuilder<'_, Postgres>, scope: Vec<uuid::Uuid>) {
+    qb.push("select c.* from unnest(")
+        .push_bind(scope)
+        .push("::uuid[]) as scope(tenant_id) cross join lateral (");
+}
 
 /// The page of a queue: `qb` holds the opening of `with picked as (…`, the conversations
 /// picked; this adds the tenant, the person, the assignee and the last message.

@@ -46,3 +46,10 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
 pub async fn commit(tx: Transaction<'_, Postgres>) -> Result<()> {
     Ok(tx.commit().await?)
 }
+
+/// A text to look for with `LIKE`/`ILIKE`, its wildcards and escapes taken literally.
+pub(crate) fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

@@ -55,7 +55,7 @@ pub async fn list(
         .query
         .as_deref()
         .filter(|q| !q.trim().is_empty())
-        .map(|q| format!("%{}%", escape_like(q.trim())));
+        .map(|q| format!("%{}%", crate::escape_like(q.trim())));
     Ok(sqlx::query_as(&format!(
         "select {COLUMNS} from answer_rules
          where tenant_id = $1
@@ -131,12 +131,6 @@ pub async fn find_by_title(
     .bind(title)
     .fetch_optional(db)
     .await?)
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 /// The enabled rules, for building the matcher and the bot configuration.

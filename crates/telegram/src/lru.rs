@@ -90,10 +90,6 @@ impl<K: Eq + Hash, V: Clone> Lru<K, V> {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
 }
 
 #[cfg(test)]

@@ -95,14 +95,13 @@ impl Rule {
         translations: &Translations,
         default_lang: Lang,
     ) -> HashMap<Lang, String> {
-        let default_lang = Some(default_lang);
         Lang::ALL
             .into_iter()
             .filter_map(|lang| {
                 if let Some(q) = translations.get(Some(lang), "question") {
                     return Some((lang, q.to_string()));
                 }
-                if default_lang == Some(lang) {
+                if lang == default_lang {
                     return None;
                 }
                 let example = examples

@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 use switchboard_app::commands::{self, CommandInput};
-use switchboard_core::{CommandId, Permission, Translations};
+use switchboard_core::{CommandId, Permission};
 use switchboard_db::config;
 
 use super::{
@@ -28,7 +28,8 @@ pub fn router() -> Router<AppState> {
 async fn page(state: &AppState, member: &Member, extra: serde_json::Value) -> PageResult {
     let commands = commands::list(&state.app, &member.ctx()).await?;
     let settings = config::get_settings(&state.pool, member.tenant.id).await?;
-    let langs = translation_langs(state, member, commands.iter().map(|c| &c.translations)).await?;
+    let stored: Vec<serde_json::Value> = commands.iter().map(|c| json!(c.translations)).collect();
+    let langs = translation_langs(state, member, &stored).await?;
     let mut ctx = json!({"section": "commands", "commands": commands.iter().map(|c| json!({
         "id": c.id, "command": c.command, "description": c.description, "response": c.response, "enabled": c.enabled,
         "translations": c.translations,
@@ -79,8 +80,7 @@ async fn form_page(
     form: serde_json::Value,
     errors: serde_json::Value,
 ) -> PageResult {
-    let stored: Option<Translations> = serde_json::from_value(form["translations"].clone()).ok();
-    let langs = translation_langs(state, member, stored.iter()).await?;
+    let langs = translation_langs(state, member, [&form["translations"]]).await?;
     render(
         state,
         &member.viewer,

@@ -7,12 +7,12 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 use switchboard_app::menus::{self, Menu, MenuInput};
-use switchboard_core::{MenuId, Permission, Translations};
+use switchboard_core::{MenuId, Permission};
 use switchboard_db::config::{self, rows_of};
 
 use super::{
     button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons,
-    posted_translations, render, t, translation_langs, Fields, Member, PageResult,
+    posted_translations, render, t, translation_langs, with_buttons, Fields, Member, PageResult,
 };
 use crate::AppState;
 
@@ -67,16 +67,8 @@ async fn editor(
     let targets = button_targets(state, member.tenant.id).await?;
     let welcome = welcome_text(state, member).await?;
     // Every language words were written in: the menu's text's and its buttons' labels'.
-    let stored: Vec<Translations> = std::iter::once(&form["translations"])
-        .chain(rows.as_array().into_iter().flatten().flat_map(|r| {
-            r.as_array()
-                .into_iter()
-                .flatten()
-                .map(|b| &b["translations"])
-        }))
-        .filter_map(|t| serde_json::from_value(t.clone()).ok())
-        .collect();
-    let langs = translation_langs(state, member, &stored).await?;
+    let langs =
+        translation_langs(state, member, with_buttons(&form["translations"], &rows)).await?;
     render(
         state,
         &member.viewer,

@@ -488,16 +488,20 @@ pub fn editor_rows_of(rows: &[Vec<switchboard_core::bot::Button>]) -> Value {
 
 /// The languages an editor offers the organization's words in, beside its default
 /// language: every other language, and the default one too where words were stored for
-/// it (after a change of the default language), so that saving loses nothing.
+/// it (after a change of the default language), so that saving loses nothing. `stored`
+/// are the translations (as JSON) of what the page edits.
 pub async fn translation_langs<'a>(
     state: &AppState,
     member: &Member,
-    stored: impl IntoIterator<Item = &'a switchboard_core::Translations>,
+    stored: impl IntoIterator<Item = &'a Value>,
 ) -> PageResult<Value> {
     use switchboard_core::text::Lang;
     let default = switchboard_app::settings::get(&state.app, &member.ctx())
         .await?
         .lang();
+    let stored = stored
+        .into_iter()
+        .filter_map(|t| serde_json::from_value::<switchboard_core::Translations>(t.clone()).ok());
     let mut langs: Vec<Lang> = Lang::ALL.into_iter().filter(|l| *l != default).collect();
     for t in stored {
         for l in t.languages() {
@@ -510,6 +514,19 @@ pub async fn translation_langs<'a>(
         .iter()
         .map(|l| json!({"code": l.code(), "name": t(state, &member.viewer, &format!("lang.{}", l.code()), &[])}))
         .collect::<Vec<_>>()))
+}
+
+/// The translations of an object and of its buttons (`rows` as the buttons editor has
+/// them), for [`translation_langs`].
+pub fn with_buttons<'a>(own: &'a Value, rows: &'a Value) -> impl Iterator<Item = &'a Value> {
+    let labels = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+        .map(|b| &b["translations"]);
+    std::iter::once(own).chain(labels)
 }
 
 /// Translations posted by an editor: `translations.<lang>.<field>` for each of `names`.

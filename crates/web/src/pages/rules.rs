@@ -17,8 +17,8 @@ use switchboard_db::rules::{RuleFilter, RuleRow};
 
 use super::{
     button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons,
-    posted_translations, render, render_block, t, translation_langs, Fields, Member, PageError,
-    PageResult,
+    posted_translations, render, render_block, t, translation_langs, with_buttons, Fields, Member,
+    PageError, PageResult,
 };
 use crate::AppState;
 
@@ -187,16 +187,8 @@ async fn editor(
     errors: serde_json::Value,
 ) -> PageResult {
     let targets = button_targets(state, member.tenant.id).await?;
-    // Every language words were written in: the rule's and its buttons' labels'.
-    let stored: Vec<Translations> = std::iter::once(form.translations.clone())
-        .chain(buttons.as_array().into_iter().flatten().flat_map(|r| {
-            r.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|b| serde_json::from_value(b["translations"].clone()).ok())
-        }))
-        .collect();
-    let langs = translation_langs(state, member, &stored).await?;
+    let own = json!(form.translations);
+    let langs = translation_langs(state, member, with_buttons(&own, &buttons)).await?;
     let preview = switchboard_core::format::preview_html(&form.answer, form.format == "html");
     render(
         state,
