@@ -318,7 +318,7 @@ async fn the_menu_editor_builds_rows_and_reorders_them() {
         b.fill(".button-row:nth-child(3) input[name=b_label]", "Second")
             .await;
         // The label Russian speakers see, typed into the new button's own field.
-        b.fill(
+        b.type_slowly(
             r#".button-row:nth-child(3) input[name="b_label.ru"]"#,
             "Второй",
         )
