@@ -37,6 +37,8 @@ pub struct Config {
     /// How long a worker holds the lease of a bot in polling mode between renewals (and
     /// so how long a crashed worker's bots go unpolled), in seconds.
     pub poll_lease_seconds: u64,
+    /// How long a worker holds a chat whose message it is sending (`SWITCHBOARD_DELIVERY_LEASE_SECONDS`).
+    pub delivery_lease_seconds: u64,
     /// The matcher's semantic stage: a sentence-embedding model directory (needs a build
     /// with `--features embeddings`).
     pub embeddings_dir: Option<PathBuf>,
@@ -85,6 +87,7 @@ impl Config {
             bot_send_rate: 30,
             cached_tenants: 2000,
             poll_lease_seconds: 30,
+            delivery_lease_seconds: 60,
             embeddings_dir: None,
             smtp_url: None,
             mail_from: "Switchboard <noreply@localhost>".into(),
@@ -132,6 +135,10 @@ impl Config {
             poll_lease_seconds: match env_parse("SWITCHBOARD_POLL_LEASE_SECONDS", 30)? {
                 n @ 3..=600 => n,
                 n => bail!("SWITCHBOARD_POLL_LEASE_SECONDS={n} must be between 3 and 600"),
+            },
+            delivery_lease_seconds: match env_parse("SWITCHBOARD_DELIVERY_LEASE_SECONDS", 60)? {
+                n @ 5..=600 => n,
+                n => bail!("SWITCHBOARD_DELIVERY_LEASE_SECONDS={n} must be between 5 and 600"),
             },
             embeddings_dir: env("SWITCHBOARD_EMBEDDINGS_DIR").map(PathBuf::from),
             web: web_settings(&public_url)?,

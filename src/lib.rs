@@ -71,6 +71,7 @@ pub fn telegram(
         chat_interval: Duration::from_millis(config.chat_send_interval_ms),
         bot_rate: config.bot_send_rate.max(1),
         cached_tenants: config.cached_tenants,
+        delivery_lease: Duration::from_secs(config.delivery_lease_seconds),
         ..TelegramSettings::new(config.public_url.clone())
     };
     let telegram = Arc::new(Telegram::new(pool.clone(), api, Arc::new(vault), settings));

@@ -128,7 +128,10 @@ impl Claimed {
 ///    many sends as fit in its slots up to `now + horizon`;
 /// 3. for each bot, its ready chats up to the grant, oldest first, locked (`skip locked`);
 /// 4. each chat's oldest undelivered message; a chat without one is finished and its row
-///    deleted (under our lock, so an enqueue waiting on it inserts a new row afterwards);
+///    deleted (under our lock, so an enqueue waiting on it inserts a new row afterwards) —
+///    unless the row changed after this statement's snapshot (its locked version is not
+///    the one the snapshot sees: an enqueue committed in between, whose message the
+///    snapshot cannot see); such a chat stays queued for the next claim;
 /// 5. round-robin: the first chat of every tenant (its bots taken in turn), then the
 ///    second, … up to `limit`; among equals, the bot whose budget is least spent first (a
 ///    bot that has not sent for a while goes before one sending flat out);
@@ -159,18 +162,25 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
                        * 1000 / interval_ms))::int as grant_n
             from budget
          ), picked as (
-            select g.tenant_id, g.bot_id, g.first_slot, g.interval_ms, q.end_user_id, q.ready_at
+            select g.tenant_id, g.bot_id, g.first_slot, g.interval_ms, q.end_user_id, q.ready_at,
+                   q.xmin as locked_version
             from grants g
             cross join lateral (
-                select q.end_user_id, q.ready_at from delivery_queue q
+                select q.end_user_id, q.ready_at, q.xmin from delivery_queue q
                 where q.bot_id = g.bot_id and q.tenant_id = g.tenant_id and q.ready_at <= now()
                 order by q.ready_at
                 limit g.grant_n
                 for update skip locked
             ) q
+         ), seen as (
+            select q.tenant_id, q.end_user_id, q.xmin as seen_version
+            from delivery_queue q
+            join picked p on p.tenant_id = q.tenant_id and p.end_user_id = q.end_user_id
          ), heads as (
-            select p.*, h.id as message_id, h.ready as head_ready
+            select p.*, h.id as message_id, h.ready as head_ready,
+                   coalesce(p.locked_version = s.seen_version, false) as settled
             from picked p
+            left join seen s on s.tenant_id = p.tenant_id and s.end_user_id = p.end_user_id
             left join lateral (
                 select m.id, (m.delivery_status = 'pending' or m.lease_until < now())
                              and (m.next_attempt_at is null or m.next_attempt_at <= now()) as ready
@@ -189,7 +199,7 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
             returning 1
          ), finished as (
             delete from delivery_queue q using heads h
-            where h.message_id is null
+            where h.message_id is null and h.settled
               and q.tenant_id = h.tenant_id and q.end_user_id = h.end_user_id
             returning 1
          ), by_bot as (

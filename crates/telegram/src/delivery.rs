@@ -188,7 +188,7 @@ impl Telegram {
                 default_rate: self.settings.bot_rate.max(1) as i32,
                 horizon_ms: config.horizon.as_millis() as i64,
             };
-            match outbox::claim(&self.pool, &params).await {
+            match outbox::claim(&self.delivery_pool, &params).await {
                 Ok(claimed) => {
                     failures = 0;
                     let n = claimed.len();
@@ -338,7 +338,7 @@ impl Telegram {
         token: &str,
         m: &Claimed,
     ) -> Result<Result<teloxide::types::Message, TgError>, DeliveryError> {
-        let file = switchboard_db::attachments::get(&self.pool, m.tenant_id, m.id).await?;
+        let file = switchboard_db::attachments::get(&self.delivery_pool, m.tenant_id, m.id).await?;
         let field = if m.kind == "photo" {
             "photo"
         } else {
@@ -410,7 +410,7 @@ impl Telegram {
             let outcomes: Vec<SentOutcome> = batch.iter().map(|d| d.outcome).collect();
             let mut wait = Duration::from_millis(100);
             loop {
-                match outbox::record_sent(&self.pool, &outcomes).await {
+                match outbox::record_sent(&self.delivery_pool, &outcomes).await {
                     Ok(recorded) => {
                         healthy.store(true, Ordering::Release);
                         if recorded.len() < outcomes.len() {
@@ -451,7 +451,7 @@ impl Telegram {
                 let wait = Duration::from_secs(u64::from(secs.max(1)));
                 let until = Utc::now() + chrono(wait);
                 // Every worker holds back this bot's sends until then.
-                outbox::pause_bot(&self.pool, m.tenant_id, m.bot_id, until).await?;
+                outbox::pause_bot(&self.delivery_pool, m.tenant_id, m.bot_id, until).await?;
                 if attempts >= MAX_RATE_LIMITED_ATTEMPTS {
                     self.fail(
                         m,
@@ -479,7 +479,7 @@ impl Telegram {
                 let reason = match kind {
                     ApiError::BotBlocked => {
                         // The desk marks the user and the conversation (once).
-                        let mut tx = self.pool.begin().await?;
+                        let mut tx = self.delivery_pool.begin().await?;
                         if end_users::set_blocked(&mut *tx, m.tenant_id, m.end_user_id, true)
                             .await?
                         {
@@ -505,7 +505,7 @@ impl Telegram {
                     }
                     ApiError::InvalidToken => {
                         switchboard_db::bots::set_error(
-                            &self.pool,
+                            &self.delivery_pool,
                             m.tenant_id,
                             m.bot_id,
                             Some("Telegram rejected the bot token (revoked?)"),
@@ -528,7 +528,7 @@ impl Telegram {
         at: DateTime<Utc>,
         error: &str,
     ) -> Result<(), DeliveryError> {
-        if !outbox::record_retry(&self.pool, claim, at, error).await? {
+        if !outbox::record_retry(&self.delivery_pool, claim, at, error).await? {
             // Another worker took the message over after our lease ran out: it decides.
             tracing::warn!(tenant = %m.tenant_id, message = %m.id, error, "a failed send after the lease ran out; another worker owns the message");
             return Ok(());
@@ -539,7 +539,7 @@ impl Telegram {
     }
 
     async fn fail(&self, m: &Claimed, claim: ClaimRef, reason: &str) -> Result<(), DeliveryError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.delivery_pool.begin().await?;
         if !outbox::record_failed(&mut *tx, claim, reason).await? {
             tracing::warn!(tenant = %m.tenant_id, message = %m.id, reason, "a failed send after the lease ran out; another worker owns the message");
             return Ok(());

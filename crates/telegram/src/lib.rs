@@ -58,6 +58,9 @@ impl TelegramSettings {
 /// Everything the Telegram side needs, shared by the web server and the workers.
 pub struct Telegram {
     pub pool: PgPool,
+    /// Delivery's own connections (claims, outcomes), opened on first use: a flood of
+    /// webhook requests waiting for `pool` must not starve the sends that answer them.
+    pub delivery_pool: PgPool,
     pub api: BotApi,
     pub vault: Arc<Vault>,
     pub caches: Arc<Caches>,
@@ -66,6 +69,17 @@ pub struct Telegram {
     pub notifier: switchboard_db::notify::Notifier,
     /// This process's metrics (served at `/metrics` by the web side).
     pub metrics: Arc<Metrics>,
+}
+
+/// A pool beside `pool`, on the same settings, with a quarter of its connections (at
+/// least two), opened only when a process delivers.
+fn delivery_pool(pool: &PgPool) -> PgPool {
+    let size = (pool.options().get_max_connections() / 4).max(2);
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(size)
+        .min_connections(0)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_lazy_with((*pool.connect_options()).clone())
 }
 
 impl Telegram {
@@ -83,6 +97,7 @@ impl Telegram {
             caches,
             settings,
             notifier: switchboard_db::notify::Notifier::start(pool.clone()),
+            delivery_pool: delivery_pool(&pool),
             pool,
         }
     }
