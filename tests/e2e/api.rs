@@ -672,3 +672,40 @@ async fn writes_past_the_rate_limit_get_429_with_retry_after_and_others_go_on() 
         StatusCode::OK
     );
 }
+
+/// A member removed from the team loses the API at once: their token answers 401 on the
+/// next request, and nothing they send afterwards is stored.
+#[tokio::test]
+async fn a_removed_members_api_token_stops_working_at_once() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let token = app.member(&t, "op@acme.test", Role::Admin).await;
+    let (status, _) = app.get(&token, "/api/v1/rules").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, team) = app.get(&t.token, "/api/v1/team").await;
+    let user_id = team["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "op@acme.test")
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = app
+        .delete(&t.token, &format!("/api/v1/team/members/{user_id}"))
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, _) = app.get(&token, "/api/v1/rules").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .post(
+            &token,
+            "/api/v1/rules",
+            json!({"title": "Sneaky", "answer": "x", "examples": ["y"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, rules) = app.get(&t.token, "/api/v1/rules").await;
+    assert!(!rules.to_string().contains("Sneaky"));
+}

@@ -701,3 +701,126 @@ async fn routes_missing_or_left_behind_are_repaired() {
         "the stale route no longer holds it: {body}"
     );
 }
+
+/// Isolation is enforced twice: every table with a tenant_id (and `tenants`, by id) has
+/// row-level security enabled and forced, with the tenant policy for the tenant role. A
+/// table added without `switchboard_isolate` fails here.
+#[tokio::test]
+async fn every_tenant_table_has_forced_row_level_security() {
+    let app = TestApp::start().await;
+    let tables: Vec<(String, bool, bool, bool)> = sqlx::query_as(
+        "select c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
+                exists (select 1 from pg_policy p where p.polrelid = c.oid
+                        and p.polname = 'tenant_scope'
+                        and p.polroles = array[(select oid from pg_roles
+                                                where rolname = 'switchboard_tenant')])
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'public' and c.relkind in ('r', 'p')
+           and (c.relname = 'tenants' or exists (
+                select 1 from pg_attribute a where a.attrelid = c.oid
+                and a.attname = 'tenant_id' and not a.attisdropped))
+         order by 1",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(tables.len() > 25, "{tables:?}");
+    for (table, enabled, forced, policy) in &tables {
+        assert!(
+            *enabled && *forced && *policy,
+            "{table}: row-level security enabled {enabled}, forced {forced}, tenant policy {policy} \
+             (call switchboard_isolate('{table}') in its migration)"
+        );
+    }
+}
+
+/// A query that forgot its tenant filter, run the way the application layer runs its
+/// queries (a transaction scoped to one tenant), sees, changes and creates nothing of
+/// another tenant; with no tenant set, it sees nothing at all.
+#[tokio::test]
+async fn a_query_without_its_tenant_filter_reaches_nothing_of_another_tenant() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Acme").await;
+    let b = app.tenant("Beta").await;
+    for (t, title) in [(&a, "Acme hours"), (&b, "Beta hours")] {
+        let (status, body) = app
+            .post(
+                &t.token,
+                "/api/v1/rules",
+                json!({"title": title, "answer": "9–18", "examples": ["opening hours"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let pool = &app.db.pool;
+    let mut tx = switchboard_db::begin_scoped(pool, a.id).await.unwrap();
+    // No tenant filter anywhere below.
+    let titles: Vec<String> = sqlx::query_scalar("select title from answer_rules order by 1")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(titles, vec!["Acme hours"]);
+    let tenants: Vec<String> = sqlx::query_scalar("select name from tenants")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(tenants, vec!["Acme"]);
+    let memberships: i64 = sqlx::query_scalar("select count(*) from memberships")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(memberships, 1, "only Acme's owner");
+    let changed = sqlx::query("update answer_rules set title = 'Changed'")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 1, "only Acme's rule");
+    let deleted = sqlx::query("delete from events")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert!(deleted >= 1);
+    // Writing a row for another tenant is refused by the policy's check.
+    let refused = sqlx::query(
+        "insert into canned_responses (tenant_id, id, shortcut, title, text)
+         values ($1, gen_random_uuid(), 'x', 'x', 'y')",
+    )
+    .bind(b.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("row-level security"),
+        "{refused}"
+    );
+    drop(tx);
+    // The role without a tenant set: nothing.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("select set_config('role', 'switchboard_tenant', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let seen: i64 = sqlx::query_scalar("select count(*) from answer_rules")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0);
+    drop(tx);
+    // Beta's data is untouched (read on the platform path), Acme's change rolled back.
+    let all: Vec<(String,)> = sqlx::query_as("select title from answer_rules order by 1")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        all,
+        vec![("Acme hours".to_string(),), ("Beta hours".to_string(),)]
+    );
+    let beta_events: i64 = sqlx::query_scalar("select count(*) from events where tenant_id = $1")
+        .bind(b.id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(beta_events >= 1);
+}

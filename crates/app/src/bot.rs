@@ -12,7 +12,7 @@ use crate::{App, AppError, AppResult, Ctx};
 /// The connected bot, if any.
 pub async fn get(app: &App, ctx: &Ctx) -> AppResult<Option<Bot>> {
     ctx.require(Permission::ReadConfig)?;
-    Ok(bots::get_live(&app.pool, ctx.tenant).await?)
+    Ok(bots::get_live(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }
 
 /// `webhook` or `polling`.

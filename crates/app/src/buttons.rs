@@ -4,7 +4,7 @@
 use switchboard_core::bot::{Button, ButtonAction};
 use switchboard_core::validate::{self, Invalid, Problem};
 use switchboard_core::{ButtonId, MenuId, RuleId, TenantId, Translations};
-use switchboard_db::{config, rules, PgPool};
+use switchboard_db::{config, rules};
 use uuid::Uuid;
 
 /// A button to save. `action` is one of `rule` (needs `rule_id`), `text` (needs `text`),
@@ -53,7 +53,7 @@ impl Labelled<'_> {
 
 /// Validates rows of buttons (targets must exist in the tenant) into domain buttons.
 pub(crate) async fn validate_rows(
-    pool: &PgPool,
+    db: &mut switchboard_db::PgConnection,
     tenant: TenantId,
     rows: &[Vec<ButtonInput>],
     field: &str,
@@ -86,12 +86,12 @@ pub(crate) async fn validate_rows(
     let known_rules = if rule_ids.is_empty() {
         Vec::new()
     } else {
-        rules::existing_ids(pool, tenant, &rule_ids).await?
+        rules::existing_ids(&mut *db, tenant, &rule_ids).await?
     };
     let known_menus = if menu_ids.is_empty() {
         Vec::new()
     } else {
-        config::existing_menu_ids(pool, tenant, &menu_ids).await?
+        config::existing_menu_ids(&mut *db, tenant, &menu_ids).await?
     };
     let mut out = Vec::new();
     for (ri, row) in rows.iter().enumerate() {

@@ -19,12 +19,12 @@ pub struct CannedInput {
 
 pub async fn list(app: &App, ctx: &Ctx) -> AppResult<Vec<Canned>> {
     ctx.require(Permission::Desk)?;
-    Ok(desk::canned(&app.pool, ctx.tenant).await?)
+    Ok(desk::canned(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }
 
 pub async fn get(app: &App, ctx: &Ctx, id: Uuid) -> AppResult<Canned> {
     ctx.require(Permission::Desk)?;
-    Ok(desk::get_canned(&app.pool, ctx.tenant, id).await?)
+    Ok(desk::get_canned(&mut *app.read(ctx.tenant).await?, ctx.tenant, id).await?)
 }
 
 /// Stores a canned response: a new one when `id` is none, else replaces that one.
@@ -38,7 +38,7 @@ pub async fn save(app: &App, ctx: &Ctx, id: Option<Uuid>, input: CannedInput) ->
     errors.check("title", validate::text(title, 100));
     errors.check("text", validate::message_text(text));
     errors.into_result()?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let row = match desk::upsert_canned(&mut *tx, ctx.tenant, id, &shortcut, title, text).await {
         Ok(row) => row,
         Err(DbError::Conflict { .. }) => {
@@ -66,7 +66,7 @@ pub async fn save(app: &App, ctx: &Ctx, id: Option<Uuid>, input: CannedInput) ->
 
 pub async fn delete(app: &App, ctx: &Ctx, id: Uuid) -> AppResult<Canned> {
     ctx.require(Permission::WriteConfig)?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let row = desk::get_canned(&mut *tx, ctx.tenant, id).await?;
     desk::delete_canned(&mut *tx, ctx.tenant, id).await?;
     let event = Event::CannedDeleted {

@@ -82,12 +82,12 @@ impl CommandChange {
 
 pub async fn list(app: &App, ctx: &Ctx) -> AppResult<Vec<CommandRow>> {
     ctx.require(Permission::ReadConfig)?;
-    Ok(config::list_commands(&app.pool, ctx.tenant).await?)
+    Ok(config::list_commands(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }
 
 pub async fn get(app: &App, ctx: &Ctx, id: CommandId) -> AppResult<CommandRow> {
     ctx.require(Permission::ReadConfig)?;
-    Ok(config::get_command(&app.pool, ctx.tenant, id).await?)
+    Ok(config::get_command(&mut *app.read(ctx.tenant).await?, ctx.tenant, id).await?)
 }
 
 pub async fn create(app: &App, ctx: &Ctx, input: CommandInput) -> AppResult<CommandRow> {
@@ -95,7 +95,7 @@ pub async fn create(app: &App, ctx: &Ctx, input: CommandInput) -> AppResult<Comm
     let enabled = input.enabled;
     let c = CommandChange::from(input).checked()?;
     let name = c.command.unwrap_or_default();
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let row = config::insert_command(
         &mut *tx,
         ctx.tenant,
@@ -123,7 +123,7 @@ pub async fn update(
 ) -> AppResult<CommandRow> {
     ctx.require(Permission::WriteConfig)?;
     let c = change.checked()?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let row = config::update_command(
         &mut *tx,
         ctx.tenant,
@@ -147,7 +147,7 @@ pub async fn update(
 /// Deletes a command; returns what it was.
 pub async fn delete(app: &App, ctx: &Ctx, id: CommandId) -> AppResult<CommandRow> {
     ctx.require(Permission::WriteConfig)?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let row = config::get_command(&mut *tx, ctx.tenant, id).await?;
     config::delete_command(&mut *tx, ctx.tenant, id).await?;
     let event = Event::CommandDeleted {

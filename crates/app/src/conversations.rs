@@ -37,7 +37,7 @@ pub struct Reply {
 
 pub async fn get(app: &App, ctx: &Ctx, id: ConversationId) -> AppResult<Conversation> {
     ctx.require(Permission::Desk)?;
-    Ok(conversations::get(&app.pool, ctx.tenant, id).await?)
+    Ok(conversations::get(&mut *app.read(ctx.tenant).await?, ctx.tenant, id).await?)
 }
 
 /// Conversations, most recently active first (keyset pages).
@@ -47,7 +47,7 @@ pub async fn list(
     filter: &ConversationFilter,
 ) -> AppResult<Vec<ConversationListItem>> {
     ctx.require(Permission::Desk)?;
-    Ok(conversations::list(&app.pool, ctx.tenant, filter).await?)
+    Ok(conversations::list(&mut *app.read(ctx.tenant).await?, ctx.tenant, filter).await?)
 }
 
 /// A conversation's messages, oldest first, after `after`.
@@ -59,15 +59,17 @@ pub async fn messages(
     limit: i64,
 ) -> AppResult<Vec<MessageRow>> {
     ctx.require(Permission::Desk)?;
-    conversations::get(&app.pool, ctx.tenant, id).await?;
-    Ok(messages::list_for_conversation(&app.pool, ctx.tenant, id, after, limit).await?)
+    let mut db = app.read(ctx.tenant).await?;
+    conversations::get(&mut *db, ctx.tenant, id).await?;
+    Ok(messages::list_for_conversation(&mut *db, ctx.tenant, id, after, limit).await?)
 }
 
 /// The internal notes on a conversation, oldest first.
 pub async fn notes(app: &App, ctx: &Ctx, id: ConversationId) -> AppResult<Vec<desk::Note>> {
     ctx.require(Permission::Desk)?;
-    conversations::get(&app.pool, ctx.tenant, id).await?;
-    Ok(desk::notes(&app.pool, ctx.tenant, id).await?)
+    let mut db = app.read(ctx.tenant).await?;
+    conversations::get(&mut *db, ctx.tenant, id).await?;
+    Ok(desk::notes(&mut *db, ctx.tenant, id).await?)
 }
 
 /// Everything a conversation's time line shows: its messages (the last 1,000), notes and
@@ -82,8 +84,9 @@ pub struct Timeline {
 
 pub async fn timeline(app: &App, ctx: &Ctx, id: ConversationId) -> AppResult<Timeline> {
     ctx.require(Permission::Desk)?;
-    conversations::get(&app.pool, ctx.tenant, id).await?;
-    let messages = messages::list_for_conversation(&app.pool, ctx.tenant, id, None, 1000).await?;
+    let mut db = app.read(ctx.tenant).await?;
+    conversations::get(&mut *db, ctx.tenant, id).await?;
+    let messages = messages::list_for_conversation(&mut *db, ctx.tenant, id, None, 1000).await?;
     let rule_titles = rule_titles(app, ctx, &messages).await?;
     let operator_ids: Vec<Uuid> = messages
         .iter()
@@ -94,8 +97,8 @@ pub async fn timeline(app: &App, ctx: &Ctx, id: ConversationId) -> AppResult<Tim
         .into_iter()
         .collect();
     Ok(Timeline {
-        notes: desk::notes(&app.pool, ctx.tenant, id).await?,
-        events: desk::timeline_events(&app.pool, ctx.tenant, id).await?,
+        notes: desk::notes(&mut *db, ctx.tenant, id).await?,
+        events: desk::timeline_events(&mut *db, ctx.tenant, id).await?,
         messages,
         operator_names,
         rule_titles,
@@ -125,21 +128,23 @@ pub async fn rule_titles(
             );
         }
     }
-    Ok(desk::rule_titles(&app.pool, ctx.tenant, &rule_ids)
-        .await?
-        .into_iter()
-        .collect())
+    Ok(
+        desk::rule_titles(&mut *app.read(ctx.tenant).await?, ctx.tenant, &rule_ids)
+            .await?
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// The user a conversation is with.
 pub async fn end_user(app: &App, ctx: &Ctx, id: EndUserId) -> AppResult<EndUser> {
     ctx.require(Permission::Desk)?;
-    Ok(end_users::get(&app.pool, ctx.tenant, id).await?)
+    Ok(end_users::get(&mut *app.read(ctx.tenant).await?, ctx.tenant, id).await?)
 }
 
 pub async fn message(app: &App, ctx: &Ctx, id: MessageId) -> AppResult<MessageRow> {
     ctx.require(Permission::Desk)?;
-    Ok(messages::get(&app.pool, ctx.tenant, id).await?)
+    Ok(messages::get(&mut *app.read(ctx.tenant).await?, ctx.tenant, id).await?)
 }
 
 fn invalid(field: &str, code: &'static str, english: &str) -> AppError {
@@ -300,7 +305,7 @@ pub async fn file(
 ) -> AppResult<StoredFile> {
     ctx.require(Permission::Desk)?;
     if let Some(c) = conversation {
-        let m = messages::get(&app.pool, ctx.tenant, message).await?;
+        let m = messages::get(&mut *app.read(ctx.tenant).await?, ctx.tenant, message).await?;
         if m.conversation_id != c {
             return Err(AppError::NotFound);
         }

@@ -13,7 +13,7 @@ pub const MAX_NOTES: usize = 4000;
 
 pub async fn card(app: &App, ctx: &Ctx, id: EndUserId) -> AppResult<UserCard> {
     ctx.require(Permission::Desk)?;
-    Ok(desk::user_card(&app.pool, ctx.tenant, id).await?)
+    Ok(desk::user_card(&mut *app.read(ctx.tenant).await?, ctx.tenant, id).await?)
 }
 
 /// Replaces the team's notes about a user.
@@ -26,16 +26,19 @@ pub async fn set_notes(app: &App, ctx: &Ctx, id: EndUserId, notes: &str) -> AppR
             return Err(AppError::invalid("notes", p));
         }
     }
-    desk::user_card(&app.pool, ctx.tenant, id).await?;
-    desk::set_user_notes(&app.pool, ctx.tenant, id, notes).await?;
-    Ok(desk::user_card(&app.pool, ctx.tenant, id).await?)
+    let mut tx = app.begin(ctx.tenant).await?;
+    desk::user_card(&mut *tx, ctx.tenant, id).await?;
+    desk::set_user_notes(&mut *tx, ctx.tenant, id, notes).await?;
+    let card = desk::user_card(&mut *tx, ctx.tenant, id).await?;
+    commit(tx).await?;
+    Ok(card)
 }
 
 /// Removes everything about an end user and logs that it was done, without personal
 /// data: the erased row's id (random, now pointing nowhere) ties the entry to the request.
 pub async fn erase(app: &App, ctx: &Ctx, end_user: EndUserId) -> AppResult<Erased> {
     ctx.require(Permission::ReadLogs)?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let erased = log::erase_end_user(&mut tx, ctx.tenant, end_user).await?;
     let event = Event::EndUserErased {
         end_user_id: end_user.0,

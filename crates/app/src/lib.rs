@@ -60,9 +60,18 @@ impl App {
         }
     }
 
-    /// A transaction for one change.
-    async fn begin(&self) -> AppResult<Tx> {
-        Ok(switchboard_db::begin(&self.pool).await?)
+    /// A transaction for one change to `tenant`'s data, scoped to it: it runs as the
+    /// tenant role, so PostgreSQL's row-level security hides and protects every other
+    /// tenant's rows even from a query that forgot its tenant filter.
+    async fn begin(&self, tenant: TenantId) -> AppResult<Tx> {
+        Ok(switchboard_db::begin_scoped(&self.pool, tenant).await?)
+    }
+
+    /// A transaction for reading `tenant`'s data, scoped like [`App::begin`]; dropped
+    /// without a commit. (The platform path — `self.pool` as it is — is for what crosses
+    /// tenants or searches with indexes row-level security would bar: the log.)
+    async fn read(&self, tenant: TenantId) -> AppResult<Tx> {
+        Ok(switchboard_db::begin_scoped(&self.pool, tenant).await?)
     }
 
     /// The tenant's configuration changed: every process reloads it, and Telegram's

@@ -1,6 +1,10 @@
 //! Reading the tenant's log (messages and events as one time line) — for the log page,
 //! its detail view and `GET /api/v1/events` alike. Admins only. It reads `App::reads`
-//! (a replica when one is configured: the log may lag a moment behind).
+//! (a replica when one is configured: the log may lag a moment behind) on the platform
+//! path, not in a tenant-scoped transaction: its text search needs the full-text and
+//! trigram indexes, which row-level security's barrier bars for their (not leakproof)
+//! operators, and it shows the members' sign-ins from the platform's own table. Its
+//! queries carry the tenant filter, as every query does.
 
 use serde_json::Value;
 use switchboard_core::Permission;
@@ -11,7 +15,7 @@ use crate::{App, AppResult, Ctx};
 /// The tenant's time zone (the log's and statistics' local days).
 pub async fn timezone(app: &App, ctx: &Ctx) -> AppResult<String> {
     ctx.require(Permission::ReadLogs)?;
-    Ok(switchboard_db::config::timezone(&app.pool, ctx.tenant).await?)
+    Ok(switchboard_db::config::timezone(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }
 
 /// One page of the filtered log, newest first.
@@ -40,5 +44,5 @@ pub async fn event_kinds(app: &App, ctx: &Ctx) -> AppResult<Vec<String>> {
 /// The tenant's rules by id and title (for the filter), enabled or not.
 pub async fn rule_titles(app: &App, ctx: &Ctx) -> AppResult<Vec<(uuid::Uuid, String, bool)>> {
     ctx.require(Permission::ReadLogs)?;
-    Ok(switchboard_db::stats::rule_titles(&app.pool, ctx.tenant).await?)
+    Ok(switchboard_db::stats::rule_titles(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }

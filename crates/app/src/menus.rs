@@ -50,15 +50,17 @@ pub struct Menu {
 /// All menus (the main one first) and all the tenant's buttons.
 pub async fn list(app: &App, ctx: &Ctx) -> AppResult<(Vec<MenuRow>, Vec<ButtonRow>)> {
     ctx.require(Permission::ReadConfig)?;
-    let menus = config::list_menus(&app.pool, ctx.tenant).await?;
-    let buttons = config::list_buttons(&app.pool, ctx.tenant).await?;
+    let mut db = app.read(ctx.tenant).await?;
+    let menus = config::list_menus(&mut *db, ctx.tenant).await?;
+    let buttons = config::list_buttons(&mut *db, ctx.tenant).await?;
     Ok((menus, buttons))
 }
 
 pub async fn get(app: &App, ctx: &Ctx, id: MenuId) -> AppResult<Menu> {
     ctx.require(Permission::ReadConfig)?;
-    let menu = config::get_menu(&app.pool, ctx.tenant, id).await?;
-    let buttons = config::menu_buttons(&app.pool, ctx.tenant, id).await?;
+    let mut db = app.read(ctx.tenant).await?;
+    let menu = config::get_menu(&mut *db, ctx.tenant, id).await?;
+    let buttons = config::menu_buttons(&mut *db, ctx.tenant, id).await?;
     Ok(Menu { menu, buttons })
 }
 
@@ -98,7 +100,16 @@ async fn checked(
                     );
                 }
             }
-            Some(validate_rows(&app.pool, ctx.tenant, rows, "rows", &mut errors).await?)
+            Some(
+                validate_rows(
+                    &mut *app.read(ctx.tenant).await?,
+                    ctx.tenant,
+                    rows,
+                    "rows",
+                    &mut errors,
+                )
+                .await?,
+            )
         }
         None => None,
     };
@@ -115,7 +126,7 @@ pub async fn create(app: &App, ctx: &Ctx, input: MenuInput) -> AppResult<Menu> {
     let id = MenuId::new();
     let name = change.name.as_deref().unwrap_or_default().trim();
     let text = change.text.as_deref().unwrap_or_default().trim();
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let is_main = change.is_main.unwrap_or(false);
     config::insert_menu(&mut tx, ctx.tenant, id, name, text, is_main, &translations).await?;
     config::replace_buttons(&mut tx, ctx.tenant, ButtonOwner::Menu(id), &rows).await?;
@@ -131,9 +142,9 @@ pub async fn create(app: &App, ctx: &Ctx, input: MenuInput) -> AppResult<Menu> {
 
 pub async fn update(app: &App, ctx: &Ctx, id: MenuId, change: MenuChange) -> AppResult<Menu> {
     ctx.require(Permission::WriteConfig)?;
-    config::get_menu(&app.pool, ctx.tenant, id).await?;
+    config::get_menu(&mut *app.read(ctx.tenant).await?, ctx.tenant, id).await?;
     let Checked { rows, translations } = checked(app, ctx, Some(id), &change).await?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let menu = config::update_menu(
         &mut tx,
         ctx.tenant,
@@ -160,7 +171,7 @@ pub async fn update(app: &App, ctx: &Ctx, id: MenuId, change: MenuChange) -> App
 /// Deletes a menu and the buttons that opened it; returns what it was.
 pub async fn delete(app: &App, ctx: &Ctx, id: MenuId) -> AppResult<MenuRow> {
     ctx.require(Permission::WriteConfig)?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let menu = config::get_menu(&mut *tx, ctx.tenant, id).await?;
     config::delete_menu(&mut *tx, ctx.tenant, id).await?;
     let event = Event::MenuDeleted {

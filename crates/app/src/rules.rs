@@ -178,15 +178,16 @@ pub async fn list(
     filter: &RuleFilter,
 ) -> AppResult<(Vec<RuleRow>, Vec<ButtonRow>)> {
     ctx.require(Permission::ReadConfig)?;
-    let rows = rules::list(&app.pool, ctx.tenant, filter).await?;
-    let buttons = config::list_buttons(&app.pool, ctx.tenant).await?;
+    let mut db = app.read(ctx.tenant).await?;
+    let rows = rules::list(&mut *db, ctx.tenant, filter).await?;
+    let buttons = config::list_buttons(&mut *db, ctx.tenant).await?;
     Ok((rows, buttons))
 }
 
 /// How often each rule answered (the list's "hits").
 pub async fn hit_counts(app: &App, ctx: &Ctx) -> AppResult<std::collections::HashMap<RuleId, i64>> {
     ctx.require(Permission::ReadConfig)?;
-    Ok(rules::hit_counts(&app.pool, ctx.tenant).await?)
+    Ok(rules::hit_counts(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }
 
 /// Users' questions of the last `days` days that no rule answered (or whose answer did
@@ -198,19 +199,20 @@ pub async fn unanswered(
     limit: i64,
 ) -> AppResult<Vec<rules::Unanswered>> {
     ctx.require(Permission::ReadConfig)?;
-    Ok(rules::unanswered(&app.pool, ctx.tenant, days, limit).await?)
+    Ok(rules::unanswered(&mut *app.read(ctx.tenant).await?, ctx.tenant, days, limit).await?)
 }
 
 /// Every rule, for an export.
 pub async fn all(app: &App, ctx: &Ctx) -> AppResult<Vec<RuleRow>> {
     ctx.require(Permission::ReadConfig)?;
-    Ok(rules::all(&app.pool, ctx.tenant).await?)
+    Ok(rules::all(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }
 
 pub async fn get(app: &App, ctx: &Ctx, id: RuleId) -> AppResult<Rule> {
     ctx.require(Permission::ReadConfig)?;
-    let rule = rules::get(&app.pool, ctx.tenant, id).await?;
-    let buttons = config::rule_buttons(&app.pool, ctx.tenant, id).await?;
+    let mut db = app.read(ctx.tenant).await?;
+    let rule = rules::get(&mut *db, ctx.tenant, id).await?;
+    let buttons = config::rule_buttons(&mut *db, ctx.tenant, id).await?;
     Ok(Rule { rule, buttons })
 }
 
@@ -221,13 +223,14 @@ async fn store(app: &App, ctx: &Ctx, id: Option<RuleId>, draft: &RuleDraft) -> A
     validate_rule(&input, &mut errors);
     let buttons = match &draft.buttons {
         Some(rows) => {
-            Some(validate_rows(&app.pool, ctx.tenant, rows, "buttons", &mut errors).await?)
+            let mut db = app.read(ctx.tenant).await?;
+            Some(validate_rows(&mut db, ctx.tenant, rows, "buttons", &mut errors).await?)
         }
         None => None,
     };
     errors.into_result()?;
     let rule_id = id.unwrap_or_default();
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let row = match id {
         Some(id) => rules::update(&mut *tx, ctx.tenant, id, &input).await?,
         None => rules::insert(&mut *tx, ctx.tenant, rule_id, &input).await?,
@@ -249,7 +252,8 @@ async fn store(app: &App, ctx: &Ctx, id: Option<RuleId>, draft: &RuleDraft) -> A
     record(&mut tx, ctx, event).await?;
     commit(tx).await?;
     app.config_changed(ctx.tenant, false);
-    let buttons = config::rule_buttons(&app.pool, ctx.tenant, rule_id).await?;
+    let buttons =
+        config::rule_buttons(&mut *app.read(ctx.tenant).await?, ctx.tenant, rule_id).await?;
     Ok(Rule { rule: row, buttons })
 }
 
@@ -261,14 +265,14 @@ pub async fn create(app: &App, ctx: &Ctx, draft: RuleDraft) -> AppResult<Rule> {
 /// Replaces a rule with the draft (the editor's save).
 pub async fn replace(app: &App, ctx: &Ctx, id: RuleId, draft: RuleDraft) -> AppResult<Rule> {
     ctx.require(Permission::WriteConfig)?;
-    rules::get(&app.pool, ctx.tenant, id).await?;
+    rules::get(&mut *app.read(ctx.tenant).await?, ctx.tenant, id).await?;
     store(app, ctx, Some(id), &draft).await
 }
 
 /// Changes the fields given.
 pub async fn update(app: &App, ctx: &Ctx, id: RuleId, change: RuleChange) -> AppResult<Rule> {
     ctx.require(Permission::WriteConfig)?;
-    let current = rules::get(&app.pool, ctx.tenant, id).await?;
+    let current = rules::get(&mut *app.read(ctx.tenant).await?, ctx.tenant, id).await?;
     let draft = RuleDraft {
         title: change.title.unwrap_or(current.title),
         question: change.question.unwrap_or(current.question),
@@ -290,7 +294,7 @@ pub async fn update(app: &App, ctx: &Ctx, id: RuleId, change: RuleChange) -> App
 /// Deletes a rule and the buttons that showed it; returns what it was.
 pub async fn delete(app: &App, ctx: &Ctx, id: RuleId) -> AppResult<RuleRow> {
     ctx.require(Permission::WriteConfig)?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let rule = rules::get(&mut *tx, ctx.tenant, id).await?;
     rules::delete(&mut *tx, ctx.tenant, id).await?;
     let event = Event::RuleDeleted {
@@ -312,7 +316,7 @@ pub async fn set_enabled(app: &App, ctx: &Ctx, ids: &[RuleId], enabled: bool) ->
             Problem::new("too_many").with("max", MAX_RAW_ITEMS),
         ));
     }
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let changed = rules::set_enabled(&mut *tx, ctx.tenant, ids, enabled).await?;
     let rule_ids = ids.iter().map(|r| r.0).collect();
     let event = if enabled {
@@ -333,7 +337,7 @@ pub async fn add_example(app: &App, ctx: &Ctx, rule: RuleId, text: &str) -> AppR
     if let Err(p) = validate::text(text, 500) {
         return Err(AppError::invalid("text", p));
     }
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let row = rules::add_example(&mut *tx, ctx.tenant, rule, text).await?;
     let event = Event::RuleExampleAdded {
         rule_id: rule.0,
@@ -405,33 +409,42 @@ pub async fn import(app: &App, ctx: &Ctx, incoming: Vec<PortableRule>) -> AppRes
             Problem::new("too_many").with("max", MAX_IMPORT),
         ));
     }
-    let mut problems = Invalid::new();
-    let mut inputs = Vec::new();
-    for (i, r) in incoming.into_iter().enumerate() {
-        let draft = RuleDraft {
-            title: r.title,
-            answer: r.answer,
-            examples: r.examples,
-            keywords: r.keywords,
-            priority: r.priority,
-            enabled: r.enabled,
-            format: r.format,
-            translations: r.translations.clone().unwrap_or_default(),
-            ..Default::default()
-        };
-        let mut errors = Invalid::new();
-        let input = input_of(&draft, &mut errors);
-        validate_rule(&input, &mut errors);
-        for e in errors.errors {
-            problems.add(
-                &format!("rules[{i}].{}", e.field),
-                e.problem.with("item", i + 1),
-            );
+    // Validating thousands of rules is CPU work: off the async threads.
+    let (problems, inputs) = tokio::task::spawn_blocking(move || {
+        let mut problems = Invalid::new();
+        let mut inputs = Vec::new();
+        for (i, r) in incoming.into_iter().enumerate() {
+            let draft = RuleDraft {
+                title: r.title,
+                answer: r.answer,
+                examples: r.examples,
+                keywords: r.keywords,
+                priority: r.priority,
+                enabled: r.enabled,
+                format: r.format,
+                translations: r.translations.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            let mut errors = Invalid::new();
+            let input = input_of(&draft, &mut errors);
+            validate_rule(&input, &mut errors);
+            for e in errors.errors {
+                problems.add(
+                    &format!("rules[{i}].{}", e.field),
+                    e.problem.with("item", i + 1),
+                );
+            }
+            inputs.push((i, r.id, r.translations.is_some(), input));
         }
-        inputs.push((i, r.id, r.translations.is_some(), input));
-    }
+        (problems, inputs)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "import validation failed");
+        AppError::Internal
+    })?;
     problems.into_result()?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let (mut created, mut updated) = (0, 0);
     for (i, id, has_translations, input) in &inputs {
         let existing = match id {

@@ -8,7 +8,7 @@ use crate::{commit, record, App, AppResult, Ctx};
 
 pub async fn get(app: &App, ctx: &Ctx) -> AppResult<Settings> {
     ctx.require(Permission::ReadConfig)?;
-    Ok(config::get_settings(&app.pool, ctx.tenant).await?)
+    Ok(config::get_settings(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }
 
 /// Checks the texts, hours and zone of a settings change .
@@ -238,7 +238,7 @@ pub async fn update(app: &App, ctx: &Ctx, mut patch: SettingsPatch) -> AppResult
     let mut errors = Invalid::new();
     validate_patch(&patch, &mut errors);
     errors.into_result()?;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     let current = config::lock_settings(&mut *tx, ctx.tenant).await?;
     let changed = changed_fields(&patch, &current);
     if changed.is_empty() {

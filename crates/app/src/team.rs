@@ -21,14 +21,15 @@ pub fn may_handle(ctx: &Ctx, role: Role) -> bool {
 /// Members and pending invitations.
 pub async fn list(app: &App, ctx: &Ctx) -> AppResult<(Vec<Member>, Vec<Invitation>)> {
     ctx.require(Permission::ManageTeam)?;
-    let members = accounts::members(&app.pool, ctx.tenant).await?;
-    let invitations = accounts::pending_invitations(&app.pool, ctx.tenant).await?;
+    let mut db = app.read(ctx.tenant).await?;
+    let members = accounts::members(&mut *db, ctx.tenant).await?;
+    let invitations = accounts::pending_invitations(&mut *db, ctx.tenant).await?;
     Ok((members, invitations))
 }
 
 pub async fn member(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
     ctx.require(Permission::ManageTeam)?;
-    accounts::members(&app.pool, ctx.tenant)
+    accounts::members(&mut *app.read(ctx.tenant).await?, ctx.tenant)
         .await?
         .into_iter()
         .find(|m| m.user_id == user)
@@ -62,7 +63,8 @@ pub async fn invite(app: &App, ctx: &Ctx, email: &str, role: &str) -> AppResult<
     }
     errors.into_result()?;
     let role = role.expect("checked");
-    let already = accounts::members(&app.pool, ctx.tenant).await?;
+    let mut db = app.read(ctx.tenant).await?;
+    let already = accounts::members(&mut *db, ctx.tenant).await?;
     if already.iter().any(|m| m.email.eq_ignore_ascii_case(email)) {
         return Err(AppError::invalid(
             "email",
@@ -70,7 +72,7 @@ pub async fn invite(app: &App, ctx: &Ctx, email: &str, role: &str) -> AppResult<
         ));
     }
     // What the mail says, read before anything is stored.
-    let organization = switchboard_db::platform::get_tenant(&app.pool, ctx.tenant)
+    let organization = switchboard_db::platform::get_tenant(&mut *db, ctx.tenant)
         .await?
         .name;
     let user = switchboard_db::platform::get_user(&app.pool, ctx.user).await?;
@@ -79,12 +81,13 @@ pub async fn invite(app: &App, ctx: &Ctx, email: &str, role: &str) -> AppResult<
     } else {
         user.display_name
     };
-    let language = switchboard_db::config::get_settings(&app.pool, ctx.tenant)
+    let language = switchboard_db::config::get_settings(&mut *db, ctx.tenant)
         .await?
         .lang();
     let token = random_token(40);
     let expires = chrono::Utc::now() + chrono::Duration::days(INVITE_TTL_DAYS);
-    let mut tx = app.begin().await?;
+    drop(db);
+    let mut tx = app.begin(ctx.tenant).await?;
     let invitation = accounts::insert_invitation(
         &mut *tx,
         ctx.tenant,
@@ -125,7 +128,7 @@ pub async fn change_role(app: &App, ctx: &Ctx, user: UserId, role: Role) -> AppR
     if !may_handle(ctx, role) || !may_handle(ctx, target.role) {
         return Err(AppError::Forbidden);
     }
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     // Counted under lock: two owners demoting each other at once leave one.
     if target.role == Role::Owner
         && role != Role::Owner
@@ -152,7 +155,7 @@ pub async fn remove(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
     if !may_handle(ctx, target.role) {
         return Err(AppError::Forbidden);
     }
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     if target.role == Role::Owner && accounts::lock_owners(&mut *tx, ctx.tenant).await? <= 1 {
         return Err(last_owner("user_id"));
     }
@@ -172,13 +175,14 @@ pub async fn remove(app: &App, ctx: &Ctx, user: UserId) -> AppResult<Member> {
 pub async fn revoke_invitation(app: &App, ctx: &Ctx, id: Uuid) -> AppResult<()> {
     ctx.require(Permission::ManageTeam)?;
     // Only owners withdraw an invitation to be an owner.
-    let pending = accounts::pending_invitations(&app.pool, ctx.tenant).await?;
+    let pending =
+        accounts::pending_invitations(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?;
     if let Some(i) = pending.iter().find(|i| i.id == id) {
         if !may_handle(ctx, i.role) {
             return Err(AppError::Forbidden);
         }
     }
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(ctx.tenant).await?;
     accounts::revoke_invitation(&mut *tx, ctx.tenant, id).await?;
     let event = Event::InvitationRevoked { invitation_id: id };
     record(&mut tx, ctx, event).await?;
@@ -189,7 +193,7 @@ pub async fn revoke_invitation(app: &App, ctx: &Ctx, id: Uuid) -> AppResult<()> 
 /// Someone accepted an invitation (signed in as `user`): they become a member.
 pub async fn accept_invitation(app: &App, invitation: &Invitation, user: UserId) -> AppResult<()> {
     let tenant = invitation.tenant_id;
-    let mut tx = app.begin().await?;
+    let mut tx = app.begin(tenant).await?;
     accounts::upsert_member(&mut *tx, tenant, user, invitation.role).await?;
     accounts::mark_invitation_accepted(&mut *tx, tenant, invitation.id).await?;
     let event = Event::MemberJoined {

@@ -42,6 +42,34 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
     Ok(pool.begin().await?)
 }
 
+/// The role a tenant-scoped transaction runs as: PostgreSQL's row-level security shows
+/// it only the rows of the tenant set in the transaction (migration
+/// `20261210000001_row_level_security.sql`).
+pub const TENANT_ROLE: &str = "switchboard_tenant";
+
+/// Scopes the rest of this transaction to `tenant`: it runs as [`TENANT_ROLE`] with
+/// `app.tenant_id` set, so a query that forgot its tenant filter still sees and changes
+/// nothing of another tenant. Both settings end with the transaction.
+pub async fn scope(conn: &mut PgConnection, tenant: switchboard_core::TenantId) -> Result<()> {
+    sqlx::query("select set_config('role', $1, true), set_config('app.tenant_id', $2, true)")
+        .bind(TENANT_ROLE)
+        .bind(tenant.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A transaction scoped to `tenant` (see [`scope`]): the application layer's reads and
+/// writes run in one.
+pub async fn begin_scoped(
+    pool: &PgPool,
+    tenant: switchboard_core::TenantId,
+) -> Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    scope(&mut tx, tenant).await?;
+    Ok(tx)
+}
+
 /// Commits a transaction begun with [`begin`].
 pub async fn commit(tx: Transaction<'_, Postgres>) -> Result<()> {
     Ok(tx.commit().await?)

@@ -142,8 +142,14 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                // Paths only: never headers or bodies (secrets, tokens).
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                // The route's template, never the path itself, headers or bodies: reset
+                // and invitation links carry their one-time token in the path. Only a
+                // path no route matches (a 404) is logged as it came.
+                let path = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or_else(|| req.uri().path(), |m| m.as_str());
+                tracing::info_span!("http", method = %req.method(), path = %path)
             }),
         )
         .layer(CatchPanicLayer::new())

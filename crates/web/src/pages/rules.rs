@@ -556,7 +556,14 @@ async fn import(
                 .to_vec();
         }
     }
-    let outcome = match parse_import(&bytes) {
+    // Parsing up to the upload limit is CPU work: off the async threads.
+    let parsed = tokio::task::spawn_blocking(move || parse_import(&bytes))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "import parsing failed");
+            PageError::Internal
+        })?;
+    let outcome = match parsed {
         Err(e) => Err(vec![e]),
         Ok(rules) if rules.is_empty() => {
             Err(vec![t(&state, &member.viewer, "rules.import.empty", &[])])
