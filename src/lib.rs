@@ -94,14 +94,12 @@ pub fn load_encoder(
     dir: &std::path::Path,
 ) -> anyhow::Result<Box<dyn switchboard_core::matcher::SentenceEncoder>> {
     use anyhow::Context as _;
-    Ok(Box::new(
-        switchboard_embed::Encoder::load(dir).with_context(|| {
-            format!(
-                "cannot load the sentence-embedding model in {}",
-                dir.display()
-            )
-        })?,
-    ))
+    switchboard_embed::load(dir).with_context(|| {
+        format!(
+            "cannot load the sentence-embedding model in {}",
+            dir.display()
+        )
+    })
 }
 
 #[cfg(not(feature = "embeddings"))]

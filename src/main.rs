@@ -84,6 +84,14 @@ enum Command {
         /// model.safetensors, tokenizer.json); needs a build with `--features embeddings`.
         #[arg(long)]
         embeddings: Option<std::path::PathBuf>,
+        /// Fitting a model's calibration: its cosine's share in the similarity, instead of
+        /// the model's own.
+        #[arg(long, hide = true)]
+        semantic_share: Option<f32>,
+        /// Fitting: the confidence's logistic weights (5, comma-separated), instead of the
+        /// model's own.
+        #[arg(long, hide = true, value_delimiter = ',', num_args = 5)]
+        semantic_weights: Option<Vec<f32>>,
     },
     /// Print the REST API's OpenAPI document (JSON), as `GET /api/v1/openapi.json` serves it.
     Openapi,
@@ -170,6 +178,14 @@ enum SuperuserCommand {
     },
 }
 
+/// `eval-matcher`'s semantic stage: the model directory, and for fitting, a calibration
+/// to use instead of the model's own.
+struct Semantic<'a> {
+    embeddings: Option<&'a std::path::Path>,
+    share: Option<f32>,
+    weights: Option<Vec<f32>>,
+}
+
 fn eval_matcher(
     path: &std::path::Path,
     k: Option<usize>,
@@ -177,10 +193,40 @@ fn eval_matcher(
     every: usize,
     json: bool,
     dump: Option<&std::path::Path>,
-    embeddings: Option<&std::path::Path>,
+    semantic: Semantic<'_>,
 ) -> anyhow::Result<()> {
     use switchboard_core::eval::{evaluate, Dataset};
-    let encoder = embeddings.map(switchboard::load_encoder).transpose()?;
+    use switchboard_core::matcher::SentenceEncoder;
+    /// A model with the calibration being fitted instead of its own.
+    struct Recalibrated(
+        Box<dyn SentenceEncoder>,
+        switchboard_core::matcher::SemanticCalibration,
+    );
+    impl SentenceEncoder for Recalibrated {
+        fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+            self.0.encode(texts)
+        }
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        fn calibration(&self) -> switchboard_core::matcher::SemanticCalibration {
+            self.1
+        }
+    }
+    let mut encoder = semantic
+        .embeddings
+        .map(switchboard::load_encoder)
+        .transpose()?;
+    if let (Some(model), share, weights) = (encoder.take(), semantic.share, semantic.weights) {
+        let mut calibration = model.calibration();
+        if let Some(share) = share {
+            calibration.share = share;
+        }
+        if let Some(w) = weights {
+            calibration.weights = [w[0], w[1], w[2], w[3], w[4]];
+        }
+        encoder = Some(Box::new(Recalibrated(model, calibration)));
+    }
     if !(0.0..=1.0).contains(&bands.answer) || !(0.0..=1.0).contains(&bands.suggest) {
         anyhow::bail!("thresholds must be between 0 and 1");
     }
@@ -319,6 +365,8 @@ async fn real_main() -> anyhow::Result<()> {
         json,
         dump,
         embeddings,
+        semantic_share,
+        semantic_weights,
     } = &cli.command
     {
         return eval_matcher(
@@ -331,7 +379,11 @@ async fn real_main() -> anyhow::Result<()> {
             *every,
             *json,
             dump.as_deref(),
-            embeddings.as_deref(),
+            Semantic {
+                embeddings: embeddings.as_deref(),
+                share: *semantic_share,
+                weights: semantic_weights.clone(),
+            },
         );
     }
     let config = Config::from_env()?;

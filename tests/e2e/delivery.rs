@@ -307,11 +307,7 @@ fn claim_params(worker: &str, lease_ms: i64) -> switchboard_db::outbox::ClaimPar
 #[tokio::test]
 async fn an_outcome_recorded_after_the_lease_ran_out_does_not_overwrite_the_new_owner() {
     use switchboard_db::outbox::{self, SentOutcome};
-    let app = TestApp::start_with(Options {
-        jobs: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::start_without_jobs().await;
     let t = app.tenant("Acme").await;
     let bot = app.connect_bot(&t, "acme_bot").await;
     // No worker runs: the welcome reply waits in the queue.
@@ -394,11 +390,7 @@ async fn replies_queued_while_their_chat_is_claimed_are_never_stranded() {
     use switchboard_core::TenantId;
     use switchboard_db::messages::{self, NewOutbound, Sender};
     use switchboard_db::outbox::{self, DeliveryChat, SentOutcome};
-    let app = TestApp::start_with(Options {
-        jobs: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::start_without_jobs().await;
     let t = app.tenant("Acme").await;
     let bot = app.connect_bot(&t, "acme_bot").await;
     for i in 0..300 {

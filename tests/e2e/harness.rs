@@ -195,6 +195,15 @@ impl TestApp {
         Self::start_with(Options::default()).await
     }
 
+    /// The platform without its job workers: nothing is delivered unless the test sends.
+    pub async fn start_without_jobs() -> Self {
+        Self::start_with(Options {
+            jobs: false,
+            ..Default::default()
+        })
+        .await
+    }
+
     pub async fn start_with(options: Options) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use switchboard_testkit::{FakeBot, FakeUser};
 
-use crate::harness::{alice, bob, Options, Process, Tenant, TestApp, WorkerOptions};
+use crate::harness::{alice, bob, Process, Tenant, TestApp, WorkerOptions};
 
 /// The test workers' polling lease (see `WorkerOptions`).
 const LEASE: Duration = Duration::from_secs(3);
@@ -71,11 +71,7 @@ async fn ask(app: &TestApp, bot: &FakeBot, user: &FakeUser) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_worker_polls_a_bot_and_another_takes_over_when_it_stops_or_crashes() {
-    let app = TestApp::start_with(Options {
-        jobs: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::start_without_jobs().await;
     let (t, bot) = polling_bot(&app).await;
     // Switching deleted the webhook, keeping the updates Telegram holds.
     assert!(app.tg.webhook(&bot).is_none());
@@ -168,11 +164,7 @@ async fn one_worker_polls_a_bot_and_another_takes_over_when_it_stops_or_crashes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_back_to_webhook_registers_it_again_and_the_poller_lets_go() {
-    let app = TestApp::start_with(Options {
-        jobs: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::start_without_jobs().await;
     let (t, bot) = polling_bot(&app).await;
     let w = worker(&app, "worker-a");
     ask(&app, &bot, &alice()).await;
@@ -202,11 +194,7 @@ async fn switching_back_to_webhook_registers_it_again_and_the_poller_lets_go() {
 
 #[tokio::test]
 async fn the_mode_is_validated_kept_with_a_new_token_and_settable_at_connection() {
-    let app = TestApp::start_with(Options {
-        jobs: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::start_without_jobs().await;
     let t = app.tenant("Acme").await;
     let other = app.tenant("Beta").await;
     // Nothing to switch without a bot; another organization's bot is out of reach.
@@ -271,11 +259,7 @@ async fn the_mode_is_validated_kept_with_a_new_token_and_settable_at_connection(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_set_behind_our_back_is_shown_and_a_suspended_organization_is_not_polled() {
-    let app = TestApp::start_with(Options {
-        jobs: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::start_without_jobs().await;
     let (t, bot) = polling_bot(&app).await;
     let w = worker(&app, "worker-a");
     ask(&app, &bot, &alice()).await;

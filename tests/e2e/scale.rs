@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard_testkit::FakeUser;
 
-use crate::harness::{Options, TestApp, WorkerOptions};
+use crate::harness::{TestApp, WorkerOptions};
 
 const CHATS: i64 = 100;
 /// The workers' spacing of messages to one chat.
@@ -252,11 +252,7 @@ async fn assert_answered_once_in_order(
 async fn replicas_and_workers_answer_every_update_once_and_in_order_through_crashes() {
     let started = std::time::Instant::now();
     // Replica 0 is the test's own app process (HTTP only); 1 and 2 can crash.
-    let app = TestApp::start_with(Options {
-        jobs: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::start_without_jobs().await;
     let (bot, path, secret) = setup(&app).await;
     let doomed_replica = app.app_process();
     let replica = app.app_process();
@@ -338,11 +334,7 @@ async fn replicas_and_workers_answer_every_update_once_and_in_order_through_cras
 /// wait for it to be declared dead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_restart_mid_run_repeats_nothing_and_strands_nothing() {
-    let app = TestApp::start_with(Options {
-        jobs: false,
-        ..Default::default()
-    })
-    .await;
+    let app = TestApp::start_without_jobs().await;
     let (bot, path, secret) = setup(&app).await;
     let leaving_replica = app.app_process();
     let bases = vec![app.base.clone(), leaving_replica.base.clone()];

@@ -113,7 +113,7 @@ pub fn evaluate(
             .iter()
             .map(|s| enc.encode(&s.examples.iter().map(String::as_str).collect::<Vec<_>>()))
             .collect();
-        index = index.with_semantics(&vectors);
+        index = index.with_semantics(&vectors, enc.calibration());
     }
     let build_ms = started.elapsed().as_secs_f64() * 1000.0;
     let queries: Vec<&Query> = data.queries.iter().step_by(every_nth.max(1)).collect();

@@ -24,6 +24,60 @@ pub enum EmbedError {
     Vocabulary(String),
     #[error("the model could not be loaded: {0}")]
     Model(#[from] candle_core::Error),
+    #[error("not a model file: {0}")]
+    Format(String),
+}
+
+pub mod e5;
+
+/// Loads the model in `dir`: multilingual-e5-small (`e5-small-q4.bin`) if it is there,
+/// else a BERT-family model (`config.json`, `model.safetensors`, `tokenizer.json`).
+pub fn load(dir: &Path) -> Result<Box<dyn SentenceEncoder>, EmbedError> {
+    if dir.join(e5::FILE).is_file() {
+        Ok(Box::new(e5::E5::load(dir)?))
+    } else {
+        Ok(Box::new(Encoder::load(dir)?))
+    }
+}
+
+/// Vectors of texts seen before, by text (rule examples are encoded again on every index
+/// rebuild; a message seen twice is encoded once). Emptied when it passes 200,000 texts.
+#[derive(Default)]
+pub(crate) struct VectorCache(Mutex<HashMap<String, Vec<f32>>>);
+
+impl VectorCache {
+    /// The vectors of `texts`: cached ones as they are, the others from `forward`, in
+    /// batches of [`BATCH`] texts of similar length. A failed batch leaves its texts
+    /// without vectors (empty): the matcher then uses its lexical stage alone for them.
+    pub(crate) fn encode<F>(&self, texts: &[&str], forward: F) -> Vec<Vec<f32>>
+    where
+        F: Fn(&[&str]) -> Result<Vec<Vec<f32>>, candle_core::Error>,
+    {
+        let mut out: Vec<Option<Vec<f32>>> = {
+            let cache = self.0.lock();
+            texts.iter().map(|t| cache.get(*t).cloned()).collect()
+        };
+        let mut order: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+        // Similar lengths together: less padding per batch.
+        order.sort_by_key(|&i| texts[i].len());
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            match forward(&batch) {
+                Ok(vectors) => {
+                    let mut cache = self.0.lock();
+                    if cache.len() > 200_000 {
+                        cache.clear();
+                    }
+                    for (&i, v) in chunk.iter().zip(vectors) {
+                        cache.insert(texts[i].to_string(), v.clone());
+                        out[i] = Some(v);
+                    }
+                }
+                Err(e) => eprintln!("sentence encoder failed: {e}"),
+            }
+        }
+        out.into_iter().map(Option::unwrap_or_default).collect()
+    }
 }
 
 /// Longest input in tokens (longer messages are cut; questions are short).
@@ -150,8 +204,7 @@ pub struct Encoder {
     tokenizer: WordPiece,
     device: Device,
     name: String,
-    /// Vectors of texts seen before (rule examples are encoded again on every rebuild).
-    cache: Mutex<HashMap<String, Vec<f32>>>,
+    cache: VectorCache,
 }
 
 impl Encoder {
@@ -180,7 +233,7 @@ impl Encoder {
             tokenizer,
             device,
             name,
-            cache: Mutex::new(HashMap::new()),
+            cache: VectorCache::default(),
         })
     }
 
@@ -217,32 +270,7 @@ impl Encoder {
 
 impl SentenceEncoder for Encoder {
     fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>> {
-        let mut out: Vec<Option<Vec<f32>>> = {
-            let cache = self.cache.lock();
-            texts.iter().map(|t| cache.get(*t).cloned()).collect()
-        };
-        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
-        // Similar lengths together: less padding per batch.
-        let mut order = missing.clone();
-        order.sort_by_key(|&i| texts[i].len());
-        for chunk in order.chunks(BATCH) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            match self.forward(&batch) {
-                Ok(vectors) => {
-                    let mut cache = self.cache.lock();
-                    if cache.len() > 200_000 {
-                        cache.clear();
-                    }
-                    for (&i, v) in chunk.iter().zip(vectors) {
-                        cache.insert(texts[i].to_string(), v.clone());
-                        out[i] = Some(v);
-                    }
-                }
-                // A failed pass leaves those texts without vectors: lexical matching only.
-                Err(e) => eprintln!("sentence encoder failed: {e}"),
-            }
-        }
-        out.into_iter().map(Option::unwrap_or_default).collect()
+        self.cache.encode(texts, |batch| self.forward(batch))
     }
 
     fn name(&self) -> &str {

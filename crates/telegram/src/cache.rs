@@ -418,6 +418,7 @@ async fn matcher_index(
         })
         .collect();
     let started = std::time::Instant::now();
+    let calibration = encoder.calibration();
     let vectors = tokio::task::spawn_blocking(move || {
         texts
             .iter()
@@ -432,7 +433,7 @@ async fn matcher_index(
                 ms = started.elapsed().as_millis() as u64,
                 "rules encoded for the semantic stage"
             );
-            index.with_semantics(&vectors)
+            index.with_semantics(&vectors, calibration)
         }
         Err(e) => {
             tracing::error!(error = %e, "encoding the rules failed; matching lexically");

@@ -79,7 +79,14 @@ impl MatcherIndex {
             let margin = if i == 0 { sim - next } else { sim - top_sim };
             let coverage = query_mass(rule);
             let confidence = if with_semantics {
-                calibrate_with(SEMANTIC_CALIBRATION, sim, margin, coverage, stems.len())
+                let weights = self.semantic.as_ref().map(|s| s.calibration.weights);
+                calibrate_with(
+                    weights.unwrap_or(SemanticCalibration::MINILM.weights),
+                    sim,
+                    margin,
+                    coverage,
+                    stems.len(),
+                )
             } else {
                 calibrate(sim, margin, coverage, stems.len())
             };

@@ -62,6 +62,7 @@ pub struct MatcherIndex {
 pub(super) struct SemanticIndex {
     pub(super) dim: usize,
     pub(super) centroids: Vec<f32>,
+    pub(super) calibration: super::SemanticCalibration,
 }
 
 /// Something that turns texts into sentence vectors (the optional semantic stage). The
@@ -71,6 +72,10 @@ pub trait SentenceEncoder: Send + Sync {
     fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>>;
     /// A name for the model (logs, explanations).
     fn name(&self) -> &str;
+    /// How its cosines are weighed and calibrated (see [`super::SemanticCalibration`]).
+    fn calibration(&self) -> super::SemanticCalibration {
+        super::SemanticCalibration::default()
+    }
 }
 
 impl std::fmt::Debug for MatcherIndex {
@@ -299,7 +304,11 @@ impl MatcherIndex {
     /// Adds the semantic stage: `vectors[i]` are the sentence vectors of rule `i`'s
     /// examples (and title), in the order the rules were given to [`Self::build_with`].
     /// Rules without vectors take part lexically only.
-    pub fn with_semantics(mut self, vectors: &[Vec<Vec<f32>>]) -> Self {
+    pub fn with_semantics(
+        mut self,
+        vectors: &[Vec<Vec<f32>>],
+        calibration: super::SemanticCalibration,
+    ) -> Self {
         let Some(dim) = vectors.iter().flatten().map(|v| v.len()).find(|&d| d > 0) else {
             return self;
         };
@@ -319,7 +328,11 @@ impl MatcherIndex {
                 row.iter_mut().for_each(|x| *x /= n);
             }
         }
-        self.semantic = Some(SemanticIndex { dim, centroids });
+        self.semantic = Some(SemanticIndex {
+            dim,
+            centroids,
+            calibration,
+        });
         self
     }
 

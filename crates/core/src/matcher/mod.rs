@@ -47,14 +47,30 @@ const BEST_SHARE: f32 = 0.2;
 /// ln(1 + words)]) — a longer message that fits is stronger evidence.
 const CALIBRATION: [f32; 5] = [-7.87, 3.33, 7.74, 4.35, 1.80];
 
-/// The calibration when the semantic stage is on (the similarity is then the blend of
-/// lexical similarity and sentence-vector cosine), fitted the same way on the development
-/// sets with all-MiniLM-L6-v2 (`scripts/fit-calibration.py`): the lead over the next rule
-/// says most.
-const SEMANTIC_CALIBRATION: [f32; 5] = [-4.51, 1.00, 19.48, 2.82, 0.91];
-/// Share of the sentence-vector cosine in a rule's similarity when the semantic stage is on
-/// (0.5–0.9 tried on the development sets; 0.7 is best across English and Russian).
-const SEMANTIC_SHARE: f32 = 0.7;
+/// How a sentence encoder's cosines enter the matcher: their share in a rule's similarity
+/// (the rest is the lexical similarity) and the logistic calibration of the confidence
+/// over that blend. Each model has its own, fitted on the development sets
+/// (`scripts/fit-calibration.py`), because models spread their cosines differently.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SemanticCalibration {
+    pub share: f32,
+    pub weights: [f32; 5],
+}
+
+impl SemanticCalibration {
+    /// all-MiniLM-L6-v2: share 0.7 (0.5–0.9 tried; 0.7 best across English and Russian);
+    /// the lead over the next rule says most.
+    pub const MINILM: Self = Self {
+        share: 0.7,
+        weights: [-4.51, 1.00, 19.48, 2.82, 0.91],
+    };
+}
+
+impl Default for SemanticCalibration {
+    fn default() -> Self {
+        Self::MINILM
+    }
+}
 
 fn norm(v: &[f32]) -> f32 {
     v.iter().map(|x| x * x).sum::<f32>().sqrt()
@@ -84,7 +100,10 @@ fn blend(
             row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / qn
         }
     };
-    let share = SEMANTIC_SHARE;
+    let share = index
+        .semantic
+        .as_ref()
+        .map_or(SemanticCalibration::MINILM.share, |s| s.calibration.share);
     let mut out: Vec<(u32, f32, bool)> = lexical
         .iter()
         .map(|&(ri, lex, title)| (ri, (1.0 - share) * lex + share * cosine(ri), title))
@@ -488,7 +507,8 @@ mod tests {
             .iter()
             .map(|r| Topics.encode(&r.examples.iter().map(String::as_str).collect::<Vec<_>>()))
             .collect();
-        let semantic = MatcherIndex::build(&rules).with_semantics(&vectors);
+        let semantic =
+            MatcherIndex::build(&rules).with_semantics(&vectors, SemanticCalibration::default());
         assert!(semantic.is_semantic() && !lexical.is_semantic());
         let v = Topics.encode(&[query]).pop().unwrap();
         let found = semantic.find_with(query, Some(&v));
