@@ -318,7 +318,8 @@ fn eval_matcher(
                 "p50_us": r.p50_us,
                 "p99_us": r.p99_us,
                 "build_ms": r.build_ms,
-                "encoder": r.encoder,
+                // The model the semantic stage ran, or "none": lexical matching only.
+                "encoder": r.encoder.as_deref().unwrap_or("none"),
                 "encode_p50_us": r.encode_p50_us,
             })
         );
