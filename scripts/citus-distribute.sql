@@ -55,5 +55,6 @@ select create_distributed_table('inbox', 'tenant_id', colocate_with => 'bots');
 select create_distributed_table('stats_hourly', 'tenant_id', colocate_with => 'bots');
 select create_distributed_table('stats_active_users', 'tenant_id', colocate_with => 'bots');
 select create_distributed_table('stats_rollup_state', 'tenant_id', colocate_with => 'bots');
+select create_distributed_table('sentence_vectors', 'tenant_id', colocate_with => 'bots');
 
 commit;

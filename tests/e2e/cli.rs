@@ -280,7 +280,10 @@ fn the_matcher_keeps_its_accuracy_on_public_data() {
     for key in ["p50_us", "p99_us", "build_ms"] {
         assert!(f(key) > 0.0, "{key}: {out}");
     }
-    assert_eq!(r["encoder"], "none", "the default build matches lexically: {out}");
+    assert_eq!(
+        r["encoder"], "none",
+        "the default build matches lexically: {out}"
+    );
 
     let (ok, r, out) = eval(&[
         "--dataset",

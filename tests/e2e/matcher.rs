@@ -656,3 +656,98 @@ async fn with_the_semantic_stage_the_bot_answers_a_paraphrase_it_could_not_befor
     let sent = app.expect_sent(&bot, later.id, 3).await;
     assert_eq!(sent.last().unwrap().text, "We are open 9–18.");
 }
+
+/// Counts the texts it is asked to encode (and encodes them like [`MoneyTopics`]).
+#[derive(Default)]
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl switchboard_core::matcher::SentenceEncoder for Counting {
+    fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        self.0
+            .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
+        MoneyTopics.encode(texts)
+    }
+    fn name(&self) -> &str {
+        "money-topics"
+    }
+}
+
+/// Rule texts are encoded once: their vectors are stored by tenant, model and text, so a
+/// rebuilt index (a restart, another process, an evicted cache) encodes nothing again, a
+/// change encodes only its new text, and vectors of texts no rule uses any more go.
+#[tokio::test]
+async fn rule_vectors_are_stored_and_a_rebuild_encodes_only_new_texts() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let app = TestApp::start().await;
+    let t = app.tenant("Bank").await;
+    let bot = app.connect_bot(&t, "bank_bot").await;
+    let id = rule(
+        &app,
+        &t.token,
+        json!({"title": "Balance", "answer": "In the app, under Accounts.",
+               "examples": ["what is my balance", "check my account balance", "show my balance"]}),
+    )
+    .await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Hours", "answer": "9–18.", "examples": ["when are you open", "opening hours"]}),
+    )
+    .await;
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from sentence_vectors where tenant_id = $1 and model = 'money-topics'",
+        )
+        .bind(t.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+    };
+    let first = std::sync::Arc::new(Counting::default());
+    app.telegram.caches.set_encoder(first.clone());
+    app.telegram.caches.invalidate(t.id);
+    app.say(&bot, &alice(), "how much money do I have left")
+        .await;
+    assert_eq!(
+        app.expect_sent(&bot, alice().id, 1).await[0].text,
+        "In the app, under Accounts."
+    );
+    assert_eq!(first.0.load(SeqCst), 5 + 1, "five examples and the message");
+    assert_eq!(stored().await, 5);
+
+    // A fresh process's encoder (nothing in memory) and a rebuilt index: only the message.
+    let second = std::sync::Arc::new(Counting::default());
+    app.telegram.caches.set_encoder(second.clone());
+    app.telegram.caches.invalidate(t.id);
+    app.say(&bot, &bob(), "how much money do I have left").await;
+    assert_eq!(
+        app.expect_sent(&bot, bob().id, 1).await[0].text,
+        "In the app, under Accounts."
+    );
+    assert_eq!(
+        second.0.load(SeqCst),
+        1,
+        "the rules' vectors came from the database"
+    );
+
+    // One example changed: one new text encoded, the old one's vector dropped.
+    let (s, body) = app
+        .patch(
+            &t.token,
+            &format!("/api/v1/rules/{id}"),
+            json!({"examples": ["what is my balance", "check my account balance", "funds available"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let third = std::sync::Arc::new(Counting::default());
+    app.telegram.caches.set_encoder(third.clone());
+    app.telegram.caches.invalidate(t.id);
+    app.say(&bot, &alice(), "/start").await;
+    app.expect_sent(&bot, alice().id, 2).await;
+    assert_eq!(
+        third.0.load(SeqCst),
+        1,
+        "only \"funds available\" (a command is not encoded)"
+    );
+    assert_eq!(stored().await, 5);
+}

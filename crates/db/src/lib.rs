@@ -30,6 +30,7 @@ pub mod rules;
 pub mod sandbox;
 pub mod seed;
 pub mod stats;
+pub mod vectors;
 
 pub use error::DbError;
 pub use pool::{connect, migrate, ConnectOptions};

@@ -16,6 +16,7 @@ use switchboard_core::text::Lang;
 use switchboard_core::vault::{SecretPurpose, Vault};
 use switchboard_core::{BotId, RuleId, TenantId};
 use switchboard_db::config::{rows_of, ButtonRow};
+use switchboard_db::vectors as stored_vectors;
 use switchboard_db::{bots, config, rules, DbError};
 use zeroize::Zeroizing;
 
@@ -381,14 +382,28 @@ pub async fn load_config(
         menus,
         rules,
         commands,
-        matcher: Arc::new(matcher_index(specs, settings.synonyms.clone(), encoder, builds).await),
+        matcher: Arc::new(
+            matcher_index(
+                pool,
+                tenant,
+                specs,
+                settings.synonyms.clone(),
+                encoder,
+                builds,
+            )
+            .await,
+        ),
     })
 }
 
 /// The matcher index; with an encoder, each rule's examples (its title when it has none)
-/// are encoded off the async threads (the encoder caches texts it has seen, so a rebuild
-/// after a change encodes only what is new).
+/// get sentence vectors: those stored for this tenant and model (`db::vectors`) are read,
+/// only the others are encoded (off the async threads) and stored — so a restart, another
+/// process or a rebuild after a change encodes only texts never seen before. Vectors of
+/// texts no rule uses any more are deleted.
 async fn matcher_index(
+    pool: &PgPool,
+    tenant: TenantId,
     specs: Vec<RuleSpec>,
     synonyms: Vec<String>,
     encoder: Option<Arc<dyn SentenceEncoder>>,
@@ -419,27 +434,78 @@ async fn matcher_index(
         .collect();
     let started = std::time::Instant::now();
     let calibration = encoder.calibration();
-    let vectors = tokio::task::spawn_blocking(move || {
-        texts
-            .iter()
-            .map(|t| encoder.encode(&t.iter().map(String::as_str).collect::<Vec<_>>()))
-            .collect::<Vec<_>>()
-    })
-    .await;
-    match vectors {
-        Ok(vectors) => {
-            tracing::debug!(
-                rules = specs.len(),
-                ms = started.elapsed().as_millis() as u64,
-                "rules encoded for the semantic stage"
-            );
-            index.with_semantics(&vectors, calibration)
-        }
+    let model = encoder.name().to_string();
+    let mut unique: Vec<&String> = texts.iter().flatten().collect();
+    unique.sort();
+    unique.dedup();
+    let hashes: Vec<Vec<u8>> = unique
+        .iter()
+        .map(|t| stored_vectors::text_hash(t))
+        .collect();
+    let mut known: HashMap<Vec<u8>, Vec<f32>> = match stored_vectors::get(
+        pool, tenant, &model, &hashes,
+    )
+    .await
+    {
+        Ok(rows) => rows.into_iter().collect(),
         Err(e) => {
-            tracing::error!(error = %e, "encoding the rules failed; matching lexically");
-            index
+            tracing::warn!(%tenant, error = %e, "stored sentence vectors unreadable; encoding all");
+            HashMap::new()
         }
+    };
+    let missing: Vec<(Vec<u8>, String)> = unique
+        .iter()
+        .zip(&hashes)
+        .filter(|(_, h)| !known.contains_key(*h))
+        .map(|(t, h)| (h.clone(), (*t).clone()))
+        .collect();
+    let stored = known.len();
+    if !missing.is_empty() {
+        let to_encode: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
+        let encoded = tokio::task::spawn_blocking(move || {
+            encoder.encode(&to_encode.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await;
+        let Ok(encoded) = encoded else {
+            tracing::error!(%tenant, "encoding the rules failed; matching lexically");
+            return index;
+        };
+        let fresh: Vec<(Vec<u8>, Vec<f32>)> = missing
+            .into_iter()
+            .zip(encoded)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|((h, _), v)| (h, v))
+            .collect();
+        if let Err(e) = stored_vectors::put(pool, tenant, &model, &fresh).await {
+            tracing::warn!(%tenant, error = %e, "could not store sentence vectors");
+        }
+        known.extend(fresh);
     }
+    if let Err(e) = stored_vectors::keep_only(pool, tenant, &model, &hashes).await {
+        tracing::warn!(%tenant, error = %e, "could not drop unused sentence vectors");
+    }
+    let vectors: Vec<Vec<Vec<f32>>> = texts
+        .iter()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    known
+                        .get(&stored_vectors::text_hash(t))
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .collect();
+    tracing::debug!(
+        %tenant,
+        rules = specs.len(),
+        texts = hashes.len(),
+        stored,
+        ms = started.elapsed().as_millis() as u64,
+        "rules' sentence vectors ready"
+    );
+    index.with_semantics(&vectors, calibration)
 }
 
 /// Listens for configuration changes made by any process and drops the affected cache
