@@ -824,3 +824,120 @@ async fn a_query_without_its_tenant_filter_reaches_nothing_of_another_tenant() {
         .unwrap();
     assert!(beta_events >= 1);
 }
+
+/// Every page and form of an organization, found in the panel's router source (each
+/// `.route("…{slug}…")` in `crates/web/src/pages`, so a new page is covered the day it is
+/// added), asked for by a signed-in member of another organization with this
+/// organization's slug and object ids, by GET and by POST (with a valid CSRF token):
+/// 404 (or 405 where the method does not exist) every time, and nothing changes.
+#[tokio::test]
+async fn every_panel_route_refuses_another_organizations_member() {
+    let app = TestApp::start().await;
+    let a = app.tenant("Acme").await;
+    let b = app.tenant("Beta").await;
+    let bot = app.connect_bot(&a, "acme_bot").await;
+    let created = |path: &'static str, body: serde_json::Value| {
+        let app = &app;
+        let token = a.token.clone();
+        async move {
+            let (s, r) = app.post(&token, path, body).await;
+            assert_eq!(s, StatusCode::CREATED, "{path}: {r}");
+            r["id"].as_str().unwrap().to_string()
+        }
+    };
+    let rule = created(
+        "/api/v1/rules",
+        json!({"title": "Hours", "answer": "9–18", "examples": ["opening hours"]}),
+    )
+    .await;
+    let menu = created("/api/v1/menus", json!({"name": "Main", "text": "Choose"})).await;
+    let command = created(
+        "/api/v1/commands",
+        json!({"command": "prices", "description": "p", "response": "r"}),
+    )
+    .await;
+    app.say(&bot, &alice(), "/operator").await;
+    app.expect_sent(&bot, alice().id, 1).await;
+    let conversation = app.conversation(&a, "waiting").await;
+    let conv = conversation["id"].as_str().unwrap().to_string();
+    let end_user = conversation["user"]["id"].as_str().unwrap().to_string();
+    let message = app.messages(&a, &conv).await[0]["id"].to_string();
+
+    // The routes, as the router declares them.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/web/src/pages");
+    let mut sources = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                sources.push(std::fs::read_to_string(p).unwrap());
+            }
+        }
+    }
+    // `.route(` then, after white space, the quoted path.
+    let mut routes: Vec<String> = sources
+        .iter()
+        .flat_map(|s| s.split(".route(").skip(1))
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .filter(|path| path.contains("{slug}"))
+        .map(str::to_string)
+        .collect();
+    routes.sort();
+    routes.dedup();
+    assert!(
+        routes.len() >= 50,
+        "{} routes found: {routes:?}",
+        routes.len()
+    );
+
+    let stranger = app.owner_web(&b).await;
+    stranger.get("/").await;
+    for template in &routes {
+        let id = if template.contains("/rules/") {
+            &rule
+        } else if template.contains("/menus/") {
+            &menu
+        } else if template.contains("/commands/") {
+            &command
+        } else if template.contains("/end-users/") {
+            &end_user
+        } else if template.contains("/c/") {
+            &conv
+        } else {
+            &message
+        };
+        let path = template
+            .replace("{slug}", &a.slug)
+            .replace("{id}", id)
+            .replace("{user}", &end_user)
+            .replace("{message}", &message)
+            .replace("{source}", "m");
+        for (method, page) in [
+            ("GET", stranger.get(&path).await),
+            ("POST", stranger.post(&path, &[("text", "stolen")]).await),
+        ] {
+            assert!(
+                matches!(
+                    page.status,
+                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                ),
+                "{method} {path} ({template}) by another organization's owner: {}",
+                page.status
+            );
+        }
+    }
+    // Nothing changed: the objects are there, the conversation still waits.
+    for path in [
+        format!("/api/v1/rules/{rule}"),
+        format!("/api/v1/menus/{menu}"),
+        format!("/api/v1/commands/{command}"),
+    ] {
+        assert_eq!(app.get(&a.token, &path).await.0, StatusCode::OK, "{path}");
+    }
+    assert_eq!(app.conversation(&a, "waiting").await["id"], conv.as_str());
+    let (_, bot_info) = app.get(&a.token, "/api/v1/bot").await;
+    assert!(!bot_info.is_null());
+}
