@@ -751,3 +751,54 @@ async fn rule_vectors_are_stored_and_a_rebuild_encodes_only_new_texts() {
     );
     assert_eq!(stored().await, 5);
 }
+
+/// Many new rule texts (more than `BACKGROUND_TEXTS`) are encoded in the background: the
+/// bot answers at once, lexically, and with the meaning once the vectors are stored.
+#[tokio::test]
+async fn a_big_first_index_is_encoded_in_the_background_while_the_bot_answers() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Bank").await;
+    let bot = app.connect_bot(&t, "bank_bot").await;
+    let mut examples = vec![
+        "what is my balance".to_string(),
+        "show my balance".to_string(),
+    ];
+    examples.extend((0..80).map(|i| format!("balance topic {i}")));
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Balance", "answer": "In the app, under Accounts.", "examples": examples}),
+    )
+    .await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Hours", "answer": "9–18.", "examples": ["when are you open", "opening hours"]}),
+    )
+    .await;
+    app.telegram
+        .caches
+        .set_encoder(std::sync::Arc::new(Counting::default()));
+    app.telegram.caches.invalidate(t.id);
+    let question = "how much money do I have left";
+    app.say(&bot, &alice(), question).await;
+    let first = app.expect_sent(&bot, alice().id, 1).await;
+    assert_ne!(
+        first[0].text, "In the app, under Accounts.",
+        "lexical meanwhile"
+    );
+    app.eventually("the rules' vectors stored", || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from sentence_vectors where tenant_id = $1")
+            .bind(t.id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap()
+            == 84
+    })
+    .await;
+    app.say(&bot, &bob(), question).await;
+    assert_eq!(
+        app.expect_sent(&bot, bob().id, 1).await[0].text,
+        "In the app, under Accounts."
+    );
+}

@@ -92,6 +92,47 @@ pub struct Caches {
     /// the one build instead of starting its own).
     builds: Arc<tokio::sync::Semaphore>,
     building: parking_lot::Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Tenants whose rule texts are being encoded in the background (see
+    /// [`BACKGROUND_TEXTS`]), each with a flag set when that is done.
+    encoding: Arc<Encoding>,
+}
+
+/// More new rule texts than this are encoded in the background: meanwhile the tenant's
+/// bot matches lexically, and when the vectors are stored its index is built again (in
+/// moments: every vector is then read, none encoded). Fewer are encoded at once.
+pub const BACKGROUND_TEXTS: usize = 64;
+
+/// The background encodings under way, by tenant.
+#[derive(Default)]
+pub struct Encoding(parking_lot::Mutex<HashMap<TenantId, Arc<std::sync::atomic::AtomicBool>>>);
+
+impl Encoding {
+    /// A new background encoding for `tenant`, unless one is under way (then `None`).
+    fn start(&self, tenant: TenantId) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        let mut map = self.0.lock();
+        if map
+            .get(&tenant)
+            .is_some_and(|done| !done.load(Ordering::SeqCst))
+        {
+            return None;
+        }
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        map.insert(tenant, done.clone());
+        Some(done)
+    }
+
+    /// Whether a background encoding of `tenant` has finished since the last call.
+    fn finished(&self, tenant: TenantId) -> bool {
+        let mut map = self.0.lock();
+        if map
+            .get(&tenant)
+            .is_some_and(|done| done.load(Ordering::SeqCst))
+        {
+            map.remove(&tenant);
+            return true;
+        }
+        false
+    }
 }
 
 impl Caches {
@@ -109,6 +150,7 @@ impl Caches {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
             building: parking_lot::Mutex::new(HashMap::new()),
+            encoding: Arc::default(),
         }
     }
 
@@ -224,6 +266,10 @@ impl Caches {
 
     /// The tenant's bot configuration (texts, menus, rules with the matcher index, commands).
     pub async fn config(&self, tenant: TenantId) -> Result<Arc<BotConfig>, CacheError> {
+        if self.encoding.finished(tenant) {
+            // The rules' vectors are stored now: build the index again, with them.
+            self.configs.write().remove(&tenant);
+        }
         if let Some(c) = self.configs.read().get(&tenant) {
             return Ok(c);
         }
@@ -236,8 +282,14 @@ impl Caches {
                 Some(c) => Ok(c),
                 None => {
                     let generation = self.generation.load(Ordering::SeqCst);
-                    let loaded =
-                        load_config(&self.pool, tenant, self.encoder(), &self.builds).await;
+                    let loaded = load_config(
+                        &self.pool,
+                        tenant,
+                        self.encoder(),
+                        &self.builds,
+                        &self.encoding,
+                    )
+                    .await;
                     loaded.map(|config| {
                         let config = Arc::new(config);
                         let mut map = self.configs.write();
@@ -269,6 +321,7 @@ pub async fn load_config(
     tenant: TenantId,
     encoder: Option<Arc<dyn SentenceEncoder>>,
     builds: &Arc<tokio::sync::Semaphore>,
+    encoding: &Arc<Encoding>,
 ) -> Result<BotConfig, DbError> {
     let settings = config::get_settings(pool, tenant).await?;
     let menu_rows = config::list_menus(pool, tenant).await?;
@@ -390,6 +443,7 @@ pub async fn load_config(
                 settings.synonyms.clone(),
                 encoder,
                 builds,
+                encoding,
             )
             .await,
         ),
@@ -399,8 +453,9 @@ pub async fn load_config(
 /// The matcher index; with an encoder, each rule's examples (its title when it has none)
 /// get sentence vectors: those stored for this tenant and model (`db::vectors`) are read,
 /// only the others are encoded (off the async threads) and stored — so a restart, another
-/// process or a rebuild after a change encodes only texts never seen before. Vectors of
-/// texts no rule uses any more are deleted.
+/// process or a rebuild after a change encodes only texts never seen before. More than
+/// [`BACKGROUND_TEXTS`] new texts are encoded in the background, the index matching
+/// lexically until they are stored. Vectors of texts no rule uses any more are deleted.
 async fn matcher_index(
     pool: &PgPool,
     tenant: TenantId,
@@ -408,6 +463,7 @@ async fn matcher_index(
     synonyms: Vec<String>,
     encoder: Option<Arc<dyn SentenceEncoder>>,
     builds: &Arc<tokio::sync::Semaphore>,
+    encoding: &Arc<Encoding>,
 ) -> MatcherIndex {
     let permit = builds.clone().acquire_owned().await;
     let (index, specs) = match tokio::task::spawn_blocking(move || {
@@ -460,25 +516,29 @@ async fn matcher_index(
         .map(|(t, h)| (h.clone(), (*t).clone()))
         .collect();
     let stored = known.len();
+    if missing.len() > BACKGROUND_TEXTS {
+        // Many new texts (a big tenant's first index, an import): encoded and stored in
+        // the background while the bot matches lexically; the index is built again when
+        // they are stored (`Caches::config`).
+        if let Some(done) = encoding.start(tenant) {
+            let (pool, builds) = (pool.clone(), builds.clone());
+            let count = missing.len();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let permit = builds.acquire_owned().await;
+                encode_and_store(&pool, tenant, &model, encoder, missing).await;
+                drop(permit);
+                tracing::info!(%tenant, texts = count, ms = started.elapsed().as_millis() as u64,
+                    "rules encoded in the background");
+                done.store(true, Ordering::SeqCst);
+            });
+        }
+        return index;
+    }
     if !missing.is_empty() {
-        let to_encode: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
-        let encoded = tokio::task::spawn_blocking(move || {
-            encoder.encode(&to_encode.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await;
-        let Ok(encoded) = encoded else {
-            tracing::error!(%tenant, "encoding the rules failed; matching lexically");
+        let Some(fresh) = encode_and_store(pool, tenant, &model, encoder, missing).await else {
             return index;
         };
-        let fresh: Vec<(Vec<u8>, Vec<f32>)> = missing
-            .into_iter()
-            .zip(encoded)
-            .filter(|(_, v)| !v.is_empty())
-            .map(|((h, _), v)| (h, v))
-            .collect();
-        if let Err(e) = stored_vectors::put(pool, tenant, &model, &fresh).await {
-            tracing::warn!(%tenant, error = %e, "could not store sentence vectors");
-        }
         known.extend(fresh);
     }
     if let Err(e) = stored_vectors::keep_only(pool, tenant, &model, &hashes).await {
@@ -506,6 +566,36 @@ async fn matcher_index(
         "rules' sentence vectors ready"
     );
     index.with_semantics(&vectors, calibration)
+}
+
+/// Encodes `missing` (hash, text) off the async threads and stores the vectors; returns
+/// them (`None` if encoding failed: the caller matches lexically).
+async fn encode_and_store(
+    pool: &PgPool,
+    tenant: TenantId,
+    model: &str,
+    encoder: Arc<dyn SentenceEncoder>,
+    missing: Vec<(Vec<u8>, String)>,
+) -> Option<Vec<(Vec<u8>, Vec<f32>)>> {
+    let texts: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
+    let encoded = tokio::task::spawn_blocking(move || {
+        encoder.encode(&texts.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await;
+    let Ok(encoded) = encoded else {
+        tracing::error!(%tenant, "encoding the rules failed; matching lexically");
+        return None;
+    };
+    let fresh: Vec<(Vec<u8>, Vec<f32>)> = missing
+        .into_iter()
+        .zip(encoded)
+        .filter(|(_, v)| !v.is_empty())
+        .map(|((h, _), v)| (h, v))
+        .collect();
+    if let Err(e) = stored_vectors::put(pool, tenant, model, &fresh).await {
+        tracing::warn!(%tenant, error = %e, "could not store sentence vectors");
+    }
+    Some(fresh)
 }
 
 /// Listens for configuration changes made by any process and drops the affected cache
