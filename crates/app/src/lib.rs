@@ -71,7 +71,7 @@ impl App {
     /// without a commit. (The platform path — `self.pool` as it is — is for what crosses
     /// tenants or searches with indexes row-level security would bar: the log.)
     async fn read(&self, tenant: TenantId) -> AppResult<Tx> {
-        Ok(switchboard_db::begin_scoped(&self.pool, tenant).await?)
+        self.begin(tenant).await
     }
 
     /// The tenant's configuration changed: every process reloads it, and Telegram's

@@ -544,16 +544,17 @@ async fn matcher_index(
     if let Err(e) = stored_vectors::keep_only(pool, tenant, &model, &hashes).await {
         tracing::warn!(%tenant, error = %e, "could not drop unused sentence vectors");
     }
+    // By text, each hashed once above.
+    let by_text: HashMap<&String, Vec<f32>> = unique
+        .iter()
+        .zip(&hashes)
+        .filter_map(|(t, h)| Some((*t, known.remove(h)?)))
+        .collect();
     let vectors: Vec<Vec<Vec<f32>>> = texts
         .iter()
         .map(|ts| {
             ts.iter()
-                .map(|t| {
-                    known
-                        .get(&stored_vectors::text_hash(t))
-                        .cloned()
-                        .unwrap_or_default()
-                })
+                .map(|t| by_text.get(t).cloned().unwrap_or_default())
                 .collect()
         })
         .collect();

@@ -48,9 +48,22 @@ impl MatcherIndex {
                 .collect(),
         );
         let mut ranked = SCRATCH.with(|s| self.rank(&query, &mut s.borrow_mut()));
-        let with_semantics = !semantic.is_empty();
-        if with_semantics {
-            ranked = blend(&ranked, &semantic, vector.unwrap_or_default(), self);
+        // The model's calibration when its ranking takes part (a semantic index exists
+        // whenever `semantic` is not empty).
+        let calibration = self
+            .semantic
+            .as_ref()
+            .filter(|_| !semantic.is_empty())
+            .map(|s| s.calibration);
+        let with_semantics = calibration.is_some();
+        if let Some(c) = calibration {
+            ranked = blend(
+                &ranked,
+                &semantic,
+                vector.unwrap_or_default(),
+                self,
+                c.share,
+            );
         }
 
         let all_terms: Vec<u32> = query.iter().map(|&(t, _)| t).collect();
@@ -78,15 +91,8 @@ impl MatcherIndex {
             let next = ranked.get(i + 1).map_or(0.0, |r| r.1);
             let margin = if i == 0 { sim - next } else { sim - top_sim };
             let coverage = query_mass(rule);
-            let confidence = if with_semantics {
-                let weights = self.semantic.as_ref().map(|s| s.calibration.weights);
-                calibrate_with(
-                    weights.unwrap_or(SemanticCalibration::MINILM.weights),
-                    sim,
-                    margin,
-                    coverage,
-                    stems.len(),
-                )
+            let confidence = if let Some(c) = calibration {
+                calibrate_with(c.weights, sim, margin, coverage, stems.len())
             } else {
                 calibrate(sim, margin, coverage, stems.len())
             };

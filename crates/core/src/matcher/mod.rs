@@ -77,13 +77,14 @@ fn norm(v: &[f32]) -> f32 {
 }
 
 /// The lexical ranking merged with the semantic one: every rule of either gets
-/// (1 − share) × lexical + share × cosine (a rule missing from the lexical list has
+/// (1 − share) × lexical + share × cosine (`share`: the model's calibration) (a rule missing from the lexical list has
 /// lexical 0; one missing from the semantic list gets its cosine computed).
 fn blend(
     lexical: &[(u32, f32, bool)],
     semantic: &[(u32, f32)],
     query: &[f32],
     index: &MatcherIndex,
+    share: f32,
 ) -> Vec<(u32, f32, bool)> {
     let cosine = |ri: u32| -> f32 {
         if let Some(&(_, c)) = semantic.iter().find(|s| s.0 == ri) {
@@ -100,10 +101,6 @@ fn blend(
             row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / qn
         }
     };
-    let share = index
-        .semantic
-        .as_ref()
-        .map_or(SemanticCalibration::MINILM.share, |s| s.calibration.share);
     let mut out: Vec<(u32, f32, bool)> = lexical
         .iter()
         .map(|&(ri, lex, title)| (ri, (1.0 - share) * lex + share * cosine(ri), title))
