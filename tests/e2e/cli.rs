@@ -246,10 +246,20 @@ async fn bad_arguments_fail_clearly_and_change_nothing() {
 }
 
 fn eval(args: &[&str]) -> (bool, serde_json::Value, String) {
+    eval_with(&[], args)
+}
+
+/// `eval-matcher --json` with these variables, the semantic stage's unset: it runs what
+/// the bot would run with them.
+fn eval_with(vars: &[(&str, &str)], args: &[&str]) -> (bool, serde_json::Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("eval-matcher")
         .args(args)
         .arg("--json")
+        .env_remove("SWITCHBOARD_SEMANTIC")
+        .env_remove("SWITCHBOARD_EMBEDDINGS_DIR")
+        .env_remove("SWITCHBOARD_MODELS_DIR")
+        .envs(vars.iter().copied())
         .output()
         .expect("run switchboard");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -267,6 +277,7 @@ fn eval(args: &[&str]) -> (bool, serde_json::Value, String) {
 fn the_matcher_keeps_its_accuracy_on_public_data() {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
     let (ok, r, out) = eval(&[
+        "--lexical",
         "--dataset",
         &format!("{data}matcher-clinc150-sample.en.json"),
     ]);
@@ -280,12 +291,10 @@ fn the_matcher_keeps_its_accuracy_on_public_data() {
     for key in ["p50_us", "p99_us", "build_ms"] {
         assert!(f(key) > 0.0, "{key}: {out}");
     }
-    assert_eq!(
-        r["encoder"], "none",
-        "the default build matches lexically: {out}"
-    );
+    assert_eq!(r["encoder"], "none", "--lexical: {out}");
 
     let (ok, r, out) = eval(&[
+        "--lexical",
         "--dataset",
         &format!("{data}matcher-ru-clinc150.ru.json"),
         "--examples-per-intent",
@@ -296,6 +305,55 @@ fn the_matcher_keeps_its_accuracy_on_public_data() {
     assert!(f("in_scope_accuracy") >= 0.53, "{out}");
     assert!(f("oos_recall") >= 0.80, "{out}");
     assert!(f("wrong_answer_rate") <= 0.12, "{out}");
+}
+
+/// Without flags `eval-matcher` measures what the bot runs: the default model where
+/// `models fetch` put it (here SWITCHBOARD_MODELS_DIR=target/models, which ./test fills),
+/// nothing with SWITCHBOARD_SEMANTIC=off, and, with no model fetched, the lexical matcher
+/// with a warning that says how to get it.
+#[test]
+fn eval_matcher_runs_what_the_bot_runs_by_default() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let data = format!("{root}/tests/data/matcher-ru-clinc150.ru.json");
+    let args = ["--dataset", &data, "--examples-per-intent", "3"];
+    let models = format!("{root}/target/models");
+    let (ok, r, out) = eval_with(&[("SWITCHBOARD_MODELS_DIR", &models)], &args);
+    assert!(ok, "{out}");
+    assert_eq!(r["encoder"], "multilingual-e5-small", "{out}");
+    let f = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
+    // The goals on the whole Russian set are 70% / 10%; this sample is a third.
+    assert!(f(&r, "in_scope_accuracy") >= 0.70, "{out}");
+    assert!(f(&r, "suggestion_hit_rate") >= 0.80, "{out}");
+    assert!(f(&r, "wrong_answer_rate") <= 0.10, "{out}");
+    assert!(f(&r, "encode_p50_us") > 0.0, "{out}");
+
+    let (ok, r, out) = eval_with(
+        &[
+            ("SWITCHBOARD_MODELS_DIR", &models),
+            ("SWITCHBOARD_SEMANTIC", "off"),
+        ],
+        &args,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(r["encoder"], "none", "{out}");
+    let lexical = f(&r, "in_scope_accuracy");
+
+    let (ok, r, out) = eval_with(&[("SWITCHBOARD_MODELS_DIR", "/nonexistent/models")], &args);
+    assert!(ok, "{out}");
+    assert_eq!(r["encoder"], "none", "{out}");
+    assert_eq!(f(&r, "in_scope_accuracy"), lexical, "{out}");
+    assert!(out.contains("switchboard models fetch"), "{out}");
+
+    // A directory named explicitly must hold a model.
+    let (ok, _, out) = eval_with(
+        &[("SWITCHBOARD_EMBEDDINGS_DIR", "/nonexistent/model")],
+        &args,
+    );
+    assert!(!ok);
+    assert!(out.contains("no model there"), "{out}");
+    let (ok, _, out) = eval_with(&[("SWITCHBOARD_SEMANTIC", "maybe")], &args);
+    assert!(!ok);
+    assert!(out.contains("must be on or off"), "{out}");
 }
 
 #[test]

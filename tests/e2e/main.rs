@@ -13,6 +13,7 @@ mod harness;
 mod isolation;
 mod matcher;
 mod metrics;
+mod models;
 mod panel;
 mod parity;
 mod polling;

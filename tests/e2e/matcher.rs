@@ -802,3 +802,197 @@ async fn a_big_first_index_is_encoded_in_the_background_while_the_bot_answers() 
         "In the app, under Accounts."
     );
 }
+
+/// The default model, as `serve` loads it (`switchboard models fetch` put it in place;
+/// `./test` fills target/models).
+fn default_model() -> Box<dyn switchboard_core::matcher::SentenceEncoder> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/models")
+        .join(switchboard::models::DEFAULT_MODEL);
+    switchboard::semantic_encoder(&switchboard::SemanticStage::Model {
+        dir,
+        required: true,
+    })
+    .expect("the default model: run `switchboard models fetch --dir target/models/multilingual-e5-small` (./test does)")
+    .expect("the stage is on")
+}
+
+/// With the default model a Russian speaker is understood by meaning, in an English
+/// organization whose rules were written in English and Russian: a paraphrase that shares
+/// no word with any example is answered, a question in English finds the rule written in
+/// Russian, and an unrelated question is handed to a person rather than answered wrongly.
+#[tokio::test]
+async fn the_default_model_answers_russian_paraphrases_and_crosses_languages() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Shop").await;
+    let bot = app.connect_bot(&t, "shop_bot").await;
+    app.telegram
+        .caches
+        .set_encoder(std::sync::Arc::from(default_model()));
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Delivery", "answer": "Доставка занимает 2–3 дня. / Delivery takes 2–3 days.",
+               "examples": ["сколько идёт доставка", "когда привезут заказ", "how long does shipping take"]}),
+    )
+    .await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Refunds", "answer": "Деньги вернём за 5 дней. / Refunds take 5 days.",
+               "examples": ["как вернуть деньги", "хочу возврат средств"]}),
+    )
+    .await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Hours", "answer": "Мы работаем с 9 до 18. / We are open 9–18.",
+               "examples": ["часы работы", "когда вы открыты", "opening hours"]}),
+    )
+    .await;
+    let ivan = switchboard_testkit::FakeUser::new(3001, "Иван").lang("ru");
+    // No word in common with the delivery examples.
+    app.say(&bot, &ivan, "через какое время я получу свою посылку?")
+        .await;
+    let sent = app.expect_sent(&bot, ivan.id, 1).await;
+    assert_eq!(
+        sent[0].text, "Доставка занимает 2–3 дня. / Delivery takes 2–3 days.",
+        "{sent:?}"
+    );
+    let (_, log) = app
+        .get(&t.token, "/api/v1/events?kind=message.in&limit=1")
+        .await;
+    let m = &log["items"][0]["data"]["match"];
+    assert_eq!(m["candidates"][0]["via"], "meaning", "{m}");
+    // English, against a rule written only in Russian.
+    let anna = alice();
+    app.say(&bot, &anna, "I want my money back").await;
+    let sent = app.expect_sent(&bot, anna.id, 1).await;
+    assert_eq!(
+        sent[0].text,
+        "Деньги вернём за 5 дней. / Refunds take 5 days."
+    );
+    // Unrelated: not answered with any rule.
+    let petr = switchboard_testkit::FakeUser::new(3002, "Пётр").lang("ru");
+    app.say(&bot, &petr, "какая сегодня погода в Новосибирске?")
+        .await;
+    let sent = app.expect_sent(&bot, petr.id, 1).await;
+    for answer in ["Доставка", "Деньги", "Мы работаем"] {
+        assert!(!sent[0].text.starts_with(answer), "{sent:?}");
+    }
+}
+
+/// Takes 600 ms per message (a model far slower than the real one), and encodes like
+/// [`MoneyTopics`].
+struct Slow;
+
+impl switchboard_core::matcher::SentenceEncoder for Slow {
+    fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        if texts.len() == 1 && texts[0].starts_with("how much") {
+            std::thread::sleep(std::time::Duration::from_millis(600));
+        }
+        MoneyTopics.encode(texts)
+    }
+    fn name(&self) -> &str {
+        "money-topics"
+    }
+}
+
+/// A flood of messages while every core is busy encoding: the excess is matched
+/// lexically after a short wait (`ENCODE_WAIT`) instead of queueing behind the model, each
+/// message is still answered, and `/metrics` counts the ones that went without vectors.
+#[tokio::test]
+async fn messages_that_find_every_core_encoding_are_matched_lexically_not_queued() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Bank").await;
+    let bot = app.connect_bot(&t, "bank_bot").await;
+    app.telegram.caches.set_encoder(std::sync::Arc::new(Slow));
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Balance", "answer": "Your balance is in the app, under Accounts.",
+               "examples": ["what is my balance", "check my account balance"]}),
+    )
+    .await;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let users: Vec<_> = (0..cores * 3)
+        .map(|i| switchboard_testkit::FakeUser::new(4000 + i as i64, "User"))
+        .collect();
+    futures::future::join_all(
+        users
+            .iter()
+            .map(|u| app.say(&bot, u, "how much money do I have left")),
+    )
+    .await;
+    let mut by_meaning = 0;
+    for u in &users {
+        let sent = app.expect_sent(&bot, u.id, 1).await;
+        if sent[0].text == "Your balance is in the app, under Accounts." {
+            by_meaning += 1;
+        }
+    }
+    // The first ones (a core each) got their vectors and the answer; the rest did not
+    // wait for theirs.
+    assert!(by_meaning >= 1 && by_meaning < users.len(), "{by_meaning}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let skipped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_matcher_semantic_skipped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no skipped counter in:\n{metrics}"));
+    assert_eq!(skipped as usize, users.len() - by_meaning, "{metrics}");
+    assert!(metrics.contains("switchboard_matcher_encode_duration_seconds_count"));
+}
+
+/// Once a conversation is with people, what the user writes goes to the desk unmatched:
+/// the engine does not spend the model's CPU on it (and does again once it is closed and
+/// the bot answers).
+#[tokio::test]
+async fn messages_to_people_are_not_encoded() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let app = TestApp::start().await;
+    let t = app.tenant("Bank").await;
+    let bot = app.connect_bot(&t, "bank_bot").await;
+    let encoder = std::sync::Arc::new(Counting::default());
+    app.telegram.caches.set_encoder(encoder.clone());
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Balance", "answer": "In the app, under Accounts.",
+               "examples": ["what is my balance", "check my account balance"]}),
+    )
+    .await;
+    let user = alice();
+    app.say(&bot, &user, "how much money do I have left").await;
+    let sent = app.expect_sent(&bot, user.id, 1).await;
+    assert_eq!(sent[0].text, "In the app, under Accounts.");
+    let after_bot = encoder.0.load(SeqCst);
+    assert!(after_bot >= 1);
+    app.say(&bot, &user, "/operator").await;
+    app.expect_sent(&bot, user.id, 2).await;
+    for text in ["hello?", "is anyone there", "my card was stolen"] {
+        app.say(&bot, &user, text).await;
+    }
+    let (_, conv) = app
+        .get(&t.token, "/api/v1/conversations?status=waiting")
+        .await;
+    assert_eq!(conv["items"].as_array().map(Vec::len), Some(1), "{conv}");
+    assert_eq!(
+        encoder.0.load(SeqCst),
+        after_bot,
+        "messages to people were encoded"
+    );
+    // Another user, with the bot: encoded.
+    app.say(&bot, &bob(), "how much is left on my account")
+        .await;
+    app.expect_sent(&bot, bob().id, 1).await;
+    assert!(encoder.0.load(SeqCst) > after_bot);
+}

@@ -53,15 +53,18 @@ pub struct Report {
     pub wrong_answer_rate: f64,
     /// Top-1 rule right, whatever the confidence (the ranking alone).
     pub top1_accuracy: f64,
+    /// Time to match one query, its encoding included when the semantic stage runs (µs).
     pub p50_us: f64,
     pub p99_us: f64,
     pub build_ms: f64,
     /// The sentence-embedding model of the semantic stage, when one was used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoder: Option<String>,
-    /// Median time to encode one query with it (µs), on top of the match time.
+    /// Time to encode one query with it (µs), part of the match time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encode_p50_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encode_p99_us: Option<f64>,
 }
 
 /// One query's evidence, for fitting the calibration (`eval-matcher --dump`).
@@ -141,12 +144,12 @@ pub fn evaluate(
     let (mut right, mut suggested_right, mut oos_kept, mut wrong, mut top1) =
         (0usize, 0usize, 0usize, 0usize, 0usize);
     let mut times = Vec::with_capacity(data.queries.len());
-    for (q, vector) in queries.iter().zip(&query_vectors) {
+    for (i, (q, vector)) in queries.iter().zip(&query_vectors).enumerate() {
         let expected = q.intent.as_deref().and_then(rule_of);
         let t = Instant::now();
         let result = index.find_with(&q.text, vector.as_deref());
         let outcome = bands.classify(&result);
-        times.push(t.elapsed().as_secs_f64() * 1e6);
+        times.push(t.elapsed().as_secs_f64() * 1e6 + encode_times.get(i).copied().unwrap_or(0.0));
         let best = result.best();
         if let Some(ev) = evidence.as_deref_mut() {
             if let Some(b) = best {
@@ -186,13 +189,6 @@ pub fn evaluate(
             }
         }
     }
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| -> f64 {
-        if times.is_empty() {
-            return 0.0;
-        }
-        times[((times.len() as f64 - 1.0) * p).round() as usize]
-    };
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     Report {
         dataset: data.name.clone(),
@@ -205,18 +201,22 @@ pub fn evaluate(
         oos_recall: ratio(oos_kept, oos),
         wrong_answer_rate: ratio(wrong, in_scope + oos),
         top1_accuracy: ratio(top1, in_scope),
-        p50_us: pct(0.5),
-        p99_us: pct(0.99),
+        p50_us: percentile(&mut times, 0.5),
+        p99_us: percentile(&mut times, 0.99),
         build_ms,
         encoder: encoder.map(|e| e.name().to_string()),
-        encode_p50_us: encoder.map(|_| {
-            encode_times.sort_by(f64::total_cmp);
-            encode_times
-                .get(encode_times.len() / 2)
-                .copied()
-                .unwrap_or(0.0)
-        }),
+        encode_p50_us: encoder.map(|_| percentile(&mut encode_times, 0.5)),
+        encode_p99_us: encoder.map(|_| percentile(&mut encode_times, 0.99)),
     }
+}
+
+/// The `p` percentile of `times` (sorted here); 0 when empty.
+fn percentile(times: &mut [f64], p: f64) -> f64 {
+    times.sort_by(f64::total_cmp);
+    if times.is_empty() {
+        return 0.0;
+    }
+    times[((times.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[cfg(test)]

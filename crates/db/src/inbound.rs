@@ -38,6 +38,30 @@ struct ReceivedRow {
     assignee_id: Option<switchboard_core::UserId>,
 }
 
+/// Whether this Telegram user's open conversation with the bot is with people (waiting or
+/// assigned): then what they write goes to the desk and is not matched — so the engine
+/// need not encode it. Read before the update's transaction, without locks; a status that
+/// changes in between only costs that message its vector.
+pub async fn with_humans(
+    pool: &sqlx::PgPool,
+    tenant: TenantId,
+    bot: BotId,
+    telegram_user_id: i64,
+) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "select exists (
+            select 1 from end_users u
+            join conversations c on c.tenant_id = u.tenant_id and c.end_user_id = u.id
+            where u.tenant_id = $1 and u.bot_id = $2 and u.telegram_user_id = $3
+              and c.status in ('waiting', 'assigned'))",
+    )
+    .bind(tenant)
+    .bind(bot)
+    .bind(telegram_user_id)
+    .fetch_one(pool)
+    .await?)
+}
+
 /// Upserts the end user — whose row lock then serialises this chat's updates across all
 /// processes until commit — stores the raw update (deduplicated), and locks the open
 /// conversation.

@@ -7,8 +7,9 @@
 //! directory of tensors — the word embeddings and every encoder matrix in Q4_0 blocks (an
 //! f16 scale and 32 four-bit weights), the rest (biases, layer norms, positions) in f32.
 //!
-//! Here the matrices are dequantised once at load time into f32 and the 12-layer BERT
-//! encoder runs with candle; the 250,002 × 384 word embeddings stay 4-bit and only the
+//! Here the matrices are dequantised once at load time into f32 (kept transposed, so a
+//! product with a few tokens' rows reads them in order) and the 12-layer BERT encoder runs
+//! with candle; the 250,002 × 384 word embeddings stay 4-bit and only the
 //! rows a text uses are dequantised. A text is encoded as `query: <text>` (e5's prefix for
 //! symmetric tasks, used for questions and rule examples alike), mean-pooled over its
 //! tokens and normalised.
@@ -17,7 +18,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use candle_nn::{LayerNorm, Linear, Module};
+use candle_nn::{LayerNorm, Module};
 
 use crate::{EmbedError, VectorCache};
 
@@ -261,13 +262,26 @@ impl Unigram {
     }
 }
 
+/// A dense layer, its matrix kept transposed (`in × out`, row-major): the product with
+/// a few tokens' rows then reads the weights in order.
+struct Dense {
+    weight_t: Tensor,
+    bias: Tensor,
+}
+
+impl Dense {
+    fn forward(&self, x: &Tensor) -> Result<Tensor, candle_core::Error> {
+        x.matmul(&self.weight_t)?.broadcast_add(&self.bias)
+    }
+}
+
 struct Layer {
     /// Q, K and V stacked: one product for the three.
-    qkv: Linear,
-    attention_out: Linear,
+    qkv: Dense,
+    attention_out: Dense,
     attention_norm: LayerNorm,
-    ff_in: Linear,
-    ff_out: Linear,
+    ff_in: Dense,
+    ff_out: Dense,
     output_norm: LayerNorm,
 }
 
@@ -355,33 +369,30 @@ impl E5 {
                 eps,
             ))
         };
-        let linear = |prefix: &str, out: usize, inp: usize| -> Result<Linear, EmbedError> {
-            let mut w = Vec::with_capacity(out * inp);
-            dequantise(get(&format!("{prefix}.w"), out * inp / QK * BLOCK)?, &mut w);
-            Ok(Linear::new(
-                Tensor::from_vec(w, (out, inp), &device)?,
-                Some(vector(&format!("{prefix}.b"), out)?),
-            ))
+        // Rows of several matrices stacked (Q, K, V): one product for all.
+        let dense = |prefixes: &[String], out: usize, inp: usize| -> Result<Dense, EmbedError> {
+            let mut w = Vec::with_capacity(prefixes.len() * out * inp);
+            let mut biases = Vec::with_capacity(prefixes.len());
+            for prefix in prefixes {
+                dequantise(get(&format!("{prefix}.w"), out * inp / QK * BLOCK)?, &mut w);
+                biases.push(vector(&format!("{prefix}.b"), out)?);
+            }
+            let w = Tensor::from_vec(w, (prefixes.len() * out, inp), &device)?;
+            Ok(Dense {
+                weight_t: w.t()?.contiguous()?,
+                bias: Tensor::cat(&biases, 0)?,
+            })
         };
         let mut stack = Vec::with_capacity(layers);
         for l in 0..layers {
-            let p = |s: &str| format!("l{l}.{s}");
-            let (q, k, v) = (
-                linear(&p("q"), hidden, hidden)?,
-                linear(&p("k"), hidden, hidden)?,
-                linear(&p("v"), hidden, hidden)?,
-            );
-            let stacked = |f: fn(&Linear) -> Option<&Tensor>| -> Result<Tensor, EmbedError> {
-                let parts: Vec<&Tensor> = [&q, &k, &v].iter().filter_map(|l| f(l)).collect();
-                Ok(Tensor::cat(&parts, 0)?)
-            };
+            let p = |s: &str| vec![format!("l{l}.{s}")];
             stack.push(Layer {
-                qkv: Linear::new(stacked(|l| Some(l.weight()))?, Some(stacked(|l| l.bias())?)),
-                attention_out: linear(&p("ao"), hidden, hidden)?,
-                attention_norm: norm(&p("aln"))?,
-                ff_in: linear(&p("fi"), ff, hidden)?,
-                ff_out: linear(&p("fo"), hidden, ff)?,
-                output_norm: norm(&p("oln"))?,
+                qkv: dense(&[p("q"), p("k"), p("v")].concat(), hidden, hidden)?,
+                attention_out: dense(&p("ao"), hidden, hidden)?,
+                attention_norm: norm(&format!("l{l}.aln"))?,
+                ff_in: dense(&p("fi"), ff, hidden)?,
+                ff_out: dense(&p("fo"), hidden, ff)?,
+                output_norm: norm(&format!("l{l}.oln"))?,
             });
         }
         Ok(Self {
@@ -465,7 +476,7 @@ impl E5 {
             x = l
                 .attention_norm
                 .forward(&(l.attention_out.forward(&context)? + &x)?)?;
-            let mid = l.ff_in.forward(&x)?.gelu_erf()?;
+            let mid = gelu(&l.ff_in.forward(&x)?)?;
             x = l.output_norm.forward(&(l.ff_out.forward(&mid)? + &x)?)?;
         }
         let x = x.reshape((b, t, h))?;
@@ -474,6 +485,33 @@ impl E5 {
         let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
         mean.broadcast_div(&norm)?.to_vec2()
     }
+}
+
+/// GELU, `x·Φ(x)` with the exact (erf) form the model was trained with, computed with
+/// Abramowitz & Stegun's 7.1.28 (|error of erf| < 3·10⁻⁷): a polynomial and a reciprocal,
+/// which the compiler vectorises — libm's `erff` per element was a sixth of the encoder's
+/// time.
+fn gelu(x: &Tensor) -> Result<Tensor, candle_core::Error> {
+    const A: [f32; 6] = [
+        0.070_523_08,
+        0.042_282_01,
+        0.009_270_527,
+        0.000_152_014_3,
+        0.000_276_567_2,
+        0.000_043_063_8,
+    ];
+    let shape = x.shape().clone();
+    let mut v = x.flatten_all()?.to_vec1::<f32>()?;
+    for x in v.iter_mut() {
+        let z = (*x * std::f32::consts::FRAC_1_SQRT_2).abs();
+        let p = 1.0 + z * (A[0] + z * (A[1] + z * (A[2] + z * (A[3] + z * (A[4] + z * A[5])))));
+        let p2 = p * p;
+        let p4 = p2 * p2;
+        let p8 = p4 * p4;
+        let erf = (1.0 - 1.0 / (p8 * p8)).copysign(*x);
+        *x = 0.5 * *x * (1.0 + erf);
+    }
+    Tensor::from_vec(v, shape, x.device())
 }
 
 impl switchboard_core::matcher::SentenceEncoder for E5 {
@@ -501,6 +539,17 @@ impl switchboard_core::matcher::SentenceEncoder for E5 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gelu_matches_the_erf_form() {
+        let xs: Vec<f32> = (-80..=80).map(|i| i as f32 / 10.0).collect();
+        let t = Tensor::from_vec(xs.clone(), xs.len(), &Device::Cpu).unwrap();
+        let exact = t.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
+        let ours = gelu(&t).unwrap().to_vec1::<f32>().unwrap();
+        for ((x, e), o) in xs.iter().zip(exact).zip(ours) {
+            assert!((e - o).abs() < 2e-6, "gelu({x}): {o}, exact {e}");
+        }
+    }
 
     #[test]
     fn half_floats_convert() {

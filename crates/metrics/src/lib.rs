@@ -138,6 +138,8 @@ pub struct Metrics {
     deliveries_retried: Counter,
 
     matcher_duration: Histogram,
+    matcher_encode_duration: Histogram,
+    matcher_semantic_skipped: Counter,
 
     queue_undelivered: Gauge,
     cached_configs: Gauge,
@@ -190,6 +192,8 @@ impl Metrics {
         let deliveries_failed = Counter::default();
         let deliveries_retried = Counter::default();
         let matcher_duration = Histogram::new(MATCHER_BUCKETS);
+        let matcher_encode_duration = Histogram::new(MATCHER_BUCKETS);
+        let matcher_semantic_skipped = Counter::default();
         let queue_undelivered = Gauge::default();
         let cached_configs = Gauge::default();
         let cached_bots = Gauge::default();
@@ -293,6 +297,17 @@ impl Metrics {
             Unit::Seconds,
             matcher_duration.clone(),
         );
+        registry.register_with_unit(
+            "matcher_encode_duration",
+            "Time to encode one message for the matcher's semantic stage (the model's CPU work)",
+            Unit::Seconds,
+            matcher_encode_duration.clone(),
+        );
+        registry.register(
+            "matcher_semantic_skipped",
+            "Messages matched lexically only because every core was busy encoding (a flood)",
+            matcher_semantic_skipped.clone(),
+        );
         registry.register(
             "delivery_queue_depth",
             "Outgoing messages waiting to be delivered (pending or sending), all tenants",
@@ -338,6 +353,8 @@ impl Metrics {
             deliveries_failed,
             deliveries_retried,
             matcher_duration,
+            matcher_encode_duration,
+            matcher_semantic_skipped,
             queue_undelivered,
             cached_configs,
             cached_bots,
@@ -428,6 +445,16 @@ impl Metrics {
     /// How long one bot decision took.
     pub fn matcher_observe(&self, elapsed: Duration) {
         self.matcher_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// How long encoding one message took.
+    pub fn matcher_encode_observe(&self, elapsed: Duration) {
+        self.matcher_encode_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// A message matched without its vector: no core was free to encode it in time.
+    pub fn matcher_semantic_skipped(&self) {
+        self.matcher_semantic_skipped.inc();
     }
 
     /// How many tenants' configurations and bots the caches hold (bounded by

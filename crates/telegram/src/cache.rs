@@ -91,10 +91,30 @@ pub struct Caches {
     /// core at a time, and one per tenant (a burst of updates after a change waits for
     /// the one build instead of starting its own).
     builds: Arc<tokio::sync::Semaphore>,
+    /// Messages being encoded: at most one per core (see [`Caches::encode_message`]).
+    encodes: Arc<tokio::sync::Semaphore>,
     building: parking_lot::Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
     /// Tenants whose rule texts are being encoded in the background (see
     /// [`BACKGROUND_TEXTS`]), each with a flag set when that is done.
     encoding: Arc<Encoding>,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// How long a message waits for a core to encode it before it is matched lexically.
+pub const ENCODE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What [`Caches::encode_message`] did.
+pub enum Encoded {
+    /// The message's vector, and the time the model took.
+    Vector(Vec<f32>, std::time::Duration),
+    /// No semantic stage, or the model failed: lexical matching.
+    None,
+    /// Every core was encoding for longer than [`ENCODE_WAIT`]: lexical matching, so a
+    /// flood of messages costs each one at most that much waiting, not a growing queue.
+    Busy,
 }
 
 /// More new rule texts than this are encoded in the background: meanwhile the tenant's
@@ -146,9 +166,8 @@ impl Caches {
             bots_by_id: RwLock::new(Lru::new(capacity)),
             configs: RwLock::new(Lru::new(capacity)),
             encoder: RwLock::new(None),
-            builds: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
+            builds: Arc::new(tokio::sync::Semaphore::new(cores())),
+            encodes: Arc::new(tokio::sync::Semaphore::new(cores())),
             building: parking_lot::Mutex::new(HashMap::new()),
             encoding: Arc::default(),
         }
@@ -257,6 +276,31 @@ impl Caches {
     pub fn set_encoder(&self, encoder: Arc<dyn SentenceEncoder>) {
         *self.encoder.write() = Some(encoder);
         self.configs.write().clear();
+    }
+
+    /// A message's sentence vector, encoded off the async threads, at most one message per
+    /// core at a time (texts seen before come from the encoder's cache).
+    pub async fn encode_message(&self, text: &str) -> Encoded {
+        let Some(encoder) = self.encoder() else {
+            return Encoded::None;
+        };
+        let permit =
+            match tokio::time::timeout(ENCODE_WAIT, self.encodes.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => return Encoded::Busy,
+            };
+        let text = text.to_string();
+        let encoded = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let started = std::time::Instant::now();
+            let vector = encoder.encode(&[text.as_str()]).pop();
+            vector.map(|v| (v, started.elapsed()))
+        })
+        .await;
+        match encoded {
+            Ok(Some((v, took))) if !v.is_empty() => Encoded::Vector(v, took),
+            _ => Encoded::None,
+        }
     }
 
     /// The sentence encoder of the semantic stage, if on.

@@ -14,7 +14,7 @@ use switchboard_db::messages::{NewOutbound, Sender};
 use switchboard_db::{end_users, events, inbox, DbError};
 use teloxide::payloads::AnswerCallbackQuery;
 
-use crate::cache::{BotEntry, CacheError};
+use crate::cache::{BotEntry, CacheError, Encoded};
 use crate::update::{parse, Act, NotAnUpdate, UpdateAction};
 use crate::Telegram;
 
@@ -260,15 +260,32 @@ impl Telegram {
         let tenant = bot.tenant_id;
         let config = self.caches.config(tenant).await?;
         // The semantic stage encodes the message before the transaction (CPU work, off
-        // the async threads); a conversation with people ignores it.
-        let vector = match (&act.inbound, self.caches.encoder()) {
-            (Inbound::Text(text), Some(encoder)) if config.matcher.is_semantic() => {
-                let text = text.clone();
-                tokio::task::spawn_blocking(move || encoder.encode(&[text.as_str()]).pop())
-                    .await
-                    .ok()
-                    .flatten()
+        // the async threads, a core at most per message) — unless the conversation is
+        // with people, where messages are not matched.
+        let encode = match &act.inbound {
+            Inbound::Text(_) if config.matcher.is_semantic() && self.caches.encoder().is_some() => {
+                !switchboard_db::inbound::with_humans(
+                    &self.pool,
+                    tenant,
+                    bot.bot_id,
+                    act.user.telegram_user_id,
+                )
+                .await?
             }
+            _ => false,
+        };
+        let vector = match &act.inbound {
+            Inbound::Text(text) if encode => match self.caches.encode_message(text).await {
+                Encoded::Vector(v, took) => {
+                    self.metrics.matcher_encode_observe(took);
+                    Some(v)
+                }
+                Encoded::Busy => {
+                    self.metrics.matcher_semantic_skipped();
+                    None
+                }
+                Encoded::None => None,
+            },
             _ => None,
         };
         let mut tx = self.pool.begin().await?;
