@@ -91,6 +91,11 @@ enum Command {
         /// the model's own.
         #[arg(long, hide = true)]
         semantic_share: Option<f32>,
+        /// Fitting: the examples at which a rule's nearest example weighs as much as its
+        /// centroid, instead of the model's own; several (comma-separated) are each
+        /// measured in turn, the texts encoded once, the last one reported in full.
+        #[arg(long, hide = true, value_delimiter = ',')]
+        semantic_nearest_example_half: Vec<f32>,
         /// Fitting: the confidence's logistic weights (5, comma-separated), instead of the
         /// model's own.
         #[arg(long, hide = true, value_delimiter = ',', num_args = 5)]
@@ -210,6 +215,7 @@ enum SuperuserCommand {
 struct Semantic {
     stage: switchboard::SemanticStage,
     share: Option<f32>,
+    nearest_example_halves: Vec<f32>,
     weights: Option<Vec<f32>>,
 }
 
@@ -226,7 +232,7 @@ fn eval_matcher(
     use switchboard_core::matcher::SentenceEncoder;
     /// A model with the calibration being fitted instead of its own.
     struct Recalibrated(
-        Box<dyn SentenceEncoder>,
+        std::sync::Arc<dyn SentenceEncoder>,
         switchboard_core::matcher::SemanticCalibration,
     );
     impl SentenceEncoder for Recalibrated {
@@ -254,17 +260,46 @@ fn eval_matcher(
     let data: Dataset = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a matcher dataset", path.display()))?;
     // The model loads once the arguments and the dataset are known to be good.
-    let mut encoder = switchboard::semantic_encoder(&semantic.stage)?;
-    if let (Some(model), share, weights) = (encoder.take(), semantic.share, semantic.weights) {
+    let model: Option<std::sync::Arc<dyn SentenceEncoder>> =
+        switchboard::semantic_encoder(&semantic.stage)?.map(std::sync::Arc::from);
+    // Each nearest-example setting asked for (or the model's own), the model's cache shared.
+    let shares: Vec<Option<f32>> = if semantic.nearest_example_halves.is_empty() {
+        vec![None]
+    } else {
+        semantic
+            .nearest_example_halves
+            .iter()
+            .copied()
+            .map(Some)
+            .collect()
+    };
+    let recalibrated = |half: Option<f32>| -> Option<Box<dyn SentenceEncoder>> {
+        let model = model.clone()?;
         let mut calibration = model.calibration();
-        if let Some(share) = share {
+        if let Some(share) = semantic.share {
             calibration.share = share;
         }
-        if let Some(w) = weights {
+        if let Some(half) = half {
+            calibration.nearest_example_half = half;
+        }
+        if let Some(w) = &semantic.weights {
             calibration.weights = [w[0], w[1], w[2], w[3], w[4]];
         }
-        encoder = Some(Box::new(Recalibrated(model, calibration)));
+        Some(Box::new(Recalibrated(model, calibration)))
+    };
+    for &share in &shares[..shares.len() - 1] {
+        let r = evaluate(&data, k, bands, every, None, recalibrated(share).as_deref());
+        println!(
+            "nearest example half {:.0}: in-scope {:.1}%, hits {:.1}%, out-of-scope {:.1}%, wrong {:.1}%, top-1 {:.1}%",
+            share.unwrap_or_default(),
+            r.in_scope_accuracy * 100.0,
+            r.suggestion_hit_rate * 100.0,
+            r.oos_recall * 100.0,
+            r.wrong_answer_rate * 100.0,
+            r.top1_accuracy * 100.0
+        );
     }
+    let encoder = recalibrated(*shares.last().expect("one share at least"));
     let mut evidence = Vec::new();
     let r = evaluate(
         &data,
@@ -439,6 +474,7 @@ async fn real_main() -> anyhow::Result<()> {
         embeddings,
         lexical,
         semantic_share,
+        semantic_nearest_example_half,
         semantic_weights,
     } = &cli.command
     {
@@ -465,6 +501,7 @@ async fn real_main() -> anyhow::Result<()> {
             Semantic {
                 stage,
                 share: *semantic_share,
+                nearest_example_halves: semantic_nearest_example_half.clone(),
                 weights: semantic_weights.clone(),
             },
         );

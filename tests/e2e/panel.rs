@@ -1492,4 +1492,49 @@ async fn sign_ups_from_one_address_are_limited_before_any_work() {
         5,
         "a refused sign-up creates nothing"
     );
+    // The limit is shared by every process: another replica refuses the same address.
+    let replica = app.replica().await;
+    let web = app.web();
+    let web = crate::harness::Web {
+        base: replica.base.clone(),
+        ..web
+    };
+    web.get("/signup").await;
+    let r = web
+        .post(
+            "/signup",
+            &[
+                ("name", "Flood"),
+                ("email", "owner9@flood.test"),
+                ("password", "password123"),
+                ("organization", "Flood 9"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(count(&app, "select count(*) from tenants").await, 5);
+}
+
+/// The shared bucket under parallel takers (as from several replicas at once): exactly the
+/// burst gets through, the rest are told how long to wait.
+#[tokio::test]
+async fn the_shared_sign_up_bucket_is_not_overdrawn_by_parallel_requests() {
+    let app = TestApp::start().await;
+    let pool = &app.db.pool;
+    let results = futures::future::join_all(
+        (0..20).map(|_| switchboard_db::rate_buckets::take(pool, "signup:10.0.0.1", 5.0, 0.01)),
+    )
+    .await;
+    let taken = results.iter().filter(|r| matches!(r, Ok(None))).count();
+    assert_eq!(taken, 5, "{results:?}");
+    for r in &results {
+        if let Ok(Some(wait)) = r {
+            assert!(wait.as_secs() >= 1 && wait.as_secs() <= 100, "{wait:?}");
+        }
+    }
+    // Another key has its own bucket.
+    assert!(matches!(
+        switchboard_db::rate_buckets::take(pool, "signup:10.0.0.2", 5.0, 0.01).await,
+        Ok(None)
+    ));
 }

@@ -25,6 +25,7 @@ pub mod overview;
 pub mod platform;
 pub mod polling;
 pub mod pool;
+pub mod rate_buckets;
 pub mod routes;
 pub mod rules;
 pub mod sandbox;

@@ -532,6 +532,7 @@ impl switchboard_core::matcher::SentenceEncoder for E5 {
         switchboard_core::matcher::SemanticCalibration {
             share: 1.0,
             weights: [-26.24, 26.70, 53.22, 1.43, 0.56],
+            nearest_example_half: 0.0,
         }
     }
 }

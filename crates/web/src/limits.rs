@@ -2,8 +2,10 @@
 //! to anyone), API writes per token, panel writes per address. Each is a token bucket
 //! (a burst, then a steady rate); past it the answer is an immediate 429 with
 //! `Retry-After`. Telegram's webhook is never limited here (its pace is Telegram's, and
-//! an update refused would be redelivered anyway). The buckets live in each process:
-//! with several replicas behind a balancer the limits apply per replica.
+//! an update refused would be redelivered anyway). Sign-up buckets live in PostgreSQL
+//! (`rate_buckets`), so the limit holds across every replica; the write buckets, taken on
+//! every API and form write, live in each process (with N replicas behind a balancer a
+//! client may get N times that rate).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -79,7 +81,7 @@ struct Bucket {
 
 /// The process's buckets.
 pub struct Limiter {
-    limits: RateLimits,
+    pub(crate) limits: RateLimits,
     buckets: Mutex<HashMap<(Class, String), Bucket>>,
 }
 
@@ -151,7 +153,25 @@ pub async fn limit_writes(State(state): State<AppState>, req: Request, next: Nex
     let Some((class, key)) = class_of(&req, state.web.settings.trust_proxy) else {
         return next.run(req).await;
     };
-    match state.web.limiter.take(class, &key, Instant::now()) {
+    let taken = match class {
+        Class::Signup => {
+            let rate = state.web.limiter.limits.of(class);
+            let key = format!("signup:{key}");
+            match switchboard_db::rate_buckets::take(&state.pool, &key, rate.burst, rate.per_second)
+                .await
+            {
+                Ok(None) => Ok(()),
+                Ok(Some(wait)) => Err(wait),
+                Err(e) => {
+                    // Without the shared bucket, this process's own still limits.
+                    tracing::warn!(error = %e, "the shared sign-up limit is unavailable");
+                    state.web.limiter.take(class, &key, Instant::now())
+                }
+            }
+        }
+        _ => state.web.limiter.take(class, &key, Instant::now()),
+    };
+    match taken {
         Ok(()) => next.run(req).await,
         Err(wait) => {
             let secs = wait.as_secs().max(1);

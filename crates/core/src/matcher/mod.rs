@@ -55,6 +55,10 @@ const CALIBRATION: [f32; 5] = [-7.87, 3.33, 7.74, 4.35, 1.80];
 pub struct SemanticCalibration {
     pub share: f32,
     pub weights: [f32; 5],
+    /// How many examples a rule needs for the cosine of its nearest example to weigh as
+    /// much as its centroid's in its semantic similarity (n examples: n / (n + this));
+    /// 0: centroids only.
+    pub nearest_example_half: f32,
 }
 
 impl SemanticCalibration {
@@ -63,6 +67,7 @@ impl SemanticCalibration {
     pub const MINILM: Self = Self {
         share: 0.7,
         weights: [-4.51, 1.00, 19.48, 2.82, 0.91],
+        nearest_example_half: 0.0,
     };
 }
 
@@ -93,12 +98,12 @@ fn blend(
         let Some(sem) = &index.semantic else {
             return 0.0;
         };
-        let row = &sem.centroids[ri as usize * sem.dim..(ri as usize + 1) * sem.dim];
         let qn = norm(query);
-        if qn == 0.0 {
+        if qn == 0.0 || query.len() != sem.dim {
             0.0
         } else {
-            row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / qn
+            let unit: Vec<f32> = query.iter().map(|x| x / qn).collect();
+            sem.similarity(ri as usize, &unit)
         }
     };
     let mut out: Vec<(u32, f32, bool)> = lexical
