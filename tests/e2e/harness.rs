@@ -522,6 +522,15 @@ impl TestApp {
         assert_eq!(d.status, 200, "webhook answered {}: {}", d.status, d.body);
     }
 
+    /// The text of `/metrics` (with the scrape token, if the app has one).
+    pub async fn metrics_text(&self, token: Option<&str>) -> String {
+        let mut req = self.http.get(format!("{}/metrics", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap().text().await.unwrap()
+    }
+
     /// Waits until the chat has received `n` messages from the bot.
     pub async fn expect_sent(
         &self,

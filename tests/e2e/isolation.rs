@@ -471,15 +471,7 @@ async fn more_tenants_than_the_cache_holds_each_answer_from_their_own_rules() {
             assert_eq!(sent[round - 1].text, want, "round {round}");
         }
     }
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", app.base))
-        .bearer_auth("scrape")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text(Some("scrape")).await;
     let gauge = |name: &str| -> f64 {
         metrics
             .lines()

@@ -934,15 +934,7 @@ async fn messages_that_find_every_core_encoding_are_matched_lexically_not_queued
     // The first ones (a core each) got their vectors and the answer; the rest did not
     // wait for theirs.
     assert!(by_meaning >= 1 && by_meaning < users.len(), "{by_meaning}");
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text(None).await;
     let skipped: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("switchboard_matcher_semantic_skipped_total "))
