@@ -735,6 +735,18 @@ async fn superusers_see_totals_per_tenant_and_platform_health() {
     let page = root.get("/platform/health").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.has("busy_bot"), "the bot is listed");
+    // This process matches lexically (no model in tests): said, not hidden.
+    let stage = |body: &str| {
+        let i = body
+            .find("id=\"semantic-stage\"")
+            .expect("the semantic stage line");
+        body[i..i + body[i..].find("</p>").unwrap()].to_string()
+    };
+    assert!(
+        stage(&page.body).contains("lexical matching only"),
+        "{}",
+        stage(&page.body)
+    );
     // Busy's row: 2 messages from users, 2 replies, 1 hand-over; Quiet's row: zeros.
     let row = |slug: &str| {
         let i = page
@@ -751,12 +763,34 @@ async fn superusers_see_totals_per_tenant_and_platform_health() {
         .collect();
     assert_eq!(cells[..3], ["2", "2", "1"], "{busy}");
     assert!(row(&quiet.slug).contains(">0<"));
+    // With a model loaded, its name.
+    app.telegram
+        .caches
+        .set_encoder(std::sync::Arc::new(Named("multilingual-e5-small")));
+    let page = root.get("/platform/health").await;
+    assert!(
+        stage(&page.body).contains("<strong>multilingual-e5-small</strong>"),
+        "{}",
+        stage(&page.body)
+    );
     // Not for tenant owners.
     let owner = app.owner_web(&t).await;
     assert_eq!(
         owner.get("/platform/health").await.status,
         StatusCode::FORBIDDEN
     );
+}
+
+/// A stand-in model that only has a name.
+struct Named(&'static str);
+
+impl switchboard_core::matcher::SentenceEncoder for Named {
+    fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+        texts.iter().map(|_| vec![1.0, 0.0]).collect()
+    }
+    fn name(&self) -> &str {
+        self.0
+    }
 }
 
 /// With a read replica (`SWITCHBOARD_READ_DATABASE_URL`), the log, the statistics and

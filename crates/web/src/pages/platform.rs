@@ -64,12 +64,19 @@ async fn health(State(state): State<AppState>, signed: SignedIn) -> PageResult {
     let totals = switchboard_db::stats::platform_totals(&state.pool).await?;
     let mut backlog = switchboard_db::outbox::backlog(&state.pool).await?;
     backlog.truncate(50);
+    // The matcher's semantic stage in this process (each process loads its own model).
+    let semantic = state
+        .telegram
+        .caches
+        .encoder()
+        .map(|e| e.name().to_string());
     render(
         &state,
         &signed.0,
         None,
         "platform/health.html",
-        json!({"health": health, "bots": bots, "totals": totals, "backlog": backlog}),
+        json!({"health": health, "bots": bots, "totals": totals, "backlog": backlog,
+               "semantic": semantic}),
     )
     .await
 }
