@@ -22,6 +22,8 @@ select create_reference_table('users');
 select create_reference_table('oauth_identities');
 select create_reference_table('password_resets');
 select create_reference_table('login_failures');
+-- Sign-up rate buckets (a write per sign-up attempt: rare).
+select create_reference_table('rate_buckets');
 select create_reference_table('outbound_emails');
 select create_reference_table('platform_events');
 select create_reference_table('bot_routes');
