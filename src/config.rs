@@ -88,7 +88,8 @@ impl SemanticStage {
     }
 }
 
-fn env(name: &str) -> Option<String> {
+/// A variable's value, unset when empty or blank.
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 

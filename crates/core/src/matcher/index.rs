@@ -71,6 +71,13 @@ pub(super) struct SemanticIndex {
 }
 
 impl SemanticIndex {
+    /// The query vector at unit length, or `None` if it cannot be compared (another
+    /// length than the index's vectors, or zero).
+    pub(super) fn unit(&self, query: &[f32]) -> Option<Vec<f32>> {
+        let n = norm(query);
+        (query.len() == self.dim && n > 0.0).then(|| query.iter().map(|x| x / n).collect())
+    }
+
     /// A rule's semantic similarity to a unit query vector: the cosine with its centroid,
     /// blended with the cosine of its nearest example, whose share grows with the rule's
     /// examples: n / (n + `nearest_example_half`). A few examples are best summed up by
@@ -394,17 +401,13 @@ impl MatcherIndex {
     /// Cosine of the query vector with each rule's semantic centroid, best first (at most
     /// `keep`).
     pub(super) fn semantic_rank(&self, query: &[f32], keep: usize) -> Vec<(u32, f32)> {
-        let Some(sem) = &self.semantic else {
+        let Some((sem, unit)) = self
+            .semantic
+            .as_ref()
+            .and_then(|sem| Some((sem, sem.unit(query)?)))
+        else {
             return Vec::new();
         };
-        if query.len() != sem.dim {
-            return Vec::new();
-        }
-        let qn = norm(query);
-        if qn == 0.0 {
-            return Vec::new();
-        }
-        let unit: Vec<f32> = query.iter().map(|x| x / qn).collect();
         let mut all: Vec<(u32, f32)> = (0..self.rules.len())
             .map(|ri| (ri as u32, sem.similarity(ri, &unit)))
             .collect();

@@ -91,20 +91,17 @@ fn blend(
     index: &MatcherIndex,
     share: f32,
 ) -> Vec<(u32, f32, bool)> {
+    // The query at unit length once, for the rules the semantic list left out.
+    let unit = index
+        .semantic
+        .as_ref()
+        .and_then(|sem| Some((sem, sem.unit(query)?)));
     let cosine = |ri: u32| -> f32 {
         if let Some(&(_, c)) = semantic.iter().find(|s| s.0 == ri) {
             return c;
         }
-        let Some(sem) = &index.semantic else {
-            return 0.0;
-        };
-        let qn = norm(query);
-        if qn == 0.0 || query.len() != sem.dim {
-            0.0
-        } else {
-            let unit: Vec<f32> = query.iter().map(|x| x / qn).collect();
-            sem.similarity(ri as usize, &unit)
-        }
+        unit.as_ref()
+            .map_or(0.0, |(sem, unit)| sem.similarity(ri as usize, unit))
     };
     let mut out: Vec<(u32, f32, bool)> = lexical
         .iter()
