@@ -185,7 +185,7 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
 }
 
 async fn in_flight(pool: &sqlx::PgPool) -> HashSet<i64> {
-    sqlx::query_scalar("select id from messages where delivery_status = 'sending'")
+    sqlx::query_scalar("select message_id from deliveries where status = 'sending'")
         .fetch_all(pool)
         .await
         .unwrap_or_default()

@@ -156,16 +156,21 @@ async fn generate(
         sqlx::query(&format!(
             "with c as (select id, end_user_id, opened_at, row_number() over () - 1 as n
                         from conversations where tenant_id = $1)
+             , m as (
              insert into messages (tenant_id, conversation_id, end_user_id, direction, sender, text,
-                                   rule_id, delivery_status, created_at)
+                                   rule_id, created_at)
              select $1, c.id, c.end_user_id, case when k % 2 = 0 then 'in' else 'out' end,
                     case when k % 2 = 0 then 'user' else 'bot' end,
                     ({texts})[1 + (j % 6)], null,
-                    case when k % 2 = 1 then case when j % 1000 = 1 then 'failed' else 'sent' end end,
                     c.opened_at + make_interval(secs => k * 20)
              from generate_series($2, $2 + $3 - 1) j
              cross join lateral (select j / 5 as ci, j % 5 as k) x
-             join c on c.n = x.ci % $4"
+             join c on c.n = x.ci % $4
+             returning tenant_id, id, end_user_id, direction)
+             insert into deliveries (tenant_id, message_id, end_user_id, status)
+             select tenant_id, id, end_user_id,
+                    case when id % 1000 = 1 then 'failed' else 'sent' end
+             from m where direction = 'out'"
         ))
         .bind(tenant)
         .bind(done)

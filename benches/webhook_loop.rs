@@ -143,7 +143,7 @@ async fn main() {
     if delivery {
         loop {
             let sent: i64 =
-                sqlx::query_scalar("select count(*) from messages where delivery_status = 'sent'")
+                sqlx::query_scalar("select count(*) from deliveries where status = 'sent'")
                     .fetch_one(&db.pool)
                     .await
                     .unwrap();

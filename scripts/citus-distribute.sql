@@ -49,6 +49,7 @@ select create_distributed_table('invitations', 'tenant_id', colocate_with => 'bo
 select create_distributed_table('end_users', 'tenant_id', colocate_with => 'bots');
 select create_distributed_table('conversations', 'tenant_id', colocate_with => 'bots');
 select create_distributed_table('messages', 'tenant_id', colocate_with => 'bots');
+select create_distributed_table('deliveries', 'tenant_id', colocate_with => 'bots');
 select create_distributed_table('attachments', 'tenant_id', colocate_with => 'bots');
 select create_distributed_table('conversation_notes', 'tenant_id', colocate_with => 'bots');
 select create_distributed_table('events', 'tenant_id', colocate_with => 'bots');

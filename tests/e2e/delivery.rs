@@ -54,7 +54,7 @@ async fn a_429_is_waited_out_and_the_message_is_delivered_once() {
     })
     .await;
     let attempts: i32 =
-        sqlx::query_scalar("select attempts from messages where sender = 'operator'")
+        sqlx::query_scalar("select d.attempts from messages m join deliveries d on d.tenant_id = m.tenant_id and d.message_id = m.id where m.sender = 'operator'")
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
@@ -224,7 +224,7 @@ async fn one_chat_gets_at_most_one_message_per_interval() {
     })
     .await;
     let times: Vec<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("select sent_at from messages where direction = 'out' order by id")
+        sqlx::query_scalar("select d.sent_at from messages m join deliveries d on d.tenant_id = m.tenant_id and d.message_id = m.id order by m.id")
             .fetch_all(&app.db.pool)
             .await
             .unwrap();
@@ -358,7 +358,7 @@ async fn an_outcome_recorded_after_the_lease_ran_out_does_not_overwrite_the_new_
         .unwrap()
         .is_empty());
     let (status, telegram_id): (String, Option<i64>) = sqlx::query_as(
-        "select delivery_status, telegram_message_id from messages where tenant_id = $1 and id = $2",
+        "select status, telegram_message_id from deliveries where tenant_id = $1 and message_id = $2",
     )
     .bind(t.id)
     .bind(b.id)
@@ -481,15 +481,15 @@ async fn replies_queued_while_their_chat_is_claimed_are_never_stranded() {
         }
     }
     let stranded: i64 = sqlx::query_scalar(
-        "select count(*) from messages where tenant_id = $1
-         and delivery_status in ('pending', 'sending')",
+        "select count(*) from deliveries where tenant_id = $1
+         and status in ('pending', 'sending')",
     )
     .bind(tenant)
     .fetch_one(&pool)
     .await
     .unwrap();
     let sent: i64 = sqlx::query_scalar(
-        "select count(*) from messages where tenant_id = $1 and delivery_status = 'sent'",
+        "select count(*) from deliveries where tenant_id = $1 and status = 'sent'",
     )
     .bind(tenant)
     .fetch_one(&pool)

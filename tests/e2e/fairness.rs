@@ -99,8 +99,9 @@ async fn delivered_once_in_order(
     users: &[FakeUser],
 ) {
     let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
-        "select u.chat_id, m.delivery_status, m.telegram_message_id
-         from messages m join end_users u on u.tenant_id = m.tenant_id and u.id = m.end_user_id
+        "select u.chat_id, d.status, d.telegram_message_id
+         from messages m join deliveries d on d.tenant_id = m.tenant_id and d.message_id = m.id
+         join end_users u on u.tenant_id = m.tenant_id and u.id = m.end_user_id
          where m.tenant_id = $1 and m.direction = 'out' order by m.id",
     )
     .bind(tenant.id)
@@ -171,7 +172,8 @@ async fn a_quiet_tenant_is_answered_while_a_noisy_one_floods() {
     while sent_by(&app.tg, &noisy_bot) < total {
         if Instant::now() > deadline {
             let statuses: Vec<(String, i64)> = sqlx::query_as(
-                "select coalesce(delivery_status, 'in') || ':' || coalesce(delivery_error, ''), count(*) from messages group by 1",
+                "select coalesce(d.status, 'in') || ':' || coalesce(d.error, ''), count(*)
+                 from messages m left join deliveries d on d.message_id = m.id group by 1",
             )
             .fetch_all(&app.db.pool)
             .await

@@ -871,7 +871,7 @@ async fn try_it_runs_the_real_pipeline_as_test_traffic() {
     assert_eq!(
         count(
             &app,
-            "select count(*) from messages where direction = 'out' and delivery_status <> 'sent'"
+            "select count(*) from deliveries where status <> 'sent'"
         )
         .await,
         0

@@ -185,12 +185,7 @@ async fn assert_answered_once_in_order(
             .await;
     }
     app.eventually("every reply marked sent", || async {
-        count(
-            app,
-            "select count(*) from messages where direction = 'out' and delivery_status = 'sent'",
-        )
-        .await
-            == total as i64
+        count(app, "select count(*) from deliveries where status = 'sent'").await == total as i64
     })
     .await;
     // Nothing more trickles out afterwards.
@@ -295,7 +290,7 @@ async fn replicas_and_workers_answer_every_update_once_and_in_order_through_cras
     // the one send that can be repeated (a Bot API send is not idempotent).
     tokio::time::sleep(Duration::from_millis(100)).await;
     let in_flight: HashSet<i64> =
-        sqlx::query_scalar("select id from messages where delivery_status = 'sending'")
+        sqlx::query_scalar("select message_id from deliveries where status = 'sending'")
             .fetch_all(&app.db.pool)
             .await
             .unwrap()

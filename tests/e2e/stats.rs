@@ -46,11 +46,15 @@ async fn generate(app: &TestApp, t: &Tenant, end: chrono::DateTime<Utc>, hours: 
             select $1, gen_random_uuid(), u.bot_id, u.id, 'bot', $2 - make_interval(hours => $3) from u
             returning id, end_user_id
          )
-         insert into messages (tenant_id, conversation_id, end_user_id, direction, sender, text, delivery_status, created_at)
+         , m as (
+         insert into messages (tenant_id, conversation_id, end_user_id, direction, sender, text, created_at)
          select $1, c.id, c.end_user_id, d.direction, case d.direction when 'in' then 'user' else 'bot' end,
-                'generated ' || h || ' ' || i, case d.direction when 'out' then 'sent' end,
+                'generated ' || h || ' ' || i,
                 $2 - make_interval(hours => h) + make_interval(secs => i)
-         from c, generate_series(1, $3) h, generate_series(1, $4) i, (values ('in'), ('out')) d(direction)",
+         from c, generate_series(1, $3) h, generate_series(1, $4) i, (values ('in'), ('out')) d(direction)
+         returning id, end_user_id, direction)
+         insert into deliveries (tenant_id, message_id, end_user_id, status)
+         select $1, id, end_user_id, 'sent' from m where direction = 'out'",
     )
     .bind(t.id)
     .bind(end)

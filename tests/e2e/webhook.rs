@@ -181,7 +181,7 @@ async fn replies_keep_each_chats_order_under_concurrent_updates() {
     app.eventually("all 50 replies marked sent", || async {
         count(
             &app,
-            "select count(*) from messages where direction = 'out' and delivery_status = 'sent'",
+            "select count(*) from deliveries where status = 'sent'",
         )
         .await
             == 50

@@ -200,21 +200,23 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
             returning id
          ), msgs as (
             insert into messages (tenant_id, conversation_id, end_user_id, direction, sender, kind,
-                text, payload, rule_id, score, match, update_id, telegram_message_id, delivery_status,
-                sent_at)
-            select $1, $2, $4, dir, snd, knd, txt, pl, rl, sc, mt, upd, tmid, ds,
-                case when ds = 'sent' then now() end
+                text, payload, rule_id, score, match, update_id, telegram_message_id)
+            select $1, $2, $4, dir, snd, knd, txt, pl, rl, sc, mt, upd, tmid
             from (
                 select 0 as ord, 'in' as dir, 'user' as snd, $8::text as knd, $9::text as txt,
                        $10::jsonb as pl, $11::uuid as rl, $12::real as sc, $13::jsonb as mt,
-                       $14::bigint as upd, $15::bigint as tmid, null::text as ds
+                       $14::bigint as upd, $15::bigint as tmid
                 union all
-                select o.ord, 'out', 'bot', 'text', o.txt, o.pl, o.rl, null, null, null, null,
-                       case when $21 then 'sent' else 'pending' end
+                select o.ord, 'out', 'bot', 'text', o.txt, o.pl, o.rl, null, null, null, null
                 from unnest($16::text[], $17::jsonb[], $18::uuid[]) with ordinality as o(txt, pl, rl, ord)
             ) m
             order by ord
-            returning 1
+            returning id, direction
+         ), dels as (
+            insert into deliveries (tenant_id, message_id, end_user_id, status, sent_at)
+            select $1, id, $4, case when $21 then 'sent' else 'pending' end,
+                   case when $21 then now() end
+            from msgs where direction = 'out'
          ), evs as (
             insert into events (tenant_id, kind, actor_type, actor_id, conversation_id, end_user_id, data)
             select $1, e.kind, 'end_user', $4::text, $2, $4, e.data

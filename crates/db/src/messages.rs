@@ -93,8 +93,8 @@ pub async fn insert_outbound(
         return Ok(Vec::new());
     }
     let mut qb = QueryBuilder::new(
-        "insert into messages (tenant_id, conversation_id, end_user_id, direction, sender,
-            operator_id, kind, text, payload, rule_id, delivery_status) ",
+        "with m as (insert into messages (tenant_id, conversation_id, end_user_id, direction,
+            sender, operator_id, kind, text, payload, rule_id) ",
     );
     qb.push_values(items, |mut b, m| {
         let operator = match m.sender {
@@ -110,10 +110,15 @@ pub async fn insert_outbound(
             .push_bind(m.kind)
             .push_bind(&m.text)
             .push_bind(&m.payload)
-            .push_bind(m.rule_id)
-            .push("'pending'");
+            .push_bind(m.rule_id);
     });
-    qb.push(" returning id");
+    qb.push(
+        " returning tenant_id, id, end_user_id), d as (
+            insert into deliveries (tenant_id, message_id, end_user_id)
+            select tenant_id, id, end_user_id from m
+         )
+         select id from m order by id",
+    );
     let ids: Vec<MessageId> = qb.build_query_scalar().fetch_all(conn).await?;
     Ok(ids)
 }
@@ -141,9 +146,14 @@ pub struct MessageRow {
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, conversation_id, direction, sender, operator_id, kind, text, payload,
-    rule_id, score, match, telegram_message_id, delivery_status, delivery_error, attempts, sent_at,
-    created_at";
+/// A message with its delivery (outbound ones): select `{COLUMNS} from {FROM}`.
+const COLUMNS: &str = "m.id, m.conversation_id, m.direction, m.sender, m.operator_id, m.kind,
+    m.text, m.payload, m.rule_id, m.score, m.match,
+    coalesce(d.telegram_message_id, m.telegram_message_id) as telegram_message_id,
+    d.status as delivery_status, d.error as delivery_error, coalesce(d.attempts, 0) as attempts,
+    d.sent_at, m.created_at";
+const FROM: &str = "messages m
+    left join deliveries d on d.tenant_id = m.tenant_id and d.message_id = m.id";
 
 /// A conversation's messages in order, after `after` (keyset), at most `limit`.
 pub async fn list_for_conversation(
@@ -154,9 +164,9 @@ pub async fn list_for_conversation(
     limit: i64,
 ) -> Result<Vec<MessageRow>> {
     Ok(sqlx::query_as(&format!(
-        "select {COLUMNS} from messages
-         where tenant_id = $1 and conversation_id = $2 and ($3::bigint is null or id > $3)
-         order by id limit $4"
+        "select {COLUMNS} from {FROM}
+         where m.tenant_id = $1 and m.conversation_id = $2 and ($3::bigint is null or m.id > $3)
+         order by m.id limit $4"
     ))
     .bind(tenant)
     .bind(conversation)
@@ -169,7 +179,7 @@ pub async fn list_for_conversation(
 pub async fn get(db: impl PgExecutor<'_>, tenant: TenantId, id: MessageId) -> Result<MessageRow> {
     use crate::error::OptionExt;
     sqlx::query_as(&format!(
-        "select {COLUMNS} from messages where tenant_id = $1 and id = $2"
+        "select {COLUMNS} from {FROM} where m.tenant_id = $1 and m.id = $2"
     ))
     .bind(tenant)
     .bind(id)
@@ -187,9 +197,8 @@ pub async fn requeue_failed(
     id: MessageId,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "update messages set delivery_status = 'pending', next_attempt_at = null,
-            attempts = 0
-         where tenant_id = $1 and id = $2 and delivery_status = 'failed'",
+        "update deliveries set status = 'pending', next_attempt_at = null, attempts = 0
+         where tenant_id = $1 and message_id = $2 and status = 'failed'",
     )
     .bind(tenant)
     .bind(id)
@@ -206,8 +215,8 @@ pub async fn recent_for_end_user(
     limit: i64,
 ) -> Result<Vec<MessageRow>> {
     let mut rows: Vec<MessageRow> = sqlx::query_as(&format!(
-        "select {COLUMNS} from messages where tenant_id = $1 and end_user_id = $2
-         order by id desc limit $3"
+        "select {COLUMNS} from {FROM} where m.tenant_id = $1 and m.end_user_id = $2
+         order by m.id desc limit $3"
     ))
     .bind(tenant)
     .bind(end_user)

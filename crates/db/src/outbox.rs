@@ -136,8 +136,8 @@ impl Claimed {
 ///    second, … up to `limit`; among equals, the bot whose budget is least spent first (a
 ///    bot that has not sent for a while goes before one sending flat out);
 /// 6. the chosen messages get consecutive slots of their bot (returned as `delay_ms`), the
-///    budget moves past them, the chats are leased to this worker and the messages marked
-///    `sending` with one more attempt.
+///    budget moves past them, the chats are leased to this worker and the messages'
+///    deliveries marked `sending` with one more attempt.
 pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<Claimed>> {
     Ok(sqlx::query_as(
         "with recursive busy (bot_id) as (
@@ -182,20 +182,21 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
             from picked p
             left join seen s on s.tenant_id = p.tenant_id and s.end_user_id = p.end_user_id
             left join lateral (
-                select m.id, (m.delivery_status = 'pending' or m.lease_until < now())
-                             and (m.next_attempt_at is null or m.next_attempt_at <= now()) as ready
-                from messages m
-                where m.tenant_id = p.tenant_id and m.end_user_id = p.end_user_id
-                  and m.delivery_status in ('pending', 'sending')
-                order by m.id
+                select d.message_id as id,
+                       (d.status = 'pending' or d.lease_until < now())
+                       and (d.next_attempt_at is null or d.next_attempt_at <= now()) as ready
+                from deliveries d
+                where d.tenant_id = p.tenant_id and d.end_user_id = p.end_user_id
+                  and d.status in ('pending', 'sending')
+                order by d.message_id
                 limit 1
             ) h on true
          ), deferred as (
-            update delivery_queue q set ready_at = greatest(m.next_attempt_at, m.lease_until, now())
-            from heads h, messages m
+            update delivery_queue q set ready_at = greatest(d.next_attempt_at, d.lease_until, now())
+            from heads h, deliveries d
             where h.message_id is not null and not h.head_ready
               and q.tenant_id = h.tenant_id and q.end_user_id = h.end_user_id
-              and m.tenant_id = h.tenant_id and m.id = h.message_id
+              and d.tenant_id = h.tenant_id and d.message_id = h.message_id
             returning 1
          ), finished as (
             delete from delivery_queue q using heads h
@@ -231,17 +232,22 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
             from slots s
             where q.tenant_id = s.tenant_id and q.end_user_id = s.end_user_id
             returning 1
+         ), sending as (
+            update deliveries d set status = 'sending',
+                lease_until = s.slot_at + make_interval(secs => $3::float8 / 1000),
+                attempts = d.attempts + 1
+            from slots s
+            where d.tenant_id = s.tenant_id and d.message_id = s.message_id
+            returning d.tenant_id, d.message_id, d.end_user_id, d.attempts, s.bot_id,
+                s.interval_ms, s.slot_at
          )
-         update messages m set delivery_status = 'sending',
-            lease_until = s.slot_at + make_interval(secs => $3::float8 / 1000),
-            attempts = m.attempts + 1
-         from slots s, end_users u
-         where m.tenant_id = s.tenant_id and m.id = s.message_id
-           and u.tenant_id = s.tenant_id and u.id = s.end_user_id
-         returning m.tenant_id, s.bot_id, m.end_user_id, m.id, m.conversation_id, m.kind, m.text,
-            m.payload, m.attempts, u.chat_id, s.interval_ms::float8 as interval_ms,
-            greatest(0, extract(epoch from (s.slot_at - clock_timestamp())) * 1000)::float8
-                as delay_ms",
+         select x.tenant_id, x.bot_id, x.end_user_id, m.id, m.conversation_id, m.kind, m.text,
+            m.payload, x.attempts, u.chat_id, x.interval_ms::float8 as interval_ms,
+            greatest(0, extract(epoch from (x.slot_at - clock_timestamp())) * 1000)::float8
+                as delay_ms
+         from sending x
+         join messages m on m.tenant_id = x.tenant_id and m.id = x.message_id
+         join end_users u on u.tenant_id = x.tenant_id and u.id = x.end_user_id",
     )
     .bind(p.worker)
     .bind(p.limit)
@@ -275,12 +281,12 @@ pub async fn record_sent(db: impl PgExecutor<'_>, sent: &[SentOutcome]) -> Resul
             select * from unnest($1::uuid[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[])
                 as o(tenant_id, id, attempts, telegram_id, pace_ms)
          ), sent as (
-            update messages m set delivery_status = 'sent', telegram_message_id = o.telegram_id,
-                sent_at = now(), delivery_error = null, lease_until = null, next_attempt_at = null
+            update deliveries d set status = 'sent', telegram_message_id = o.telegram_id,
+                sent_at = now(), error = null, lease_until = null, next_attempt_at = null
             from o
-            where m.tenant_id = o.tenant_id and m.id = o.id
-              and m.delivery_status = 'sending' and m.attempts = o.attempts
-            returning m.tenant_id, m.id, m.end_user_id, o.pace_ms
+            where d.tenant_id = o.tenant_id and d.message_id = o.id
+              and d.status = 'sending' and d.attempts = o.attempts
+            returning d.tenant_id, d.message_id as id, d.end_user_id, o.pace_ms
          ), released as (
             update delivery_queue q set lease_owner = null,
                 ready_at = now() + make_interval(secs => s.pace_ms::float8 / 1000)
@@ -304,9 +310,9 @@ pub async fn record_sent(db: impl PgExecutor<'_>, sent: &[SentOutcome]) -> Resul
 pub async fn record_failed(db: impl PgExecutor<'_>, claim: ClaimRef, error: &str) -> Result<bool> {
     let done: i64 = sqlx::query_scalar(
         "with failed as (
-            update messages set delivery_status = 'failed', delivery_error = $3,
+            update deliveries set status = 'failed', error = $3,
                 lease_until = null, next_attempt_at = null
-            where tenant_id = $1 and id = $2 and delivery_status = 'sending' and attempts = $4
+            where tenant_id = $1 and message_id = $2 and status = 'sending' and attempts = $4
             returning end_user_id
          ), released as (
             update delivery_queue q set lease_owner = null, ready_at = now()
@@ -334,9 +340,9 @@ pub async fn record_retry(
 ) -> Result<bool> {
     let done: i64 = sqlx::query_scalar(
         "with retried as (
-            update messages set delivery_status = 'pending', next_attempt_at = $3,
-                delivery_error = $4, lease_until = null
-            where tenant_id = $1 and id = $2 and delivery_status = 'sending' and attempts = $5
+            update deliveries set status = 'pending', next_attempt_at = $3,
+                error = $4, lease_until = null
+            where tenant_id = $1 and message_id = $2 and status = 'sending' and attempts = $5
             returning end_user_id
          ), released as (
             update delivery_queue q set lease_owner = null, ready_at = $3
@@ -381,13 +387,14 @@ pub async fn pause_bot(
 pub async fn requeue_orphans(db: impl PgExecutor<'_>, limit: i64) -> Result<u64> {
     Ok(sqlx::query(
         "insert into delivery_queue (tenant_id, end_user_id, bot_id)
-         select distinct m.tenant_id, m.end_user_id, u.bot_id
-         from messages m
-         join end_users u on u.tenant_id = m.tenant_id and u.id = m.end_user_id
-         where m.delivery_status in ('pending', 'sending')
+         select distinct d.tenant_id, d.end_user_id, u.bot_id
+         from deliveries d
+         join messages m on m.tenant_id = d.tenant_id and m.id = d.message_id
+         join end_users u on u.tenant_id = d.tenant_id and u.id = d.end_user_id
+         where d.status in ('pending', 'sending')
            and m.created_at < now() - interval '1 minute'
            and not exists (select 1 from delivery_queue q
-                           where q.tenant_id = m.tenant_id and q.end_user_id = m.end_user_id)
+                           where q.tenant_id = d.tenant_id and q.end_user_id = d.end_user_id)
          limit $1
          on conflict do nothing",
     )
@@ -427,10 +434,11 @@ fn backlog_sql(filter: &str) -> String {
                     as oldest_ready_seconds
             from delivery_queue q
             cross join lateral (
-                select m.created_at from messages m
-                where m.tenant_id = q.tenant_id and m.end_user_id = q.end_user_id
-                  and m.delivery_status in ('pending', 'sending')
-                order by m.id limit 1
+                select m.created_at from deliveries d
+                join messages m on m.tenant_id = d.tenant_id and m.id = d.message_id
+                where d.tenant_id = q.tenant_id and d.end_user_id = q.end_user_id
+                  and d.status in ('pending', 'sending')
+                order by d.message_id limit 1
             ) h
             left join bot_send_budget s on s.tenant_id = q.tenant_id and s.bot_id = q.bot_id
             cross join lateral (

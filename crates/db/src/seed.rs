@@ -197,8 +197,9 @@ pub async fn seed(
             "with c as (select id, end_user_id, opened_at, assignee_id, waiting_since,
                                row_number() over (order by opened_at, id) - 1 as n
                         from conversations where tenant_id = $1 and {THIS_RUN7})
+             , m as (
              insert into messages (tenant_id, conversation_id, end_user_id, direction, sender,
-                                   operator_id, text, delivery_status, sent_at, created_at)
+                                   operator_id, text, created_at)
              select $1, c.id, c.end_user_id,
                     case when k % 2 = 0 then 'in' else 'out' end,
                     case when k % 2 = 0 then 'user'
@@ -207,12 +208,13 @@ pub async fn seed(
                     case when k % 2 = 1 and c.assignee_id is not null and k > 1 then c.assignee_id end,
                     case when k % 2 = 0 then ({TEXTS})[1 + (j * 7 + k) % 14]
                          else ({ANSWERS})[1 + (j * 3 + k) % 8] end,
-                    case when k % 2 = 1 then 'sent' end,
-                    case when k % 2 = 1 then c.opened_at + make_interval(secs => k * 60) end,
                     c.opened_at + make_interval(secs => k * 60)
              from generate_series($3, $3 + $4 - 1) j
              cross join lateral (select j / $5 as ci, j % $5 as k) x
-             join c on c.n = x.ci % $6"
+             join c on c.n = x.ci % $6
+             returning tenant_id, id, end_user_id, direction, created_at)
+             insert into deliveries (tenant_id, message_id, end_user_id, status, sent_at)
+             select tenant_id, id, end_user_id, 'sent', created_at from m where direction = 'out'"
         ))
         .bind(tenant)
         .bind(bot)

@@ -197,11 +197,15 @@ fn push_messages(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogF
                      else 'message.in' end as kind,
                 m.sender as actor_type, m.operator_id::text as actor_id,
                 m.conversation_id, m.end_user_id, m.text, m.rule_id, m.score,
-                m.delivery_status, m.delivery_error,
+                d.status as delivery_status, d.error as delivery_error,
                 jsonb_build_object('kind', m.kind, 'match', m.match, 'payload', m.payload,
-                                   'update_id', m.update_id, 'telegram_message_id', m.telegram_message_id,
-                                   'sent_at', m.sent_at, 'attempts', m.attempts) as data
-         from messages m where m.tenant_id = ",
+                                   'update_id', m.update_id,
+                                   'telegram_message_id',
+                                   coalesce(d.telegram_message_id, m.telegram_message_id),
+                                   'sent_at', d.sent_at, 'attempts', coalesce(d.attempts, 0)) as data
+         from messages m
+         left join deliveries d on d.tenant_id = m.tenant_id and d.message_id = m.id
+         where m.tenant_id = ",
     );
     qb.push_bind(tenant);
     push_common(qb, "m", "m", f);
@@ -227,7 +231,7 @@ fn push_messages(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogF
         qb.push(" and m.operator_id = ").push_bind(o);
     }
     if let Some(d) = &f.delivery {
-        qb.push(" and m.direction = 'out' and m.delivery_status = ")
+        qb.push(" and m.direction = 'out' and d.status = ")
             .push_bind(d.clone());
     }
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {

@@ -64,8 +64,9 @@ pub async fn enforce_retention(
         "delete from messages where tenant_id = $1 and id = any(array(
             select id from messages where tenant_id = $1
               and created_at < now() - make_interval(days => $2)
-              and delivery_status is distinct from 'pending'
-              and delivery_status is distinct from 'sending'
+              and not exists (select 1 from deliveries d
+                              where d.tenant_id = $1 and d.message_id = messages.id
+                                and d.status in ('pending', 'sending'))
             limit $3))",
         tenant,
         days,
