@@ -138,6 +138,10 @@ impl Claimed {
 /// 6. the chosen messages get consecutive slots of their bot (returned as `delay_ms`), the
 ///    budget moves past them, the chats are leased to this worker and the messages'
 ///    deliveries marked `sending` with one more attempt.
+///
+/// Lookups by key are written as `lateral (… limit 1)`, so that each is an index probe
+/// whatever the planner believes of the tables' sizes: with the statistics of a young
+/// database it joined `messages` by tenant alone and filtered 30,000 rows per claim.
 pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<Claimed>> {
     Ok(sqlx::query_as(
         "with recursive busy (bot_id) as (
@@ -167,24 +171,25 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
             from grants g
             cross join lateral (
                 select q.end_user_id, q.ready_at, q.xmin from delivery_queue q
-                where q.bot_id = g.bot_id and q.tenant_id = g.tenant_id and q.ready_at <= now()
+                where q.bot_id = g.bot_id and q.ready_at <= now()
                 order by q.ready_at
                 limit g.grant_n
                 for update skip locked
             ) q
-         ), seen as (
-            select q.tenant_id, q.end_user_id, q.xmin as seen_version
-            from delivery_queue q
-            join picked p on p.tenant_id = q.tenant_id and p.end_user_id = q.end_user_id
          ), heads as (
-            select p.*, h.id as message_id, h.ready as head_ready,
+            select p.*, h.id as message_id, h.ready as head_ready, h.wait_until,
                    coalesce(p.locked_version = s.seen_version, false) as settled
             from picked p
-            left join seen s on s.tenant_id = p.tenant_id and s.end_user_id = p.end_user_id
+            left join lateral (
+                select q.xmin as seen_version from delivery_queue q
+                where q.tenant_id = p.tenant_id and q.end_user_id = p.end_user_id
+                limit 1
+            ) s on true
             left join lateral (
                 select d.message_id as id,
                        (d.status = 'pending' or d.lease_until < now())
-                       and (d.next_attempt_at is null or d.next_attempt_at <= now()) as ready
+                       and (d.next_attempt_at is null or d.next_attempt_at <= now()) as ready,
+                       greatest(d.next_attempt_at, d.lease_until, now()) as wait_until
                 from deliveries d
                 where d.tenant_id = p.tenant_id and d.end_user_id = p.end_user_id
                   and d.status in ('pending', 'sending')
@@ -192,11 +197,10 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
                 limit 1
             ) h on true
          ), deferred as (
-            update delivery_queue q set ready_at = greatest(d.next_attempt_at, d.lease_until, now())
-            from heads h, deliveries d
+            update delivery_queue q set ready_at = h.wait_until
+            from heads h
             where h.message_id is not null and not h.head_ready
               and q.tenant_id = h.tenant_id and q.end_user_id = h.end_user_id
-              and d.tenant_id = h.tenant_id and d.message_id = h.message_id
             returning 1
          ), finished as (
             delete from delivery_queue q using heads h
@@ -246,8 +250,14 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
             greatest(0, extract(epoch from (x.slot_at - clock_timestamp())) * 1000)::float8
                 as delay_ms
          from sending x
-         join messages m on m.tenant_id = x.tenant_id and m.id = x.message_id
-         join end_users u on u.tenant_id = x.tenant_id and u.id = x.end_user_id",
+         cross join lateral (
+            select m.id, m.conversation_id, m.kind, m.text, m.payload from messages m
+            where m.tenant_id = x.tenant_id and m.id = x.message_id limit 1
+         ) m
+         cross join lateral (
+            select u.chat_id from end_users u
+            where u.tenant_id = x.tenant_id and u.id = x.end_user_id limit 1
+         ) u",
     )
     .bind(p.worker)
     .bind(p.limit)
