@@ -3,7 +3,7 @@
 //! within a second; the platform paces chats at one message a second and bots at 30/s.
 //!
 //!     cargo bench --bench delivery -- [--bots 100] [--users 10000] [--seconds 20]
-//!         [--latency 50] [--noisy-burst 3000] [--quiet-tries 20] [--concurrency 64]
+//!         [--latency 50] [--noisy-burst 3000] [--quiet-tries 20] [--concurrency 64] [--semantic]
 //!
 //! 1. Many tenants: `--bots` tenants (one bot each) and `--users` users send questions as
 //!    fast as the webhook takes them for `--seconds`; reported: updates acknowledged per
@@ -13,6 +13,12 @@
 //! 2. Noisy neighbour: one tenant's 1,000 users send `--noisy-burst` messages at once;
 //!    while that drains, another tenant's users send one message each, `--quiet-tries`
 //!    times; reported: how long each quiet answer took.
+//! 3. With `--semantic` (the default model, as `switchboard models fetch` installs it;
+//!    only this scenario runs): one tenant's users send free text, every message different,
+//!    `--concurrency` at a time for `--seconds`, while another tenant's users ask its rule's
+//!    question in Russian — its one example is English, so only the semantic stage can
+//!    match it; reported: the flood's rate, the quiet answers' time and how many the rule
+//!    answered.
 //!
 //! Runs the platform in this process against a fresh database on the local PostgreSQL,
 //! like the end-to-end tests.
@@ -42,7 +48,7 @@ struct Hook {
 }
 
 impl Platform {
-    async fn start(concurrency: usize) -> Self {
+    async fn start(concurrency: usize, semantic: bool) -> Self {
         let db = TestDb::new().await;
         let tg = FakeTelegram::start().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -52,6 +58,20 @@ impl Platform {
             worker_concurrency: concurrency,
             chat_send_interval_ms: 1000,
             bot_send_rate: 30,
+            semantic: if semantic {
+                // The default model, as ./test and `switchboard models fetch` put it.
+                let local = std::path::Path::new("target/models/multilingual-e5-small");
+                switchboard::SemanticStage::Model {
+                    dir: if switchboard::models::is_installed(local) {
+                        local.to_path_buf()
+                    } else {
+                        switchboard::models::default_model_dir()
+                    },
+                    required: true,
+                }
+            } else {
+                switchboard::SemanticStage::Off
+            },
             ..Config::embedded(&db.url, addr, &tg.url())
         };
         let pool = switchboard::connect(&config, false).await.unwrap();
@@ -119,9 +139,12 @@ impl Platform {
 
     /// Posts one update (again until accepted, as Telegram does); returns when it was acked.
     async fn post(&self, hook: &Hook, user: &FakeUser) -> Instant {
-        let body = self
-            .tg
-            .text_update(&hook.bot, user, "what are your opening hours");
+        self.post_text(hook, user, "what are your opening hours")
+            .await
+    }
+
+    async fn post_text(&self, hook: &Hook, user: &FakeUser, text: &str) -> Instant {
+        let body = self.tg.text_update(&hook.bot, user, text);
         loop {
             let r = self
                 .http
@@ -361,6 +384,88 @@ async fn noisy_neighbour(p: &Platform, noisy: &Hook, quiet: &Hook, burst: usize,
     );
 }
 
+/// With the semantic stage on: tenant A's 1,000 users send free text, every message
+/// different (nothing comes from the encoder's cache), `concurrency` at a time for
+/// `seconds`; meanwhile tenant B's users ask B's only rule's question in Russian (its one
+/// example is English, so only the semantic stage can match it), one after another.
+async fn free_text_flood(
+    p: &Platform,
+    noisy: &Hook,
+    quiet: &Hook,
+    seconds: u64,
+    concurrency: usize,
+    tries: usize,
+) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let flood = futures::future::join_all((0..concurrency).map(|_| {
+        let (stop, next) = (stop.clone(), next.clone());
+        let hook = Hook {
+            bot: noisy.bot.clone(),
+            url: noisy.url.clone(),
+            secret: noisy.secret.clone(),
+        };
+        async move {
+            let mut sent = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let user = FakeUser::new(7_000_000 + (i % 1000) as i64, "Crowd");
+                let text = format!(
+                    "my order {i} has not arrived yet, parcel {} is still in transit",
+                    i * 7919 % 100_003
+                );
+                p.post_text(&hook, &user, &text).await;
+                sent += 1;
+            }
+            sent
+        }
+    }));
+    let quiet_side = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut waits = Vec::new();
+        let mut answered = 0;
+        for i in 0..tries {
+            let user = FakeUser::new(8_000_000 + i as i64, "Тихий");
+            let t = Instant::now();
+            p.post_text(quiet, &user, "во сколько вы открываетесь?")
+                .await;
+            p.tg.wait_for_sent(&quiet.bot, user.id, 1, Duration::from_secs(120))
+                .await;
+            waits.push(t.elapsed().as_secs_f64());
+            answered += p
+                .sends()
+                .iter()
+                .filter(|c| {
+                    c.bot.as_deref() == Some(&quiet.bot.username)
+                        && c.params["chat_id"].as_i64() == Some(user.id)
+                        && c.params["text"].as_str() == Some("We are open 9 to 18.")
+                })
+                .count()
+                .min(1);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let left = Duration::from_secs(seconds).saturating_sub(started.elapsed());
+        tokio::time::sleep(left).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (waits, answered)
+    };
+    let (sent, (mut waits, answered)) = tokio::join!(flood, quiet_side);
+    let run = started.elapsed().as_secs_f64();
+    waits.sort_by(f64::total_cmp);
+    println!(
+        "free text, semantic stage on: one tenant's users send {:.0} different messages/s ({} in {run:.0} s, {concurrency} at a time), another's ask in Russian what its rule answers in English, {tries} times",
+        sent.iter().sum::<usize>() as f64 / run,
+        sent.iter().sum::<usize>(),
+    );
+    println!(
+        "  quiet tenant's answer: p50 {:.3} s, p99 {:.3} s, max {:.3} s; answered by the rule (matched by meaning): {answered} of {tries}",
+        percentile(&waits, 0.5),
+        percentile(&waits, 0.99),
+        waits.last().copied().unwrap_or_default(),
+    );
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -373,7 +478,8 @@ async fn main() {
     let seconds: u64 = arg("--seconds", if full { 20 } else { 3 });
     let latency: u64 = arg("--latency", 50);
     let concurrency = arg("--concurrency", if full { 64 } else { 8 });
-    let p = Platform::start(512).await;
+    let semantic = std::env::args().any(|a| a == "--semantic");
+    let p = Platform::start(512, semantic).await;
     p.tg.set_limits(Limits {
         latency_ms: (latency, latency),
         bot_per_second: Some(30),
@@ -384,6 +490,18 @@ async fn main() {
         hooks.push(p.tenant(n).await);
     }
     let (pair, many) = hooks.split_at(2);
+    if semantic {
+        free_text_flood(
+            &p,
+            &pair[0],
+            &pair[1],
+            seconds,
+            concurrency,
+            arg("--quiet-tries", if full { 20 } else { 5 }),
+        )
+        .await;
+        return;
+    }
     noisy_neighbour(
         &p,
         &pair[0],

@@ -93,6 +93,9 @@ pub struct Caches {
     builds: Arc<tokio::sync::Semaphore>,
     /// Messages being encoded: at most one per core (see [`Caches::encode_message`]).
     encodes: Arc<tokio::sync::Semaphore>,
+    /// Each tenant's messages waiting for a core or being encoded (see
+    /// [`Caches::encode_message`]); tenants with none are not kept.
+    encode_turns: Arc<parking_lot::Mutex<HashMap<TenantId, usize>>>,
     building: parking_lot::Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
     /// Tenants whose rule texts are being encoded in the background (see
     /// [`BACKGROUND_TEXTS`]), each with a flag set when that is done.
@@ -106,14 +109,53 @@ fn cores() -> usize {
 /// How long a message waits for a core to encode it before it is matched lexically.
 pub const ENCODE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// One of a tenant's places in the encoding queue, given back when dropped (also when the
+/// request is cancelled while it waits).
+struct EncodeTurn {
+    turns: Arc<parking_lot::Mutex<HashMap<TenantId, usize>>>,
+    tenant: TenantId,
+}
+
+impl EncodeTurn {
+    fn take(
+        turns: &Arc<parking_lot::Mutex<HashMap<TenantId, usize>>>,
+        tenant: TenantId,
+        most: usize,
+    ) -> Option<Self> {
+        let mut map = turns.lock();
+        let n = map.entry(tenant).or_insert(0);
+        if *n >= most {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            turns: turns.clone(),
+            tenant,
+        })
+    }
+}
+
+impl Drop for EncodeTurn {
+    fn drop(&mut self) {
+        let mut map = self.turns.lock();
+        if let Some(n) = map.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.tenant);
+            }
+        }
+    }
+}
+
 /// What [`Caches::encode_message`] did.
 pub enum Encoded {
     /// The message's vector, and the time the model took.
     Vector(Vec<f32>, std::time::Duration),
     /// No semantic stage, or the model failed: lexical matching.
     None,
-    /// Every core was encoding for longer than [`ENCODE_WAIT`]: lexical matching, so a
-    /// flood of messages costs each one at most that much waiting, not a growing queue.
+    /// Every core was encoding for longer than [`ENCODE_WAIT`], or this tenant's messages
+    /// already had every core: lexical matching, so a flood of messages costs each one at
+    /// most that much waiting, not a growing queue, and costs other tenants nothing.
     Busy,
 }
 
@@ -168,6 +210,7 @@ impl Caches {
             encoder: RwLock::new(None),
             builds: Arc::new(tokio::sync::Semaphore::new(cores())),
             encodes: Arc::new(tokio::sync::Semaphore::new(cores())),
+            encode_turns: Arc::default(),
             building: parking_lot::Mutex::new(HashMap::new()),
             encoding: Arc::default(),
         }
@@ -280,9 +323,19 @@ impl Caches {
 
     /// A message's sentence vector, encoded off the async threads, at most one message per
     /// core at a time (texts seen before come from the encoder's cache).
-    pub async fn encode_message(&self, text: &str) -> Encoded {
+    ///
+    /// Fair between tenants: a tenant has at most one message per core waiting for a core
+    /// or being encoded; its next ones are matched lexically at once. So one tenant's flood
+    /// of free text can keep every core busy but queues nothing behind them, and another
+    /// tenant's message waits for about one encoding to finish, not behind the flood — the
+    /// flooding tenant's messages are the ones that lose the semantic stage when the cores
+    /// cannot keep up.
+    pub async fn encode_message(&self, tenant: TenantId, text: &str) -> Encoded {
         let Some(encoder) = self.encoder() else {
             return Encoded::None;
+        };
+        let Some(_turn) = EncodeTurn::take(&self.encode_turns, tenant, cores()) else {
+            return Encoded::Busy;
         };
         let permit =
             match tokio::time::timeout(ENCODE_WAIT, self.encodes.clone().acquire_owned()).await {
@@ -704,4 +757,64 @@ fn rule_question(r: &switchboard_db::rules::RuleRow) -> String {
         })
         .unwrap_or(&r.title);
     switchboard_core::bot::question_label(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// An encoder that takes a while, like a real one on a busy machine.
+    struct Slow;
+
+    impl SentenceEncoder for Slow {
+        fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>> {
+            std::thread::sleep(Duration::from_millis(150));
+            texts.iter().map(|_| vec![1.0, 0.0]).collect()
+        }
+        fn name(&self) -> &str {
+            "slow"
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_tenants_flood_does_not_take_the_encoder_from_another() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:9/none")
+            .unwrap();
+        let vault = Vault::new(&switchboard_core::vault::MasterKey::generate(), &[]);
+        let caches = Arc::new(Caches::new(pool, Arc::new(vault), 16));
+        caches.set_encoder(Arc::new(Slow));
+        let (noisy, quiet) = (TenantId::new(), TenantId::new());
+        let flood: Vec<_> = (0..20)
+            .map(|i| {
+                let caches = caches.clone();
+                tokio::spawn(
+                    async move { caches.encode_message(noisy, &format!("flood {i}")).await },
+                )
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Behind 18 queued messages of the flood this would wait ~1.5 s and give up
+        // (ENCODE_WAIT); with the flood holding at most a place per core, it waits for one
+        // encoding.
+        assert!(
+            matches!(
+                caches.encode_message(quiet, "quiet").await,
+                Encoded::Vector(..)
+            ),
+            "the quiet tenant's message lost the semantic stage to another tenant's flood"
+        );
+        let mut encoded = 0;
+        for f in flood {
+            if matches!(f.await.unwrap(), Encoded::Vector(..)) {
+                encoded += 1;
+            }
+        }
+        assert_eq!(encoded, cores().min(20), "the flood's messages encoded");
+        assert!(
+            caches.encode_turns.lock().is_empty(),
+            "every place in the queue was given back"
+        );
+    }
 }

@@ -269,17 +269,19 @@ impl Telegram {
         if with_humans {
             return Ok(None);
         }
-        Ok(match self.caches.encode_message(text).await {
-            Encoded::Vector(v, took) => {
-                self.metrics.matcher_encode_observe(took);
-                Some(v)
-            }
-            Encoded::Busy => {
-                self.metrics.matcher_semantic_skipped();
-                None
-            }
-            Encoded::None => None,
-        })
+        Ok(
+            match self.caches.encode_message(bot.tenant_id, text).await {
+                Encoded::Vector(v, took) => {
+                    self.metrics.matcher_encode_observe(took);
+                    Some(v)
+                }
+                Encoded::Busy => {
+                    self.metrics.matcher_semantic_skipped();
+                    None
+                }
+                Encoded::None => None,
+            },
+        )
     }
 
     async fn handle_act(
