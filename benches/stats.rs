@@ -166,10 +166,10 @@ async fn generate(
              from generate_series($2, $2 + $3 - 1) j
              cross join lateral (select j / 5 as ci, j % 5 as k) x
              join c on c.n = x.ci % $4
-             returning tenant_id, id, end_user_id, direction)
-             insert into deliveries (tenant_id, message_id, end_user_id, status)
+             returning tenant_id, id, end_user_id, direction, created_at)
+             insert into deliveries (tenant_id, message_id, end_user_id, status, created_at)
              select tenant_id, id, end_user_id,
-                    case when id % 1000 = 1 then 'failed' else 'sent' end
+                    case when id % 1000 in (1, 2) then 'failed' else 'sent' end, created_at
              from m where direction = 'out'"
         ))
         .bind(tenant)

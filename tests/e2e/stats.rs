@@ -52,9 +52,9 @@ async fn generate(app: &TestApp, t: &Tenant, end: chrono::DateTime<Utc>, hours: 
                 'generated ' || h || ' ' || i,
                 $2 - make_interval(hours => h) + make_interval(secs => i)
          from c, generate_series(1, $3) h, generate_series(1, $4) i, (values ('in'), ('out')) d(direction)
-         returning id, end_user_id, direction)
-         insert into deliveries (tenant_id, message_id, end_user_id, status)
-         select $1, id, end_user_id, 'sent' from m where direction = 'out'",
+         returning id, end_user_id, direction, created_at)
+         insert into deliveries (tenant_id, message_id, end_user_id, status, created_at)
+         select $1, id, end_user_id, 'sent', created_at from m where direction = 'out'",
     )
     .bind(t.id)
     .bind(end)

@@ -211,11 +211,11 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
                 from unnest($16::text[], $17::jsonb[], $18::uuid[]) with ordinality as o(txt, pl, rl, ord)
             ) m
             order by ord
-            returning id, direction
+            returning id, direction, created_at
          ), dels as (
-            insert into deliveries (tenant_id, message_id, end_user_id, status, sent_at)
+            insert into deliveries (tenant_id, message_id, end_user_id, status, sent_at, created_at)
             select $1, id, $4, case when $21 then 'sent' else 'pending' end,
-                   case when $21 then now() end
+                   case when $21 then now() end, created_at
             from msgs where direction = 'out'
          ), evs as (
             insert into events (tenant_id, kind, actor_type, actor_id, conversation_id, end_user_id, data)

@@ -113,9 +113,9 @@ pub async fn insert_outbound(
             .push_bind(m.rule_id);
     });
     qb.push(
-        " returning tenant_id, id, end_user_id), d as (
-            insert into deliveries (tenant_id, message_id, end_user_id)
-            select tenant_id, id, end_user_id from m
+        " returning tenant_id, id, end_user_id, created_at), d as (
+            insert into deliveries (tenant_id, message_id, end_user_id, created_at)
+            select tenant_id, id, end_user_id, created_at from m
          )
          select id from m order by id",
     );

@@ -399,10 +399,9 @@ pub async fn requeue_orphans(db: impl PgExecutor<'_>, limit: i64) -> Result<u64>
         "insert into delivery_queue (tenant_id, end_user_id, bot_id)
          select distinct d.tenant_id, d.end_user_id, u.bot_id
          from deliveries d
-         join messages m on m.tenant_id = d.tenant_id and m.id = d.message_id
          join end_users u on u.tenant_id = d.tenant_id and u.id = d.end_user_id
          where d.status in ('pending', 'sending')
-           and m.created_at < now() - interval '1 minute'
+           and d.created_at < now() - interval '1 minute'
            and not exists (select 1 from delivery_queue q
                            where q.tenant_id = d.tenant_id and q.end_user_id = d.end_user_id)
          limit $1
@@ -444,8 +443,7 @@ fn backlog_sql(filter: &str) -> String {
                     as oldest_ready_seconds
             from delivery_queue q
             cross join lateral (
-                select m.created_at from deliveries d
-                join messages m on m.tenant_id = d.tenant_id and m.id = d.message_id
+                select d.created_at from deliveries d
                 where d.tenant_id = q.tenant_id and d.end_user_id = q.end_user_id
                   and d.status in ('pending', 'sending')
                 order by d.message_id limit 1

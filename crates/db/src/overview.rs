@@ -36,10 +36,8 @@ pub async fn overview(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Overv
             (select count(*) from messages m join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
                 where m.tenant_id = $1 and m.direction = 'out' and not c.is_test
                 and m.created_at >= date_trunc('day', now())) as messages_out_today,
-            (select count(*) from deliveries d
-                join messages m on m.tenant_id = d.tenant_id and m.id = d.message_id
-                where d.tenant_id = $1 and d.status = 'failed'
-                and m.created_at >= date_trunc('day', now())) as failed_today,
+            (select count(*) from deliveries where tenant_id = $1 and status = 'failed'
+                and created_at >= date_trunc('day', now())) as failed_today,
             (select count(*) from answer_rules where tenant_id = $1) as rules,
             (select count(*) from answer_rules where tenant_id = $1 and enabled) as enabled_rules,
             (select count(*) from menus where tenant_id = $1) as menus,

@@ -213,8 +213,9 @@ pub async fn seed(
              cross join lateral (select j / $5 as ci, j % $5 as k) x
              join c on c.n = x.ci % $6
              returning tenant_id, id, end_user_id, direction, created_at)
-             insert into deliveries (tenant_id, message_id, end_user_id, status, sent_at)
-             select tenant_id, id, end_user_id, 'sent', created_at from m where direction = 'out'"
+             insert into deliveries (tenant_id, message_id, end_user_id, status, sent_at, created_at)
+             select tenant_id, id, end_user_id, 'sent', created_at, created_at
+             from m where direction = 'out'"
         ))
         .bind(tenant)
         .bind(bot)

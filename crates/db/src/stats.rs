@@ -494,12 +494,11 @@ pub struct PlatformHealth {
 pub async fn platform_health(pool: &PgPool) -> Result<PlatformHealth> {
     Ok(sqlx::query_as(
         "select
-            (select extract(epoch from now() - min(m.created_at))::float8
-               from deliveries d join messages m on m.tenant_id = d.tenant_id and m.id = d.message_id
-              where d.status in ('pending', 'sending')) as delivery_lag_seconds,
+            (select extract(epoch from now() - min(created_at))::float8 from deliveries
+              where status in ('pending', 'sending')) as delivery_lag_seconds,
             (select count(*) from deliveries where status in ('pending', 'sending')) as deliveries_pending,
-            (select count(*) from deliveries d join messages m on m.tenant_id = d.tenant_id and m.id = d.message_id
-              where d.status = 'failed' and m.created_at > now() - interval '24 hours') as deliveries_failed_24h,
+            (select count(*) from deliveries where status = 'failed'
+              and created_at > now() - interval '24 hours') as deliveries_failed_24h,
             (select count(*) from delivery_queue) as chats_queued,
             (select count(*) from inbox where status = 'failed'
               and received_at > now() - interval '24 hours') as inbox_failed_24h,
@@ -522,11 +521,10 @@ pub struct QueueGauges {
 pub async fn queue_gauges(db: impl PgExecutor<'_>) -> Result<QueueGauges> {
     Ok(sqlx::query_as(
         "select count(*) as undelivered,
-                coalesce(extract(epoch from now() - min(m.created_at)), 0)::float8
+                coalesce(extract(epoch from now() - min(created_at)), 0)::float8
                     as oldest_undelivered_seconds
-           from deliveries d
-           join messages m on m.tenant_id = d.tenant_id and m.id = d.message_id
-          where d.status in ('pending', 'sending')",
+           from deliveries
+          where status in ('pending', 'sending')",
     )
     .fetch_one(db)
     .await?)
@@ -552,10 +550,9 @@ pub async fn bot_health(pool: &PgPool) -> Result<Vec<BotHealth>> {
                 (select count(*) from inbox i where i.tenant_id = b.tenant_id and i.bot_id = b.id
                    and i.status = 'failed' and i.received_at > now() - interval '24 hours') as failed_updates_24h,
                 (select count(*) from deliveries d
-                   join messages m on m.tenant_id = d.tenant_id and m.id = d.message_id
                    join end_users u on u.tenant_id = d.tenant_id and u.id = d.end_user_id
                    where d.tenant_id = b.tenant_id and u.bot_id = b.id and d.status = 'failed'
-                   and m.created_at > now() - interval '24 hours') as failed_deliveries_24h,
+                   and d.created_at > now() - interval '24 hours') as failed_deliveries_24h,
                 (select i.error from inbox i where i.tenant_id = b.tenant_id and i.bot_id = b.id
                    and i.status = 'failed' order by i.received_at desc limit 1) as last_error
          from bots b join tenants t on t.id = b.tenant_id

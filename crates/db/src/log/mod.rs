@@ -234,14 +234,32 @@ fn push_messages(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogF
         qb.push(" and m.direction = 'out' and d.status = ")
             .push_bind(d.clone());
     }
+    // Failed deliveries are read newest first from their own index (a delivery's
+    // created_at is its message's), however many there are among the messages.
+    let failed = f.delivery.as_deref() == Some("failed");
+    if failed {
+        if let Some(from) = f.from {
+            qb.push(" and d.created_at >= ").push_bind(from);
+        }
+        if let Some(to) = f.to {
+            qb.push(" and d.created_at < ").push_bind(to);
+        }
+        if let Some(c) = f.after {
+            qb.push(" and d.created_at <= ").push_bind(c.at);
+        }
+    }
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         qb.push(" and m.search @@ websearch_to_tsquery('russian', ")
             .push_bind(q.to_string())
             .push(")");
     }
-    qb.push(" order by m.created_at desc, m.id desc limit ")
-        .push_bind(f.limit)
-        .push(")");
+    qb.push(if failed {
+        " order by d.created_at desc, d.message_id desc limit "
+    } else {
+        " order by m.created_at desc, m.id desc limit "
+    })
+    .push_bind(f.limit)
+    .push(")");
 }
 
 fn push_events(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogFilter) {
