@@ -152,7 +152,7 @@ const COLUMNS: &str = "m.id, m.conversation_id, m.direction, m.sender, m.operato
     coalesce(d.telegram_message_id, m.telegram_message_id) as telegram_message_id,
     d.status as delivery_status, d.error as delivery_error, coalesce(d.attempts, 0) as attempts,
     d.sent_at, m.created_at";
-const FROM: &str = "messages m
+pub(crate) const FROM: &str = "messages m
     left join deliveries d on d.tenant_id = m.tenant_id and d.message_id = m.id";
 
 /// A conversation's messages in order, after `after` (keyset), at most `limit`.

@@ -96,6 +96,8 @@ pub struct Caches {
     /// Each tenant's messages waiting for a core or being encoded (see
     /// [`Caches::encode_message`]); tenants with none are not kept.
     encode_turns: Arc<parking_lot::Mutex<HashMap<TenantId, usize>>>,
+    /// A tenant's places in it at most: one per core (counted once, not per message).
+    encodes_per_tenant: usize,
     building: parking_lot::Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
     /// Tenants whose rule texts are being encoded in the background (see
     /// [`BACKGROUND_TEXTS`]), each with a flag set when that is done.
@@ -211,6 +213,7 @@ impl Caches {
             builds: Arc::new(tokio::sync::Semaphore::new(cores())),
             encodes: Arc::new(tokio::sync::Semaphore::new(cores())),
             encode_turns: Arc::default(),
+            encodes_per_tenant: cores(),
             building: parking_lot::Mutex::new(HashMap::new()),
             encoding: Arc::default(),
         }
@@ -334,7 +337,8 @@ impl Caches {
         let Some(encoder) = self.encoder() else {
             return Encoded::None;
         };
-        let Some(_turn) = EncodeTurn::take(&self.encode_turns, tenant, cores()) else {
+        let Some(_turn) = EncodeTurn::take(&self.encode_turns, tenant, self.encodes_per_tenant)
+        else {
             return Encoded::Busy;
         };
         let permit =

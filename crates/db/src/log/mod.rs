@@ -156,7 +156,9 @@ impl LogEntry {
     }
 }
 
-fn push_common(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, source: &str, f: &LogFilter) {
+/// The period and the page's cursor as bounds on `{alias}.created_at` (what lets an index
+/// ordered by time bound the scan).
+fn push_time_bounds(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, f: &LogFilter) {
     if let Some(from) = f.from {
         qb.push(format!(" and {alias}.created_at >= "))
             .push_bind(from);
@@ -165,19 +167,25 @@ fn push_common(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, source: &str, f
         qb.push(format!(" and {alias}.created_at < ")).push_bind(to);
     }
     if let Some(c) = f.after {
-        // Newest first: the next page is strictly before the cursor in
-        // (created_at, source, id) order. The first condition lets the index bound the scan.
         qb.push(format!(" and {alias}.created_at <= "))
-            .push_bind(c.at)
-            .push(format!(
-                " and ({alias}.created_at, '{source}'::text, {alias}.id) < ("
-            ))
-            .push_bind(c.at)
-            .push(", ")
-            .push_bind(c.source.to_string())
-            .push("::text, ")
-            .push_bind(c.id)
-            .push(")");
+            .push_bind(c.at);
+    }
+}
+
+fn push_common(qb: &mut QueryBuilder<'_, Postgres>, alias: &str, source: &str, f: &LogFilter) {
+    push_time_bounds(qb, alias, f);
+    if let Some(c) = f.after {
+        // Newest first: the next page is strictly before the cursor in
+        // (created_at, source, id) order.
+        qb.push(format!(
+            " and ({alias}.created_at, '{source}'::text, {alias}.id) < ("
+        ))
+        .push_bind(c.at)
+        .push(", ")
+        .push_bind(c.source.to_string())
+        .push("::text, ")
+        .push_bind(c.id)
+        .push(")");
     }
     if let Some(u) = f.end_user {
         qb.push(format!(" and {alias}.end_user_id = ")).push_bind(u);
@@ -203,10 +211,9 @@ fn push_messages(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogF
                                    'telegram_message_id',
                                    coalesce(d.telegram_message_id, m.telegram_message_id),
                                    'sent_at', d.sent_at, 'attempts', coalesce(d.attempts, 0)) as data
-         from messages m
-         left join deliveries d on d.tenant_id = m.tenant_id and d.message_id = m.id
-         where m.tenant_id = ",
+         from ",
     );
+    qb.push(crate::messages::FROM).push(" where m.tenant_id = ");
     qb.push_bind(tenant);
     push_common(qb, "m", "m", f);
     match f.kind.as_deref() {
@@ -238,15 +245,7 @@ fn push_messages(qb: &mut QueryBuilder<'_, Postgres>, tenant: TenantId, f: &LogF
     // created_at is its message's), however many there are among the messages.
     let failed = f.delivery.as_deref() == Some("failed");
     if failed {
-        if let Some(from) = f.from {
-            qb.push(" and d.created_at >= ").push_bind(from);
-        }
-        if let Some(to) = f.to {
-            qb.push(" and d.created_at < ").push_bind(to);
-        }
-        if let Some(c) = f.after {
-            qb.push(" and d.created_at <= ").push_bind(c.at);
-        }
+        push_time_bounds(qb, "d", f);
     }
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         qb.push(" and m.search @@ websearch_to_tsquery('russian', ")
