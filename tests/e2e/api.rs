@@ -622,19 +622,34 @@ async fn writes_past_the_rate_limit_get_429_with_retry_after_and_others_go_on() 
     let app = TestApp::start().await;
     let a = app.tenant("Acme").await;
     let b = app.tenant("Beta").await;
-    // A flood of writes through one token, in parallel.
+    // A flood of writes through one token, in parallel, spread over two processes (as
+    // behind a balancer): the bucket is shared, so each process's half would fit in a
+    // burst of its own and still some are refused.
+    let replica = app.replica().await;
     let attempts = 260;
     let results = futures::future::join_all((0..attempts).map(|i| {
         let app = &app;
+        let base = if i % 2 == 0 { &app.base } else { &replica.base };
         let token = a.token.clone();
         async move {
-            app.call(
-                &token,
-                reqwest::Method::POST,
-                "/api/v1/canned-responses",
-                Some(json!({"shortcut": format!("c{i}"), "title": "t", "text": "x"})),
+            let r = app
+                .http
+                .post(format!("{base}/api/v1/canned-responses"))
+                .bearer_auth(&token)
+                .json(&json!({"shortcut": format!("c{i}"), "title": "t", "text": "x"}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert!(r.headers().get("retry-after").is_some());
+            }
+            (
+                status,
+                r.json::<serde_json::Value>()
+                    .await
+                    .unwrap_or(serde_json::Value::Null),
             )
-            .await
         }
     }))
     .await;

@@ -803,6 +803,36 @@ async fn forgotten_passwords_are_reset_by_mail() {
     assert!(again.has("expired or was already used"));
 }
 
+/// However often (and from wherever) someone asks, one account gets three reset mails,
+/// then one every twenty minutes; the page answers the same either way.
+#[tokio::test]
+async fn reset_mails_to_one_account_are_limited_whoever_asks() {
+    let app = TestApp::start().await;
+    app.tenant("Acme").await;
+    for _ in 0..8 {
+        let web = app.web();
+        web.get("/password/forgot").await;
+        let r = web
+            .post("/password/forgot", &[("email", "owner@acme.test")])
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.has("If an account with this email exists"), "{}", r.body);
+    }
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from outbound_emails where to_address = 'owner@acme.test'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count(&app, "select count(*) from password_resets").await,
+        3,
+        "no reset link is made for a mail not sent"
+    );
+}
+
 #[tokio::test]
 async fn try_it_runs_the_real_pipeline_as_test_traffic() {
     let app = TestApp::start().await;

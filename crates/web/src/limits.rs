@@ -2,10 +2,10 @@
 //! to anyone), API writes per token, panel writes per address. Each is a token bucket
 //! (a burst, then a steady rate); past it the answer is an immediate 429 with
 //! `Retry-After`. Telegram's webhook is never limited here (its pace is Telegram's, and
-//! an update refused would be redelivered anyway). Sign-up buckets live in PostgreSQL
-//! (`rate_buckets`), so the limit holds across every replica; the write buckets, taken on
-//! every API and form write, live in each process (with N replicas behind a balancer a
-//! client may get N times that rate).
+//! an update refused would be redelivered anyway). The buckets live in PostgreSQL
+//! (`rate_buckets`, one atomic statement per take), so a limit holds across every replica
+//! behind a balancer; if the database cannot be asked, each process's own buckets
+//! (`Limiter`) still limit.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -42,6 +42,8 @@ pub struct RateLimits {
     pub signup: Rate,
     pub api_write: Rate,
     pub panel_write: Rate,
+    /// Password-reset mails to one account, whoever asks.
+    pub reset_mail: Rate,
 }
 
 impl Default for RateLimits {
@@ -60,6 +62,22 @@ impl Default for RateLimits {
                 burst: 300.0,
                 per_second: 50.0,
             },
+            // Three mails at once, then one every twenty minutes.
+            reset_mail: Rate {
+                burst: 3.0,
+                per_second: 1.0 / 1200.0,
+            },
+        }
+    }
+}
+
+impl Class {
+    /// The prefix of this class's keys in `rate_buckets`.
+    fn prefix(self) -> &'static str {
+        match self {
+            Class::Signup => "signup",
+            Class::ApiWrite => "api",
+            Class::PanelWrite => "panel",
         }
     }
 }
@@ -79,7 +97,7 @@ struct Bucket {
     at: Instant,
 }
 
-/// The process's buckets.
+/// The process's own buckets: the fallback when the shared ones cannot be reached.
 pub struct Limiter {
     pub(crate) limits: RateLimits,
     buckets: Mutex<HashMap<(Class, String), Bucket>>,
@@ -153,24 +171,20 @@ pub async fn limit_writes(State(state): State<AppState>, req: Request, next: Nex
     let Some((class, key)) = class_of(&req, state.web.settings.trust_proxy) else {
         return next.run(req).await;
     };
-    let taken = match class {
-        Class::Signup => {
-            let rate = state.web.limiter.limits.of(class);
-            let key = format!("signup:{key}");
-            match switchboard_db::rate_buckets::take(&state.pool, &key, rate.burst, rate.per_second)
-                .await
-            {
-                Ok(None) => Ok(()),
-                Ok(Some(wait)) => Err(wait),
-                Err(e) => {
-                    // Without the shared bucket, this process's own still limits.
-                    tracing::warn!(error = %e, "the shared sign-up limit is unavailable");
-                    state.web.limiter.take(class, &key, Instant::now())
-                }
+    let rate = state.web.limiter.limits.of(class);
+    let key = format!("{}:{key}", class.prefix());
+    let taken =
+        match switchboard_db::rate_buckets::take(&state.pool, &key, rate.burst, rate.per_second)
+            .await
+        {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(wait),
+            Err(e) => {
+                // Without the shared bucket, this process's own still limits.
+                tracing::warn!(error = %e, "the shared rate limit is unavailable");
+                state.web.limiter.take(class, &key, Instant::now())
             }
-        }
-        _ => state.web.limiter.take(class, &key, Instant::now()),
-    };
+        };
     match taken {
         Ok(()) => next.run(req).await,
         Err(wait) => {

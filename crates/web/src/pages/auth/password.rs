@@ -28,11 +28,29 @@ pub(super) async fn forgot(
         )
         .await;
     }
-    // The same answer whether or not the account exists.
-    if let Some(user) = platform::find_user_by_email(&state.pool, &form.email)
+    // The same answer whether or not the account exists, and whether or not a mail goes:
+    // an account gets a few reset mails, then one every twenty minutes, however many
+    // addresses ask (the panel's write limit is per asking address).
+    let user = platform::find_user_by_email(&state.pool, &form.email)
         .await?
-        .filter(|u| u.is_active)
-    {
+        .filter(|u| u.is_active);
+    let user = match user {
+        Some(user) => {
+            let rate = state.web.limiter.limits.reset_mail;
+            let key = format!("reset:{}", user.id);
+            match switchboard_db::rate_buckets::take(&state.pool, &key, rate.burst, rate.per_second)
+                .await?
+            {
+                None => Some(user),
+                Some(_) => {
+                    tracing::info!(user = %user.id, "password reset mail limited");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(user) = user {
         let token = random_token(40);
         let expires = Utc::now() + chrono::Duration::minutes(RESET_TTL_MINUTES);
         accounts::insert_password_reset(&state.pool, user.id, &secret_digest(&token), expires)
