@@ -87,6 +87,62 @@ async fn sign_up_creates_the_organization_and_its_owner() {
     assert!(r.has("already exists"), "{}", r.body);
 }
 
+/// The session table holds digests, not ids: a copy of it (a dump, a backup) gives no
+/// cookie that signs anyone in, while the browser's own cookie keeps working.
+#[tokio::test]
+async fn sessions_are_stored_under_a_digest_of_their_id() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let web = app.web();
+    web.get("/login").await;
+    let r = web
+        .post(
+            "/login",
+            &[("email", "owner@acme.test"), ("password", "password123")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let cookie = r
+        .headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("sb_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let stored: Vec<String> = sqlx::query_scalar("select id from tower_sessions.session")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(!stored.is_empty());
+    assert!(!stored.contains(&cookie), "the id itself is not stored");
+    // The browser's cookie works.
+    let page = web.get(&format!("/t/{}", t.slug)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // A stored id presented as a cookie is nobody's session.
+    for id in &stored {
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}/t/{}", app.base, t.slug))
+            .header(reqwest::header::COOKIE, format!("sb_session={id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "signed in from the table"
+        );
+        assert!(r.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/login"));
+    }
+}
+
 #[tokio::test]
 async fn sign_in_out_and_throttling() {
     let app = TestApp::start().await;

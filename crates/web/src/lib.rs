@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod pages;
 pub mod reports;
 pub mod session;
+pub mod session_store;
 pub mod state;
 pub mod static_files;
 pub mod templates;
@@ -34,7 +35,6 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::PostgresStore;
 
 pub use state::{AppState, WebSettings};
 
@@ -42,13 +42,16 @@ pub use state::{AppState, WebSettings};
 pub async fn migrate_sessions(
     pool: &switchboard_db::PgPool,
 ) -> Result<(), switchboard_db::DbError> {
-    Ok(PostgresStore::new(pool.clone()).migrate().await?)
+    Ok(session_store::DigestStore::new(pool.clone())
+        .inner()
+        .migrate()
+        .await?)
 }
 
 /// Deletes expired sessions every few minutes (until the pool closes).
 pub async fn delete_expired_sessions(pool: switchboard_db::PgPool) {
     use tower_sessions::ExpiredDeletion;
-    let store = PostgresStore::new(pool);
+    let store = session_store::DigestStore::new(pool).inner().clone();
     if let Err(e) = store
         .continuously_delete_expired(tokio::time::Duration::from_secs(300))
         .await
@@ -66,7 +69,7 @@ fn panel(state: &AppState) -> Router<AppState> {
     let settings = &state.web.settings;
     let secure = settings.secure_cookies();
     let idle = time::Duration::seconds(settings.session_idle.as_secs() as i64);
-    let sessions = SessionManagerLayer::new(PostgresStore::new(state.pool.clone()))
+    let sessions = SessionManagerLayer::new(session_store::DigestStore::new(state.pool.clone()))
         .with_name(if secure {
             "__Host-sb_session"
         } else {

@@ -190,7 +190,7 @@ async fn still_allowed(
 ) -> Option<HashSet<TenantId>> {
     use axum_login::AuthUser;
     use tower_sessions::SessionStore;
-    let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
+    let store = crate::session_store::DigestStore::new(pool.clone());
     let record = store.load(&session?).await.ok()??;
     // Signed in as this user, with the password it has now (a password change ends the
     // other sessions by changing this hash).
