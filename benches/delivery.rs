@@ -464,10 +464,40 @@ async fn free_text_flood(
         percentile(&waits, 0.99),
         waits.last().copied().unwrap_or_default(),
     );
+    // What the cores encoded meanwhile, from the process's own metrics.
+    let metrics = p
+        .http
+        .get(p.api.replace("/api/v1", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    println!(
+        "  messages encoded: {:.0} ({:.0}/s), matched lexically because no core was free in time: {:.0}",
+        value("switchboard_matcher_encode_duration_seconds_count"),
+        value("switchboard_matcher_encode_duration_seconds_count") / run,
+        value("switchboard_matcher_semantic_skipped_total"),
+    );
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    switchboard::one_thread_per_forward_pass();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+        .block_on(bench());
+}
+
+async fn bench() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }

@@ -86,6 +86,18 @@ pub fn telegram(
     Ok(telegram)
 }
 
+/// Makes the sentence encoder's matrix products run on the thread of their forward pass.
+/// Each pass already runs on a one-thread lane of its own (`switchboard_embed`), at most one
+/// per core at a time; candle would otherwise split every product over all cores, which
+/// inside such a lane is pure overhead (a short message: 10 ms instead of 7). candle
+/// reads `RAYON_NUM_THREADS`, as rayon does; an operator's own value is kept. Call first
+/// thing in `main`, before any other thread exists (the environment is not thread-safe).
+pub fn one_thread_per_forward_pass() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+}
+
 /// The matcher's semantic stage as configured: its encoder, or none (turned off, a build
 /// without the stage, or the default model not fetched yet — each said in the log). A
 /// model directory named explicitly that holds no model, or a model that cannot be read,

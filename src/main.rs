@@ -446,9 +446,13 @@ fn init_logging(json: bool) {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    if let Err(e) = real_main().await {
+fn main() {
+    switchboard::one_thread_per_forward_pass();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts");
+    if let Err(e) = runtime.block_on(real_main()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

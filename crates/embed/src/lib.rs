@@ -43,7 +43,37 @@ pub fn load(dir: &Path) -> Result<Box<dyn SentenceEncoder>, EmbedError> {
 /// Vectors of texts seen before, by text (rule examples are encoded again on every index
 /// rebuild; a message seen twice is encoded once). Emptied when it passes 200,000 texts.
 #[derive(Default)]
-pub(crate) struct VectorCache(Mutex<HashMap<String, Vec<f32>>>);
+pub(crate) struct VectorCache(Mutex<HashMap<String, Vec<f32>>>, Lanes);
+
+/// Threads that run forward passes, one pass each at a time. candle hands each
+/// element-wise operation to rayon; from a thread outside rayon's pool, every one of them
+/// (hundreds per text) wakes a pool thread and sleeps until it is done — measured, a
+/// quarter of a short message's encoding went to those two context switches. Inside a
+/// pool of one thread the operations run inline, so a pass costs one hand-over and runs
+/// on one core (the callers decide how many run at once: at most one per core).
+#[derive(Default)]
+struct Lanes(Mutex<Vec<rayon::ThreadPool>>);
+
+impl Lanes {
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let idle = self.0.lock().pop();
+        let lane = idle.or_else(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "encoder".into())
+                .build()
+                .ok()
+        });
+        match lane {
+            Some(lane) => {
+                let out = lane.install(f);
+                self.0.lock().push(lane);
+                out
+            }
+            None => f(),
+        }
+    }
+}
 
 impl VectorCache {
     /// The vectors of `texts`: cached ones as they are, the others from `forward`, in
@@ -51,7 +81,7 @@ impl VectorCache {
     /// without vectors (empty): the matcher then uses its lexical stage alone for them.
     pub(crate) fn encode<F>(&self, texts: &[&str], forward: F) -> Vec<Vec<f32>>
     where
-        F: Fn(&[&str]) -> Result<Vec<Vec<f32>>, candle_core::Error>,
+        F: Fn(&[&str]) -> Result<Vec<Vec<f32>>, candle_core::Error> + Sync,
     {
         let mut out: Vec<Option<Vec<f32>>> = {
             let cache = self.0.lock();
@@ -62,7 +92,7 @@ impl VectorCache {
         order.sort_by_key(|&i| texts[i].len());
         for chunk in order.chunks(BATCH) {
             let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            match forward(&batch) {
+            match self.1.run(|| forward(&batch)) {
                 Ok(vectors) => {
                     let mut cache = self.0.lock();
                     if cache.len() > 200_000 {
