@@ -162,8 +162,9 @@ pub enum Encoded {
 }
 
 /// More new rule texts than this are encoded in the background: meanwhile the tenant's
-/// bot matches lexically, and when the vectors are stored its index is built again (in
-/// moments: every vector is then read, none encoded). Fewer are encoded at once.
+/// bot matches with the vectors it has (and lexically when it has none), and when the
+/// vectors are stored its index is built again (in moments: every vector is then read,
+/// none encoded). Fewer are encoded at once.
 pub const BACKGROUND_TEXTS: usize = 64;
 
 /// The background encodings under way, by tenant.
@@ -555,8 +556,9 @@ pub async fn load_config(
 /// get sentence vectors: those stored for this tenant and model (`db::vectors`) are read,
 /// only the others are encoded (off the async threads) and stored — so a restart, another
 /// process or a rebuild after a change encodes only texts never seen before. More than
-/// [`BACKGROUND_TEXTS`] new texts are encoded in the background, the index matching
-/// lexically until they are stored. Vectors of texts no rule uses any more are deleted.
+/// [`BACKGROUND_TEXTS`] new texts are encoded in the background, the index meanwhile
+/// using the vectors it has (a rule with none gets its first text's, encoded at once).
+/// Vectors of texts no rule uses any more are deleted.
 async fn matcher_index(
     pool: &PgPool,
     tenant: TenantId,
@@ -617,33 +619,64 @@ async fn matcher_index(
         .map(|(t, h)| (h.clone(), (*t).clone()))
         .collect();
     let stored = known.len();
+    let mut complete = true;
     if missing.len() > BACKGROUND_TEXTS {
         // Many new texts (a big tenant's first index, an import): encoded and stored in
-        // the background while the bot matches lexically; the index is built again when
-        // they are stored (`Caches::config`).
+        // the background; the index is built again when they are stored
+        // (`Caches::config`). Meanwhile the bot answers with what is known: every stored
+        // vector, and for a rule with none yet its first text, encoded now — so rules
+        // that had vectors keep being matched by meaning. With more such rules than the
+        // limit (a first index), it matches lexically meanwhile.
+        let hash_of: HashMap<&String, &Vec<u8>> = unique.iter().copied().zip(&hashes).collect();
+        let mut uncovered: Vec<(Vec<u8>, String)> = texts
+            .iter()
+            .filter(|ts| ts.iter().all(|t| !known.contains_key(hash_of[t])))
+            .filter_map(|ts| ts.first())
+            .map(|t| (hash_of[t].clone(), t.clone()))
+            .collect();
+        uncovered.sort();
+        uncovered.dedup();
+        let now = if uncovered.len() > BACKGROUND_TEXTS {
+            Vec::new()
+        } else {
+            uncovered
+        };
+        let later: Vec<(Vec<u8>, String)> =
+            missing.into_iter().filter(|m| !now.contains(m)).collect();
         if let Some(done) = encoding.start(tenant) {
-            let (pool, builds) = (pool.clone(), builds.clone());
-            let count = missing.len();
+            let (pool, builds, model, encoder) =
+                (pool.clone(), builds.clone(), model.clone(), encoder.clone());
+            let count = later.len();
             tokio::spawn(async move {
                 let started = std::time::Instant::now();
                 let permit = builds.acquire_owned().await;
-                encode_and_store(&pool, tenant, &model, encoder, missing).await;
+                encode_and_store(&pool, tenant, &model, encoder, later).await;
                 drop(permit);
                 tracing::info!(%tenant, texts = count, ms = started.elapsed().as_millis() as u64,
                     "rules encoded in the background");
                 done.store(true, Ordering::SeqCst);
             });
         }
-        return index;
-    }
-    if !missing.is_empty() {
+        if now.is_empty() && known.is_empty() {
+            return index;
+        }
+        if !now.is_empty() {
+            let Some(fresh) = encode_and_store(pool, tenant, &model, encoder, now).await else {
+                return index;
+            };
+            known.extend(fresh);
+        }
+        complete = false;
+    } else if !missing.is_empty() {
         let Some(fresh) = encode_and_store(pool, tenant, &model, encoder, missing).await else {
             return index;
         };
         known.extend(fresh);
     }
-    if let Err(e) = stored_vectors::keep_only(pool, tenant, &model, &hashes).await {
-        tracing::warn!(%tenant, error = %e, "could not drop unused sentence vectors");
+    if complete {
+        if let Err(e) = stored_vectors::keep_only(pool, tenant, &model, &hashes).await {
+            tracing::warn!(%tenant, error = %e, "could not drop unused sentence vectors");
+        }
     }
     // By text, each hashed once above.
     let by_text: HashMap<&String, Vec<f32>> = unique
