@@ -7,7 +7,6 @@ use axum::Router;
 use serde_json::json;
 use switchboard_app::commands::{self, CommandInput};
 use switchboard_core::{CommandId, Permission};
-use switchboard_db::config;
 
 use super::{
     done, field_errors, posted_translations, render, t, translation_langs, Fields, Member,
@@ -27,7 +26,7 @@ pub fn router() -> Router<AppState> {
 
 async fn page(state: &AppState, member: &Member, extra: serde_json::Value) -> PageResult {
     let commands = commands::list(&state.app, &member.ctx()).await?;
-    let settings = config::get_settings(&state.pool, member.tenant.id).await?;
+    let settings = switchboard_app::settings::get(&state.app, &member.ctx()).await?;
     let stored: Vec<serde_json::Value> = commands.iter().map(|c| json!(c.translations)).collect();
     let langs = translation_langs(state, member, &stored).await?;
     let mut ctx = json!({"section": "commands", "commands": commands.iter().map(|c| json!({

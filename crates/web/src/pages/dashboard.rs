@@ -16,9 +16,12 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn dashboard(State(state): State<AppState>, member: Member) -> PageResult {
-    let numbers = overview::overview(&state.pool, member.tenant.id).await?;
+    // Read as the organization (row-level security holds the tenant, as well as the
+    // queries' own filters).
+    let mut tx = switchboard_db::begin_scoped(&state.pool, member.tenant.id).await?;
+    let numbers = overview::overview(&mut *tx, member.tenant.id).await?;
     let waiting = conversations::list(
-        &state.pool,
+        &mut *tx,
         member.tenant.id,
         &ConversationFilter {
             status: Some(ConvStatus::Waiting),
@@ -46,7 +49,8 @@ async fn dashboard(State(state): State<AppState>, member: Member) -> PageResult 
         .map(|(key, done, url)| json!({"key": key, "done": done, "url": url}))
         .collect();
     let onboarding_done = steps.iter().all(|s| s["done"] == true);
-    let backlog = switchboard_db::outbox::tenant_backlog(&state.pool, member.tenant.id).await?;
+    let backlog = switchboard_db::outbox::tenant_backlog(&mut *tx, member.tenant.id).await?;
+    switchboard_db::commit(tx).await?;
     let backlog = (!backlog.is_empty()).then(|| {
         json!({
             "chats": backlog.iter().map(|b| b.chats).sum::<i64>(),

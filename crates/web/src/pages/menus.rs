@@ -8,7 +8,7 @@ use axum::Router;
 use serde_json::json;
 use switchboard_app::menus::{self, Menu, MenuInput};
 use switchboard_core::{MenuId, Permission};
-use switchboard_db::config::{self, rows_of};
+use switchboard_db::config::rows_of;
 
 use super::{
     button_targets, done, editor_rows, editor_rows_of, field_errors, posted_buttons,
@@ -52,7 +52,7 @@ async fn list(State(state): State<AppState>, member: Member) -> PageResult {
 
 /// The welcome text in the tenant's default language (what /start sends).
 async fn welcome_text(state: &AppState, member: &Member) -> Result<String, super::PageError> {
-    let settings = config::get_settings(&state.pool, member.tenant.id).await?;
+    let settings = switchboard_app::settings::get(&state.app, &member.ctx()).await?;
     Ok(settings.texts().welcome_text)
 }
 
@@ -64,7 +64,7 @@ async fn editor(
     rows: serde_json::Value,
     errors: serde_json::Value,
 ) -> PageResult {
-    let targets = button_targets(state, member.tenant.id).await?;
+    let targets = button_targets(state, member).await?;
     let welcome = welcome_text(state, member).await?;
     // Every language words were written in: the menu's text's and its buttons' labels'.
     let langs =
@@ -82,8 +82,9 @@ async fn editor(
 
 async fn new_form(State(state): State<AppState>, member: Member) -> PageResult {
     member.require(Permission::WriteConfig)?;
-    let first = config::list_menus(&state.pool, member.tenant.id)
+    let first = switchboard_app::menus::list(&state.app, &member.ctx())
         .await?
+        .0
         .is_empty();
     let text = t(&state, &member.viewer, "menus.default_text", &[]);
     editor(

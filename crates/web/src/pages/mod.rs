@@ -543,12 +543,9 @@ pub fn posted_translations(fields: &Fields, names: &[&str]) -> switchboard_core:
 }
 
 /// Rules and menus a button can point at (for the editor's pickers).
-pub async fn button_targets(
-    state: &AppState,
-    tenant: switchboard_core::TenantId,
-) -> PageResult<Value> {
-    let rules = switchboard_db::rules::all(&state.pool, tenant).await?;
-    let menus = switchboard_db::config::list_menus(&state.pool, tenant).await?;
+pub async fn button_targets(state: &AppState, member: &Member) -> PageResult<Value> {
+    let rules = switchboard_app::rules::all(&state.app, &member.ctx()).await?;
+    let (menus, _) = switchboard_app::menus::list(&state.app, &member.ctx()).await?;
     Ok(json!({
         "rules": rules.iter().map(|r| json!({"id": r.id, "title": r.title})).collect::<Vec<_>>(),
         "menus": menus.iter().map(|m| json!({"id": m.id, "name": m.name})).collect::<Vec<_>>(),

@@ -186,7 +186,7 @@ async fn editor(
     buttons: serde_json::Value,
     errors: serde_json::Value,
 ) -> PageResult {
-    let targets = button_targets(state, member.tenant.id).await?;
+    let targets = button_targets(state, member).await?;
     let own = json!(form.translations);
     let langs = translation_langs(state, member, with_buttons(&own, &buttons)).await?;
     let preview = switchboard_core::format::preview_html(&form.answer, form.format == "html");

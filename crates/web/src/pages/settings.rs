@@ -12,7 +12,7 @@ use switchboard_core::hours::WorkingHours;
 use switchboard_core::text::Lang;
 use switchboard_core::Permission;
 use switchboard_db::accounts;
-use switchboard_db::config::{self, Settings, SettingsPatch};
+use switchboard_db::config::{Settings, SettingsPatch};
 
 use super::{done, field_errors, render, t, Fields, Member, PageError, PageResult};
 use crate::AppState;
@@ -281,7 +281,7 @@ async fn delete_tenant(
 ) -> PageResult {
     member.require(Permission::OwnTenant)?;
     if fields.text("confirm").trim() != member.tenant.slug {
-        let s = config::get_settings(&state.pool, member.tenant.id).await?;
+        let s = switchboard_app::settings::get(&state.app, &member.ctx()).await?;
         let errors = json!({"confirm": t(&state, &member.viewer, "settings.delete.mismatch", &[])});
         return page(&state, &member, form_of(&s), errors).await;
     }

@@ -63,11 +63,16 @@ async fn sandbox(state: &AppState, member: &Member) -> PageResult<Arc<BotEntry>>
 async fn chat(state: &AppState, member: &Member) -> PageResult<Value> {
     let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
     let tg_id = sandbox_user_id(member);
-    let end_user = sandbox::end_user(&state.pool, member.tenant.id, bot.id, tg_id).await?;
+    // Read as the organization: row-level security holds the tenant too.
+    let mut tx = switchboard_db::begin_scoped(&state.pool, member.tenant.id).await?;
+    let end_user = sandbox::end_user(&mut *tx, member.tenant.id, bot.id, tg_id).await?;
     let Some(end_user) = end_user else {
         return Ok(json!({"messages": [], "status": null}));
     };
-    let rows = messages::recent_for_end_user(&state.pool, member.tenant.id, end_user, 60).await?;
+    let rows = messages::recent_for_end_user(&mut *tx, member.tenant.id, end_user, 60).await?;
+    let open = conversations::open_for_user(&mut *tx, member.tenant.id, end_user).await?;
+    let settings = switchboard_db::config::get_settings(&mut *tx, member.tenant.id).await?;
+    switchboard_db::commit(tx).await?;
     // Why the bot did what it did, as the desk explains it: the rule and its confidence,
     // and the candidates it weighed.
     let titles = super::desk::rule_titles_of(state, member, &rows).await?;
@@ -86,8 +91,6 @@ async fn chat(state: &AppState, member: &Member) -> PageResult<Value> {
                    "candidates": super::desk::candidates(m, &titles)})
         })
         .collect();
-    let open = conversations::open_for_user(&state.pool, member.tenant.id, end_user).await?;
-    let settings = switchboard_db::config::get_settings(&state.pool, member.tenant.id).await?;
     let percent = |x: f32| (f64::from(x) * 100.0).round() as i64;
     Ok(
         json!({"messages": items, "status": open.map(|c| c.status.as_str().to_string()),
@@ -198,7 +201,9 @@ async fn back_to_bot(State(state): State<AppState>, member: Member) -> PageResul
 async fn close_sandbox_conversation(state: &AppState, member: &Member) -> PageResult<()> {
     let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
     let tester = sandbox_user_id(member);
-    sandbox::close_conversations(&state.pool, member.tenant.id, bot.id, tester).await?;
+    let mut tx = switchboard_db::begin_scoped(&state.pool, member.tenant.id).await?;
+    sandbox::close_conversations(&mut *tx, member.tenant.id, bot.id, tester).await?;
+    switchboard_db::commit(tx).await?;
     Ok(())
 }
 
@@ -208,7 +213,9 @@ async fn reset(State(state): State<AppState>, member: Member) -> PageResult {
     close_sandbox_conversation(&state, &member).await?;
     let bot = bots::ensure_sandbox(&state.pool, member.tenant.id).await?;
     let tester = sandbox_user_id(&member);
-    sandbox::delete_messages(&state.pool, member.tenant.id, bot.id, tester).await?;
+    let mut tx = switchboard_db::begin_scoped(&state.pool, member.tenant.id).await?;
+    sandbox::delete_messages(&mut *tx, member.tenant.id, bot.id, tester).await?;
+    switchboard_db::commit(tx).await?;
     let chat = chat(&state, &member).await?;
     render_block(
         &state,

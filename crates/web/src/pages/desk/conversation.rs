@@ -175,19 +175,21 @@ pub(super) async fn live_ctx(
 ) -> PageResult<Value> {
     member.require(Permission::Desk)?;
     let tenant = member.tenant.id;
-    let conv = switchboard_db::conversations::get(&state.pool, tenant, id).await?;
-    let card = desk::user_card(&state.pool, tenant, conv.end_user_id).await?;
+    // Read as the organization: row-level security holds the tenant too.
+    let mut tx = switchboard_db::begin_scoped(&state.pool, tenant).await?;
+    let conv = switchboard_db::conversations::get(&mut *tx, tenant, id).await?;
+    let card = desk::user_card(&mut *tx, tenant, conv.end_user_id).await?;
     let assignee = match conv.assignee_id {
-        Some(a) => desk::user_names(&state.pool, &[a.0])
+        Some(a) => desk::user_names(&mut *tx, &[a.0])
             .await?
             .into_iter()
             .next()
             .map(|(_, n)| n),
         None => None,
     };
-    let earlier = desk::other_conversations(&state.pool, tenant, conv.end_user_id, id).await?;
+    let earlier = desk::other_conversations(&mut *tx, tenant, conv.end_user_id, id).await?;
     let assignable = if member.role >= Role::Admin {
-        desk::assignable(&state.pool, tenant)
+        desk::assignable(&mut *tx, tenant)
             .await?
             .into_iter()
             .map(|(id, name)| json!({"id": id, "name": name}))
@@ -195,6 +197,7 @@ pub(super) async fn live_ctx(
     } else {
         Vec::new()
     };
+    switchboard_db::commit(tx).await?;
     Ok(json!({
         "conv": {
             "id": conv.id, "status": conv.status.as_str(), "assignee_id": conv.assignee_id,
@@ -229,7 +232,7 @@ pub(super) async fn conversation_page(
     if let (Value::Object(c), Value::Object(q)) = (&mut ctx, queue) {
         c.extend(q);
     }
-    let canned = desk::canned(&state.pool, member.tenant.id).await?;
+    let canned = switchboard_app::canned::list(&state.app, &member.ctx()).await?;
     ctx["canned"] = json!(canned
         .iter()
         .map(|c| json!({"shortcut": c.shortcut, "title": c.title, "text": c.text}))
