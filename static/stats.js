@@ -35,5 +35,5 @@
     });
   }
   bars('chart-rules', d.rules.map(function (r) { return r.title || r.id; }), d.rules.map(function (r) { return r.hits; }), '#0d6efd');
-  bars('chart-reasons', d.reasons.map(function (r) { return r[0]; }), d.reasons.map(function (r) { return r[1]; }), '#fd7e14');
+  bars('chart-reasons', d.reasons.map(function (r) { return (d.reason_labels && d.reason_labels[r[0]]) || r[0]; }), d.reasons.map(function (r) { return r[1]; }), '#fd7e14');
 })();

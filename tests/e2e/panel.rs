@@ -89,6 +89,44 @@ async fn sign_up_creates_the_organization_and_its_owner() {
 
 /// The session table holds digests, not ids: a copy of it (a dump, a backup) gives no
 /// cookie that signs anyone in, while the browser's own cookie keeps working.
+/// An address no page has, or whose id does not parse, shows the error page in the
+/// reader's language; the API's and the webhook's unknown addresses stay bare 404s.
+#[tokio::test]
+async fn unknown_addresses_get_the_not_found_page() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let web = app.owner_web(&t).await;
+    for path in [
+        "/nonexistent".to_string(),
+        format!("/t/{}/log", t.slug),
+        format!("/t/{}/rules/not-a-uuid", t.slug),
+    ] {
+        let page = web.get(&path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(page.has("Page not found"), "{path}: {}", page.body);
+        assert!(!page.has("UUID"), "no framework text: {}", page.body);
+    }
+    let r = reqwest::Client::new()
+        .get(format!("{}/nonexistent", app.base))
+        .header("accept-language", "ru")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.unwrap().contains("Страница не найдена"));
+    let (status, _) = app.get(&t.token, "/api/v1/nonexistent").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/nonexistent", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !r.text().await.unwrap().contains("<html"),
+        "no page for the API"
+    );
+}
+
 #[tokio::test]
 async fn sessions_are_stored_under_a_digest_of_their_id() {
     let app = TestApp::start().await;
@@ -953,6 +991,16 @@ async fn try_it_runs_the_real_pipeline_as_test_traffic() {
         )
         .await,
         1
+    );
+    // The tester is led to the conversation on the desk (it is in no queue there).
+    let link_at = r.body.find("/desk/t/").expect("a link to the desk");
+    let link = &r.body[link_at..link_at + r.body[link_at..].find('"').unwrap()];
+    let page = web.get(link).await;
+    assert_eq!(page.status, StatusCode::OK, "{link}");
+    assert!(
+        page.has("When are you open?"),
+        "the conversation: {}",
+        page.body
     );
     assert_eq!(
         count(

@@ -478,6 +478,17 @@ async fn the_log_filters_searches_both_languages_pages_and_exports() {
     let stats_page = web.get(&format!("/t/{}/stats", t.slug)).await;
     assert_eq!(stats_page.status, StatusCode::OK);
     assert!(stats_page.has("chart-series"));
+    // The hand-over chart is labelled in words, as its table is, not with codes.
+    assert!(stats_page.has("reason_labels"), "{}", stats_page.body);
+    if stats_page.has("table-reasons") {
+        assert!(
+            ["No rule matched", "Asked for a person", "Pressed a button"]
+                .iter()
+                .any(|l| stats_page.body.matches(l).count() >= 2),
+            "the chart's labels: {}",
+            stats_page.body
+        );
+    }
     let csv = web
         .get(&format!("/t/{}/stats/export?table=series", t.slug))
         .await;

@@ -337,11 +337,9 @@ impl Telegram {
             if stored {
                 self.notifier.desk(tenant, rated, "rating");
             }
-            if let (Some(query_id), Some(answer), false) = (
-                act.callback_query_id.clone(),
-                decision.callback_answer,
-                bot.sandbox,
-            ) {
+            if let (Some(query_id), Some(answer)) =
+                (act.callback_query_id.clone(), decision.callback_answer)
+            {
                 self.answer_callback(bot.clone(), query_id, answer);
             }
             return Ok(WebhookOutcome::Processed);
@@ -444,7 +442,11 @@ impl Telegram {
     }
 
     /// Stops the button's spinner in the user's app. Best effort, off the request path.
+    /// The panel's Try it has no Telegram behind it (and its bot no token): nothing to stop.
     fn answer_callback(&self, bot: Arc<BotEntry>, query_id: String, text: String) {
+        if bot.sandbox {
+            return;
+        }
         let api = self.api.clone();
         tokio::spawn(async move {
             let mut payload = AnswerCallbackQuery::new(teloxide::types::CallbackQueryId(query_id));

@@ -126,6 +126,8 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics)
         .merge(static_files::router())
         .merge(panel(&state))
+        // An address no route has: the error page for a person, a bare 404 otherwise.
+        .fallback(pages::no_such_address)
         .layer(middleware::from_fn(nul::refuse_nul))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -303,10 +303,16 @@ fn parse_feedback_callback(data: &str) -> Option<(RuleId, bool)> {
 fn on_command(ctx: &Ctx, status: ConvStatus, name: &str, args: &str) -> Decision {
     let config = ctx.config;
     let reply = match name {
+        // The main menu; without one, the typical questions (the welcome text invites a
+        // choice of topics, and a new organization has no menu yet).
         "start" => config
             .main_menu
             .and_then(|m| menu_reply(ctx, m, Some(&ctx.texts.welcome_text)))
-            .unwrap_or_else(|| text_reply(&ctx.texts.welcome_text)),
+            .unwrap_or_else(|| Reply {
+                text: ctx.texts.welcome_text.clone(),
+                keyboard: featured_keyboard(ctx),
+                ..Reply::default()
+            }),
         "help" => Reply {
             text: ctx.texts.help_text.clone(),
             keyboard: featured_keyboard(ctx),
@@ -684,6 +690,26 @@ mod tests {
         Inbound::Callback {
             data: button_callback_data(id),
         }
+    }
+
+    #[test]
+    fn start_without_a_main_menu_offers_the_typical_questions() {
+        let mut f = fixture();
+        f.config.main_menu = None;
+        f.config.featured = vec![f.rule];
+        let d = decide(
+            &f.config,
+            ConvStatus::Bot,
+            &cmd("start"),
+            Context::default(),
+        );
+        assert_eq!(d.replies[0].text, f.config.texts.welcome_text);
+        let help = decide(&f.config, ConvStatus::Bot, &cmd("help"), Context::default());
+        assert!(
+            !help.replies[0].keyboard.is_empty(),
+            "the fixture has typical questions"
+        );
+        assert_eq!(d.replies[0].keyboard, help.replies[0].keyboard);
     }
 
     #[test]

@@ -150,11 +150,12 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .and_then(UiLang::from_accept_language)
         .unwrap_or(UiLang::En);
+    let page_view = is_page_view(&req);
     let response = next.run(req).await;
     let Some(ErrorPage(status, detail, problem)) =
         response.extensions().get::<ErrorPage>().cloned()
     else {
-        return response;
+        return bare_error_page(&state, accept_lang, page_view, response).await;
     };
     let detail =
         detail.or_else(|| problem.map(|p| problem_text_in(&state.web.catalogs, accept_lang, &p)));
@@ -169,6 +170,72 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
             tracing::error!(error = %e, "the error page itself failed");
             response
         }
+    }
+}
+
+/// The fallback of the whole application: a person's page view of an address no route
+/// has gets the error page; the API, the webhook and the rest a bare 404.
+pub async fn no_such_address(State(state): State<AppState>, req: Request) -> Response {
+    let lang = req
+        .headers()
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(UiLang::from_accept_language)
+        .unwrap_or(UiLang::En);
+    let page_view = is_page_view(&req);
+    bare_error_page(
+        &state,
+        lang,
+        page_view,
+        StatusCode::NOT_FOUND.into_response(),
+    )
+    .await
+}
+
+/// A GET of a page by a browser (not htmx, not the API, the webhook or a static file).
+fn is_page_view(req: &Request) -> bool {
+    let path = req.uri().path();
+    req.method() == axum::http::Method::GET
+        && !req.headers().contains_key("hx-request")
+        && !["/api/", "/telegram/", "/static/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+}
+
+/// A page address no handler answered with a page of its own — no route has it, or a part
+/// of the path does not parse (`/rules/not-an-id`) — gets the error page rather than a
+/// bare status or the framework's text: "not found" either way, since no such page exists.
+async fn bare_error_page(
+    state: &AppState,
+    lang: UiLang,
+    page_view: bool,
+    response: Response,
+) -> Response {
+    let status = response.status();
+    let html = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !page_view || html || !matches!(status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 4096).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    if status == StatusCode::BAD_REQUEST && !bytes.starts_with(b"Invalid URL") {
+        // A query or form that does not parse: its own message, as it was.
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let ctx = json!({"lang": lang.code(), "status": 404, "detail": null});
+    match state
+        .web
+        .templates
+        .render("errors/error.html", minijinja::Value::from_serialize(&ctx))
+    {
+        Ok(page) => (StatusCode::NOT_FOUND, Html(page)).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

@@ -38,6 +38,17 @@ async fn show_stats(
         ),
     };
     let report = reports::report(&state.reads, tenant, &range).await?;
+    // The chart's labels in the reader's language, as the table under it has them.
+    let reason_labels: std::collections::BTreeMap<String, String> = report["handover_reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|pair| pair.get(0)?.as_str().map(String::from))
+        .map(|code| {
+            let label = t(&state, &member.viewer, &format!("stats.reason.{code}"), &[]);
+            (code, label)
+        })
+        .collect();
     let query = format!(
         "from={}&to={}&granularity={}",
         range.from_day,
@@ -50,6 +61,7 @@ async fn show_stats(
         Some(&member),
         "admin/stats.html",
         json!({"section": "stats", "r": report, "error": error, "query": query,
+               "reason_labels": reason_labels,
                "series_metrics": reports::SERIES,
                "series_labels": reports::SERIES.iter()
                    .map(|m| (m.to_string(), t(&state, &member.viewer, &format!("stats.s.{m}"), &[])))

@@ -93,7 +93,8 @@ async fn chat(state: &AppState, member: &Member) -> PageResult<Value> {
         .collect();
     let percent = |x: f32| (f64::from(x) * 100.0).round() as i64;
     Ok(
-        json!({"messages": items, "status": open.map(|c| c.status.as_str().to_string()),
+        json!({"messages": items, "status": open.as_ref().map(|c| c.status.as_str().to_string()),
+              "conversation": open.as_ref().map(|c| c.id),
               "answer_at": percent(settings.answer_threshold),
               "suggest_at": percent(settings.suggest_threshold.min(settings.answer_threshold))}),
     )
