@@ -410,7 +410,17 @@ async fn replies_queued_while_their_chat_is_claimed_are_never_stranded() {
     let tenant: TenantId = t.id;
     let pool = app.db.pool.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let send_all = |pool: sqlx::PgPool, worker: &'static str| async move {
+    // Every claim of every message: with sends recorded at once and leases of a minute,
+    // a message claimed twice would be a message sent twice.
+    let claims = std::sync::Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<
+        switchboard_core::MessageId,
+        u32,
+    >::new()));
+    let send_all = |pool: sqlx::PgPool,
+                    worker: &'static str,
+                    claims: std::sync::Arc<
+        parking_lot::Mutex<std::collections::HashMap<switchboard_core::MessageId, u32>>,
+    >| async move {
         let params = outbox::ClaimParams {
             worker,
             limit: 1000,
@@ -419,6 +429,12 @@ async fn replies_queued_while_their_chat_is_claimed_are_never_stranded() {
             horizon_ms: 500,
         };
         let claimed = outbox::claim(&pool, &params).await.unwrap();
+        {
+            let mut claims = claims.lock();
+            for c in &claimed {
+                *claims.entry(c.id).or_default() += 1;
+            }
+        }
         let sent: Vec<SentOutcome> = claimed
             .iter()
             .map(|c| SentOutcome {
@@ -432,10 +448,10 @@ async fn replies_queued_while_their_chat_is_claimed_are_never_stranded() {
     };
     let mut tasks = Vec::new();
     for worker in ["a", "b"] {
-        let (pool, stop) = (pool.clone(), stop.clone());
+        let (pool, stop, claims) = (pool.clone(), stop.clone(), claims.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                send_all(pool.clone(), worker).await;
+                send_all(pool.clone(), worker, claims.clone()).await;
             }
         }));
     }
@@ -471,11 +487,14 @@ async fn replies_queued_while_their_chat_is_claimed_are_never_stranded() {
     for task in tasks {
         task.await.unwrap();
     }
-    // Drain: every chat's replies, one claim per round (pacing 0).
+    // Drain: every chat's replies, one claim per round (pacing 0). A claim of 1,000 moves
+    // the bot's budget a second ahead, past the claim's horizon: an empty claim may mean
+    // "not yet", so the drain ends only after two seconds without work.
     let mut idle_rounds = 0;
-    while idle_rounds < 3 {
-        if send_all(pool.clone(), "drain").await == 0 {
+    while idle_rounds < 8 {
+        if send_all(pool.clone(), "drain", claims.clone()).await == 0 {
             idle_rounds += 1;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         } else {
             idle_rounds = 0;
         }
@@ -496,6 +515,8 @@ async fn replies_queued_while_their_chat_is_claimed_are_never_stranded() {
     .await
     .unwrap();
     assert!(sent > 100, "the race was exercised: {sent} sent");
+    let twice = claims.lock().values().filter(|n| **n > 1).count();
+    assert_eq!(twice, 0, "messages claimed (sent) twice, of {sent}");
     assert_eq!(
         stranded, 0,
         "replies left without a queue row ({sent} sent)"

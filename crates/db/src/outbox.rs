@@ -128,10 +128,14 @@ impl Claimed {
 ///    many sends as fit in its slots up to `now + horizon`;
 /// 3. for each bot, its ready chats up to the grant, oldest first, locked (`skip locked`);
 /// 4. each chat's oldest undelivered message; a chat without one is finished and its row
-///    deleted (under our lock, so an enqueue waiting on it inserts a new row afterwards) —
-///    unless the row changed after this statement's snapshot (its locked version is not
-///    the one the snapshot sees: an enqueue committed in between, whose message the
-///    snapshot cannot see); such a chat stays queued for the next claim;
+///    deleted (under our lock, so an enqueue waiting on it inserts a new row afterwards).
+///    All of that only for a chat whose row has not changed since this statement's
+///    snapshot (its locked version is the one the snapshot sees): a row changed in
+///    between — an enqueue, or another worker's claim and send committed — means the
+///    snapshot's view of its messages is stale (a new message unseen, a sent one still
+///    pending), and acting on it would strand the new one, send one twice, or put the
+///    chat off for a lease it no longer has. Such a chat is left as it is, for the next
+///    claim;
 /// 5. round-robin: the first chat of every tenant (its bots taken in turn), then the
 ///    second, … up to `limit`; among equals, the bot whose budget is least spent first (a
 ///    bot that has not sent for a while goes before one sending flat out);
@@ -199,7 +203,7 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
          ), deferred as (
             update delivery_queue q set ready_at = h.wait_until
             from heads h
-            where h.message_id is not null and not h.head_ready
+            where h.message_id is not null and not h.head_ready and h.settled
               and q.tenant_id = h.tenant_id and q.end_user_id = h.end_user_id
             returning 1
          ), finished as (
@@ -209,7 +213,7 @@ pub async fn claim(db: impl PgExecutor<'_>, p: &ClaimParams<'_>) -> Result<Vec<C
             returning 1
          ), by_bot as (
             select h.*, row_number() over (partition by h.bot_id order by h.ready_at) as bot_rank
-            from heads h where h.head_ready
+            from heads h where h.head_ready and h.settled
          ), by_tenant as (
             select b.*, row_number() over (partition by b.tenant_id order by b.bot_rank, b.ready_at)
                    as tenant_rank
