@@ -803,19 +803,17 @@ async fn a_big_first_index_is_encoded_in_the_background_while_the_bot_answers() 
 
 /// Encodes batches of more than a few texts slowly (a big import on a busy machine).
 #[derive(Default)]
-struct SlowForMany(std::sync::atomic::AtomicUsize);
+struct SlowForMany(Counting);
 
 impl switchboard_core::matcher::SentenceEncoder for SlowForMany {
     fn encode(&self, texts: &[&str]) -> Vec<Vec<f32>> {
         if texts.len() > 8 {
             std::thread::sleep(std::time::Duration::from_secs(3));
         }
-        self.0
-            .fetch_add(texts.len(), std::sync::atomic::Ordering::SeqCst);
-        MoneyTopics.encode(texts)
+        self.0.encode(texts)
     }
     fn name(&self) -> &str {
-        "money-topics"
+        self.0.name()
     }
 }
 

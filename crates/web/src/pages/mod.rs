@@ -144,12 +144,7 @@ pub fn urlencode(s: &str) -> String {
 
 /// Replaces the body of error responses from pages with a rendered error page.
 pub async fn render_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let accept_lang = req
-        .headers()
-        .get(axum::http::header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(UiLang::from_accept_language)
-        .unwrap_or(UiLang::En);
+    let accept_lang = reader_lang(&req);
     let page_view = is_page_view(&req);
     let response = next.run(req).await;
     let Some(ErrorPage(status, detail, problem)) =
@@ -176,12 +171,7 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
 /// The fallback of the whole application: a person's page view of an address no route
 /// has gets the error page; the API, the webhook and the rest a bare 404.
 pub async fn no_such_address(State(state): State<AppState>, req: Request) -> Response {
-    let lang = req
-        .headers()
-        .get(axum::http::header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(UiLang::from_accept_language)
-        .unwrap_or(UiLang::En);
+    let lang = reader_lang(&req);
     let page_view = is_page_view(&req);
     bare_error_page(
         &state,
@@ -190,6 +180,15 @@ pub async fn no_such_address(State(state): State<AppState>, req: Request) -> Res
         StatusCode::NOT_FOUND.into_response(),
     )
     .await
+}
+
+/// The language an error page is shown in: the browser's (`Accept-Language`), else English.
+fn reader_lang(req: &Request) -> UiLang {
+    req.headers()
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(UiLang::from_accept_language)
+        .unwrap_or(UiLang::En)
 }
 
 /// A GET of a page by a browser (not htmx, not the API, the webhook or a static file).
