@@ -34,6 +34,33 @@ async fn delivery_status(
         .unwrap_or_default()
 }
 
+/// The queue previews what the user last wrote, not a command or a button they pressed
+/// after it.
+#[tokio::test]
+async fn the_queue_previews_the_last_words_not_a_command_or_a_press() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let op = app.member_web(&t, "op@acme.test", Role::Operator).await;
+    app.say(&bot, &alice(), "My order arrived broken").await;
+    app.expect_sent(&bot, alice().id, 1).await;
+    app.say(&bot, &alice(), "/operator").await;
+    app.eventually("the command stored", || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from messages where tenant_id = $1 and kind = 'command'",
+        )
+        .bind(t.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+            == 1
+    })
+    .await;
+    let desk = op.get("/desk").await;
+    assert!(desk.has("My order arrived broken"), "{}", desk.body);
+    assert!(!desk.has("/operator"), "{}", desk.body);
+}
+
 #[tokio::test]
 async fn an_operator_works_a_conversation_from_handover_to_close() {
     let app = TestApp::start().await;

@@ -50,6 +50,15 @@ async fn sign_up_creates_the_organization_and_its_owner() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location.as_deref(), Some("/t/acme-shop/bot"));
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from users where last_login_at is not null"
+        )
+        .await,
+        1,
+        "signing up signs in: the team page shows when"
+    );
     let bot_page = web.get("/t/acme-shop/bot").await;
     assert_eq!(bot_page.status, StatusCode::OK);
     assert!(
@@ -678,6 +687,11 @@ async fn menus_and_settings_from_the_panel_change_what_the_bot_says() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "an invalid time zone re-renders");
     assert!(r.has("Unknown time zone"));
+    assert!(
+        r.has("Nothing was saved: 1 field(s) below need a fix."),
+        "a summary at the top: {}",
+        r.body
+    );
     assert!(r.has("Welcome to Acme!"), "input kept");
     let r = web
         .post(

@@ -231,10 +231,15 @@ fn push_page(qb: &mut QueryBuilder<'_, Postgres>, order: &str, limit: i64) {
          join end_users u on u.tenant_id = c.tenant_id and u.id = c.end_user_id
          left join users a on a.id = c.assignee_id
          left join lateral (
-            select m.text, m.direction from messages m
-            where m.tenant_id = c.tenant_id and m.conversation_id = c.id
-              and m.sender in ('user', 'operator')
-            order by m.id desc limit 1
+            -- The last thing said: a button pressed or a command is the preview only when
+            -- none of the last 20 messages was written.
+            select r.text, r.direction from (
+                select m.id, m.text, m.direction, m.kind from messages m
+                where m.tenant_id = c.tenant_id and m.conversation_id = c.id
+                  and m.sender in ('user', 'operator')
+                order by m.id desc limit 20
+            ) r
+            order by r.kind in ('callback', 'command'), r.id desc limit 1
          ) lm on true
          order by {order}
          limit "

@@ -99,6 +99,7 @@ pub(super) async fn accept_invite(
             sign_in(&mut viewer.auth, &web_user)
                 .await
                 .map_err(|_| PageError::Internal)?;
+            accounts::touch_login(&state.pool, user.id).await?;
             user.id
         }
     };

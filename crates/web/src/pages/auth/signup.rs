@@ -106,6 +106,7 @@ pub(super) async fn signup(
     sign_in(&mut viewer.auth, &web_user)
         .await
         .map_err(|_| PageError::Internal)?;
+    accounts::touch_login(&state.pool, user.id).await?;
     accounts::platform_event(
         &state.pool,
         Some(user.id),
