@@ -941,6 +941,22 @@ async fn reset_mails_to_one_account_are_limited_whoever_asks() {
     );
 }
 
+/// The rule editor's live preview says when an answer is longer than one Telegram
+/// message, and in how many it will go out.
+#[tokio::test]
+async fn the_answer_preview_warns_of_an_answer_sent_in_parts() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let web = app.owner_web(&t).await;
+    let path = format!("/t/{}/rules/preview", t.slug);
+    let long = "word ".repeat(1_800);
+    let r = web.post(&path, &[("answer", long.as_str())]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.has("it is sent as 3 messages"), "{}", r.body);
+    let r = web.post(&path, &[("answer", "We are open 9 to 18.")]).await;
+    assert!(!r.has("answer-parts"), "{}", r.body);
+}
+
 #[tokio::test]
 async fn try_it_runs_the_real_pipeline_as_test_traffic() {
     let app = TestApp::start().await;

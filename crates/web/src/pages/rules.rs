@@ -399,7 +399,9 @@ async fn preview(State(state): State<AppState>, member: Member, fields: Fields) 
         &member.viewer,
         "admin/rules/form.html",
         "preview",
-        json!({"preview": switchboard_core::format::preview_html(&answer, html), "preview_problem": problem}),
+        json!({"preview": switchboard_core::format::preview_html(&answer, html), "preview_problem": problem,
+               // Telegram takes 4,096 characters a message: a longer answer goes out in parts.
+               "preview_parts": switchboard_core::text::split_message(&answer, switchboard_core::text::TELEGRAM_TEXT_LIMIT).len()}),
     )
 }
 
