@@ -28,6 +28,8 @@ pub enum Class {
     ApiWrite,
     /// Form posts from one address.
     PanelWrite,
+    /// Password-reset mails to one account, whoever asks.
+    ResetMail,
 }
 
 /// A burst and the rate at which it refills (per second).
@@ -78,6 +80,7 @@ impl Class {
             Class::Signup => "signup",
             Class::ApiWrite => "api",
             Class::PanelWrite => "panel",
+            Class::ResetMail => "reset",
         }
     }
 }
@@ -88,6 +91,7 @@ impl RateLimits {
             Class::Signup => self.signup,
             Class::ApiWrite => self.api_write,
             Class::PanelWrite => self.panel_write,
+            Class::ResetMail => self.reset_mail,
         }
     }
 }
@@ -167,25 +171,27 @@ fn class_of(req: &Request, trust_proxy: bool) -> Option<(Class, String)> {
     Some((Class::PanelWrite, ip))
 }
 
+/// Takes one request from `key`'s bucket of `class` (shared by every process), or says
+/// how long until one is there.
+pub async fn take(state: &AppState, class: Class, key: &str) -> Result<(), Duration> {
+    let rate = state.web.limiter.limits.of(class);
+    let key = format!("{}:{key}", class.prefix());
+    match switchboard_db::rate_buckets::take(&state.pool, &key, rate.burst, rate.per_second).await {
+        Ok(None) => Ok(()),
+        Ok(Some(wait)) => Err(wait),
+        Err(e) => {
+            // Without the shared bucket, this process's own still limits.
+            tracing::warn!(error = %e, "the shared rate limit is unavailable");
+            state.web.limiter.take(class, &key, Instant::now())
+        }
+    }
+}
+
 pub async fn limit_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some((class, key)) = class_of(&req, state.web.settings.trust_proxy) else {
         return next.run(req).await;
     };
-    let rate = state.web.limiter.limits.of(class);
-    let key = format!("{}:{key}", class.prefix());
-    let taken =
-        match switchboard_db::rate_buckets::take(&state.pool, &key, rate.burst, rate.per_second)
-            .await
-        {
-            Ok(None) => Ok(()),
-            Ok(Some(wait)) => Err(wait),
-            Err(e) => {
-                // Without the shared bucket, this process's own still limits.
-                tracing::warn!(error = %e, "the shared rate limit is unavailable");
-                state.web.limiter.take(class, &key, Instant::now())
-            }
-        };
-    match taken {
+    match take(&state, class, &key).await {
         Ok(()) => next.run(req).await,
         Err(wait) => {
             let secs = wait.as_secs().max(1);

@@ -154,16 +154,26 @@ pub async fn render_errors(State(state): State<AppState>, req: Request, next: Ne
     };
     let detail =
         detail.or_else(|| problem.map(|p| problem_text_in(&state.web.catalogs, accept_lang, &p)));
-    let ctx = json!({"lang": accept_lang.code(), "status": status.as_u16(), "detail": detail});
+    error_page(&state, accept_lang, status, detail).unwrap_or(response)
+}
+
+/// The error page for `status` in `lang` (`None` if the template itself failed: logged).
+fn error_page(
+    state: &AppState,
+    lang: UiLang,
+    status: StatusCode,
+    detail: Option<String>,
+) -> Option<Response> {
+    let ctx = json!({"lang": lang.code(), "status": status.as_u16(), "detail": detail});
     match state
         .web
         .templates
         .render("errors/error.html", minijinja::Value::from_serialize(&ctx))
     {
-        Ok(html) => (status, Html(html)).into_response(),
+        Ok(html) => Some((status, Html(html)).into_response()),
         Err(e) => {
             tracing::error!(error = %e, "the error page itself failed");
-            response
+            None
         }
     }
 }
@@ -227,15 +237,8 @@ async fn bare_error_page(
         // A query or form that does not parse: its own message, as it was.
         return Response::from_parts(parts, axum::body::Body::from(bytes));
     }
-    let ctx = json!({"lang": lang.code(), "status": 404, "detail": null});
-    match state
-        .web
-        .templates
-        .render("errors/error.html", minijinja::Value::from_serialize(&ctx))
-    {
-        Ok(page) => (StatusCode::NOT_FOUND, Html(page)).into_response(),
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
-    }
+    error_page(state, lang, StatusCode::NOT_FOUND, None)
+        .unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
 }
 
 // Rendering -------------------------------------------------------------------------------

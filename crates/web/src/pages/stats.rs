@@ -38,17 +38,23 @@ async fn show_stats(
         ),
     };
     let report = reports::report(&state.reads, tenant, &range).await?;
-    // The chart's labels in the reader's language, as the table under it has them.
-    let reason_labels: std::collections::BTreeMap<String, String> = report["handover_reasons"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|pair| pair.get(0)?.as_str().map(String::from))
-        .map(|code| {
-            let label = t(&state, &member.viewer, &format!("stats.reason.{code}"), &[]);
-            (code, label)
-        })
-        .collect();
+    // Codes to words in the reader's language, for the charts (the tables have them too).
+    let labels = |prefix: &str, codes: &mut dyn Iterator<Item = &str>| {
+        codes
+            .map(|c| {
+                (
+                    c.to_string(),
+                    t(&state, &member.viewer, &format!("{prefix}.{c}"), &[]),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let reasons = report["handover_reasons"].as_array().into_iter().flatten();
+    let reason_labels = labels(
+        "stats.reason",
+        &mut reasons.filter_map(|pair| pair.get(0)?.as_str()),
+    );
+    let series_labels = labels("stats.s", &mut reports::SERIES.iter().copied());
     let query = format!(
         "from={}&to={}&granularity={}",
         range.from_day,
@@ -63,9 +69,7 @@ async fn show_stats(
         json!({"section": "stats", "r": report, "error": error, "query": query,
                "reason_labels": reason_labels,
                "series_metrics": reports::SERIES,
-               "series_labels": reports::SERIES.iter()
-                   .map(|m| (m.to_string(), t(&state, &member.viewer, &format!("stats.s.{m}"), &[])))
-                   .collect::<std::collections::BTreeMap<_, _>>()}),
+               "series_labels": series_labels}),
     )
     .await
 }

@@ -36,13 +36,15 @@ pub(super) async fn forgot(
         .filter(|u| u.is_active);
     let user = match user {
         Some(user) => {
-            let rate = state.web.limiter.limits.reset_mail;
-            let key = format!("reset:{}", user.id);
-            match switchboard_db::rate_buckets::take(&state.pool, &key, rate.burst, rate.per_second)
-                .await?
+            match crate::limits::take(
+                &state,
+                crate::limits::Class::ResetMail,
+                &user.id.to_string(),
+            )
+            .await
             {
-                None => Some(user),
-                Some(_) => {
+                Ok(()) => Some(user),
+                Err(_) => {
                     tracing::info!(user = %user.id, "password reset mail limited");
                     None
                 }
