@@ -98,6 +98,20 @@ async fn delivered_once_in_order(
     bot: &FakeBot,
     users: &[FakeUser],
 ) {
+    // Telegram's log holds a send as soon as it is answered; its outcome reaches the
+    // database a moment later.
+    app.eventually("every outcome is recorded", || async {
+        let open: i64 = sqlx::query_scalar(
+            "select count(*) from deliveries
+             where tenant_id = $1 and status in ('pending', 'sending')",
+        )
+        .bind(tenant.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        open == 0
+    })
+    .await;
     let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
         "select u.chat_id, d.status, d.telegram_message_id
          from messages m join deliveries d on d.tenant_id = m.tenant_id and d.message_id = m.id
