@@ -50,6 +50,11 @@ struct Hook {
 impl Platform {
     async fn start(concurrency: usize, semantic: bool) -> Self {
         let db = TestDb::new().await;
+        // Schema experiments (docs/performance.md): e.g. BENCH_SQL='drop index …' runs on
+        // the fresh database before the platform starts.
+        if let Ok(sql) = std::env::var("BENCH_SQL") {
+            sqlx::raw_sql(&sql).execute(&db.pool).await.unwrap();
+        }
         let tg = FakeTelegram::start().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
