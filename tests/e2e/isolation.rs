@@ -695,7 +695,8 @@ async fn routes_missing_or_left_behind_are_repaired() {
 }
 
 /// Isolation is enforced twice: every table with a tenant_id (and `tenants`, by id) has
-/// row-level security enabled and forced, with the tenant policy for the tenant role. A
+/// row-level security enabled and forced, with the tenant policy for the tenant role and
+/// the desk's read-only policy for the desk role. A
 /// table added without `switchboard_isolate` fails here.
 #[tokio::test]
 async fn every_tenant_table_has_forced_row_level_security() {
@@ -706,6 +707,10 @@ async fn every_tenant_table_has_forced_row_level_security() {
                         and p.polname = 'tenant_scope'
                         and p.polroles = array[(select oid from pg_roles
                                                 where rolname = 'switchboard_tenant')])
+                and exists (select 1 from pg_policy p where p.polrelid = c.oid
+                        and p.polname = 'desk_scope' and p.polcmd = 'r'
+                        and p.polroles = array[(select oid from pg_roles
+                                                where rolname = 'switchboard_desk')])
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
          where n.nspname = 'public' and c.relkind in ('r', 'p')
            and (c.relname = 'tenants' or exists (
@@ -720,7 +725,7 @@ async fn every_tenant_table_has_forced_row_level_security() {
     for (table, enabled, forced, policy) in &tables {
         assert!(
             *enabled && *forced && *policy,
-            "{table}: row-level security enabled {enabled}, forced {forced}, tenant policy {policy} \
+            "{table}: row-level security enabled {enabled}, forced {forced}, tenant and desk policies {policy} \
              (call switchboard_isolate('{table}') in its migration)"
         );
     }
@@ -815,6 +820,69 @@ async fn a_query_without_its_tenant_filter_reaches_nothing_of_another_tenant() {
         .await
         .unwrap();
     assert!(beta_events >= 1);
+}
+
+/// The desk's queue reads as the viewer's organizations: a query without its tenant
+/// filter, in a desk transaction for Acme and Gamma, sees their conversations and
+/// organizations and nothing of Beta's; it cannot write; with no organization listed it
+/// sees nothing.
+#[tokio::test]
+async fn the_desks_scope_sees_only_the_viewers_organizations_and_writes_nothing() {
+    let app = TestApp::start().await;
+    let (a, b, g) = (
+        app.tenant("Acme").await,
+        app.tenant("Beta").await,
+        app.tenant("Gamma").await,
+    );
+    for (t, bot) in [(&a, "acme_bot"), (&b, "beta_bot"), (&g, "gamma_bot")] {
+        let bot = app.connect_bot(t, bot).await;
+        app.say(&bot, &alice(), "/operator").await;
+        app.conversation(t, "waiting").await;
+    }
+    let pool = &app.db.pool;
+    let mut tx = switchboard_db::begin_desk(pool, &[a.id, g.id])
+        .await
+        .unwrap();
+    // No tenant filter anywhere below.
+    let mut seen: Vec<String> = sqlx::query_scalar(
+        "select t.name from conversations c join tenants t on t.id = c.tenant_id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    seen.sort();
+    assert_eq!(seen, vec!["Acme", "Gamma"]);
+    let users: i64 = sqlx::query_scalar("select count(*) from end_users")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(users, 2, "Alice in Acme and in Gamma, not in Beta");
+    let refused = sqlx::query("update conversations set status = 'closed'")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("permission denied"),
+        "{refused}"
+    );
+    drop(tx);
+    let mut tx = switchboard_db::begin_desk(pool, &[]).await.unwrap();
+    let none: i64 = sqlx::query_scalar(
+        "select (select count(*) from conversations) + (select count(*) from tenants)
+              + (select count(*) from messages)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(none, 0);
+    drop(tx);
+    // Nothing changed: every conversation still waits.
+    let waiting: i64 =
+        sqlx::query_scalar("select count(*) from conversations where status = 'waiting'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(waiting, 3);
 }
 
 /// Every page and form of an organization, found in the panel's router source (each

@@ -108,6 +108,9 @@ pub async fn queue(
     };
     let search = search.map(str::trim).filter(|s| !s.is_empty());
     let Some(q) = search else {
+        // A list reads as the viewer's organizations (row-level security). A search does
+        // not: its name and full-text operators are not leakproof, so under a policy
+        // PostgreSQL could not use their indexes ahead of it.
         let mut qb = QueryBuilder::<Postgres>::new("with picked as (");
         per_tenant(&mut qb, scope);
         qb.push("select c.* from conversations c where c.tenant_id = scope.tenant_id and ");
@@ -116,7 +119,10 @@ pub async fn queue(
             .push_bind(limit)
             .push(") c");
         push_page(&mut qb, order, limit);
-        return Ok(qb.build_query_as().fetch_all(db).await?);
+        let mut tx = crate::begin_desk(db, tenants).await?;
+        let items = qb.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        return Ok(items);
     };
     let pattern = format!("%{}%", crate::escape_like(q));
     let words = prefix_query(q);
@@ -258,16 +264,18 @@ pub struct Counts {
     pub others: i64,
 }
 
+/// The queue's counters, read as the viewer's organizations (row-level security).
 pub async fn counts(
-    db: impl PgExecutor<'_>,
+    db: &sqlx::PgPool,
     tenants: &[TenantId],
     admin_tenants: &[TenantId],
     viewer: UserId,
 ) -> Result<Counts> {
     let ids: Vec<uuid::Uuid> = tenants.iter().map(|t| t.0).collect();
     let admin_ids: Vec<uuid::Uuid> = admin_tenants.iter().map(|t| t.0).collect();
+    let mut tx = crate::begin_desk(db, tenants).await?;
     // One count per index: the waiting ones (a partial index), the viewer's, others'.
-    Ok(sqlx::query_as(
+    let counts = sqlx::query_as(
         "select
             (select count(*) from conversations
              where tenant_id = any($1) and status = 'waiting' and not is_test) as waiting,
@@ -281,8 +289,10 @@ pub async fn counts(
     .bind(&ids)
     .bind(viewer)
     .bind(&admin_ids)
-    .fetch_one(db)
-    .await?)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(counts)
 }
 
 /// The end user as the desk's card shows them.

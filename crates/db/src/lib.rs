@@ -72,6 +72,29 @@ pub async fn begin_scoped(
     Ok(tx)
 }
 
+/// The role the desk's queue reads as: row-level security shows it, for reads only, the
+/// rows of the organizations listed in the transaction (migration
+/// `20261213000001_desk_scope.sql`).
+pub const DESK_ROLE: &str = "switchboard_desk";
+
+/// A read-only transaction scoped to `tenants` — the organizations one person works in,
+/// for the desk's queue, which spans them: it runs as [`DESK_ROLE`] with `app.tenant_ids`
+/// set, so a query that forgot its tenant filter sees nothing of any other organization
+/// and cannot write at all.
+pub async fn begin_desk(
+    pool: &PgPool,
+    tenants: &[switchboard_core::TenantId],
+) -> Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    let ids: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
+    sqlx::query("select set_config('role', $1, true), set_config('app.tenant_ids', $2, true)")
+        .bind(DESK_ROLE)
+        .bind(format!("{{{}}}", ids.join(",")))
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Commits a transaction begun with [`begin`].
 pub async fn commit(tx: Transaction<'_, Postgres>) -> Result<()> {
     Ok(tx.commit().await?)
