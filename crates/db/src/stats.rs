@@ -151,9 +151,9 @@ pub struct Period {
 }
 
 /// The split between rolled-up and live data for this read: the live part starts here.
-async fn mark(pool: &PgPool, tenant: TenantId, period: Period) -> Result<DateTime<Utc>> {
+async fn mark(conn: &mut PgConnection, tenant: TenantId, period: Period) -> Result<DateTime<Utc>> {
     // Never rolled up: everything is live (a fresh tenant, or the job has not run yet).
-    Ok(rolled_until(pool, tenant)
+    Ok(rolled_until(conn, tenant)
         .await?
         .unwrap_or(period.from)
         .max(period.from))
@@ -162,7 +162,7 @@ async fn mark(pool: &PgPool, tenant: TenantId, period: Period) -> Result<DateTim
 /// The rolled-up hours of a read (`$4`, `$5` of [`HOURS`]): from `from` rounded up to the
 /// hour, to the mark — but not after `to` rounded down, nor before the start.
 async fn split(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: TenantId,
     period: Period,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
@@ -172,9 +172,12 @@ async fn split(
     } else {
         floor + chrono::Duration::hours(1)
     };
-    let mark = mark(pool, tenant, period).await?;
+    let mark = mark(conn, tenant, period).await?;
     Ok((first, first.max(mark.min(hour_floor(period.to)))))
 }
+
+// The dashboard's reads below each run in a transaction scoped to the tenant (row-level
+// security, `crate::begin_scoped`), dropped — rolled back — when they have read.
 
 /// Sums per (metric, dim) over a period.
 pub async fn totals(
@@ -182,7 +185,8 @@ pub async fn totals(
     tenant: TenantId,
     period: Period,
 ) -> Result<BTreeMap<(String, String), i64>> {
-    let (first, end) = split(pool, tenant, period).await?;
+    let mut tx = crate::begin_scoped(pool, tenant).await?;
+    let (first, end) = split(&mut tx, tenant, period).await?;
     let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
         "with {HOURS} select metric, dim, sum(value)::bigint from h group by 1, 2"
     ))
@@ -191,7 +195,7 @@ pub async fn totals(
     .bind(period.to)
     .bind(first)
     .bind(end)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     Ok(rows.into_iter().map(|(m, d, v)| ((m, d), v)).collect())
 }
@@ -245,7 +249,8 @@ pub async fn series(
     timezone: &str,
     metrics: &[&str],
 ) -> Result<Vec<Bucket>> {
-    let (first, end) = split(pool, tenant, period).await?;
+    let mut tx = crate::begin_scoped(pool, tenant).await?;
+    let (first, end) = split(&mut tx, tenant, period).await?;
     let metrics: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
     let rows: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(&format!(
         "with {HOURS},
@@ -270,7 +275,7 @@ pub async fn series(
     .bind(granularity.as_str())
     .bind(timezone)
     .bind(&metrics)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let mut out: Vec<Bucket> = Vec::new();
     for (start, metric, value) in rows {
@@ -294,7 +299,8 @@ pub async fn heatmap(
     period: Period,
     timezone: &str,
 ) -> Result<Vec<(i32, i32, i64)>> {
-    let (first, end) = split(pool, tenant, period).await?;
+    let mut tx = crate::begin_scoped(pool, tenant).await?;
+    let (first, end) = split(&mut tx, tenant, period).await?;
     Ok(sqlx::query_as(&format!(
         "with {HOURS}
          select extract(isodow from hour at time zone $6)::int,
@@ -307,7 +313,7 @@ pub async fn heatmap(
     .bind(first)
     .bind(end)
     .bind(timezone)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?)
 }
 
@@ -319,7 +325,8 @@ pub async fn active_users(
     from_day: NaiveDate,
     to_day: NaiveDate,
 ) -> Result<i64> {
-    let mark = mark(pool, tenant, period).await?;
+    let mut tx = crate::begin_scoped(pool, tenant).await?;
+    let mark = mark(&mut tx, tenant, period).await?;
     Ok(sqlx::query_scalar(
         // count(distinct) sorts; a `union` would hash the whole set first (twice as slow).
         "select count(distinct end_user_id) from (
@@ -337,7 +344,7 @@ pub async fn active_users(
     .bind(to_day)
     .bind(mark)
     .bind(period.to)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?)
 }
 
@@ -361,6 +368,7 @@ pub struct TeamNumbers {
 }
 
 pub async fn team(pool: &PgPool, tenant: TenantId, period: Period) -> Result<TeamNumbers> {
+    let mut tx = crate::begin_scoped(pool, tenant).await?;
     Ok(sqlx::query_as(
         "select count(*) as conversations,
                 count(*) filter (where waiting_since is null and assigned_at is null) as bot_only,
@@ -383,7 +391,7 @@ pub async fn team(pool: &PgPool, tenant: TenantId, period: Period) -> Result<Tea
     .bind(tenant)
     .bind(period.from)
     .bind(period.to)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?)
 }
 
@@ -405,6 +413,7 @@ pub async fn operators(
     tenant: TenantId,
     period: Period,
 ) -> Result<Vec<OperatorNumbers>> {
+    let mut tx = crate::begin_scoped(pool, tenant).await?;
     Ok(sqlx::query_as(
         "select u.id as user_id, coalesce(nullif(u.display_name, ''), u.email) as name,
                 count(*) as conversations,
@@ -426,7 +435,7 @@ pub async fn operators(
     .bind(tenant)
     .bind(period.from)
     .bind(period.to)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?)
 }
 

@@ -210,7 +210,8 @@ pub async fn report(
     range: &Range,
 ) -> switchboard_db::Result<Value> {
     let (now, before) = (range.period, range.previous);
-    // Independent reads, run at once on separate connections.
+    // Independent reads, run at once on separate connections, each scoped to the tenant
+    // (row-level security).
     let (cur, prev, team, team_prev, active, active_prev, series, cells, operators, rules) = tokio::try_join!(
         stats::totals(pool, tenant, now),
         stats::totals(pool, tenant, before),
@@ -240,7 +241,10 @@ pub async fn report(
         ),
         stats::heatmap(pool, tenant, now, &range.timezone),
         stats::operators(pool, tenant, now),
-        stats::rule_titles(pool, tenant),
+        async {
+            let mut tx = switchboard_db::begin_scoped(pool, tenant).await?;
+            stats::rule_titles(&mut *tx, tenant).await
+        },
     )?;
 
     let mut heatmap = vec![vec![0i64; 24]; 7];
