@@ -304,7 +304,9 @@ impl Telegram {
             }
             _ => None,
         };
-        let mut tx = self.pool.begin().await?;
+        // Scoped to the bot's organization (row-level security): everything this update
+        // reads and writes is that organization's.
+        let mut tx = switchboard_db::begin_scoped(&self.pool, tenant).await?;
         let received =
             inbound::receive(&mut tx, tenant, bot.bot_id, update_id, raw, &act.user).await?;
         if !received.fresh {
