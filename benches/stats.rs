@@ -364,12 +364,32 @@ async fn timings(
             },
         ),
     ];
-    println!("log, first page of 50:");
+    println!("log, first page of 50 (platform path / scoped to the tenant, as it runs):");
     for (name, f) in &filters {
         let (d, rows) = time(5, || log::page(pool, tenant, f)).await;
         let rows = rows.unwrap();
         assert!(!rows.is_empty() || !full, "{name}: no rows");
-        println!("  {name:<28} {:>9}  ({} rows)", ms(d), rows.len());
+        let (scoped, same) = time(5, || async {
+            let mut tx = switchboard_db::begin_scoped(pool, tenant).await.unwrap();
+            log::page(&mut *tx, tenant, f).await
+        })
+        .await;
+        assert_eq!(
+            same.unwrap().len(),
+            rows.len(),
+            "{name}: the same page scoped"
+        );
+        let runs = if f.needs_unleakproof_index() {
+            "platform"
+        } else {
+            "scoped"
+        };
+        println!(
+            "  {name:<28} {:>9} / {:>9}  ({} rows; runs {runs})",
+            ms(d),
+            ms(scoped),
+            rows.len()
+        );
     }
     // Deep in the log: the 200th page by keyset.
     let mut f = base.clone();

@@ -87,6 +87,16 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
+    /// The filter needs an index behind an operator PostgreSQL does not call leakproof —
+    /// full text (`@@`), a rule in the event's data (`?`, `->>`), a kind prefix (`LIKE`) —
+    /// which row-level security would not use ahead of its policy: such a page is read on
+    /// the platform path, with its tenant filter, and every other page scoped to the tenant.
+    pub fn needs_unleakproof_index(&self) -> bool {
+        self.q.as_deref().is_some_and(|q| !q.trim().is_empty())
+            || self.rule.is_some()
+            || self.kind.as_deref().is_some_and(|k| k.ends_with('*'))
+    }
+
     fn wants_messages(&self) -> bool {
         self.kind.as_deref().is_none_or(|k| {
             matches!(
