@@ -67,14 +67,13 @@ pub async fn begin_scoped(
     pool: &PgPool,
     tenant: switchboard_core::TenantId,
 ) -> Result<Transaction<'static, Postgres>> {
-    // The settings go with BEGIN, in one round trip (a tenant id is a UUID: nothing in it
-    // to quote).
-    Ok(pool
-        .begin_with(format!(
-            "begin; set local role {TENANT_ROLE}; set local app.tenant_id = '{}'",
-            tenant.as_uuid()
-        ))
-        .await?)
+    // The settings go in a statement of their own, after BEGIN: sent with it (sqlx's
+    // `begin_with`), a failed or cancelled BEGIN would return the connection to the pool
+    // still inside the transaction, as the tenant — sqlx rolls back only a transaction
+    // it has seen begin.
+    let mut tx = pool.begin().await?;
+    scope(&mut tx, tenant).await?;
+    Ok(tx)
 }
 
 /// The role the desk's queue reads as: row-level security shows it, for reads only, the
@@ -90,14 +89,15 @@ pub async fn begin_desk(
     pool: &PgPool,
     tenants: &[switchboard_core::TenantId],
 ) -> Result<Transaction<'static, Postgres>> {
-    // As `begin_scoped`: one round trip, and UUIDs need no quoting.
-    let ids: Vec<String> = tenants.iter().map(|t| t.as_uuid().to_string()).collect();
-    Ok(pool
-        .begin_with(format!(
-            "begin; set local role {DESK_ROLE}; set local app.tenant_ids = '{{{}}}'",
-            ids.join(",")
-        ))
-        .await?)
+    // As `begin_scoped`: the settings after BEGIN, in a statement of their own.
+    let mut tx = pool.begin().await?;
+    let ids: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
+    sqlx::query("select set_config('role', $1, true), set_config('app.tenant_ids', $2, true)")
+        .bind(DESK_ROLE)
+        .bind(format!("{{{}}}", ids.join(",")))
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 /// Commits a transaction begun with [`begin`].
