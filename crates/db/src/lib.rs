@@ -53,9 +53,16 @@ pub const TENANT_ROLE: &str = "switchboard_tenant";
 /// `app.tenant_id` set, so a query that forgot its tenant filter still sees and changes
 /// nothing of another tenant. Both settings end with the transaction.
 pub async fn scope(conn: &mut PgConnection, tenant: switchboard_core::TenantId) -> Result<()> {
-    sqlx::query("select set_config('role', $1, true), set_config('app.tenant_id', $2, true)")
-        .bind(TENANT_ROLE)
-        .bind(tenant.to_string())
+    act_as(conn, TENANT_ROLE, "app.tenant_id", &tenant.to_string()).await
+}
+
+/// The rest of this transaction runs as `role`, with the setting its row-level security
+/// policy reads; both end with the transaction.
+async fn act_as(conn: &mut PgConnection, role: &str, setting: &str, value: &str) -> Result<()> {
+    sqlx::query("select set_config('role', $1, true), set_config($2, $3, true)")
+        .bind(role)
+        .bind(setting)
+        .bind(value)
         .execute(conn)
         .await?;
     Ok(())
@@ -92,11 +99,13 @@ pub async fn begin_desk(
     // As `begin_scoped`: the settings after BEGIN, in a statement of their own.
     let mut tx = pool.begin().await?;
     let ids: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
-    sqlx::query("select set_config('role', $1, true), set_config('app.tenant_ids', $2, true)")
-        .bind(DESK_ROLE)
-        .bind(format!("{{{}}}", ids.join(",")))
-        .execute(&mut *tx)
-        .await?;
+    act_as(
+        &mut tx,
+        DESK_ROLE,
+        "app.tenant_ids",
+        &format!("{{{}}}", ids.join(",")),
+    )
+    .await?;
     Ok(tx)
 }
 
