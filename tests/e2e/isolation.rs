@@ -695,8 +695,9 @@ async fn routes_missing_or_left_behind_are_repaired() {
 }
 
 /// Isolation is enforced twice: every table with a tenant_id (and `tenants`, by id) has
-/// row-level security enabled and forced, with the tenant policy for the tenant role and
-/// the desk's read-only policy for the desk role. A
+/// row-level security enabled and forced, with the tenant policy for the tenant role, the
+/// desk's read-only policy for the desk role and the webhook batch's policy for the
+/// intake role. A
 /// table added without `switchboard_isolate` fails here.
 #[tokio::test]
 async fn every_tenant_table_has_forced_row_level_security() {
@@ -711,6 +712,10 @@ async fn every_tenant_table_has_forced_row_level_security() {
                         and p.polname = 'desk_scope' and p.polcmd = 'r'
                         and p.polroles = array[(select oid from pg_roles
                                                 where rolname = 'switchboard_desk')])
+                and exists (select 1 from pg_policy p where p.polrelid = c.oid
+                        and p.polname = 'intake_scope'
+                        and p.polroles = array[(select oid from pg_roles
+                                                where rolname = 'switchboard_intake')])
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
          where n.nspname = 'public' and c.relkind in ('r', 'p')
            and (c.relname = 'tenants' or exists (
@@ -725,7 +730,7 @@ async fn every_tenant_table_has_forced_row_level_security() {
     for (table, enabled, forced, policy) in &tables {
         assert!(
             *enabled && *forced && *policy,
-            "{table}: row-level security enabled {enabled}, forced {forced}, tenant and desk policies {policy} \
+            "{table}: row-level security enabled {enabled}, forced {forced}, tenant, desk and intake policies {policy} \
              (call switchboard_isolate('{table}') in its migration)"
         );
     }
@@ -877,6 +882,73 @@ async fn the_desks_scope_sees_only_the_viewers_organizations_and_writes_nothing(
     assert_eq!(none, 0);
     drop(tx);
     // Nothing changed: every conversation still waits.
+    let waiting: i64 =
+        sqlx::query_scalar("select count(*) from conversations where status = 'waiting'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(waiting, 3);
+}
+
+/// The webhook's group commit writes several organizations' updates in one transaction,
+/// as the intake role: a query of it that forgot its tenant filter reads and changes only
+/// the organizations of the batch, and cannot write a row of any other.
+#[tokio::test]
+async fn the_intake_scope_reaches_only_the_batchs_organizations() {
+    let app = TestApp::start().await;
+    let (a, b, g) = (
+        app.tenant("Acme").await,
+        app.tenant("Beta").await,
+        app.tenant("Gamma").await,
+    );
+    for (t, bot) in [(&a, "acme_bot"), (&b, "beta_bot"), (&g, "gamma_bot")] {
+        let bot = app.connect_bot(t, bot).await;
+        app.say(&bot, &alice(), "/operator").await;
+        app.conversation(t, "waiting").await;
+    }
+    let pool = &app.db.pool;
+    let mut tx = switchboard_db::begin_intake(pool, &[a.id, g.id])
+        .await
+        .unwrap();
+    // No tenant filter anywhere below.
+    let closed = sqlx::query("update conversations set status = 'closed'")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(closed, 2, "Acme's and Gamma's");
+    let refused = sqlx::query(
+        "insert into inbox (tenant_id, bot_id, update_id, payload)
+         select tenant_id, id, 1, '{}' from bots where tenant_id = $1",
+    )
+    .bind(b.id)
+    .execute(&mut *tx)
+    .await;
+    // Beta's bot is not even visible: nothing to insert from.
+    assert_eq!(refused.unwrap().rows_affected(), 0);
+    let refused = sqlx::query(
+        "insert into inbox (tenant_id, bot_id, update_id, payload) values ($1, $2, 1, '{}')",
+    )
+    .bind(b.id)
+    .bind(uuid::Uuid::new_v4())
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("row-level security"),
+        "{refused}"
+    );
+    drop(tx);
+    let mut tx = switchboard_db::begin_intake(pool, &[]).await.unwrap();
+    let none: i64 = sqlx::query_scalar(
+        "select (select count(*) from conversations) + (select count(*) from end_users)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(none, 0);
+    drop(tx);
+    // Rolled back: every conversation still waits.
     let waiting: i64 =
         sqlx::query_scalar("select count(*) from conversations where status = 'waiting'")
             .fetch_one(pool)

@@ -289,3 +289,104 @@ async fn an_update_that_cannot_be_processed_is_set_aside_and_the_next_goes_on() 
         .unwrap();
     assert_eq!(health.inbox_failed_24h, 1);
 }
+
+/// The webhook's group commit (`switchboard_telegram::intake`): many chats of two
+/// organizations write at once, so their updates are written in shared transactions; one
+/// update the database refuses makes its batch fail, and the batch's other updates are
+/// then written one by one — each answered, the bad one set aside, none lost.
+#[tokio::test]
+async fn updates_written_together_survive_one_bad_update_among_them() {
+    let app = TestApp::start().await;
+    let (a, b) = (app.tenant("Acme").await, app.tenant("Beta").await);
+    let bots = [
+        app.connect_bot(&a, "acme_bot").await,
+        app.connect_bot(&b, "beta_bot").await,
+    ];
+    // The database refuses one message's data (as it would a value out of range).
+    sqlx::raw_sql(
+        "create function refuse_poison() returns trigger language plpgsql as $$
+         begin
+             if new.text = 'poison' then
+                 raise exception 'refused' using errcode = '22023';
+             end if;
+             return new;
+         end $$;
+         create trigger refuse_poison before insert on messages
+             for each row execute function refuse_poison();",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for (i, bot) in bots.iter().enumerate() {
+        for n in 0..30 {
+            let (tg, bot) = (app.tg.clone(), bot.clone());
+            let user = FakeUser::new(5000 + (i as i64) * 100 + n, "User");
+            tasks.push(tokio::spawn(async move {
+                tg.send_text(&bot, &user, "/start").await
+            }));
+        }
+    }
+    let (tg, bot) = (app.tg.clone(), bots[0].clone());
+    tasks.push(tokio::spawn(async move {
+        tg.send_text(&bot, &FakeUser::new(4999, "Mallory"), "poison")
+            .await
+    }));
+    for t in tasks {
+        let d = t.await.unwrap();
+        assert_eq!(d.status, 200, "acknowledged: {}", d.body);
+    }
+    for (i, bot) in bots.iter().enumerate() {
+        for n in 0..30 {
+            let sent = app.expect_sent(bot, 5000 + (i as i64) * 100 + n, 1).await;
+            assert_eq!(sent.len(), 1);
+        }
+    }
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from inbox where status = 'processed'"
+        )
+        .await,
+        60
+    );
+    assert_eq!(
+        count(&app, "select count(*) from inbox where status = 'failed'").await,
+        1,
+        "the refused update is set aside"
+    );
+    // Each organization's rows are its own: Acme's 30 users and its conversations.
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "select count(*) from conversations c join end_users u
+                   on u.tenant_id = c.tenant_id and u.id = c.end_user_id
+                 where c.tenant_id = '{}' and u.telegram_user_id between 5000 and 5029",
+                a.id
+            )
+        )
+        .await,
+        30
+    );
+    assert_eq!(
+        count(&app, "select count(*) from messages where text = 'poison'").await,
+        0
+    );
+    // Written together: fewer batches than updates (61 updates, 2 writers).
+    let metrics = app.metrics_text(None).await;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    let (batches, updates) = (
+        value("switchboard_webhook_batch_size_count "),
+        value("switchboard_webhook_batch_size_sum "),
+    );
+    assert_eq!(updates, 61.0);
+    assert!(batches < updates, "{batches} batches for {updates} updates");
+    // At most the poisoned batch failed as a whole (none, if it was alone in its batch).
+    assert!(value("switchboard_webhook_batches_failed_total ") <= 1.0);
+}

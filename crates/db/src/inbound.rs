@@ -101,6 +101,10 @@ pub async fn receive(
     .bind(payload)
     .fetch_one(conn)
     .await?;
+    received(row)
+}
+
+fn received(row: ReceivedRow) -> Result<Received> {
     let conversation = match (row.conversation_id, row.conversation_status) {
         (Some(id), Some(status)) => Some((
             id,
@@ -308,4 +312,282 @@ pub async fn record_rating(
     .conversation(conversation, end_user);
     crate::events::insert(conn, tenant, event).await?;
     Ok(true)
+}
+
+/// One update of a batch for [`receive_batch`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    pub tenant: TenantId,
+    pub bot: BotId,
+    pub update_id: i64,
+    pub payload: &'a Value,
+    pub user: &'a TelegramUser,
+}
+
+#[derive(sqlx::FromRow)]
+struct ReceivedBatchRow {
+    ord: i64,
+    #[sqlx(flatten)]
+    row: ReceivedRow,
+}
+
+/// [`receive`] for several updates of different chats in one statement (the webhook's
+/// group commit): each user upserted and locked, each update stored (deduplicated), each
+/// open conversation locked. Rows are written and locked in one order — by organization,
+/// bot and Telegram user — so two batches never wait for each other in a cycle. No two
+/// updates may be of the same chat (one row cannot be upserted twice in a statement).
+/// Returns what each update found, in the order given.
+pub async fn receive_batch(
+    conn: &mut PgConnection,
+    items: &[Incoming<'_>],
+) -> Result<Vec<Received>> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| {
+        (
+            items[i].tenant,
+            items[i].bot,
+            items[i].user.telegram_user_id,
+        )
+    });
+    let pick =
+        |f: &dyn Fn(&Incoming) -> i64| order.iter().map(|&i| f(&items[i])).collect::<Vec<i64>>();
+    let tenants: Vec<TenantId> = order.iter().map(|&i| items[i].tenant).collect();
+    let bots: Vec<BotId> = order.iter().map(|&i| items[i].bot).collect();
+    let new_ids: Vec<EndUserId> = order.iter().map(|_| EndUserId::new()).collect();
+    let users = pick(&|x| x.user.telegram_user_id);
+    let chats = pick(&|x| x.user.chat_id);
+    let update_ids = pick(&|x| x.update_id);
+    let text = |f: &dyn Fn(&Incoming) -> Option<String>| {
+        order
+            .iter()
+            .map(|&i| f(&items[i]))
+            .collect::<Vec<Option<String>>>()
+    };
+    let usernames = text(&|x| x.user.username.clone());
+    let first_names = text(&|x| Some(x.user.first_name.clone()));
+    let last_names = text(&|x| x.user.last_name.clone());
+    let languages = text(&|x| x.user.language_code.clone());
+    let payloads: Vec<&Value> = order.iter().map(|&i| items[i].payload).collect();
+    let originals: Vec<i64> = order.iter().map(|&i| i as i64).collect();
+    let rows: Vec<ReceivedBatchRow> = sqlx::query_as(
+        "with i as (
+            select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[],
+                $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::jsonb[],
+                $12::bigint[])
+              as i(tenant_id, new_id, bot_id, tg, chat, un, fname, lname, lang, upd, pl, ord)
+         ), u as (
+            insert into end_users (tenant_id, id, bot_id, telegram_user_id,
+                chat_id, username, first_name, last_name, language_code)
+            select tenant_id, new_id, bot_id, tg, chat, un, fname, lname, lang from i
+            order by tenant_id, bot_id, tg
+            on conflict (tenant_id, bot_id, telegram_user_id) do update set
+                chat_id = excluded.chat_id, username = excluded.username,
+                first_name = excluded.first_name, last_name = excluded.last_name,
+                language_code = coalesce(excluded.language_code, end_users.language_code),
+                is_blocked = false, last_seen_at = now()
+            returning tenant_id, id, bot_id, telegram_user_id, chat_id, username, first_name,
+                last_name, language_code, is_blocked, first_seen_at, last_seen_at
+         ), ib as (
+            insert into inbox (tenant_id, bot_id, update_id, payload, status)
+            select i.tenant_id, i.bot_id, i.upd, i.pl, 'processed'
+            from i join u on u.tenant_id = i.tenant_id and u.bot_id = i.bot_id
+                          and u.telegram_user_id = i.tg
+            on conflict do nothing
+            returning tenant_id, bot_id, update_id
+         ), c as (
+            select c.tenant_id, c.end_user_id, c.id, c.status, c.assignee_id
+            from u join conversations c on c.tenant_id = u.tenant_id and c.end_user_id = u.id
+            where c.status <> 'closed'
+            order by c.tenant_id, c.end_user_id
+            for update of c
+         )
+         select i.ord,
+                exists (select 1 from ib where ib.tenant_id = i.tenant_id
+                        and ib.bot_id = i.bot_id and ib.update_id = i.upd) as fresh,
+                u.id, u.bot_id, u.telegram_user_id, u.chat_id, u.username, u.first_name,
+                u.last_name, u.language_code, u.is_blocked, u.first_seen_at, u.last_seen_at,
+                c.id as conversation_id, c.status as conversation_status, c.assignee_id
+         from i
+         join u on u.tenant_id = i.tenant_id and u.bot_id = i.bot_id and u.telegram_user_id = i.tg
+         left join c on c.tenant_id = u.tenant_id and c.end_user_id = u.id",
+    )
+    .bind(&tenants)
+    .bind(&new_ids)
+    .bind(&bots)
+    .bind(&users)
+    .bind(&chats)
+    .bind(&usernames)
+    .bind(&first_names)
+    .bind(&last_names)
+    .bind(&languages)
+    .bind(&update_ids)
+    .bind(&payloads)
+    .bind(&originals)
+    .fetch_all(conn)
+    .await?;
+    let mut found: Vec<Option<Received>> = (0..items.len()).map(|_| None).collect();
+    for r in rows {
+        let slot = usize::try_from(r.ord)
+            .ok()
+            .and_then(|i| found.get_mut(i))
+            .ok_or_else(|| sqlx::Error::Decode("a batch row of no update".into()))?;
+        *slot = Some(received(r.row)?);
+    }
+    Ok(found
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| sqlx::Error::Decode("an update of the batch found no row".into()))?)
+}
+
+/// [`record`] for several updates of different chats in one statement, each with its
+/// organization: per update the same rows in the same order (the inbound message, then
+/// its replies).
+pub async fn record_batch(conn: &mut PgConnection, records: &[(TenantId, &Record)]) -> Result<()> {
+    let each = |f: &dyn Fn(&Record) -> Option<String>| {
+        records
+            .iter()
+            .map(|(_, r)| f(r))
+            .collect::<Vec<Option<String>>>()
+    };
+    let tenants: Vec<TenantId> = records.iter().map(|(t, _)| *t).collect();
+    let conversations: Vec<ConversationId> = records.iter().map(|(_, r)| r.conversation).collect();
+    let bots: Vec<BotId> = records.iter().map(|(_, r)| r.bot).collect();
+    let end_users: Vec<EndUserId> = records.iter().map(|(_, r)| r.end_user).collect();
+    let new: Vec<bool> = records.iter().map(|(_, r)| r.new_conversation).collect();
+    let statuses = each(&|r| Some(r.status.as_str().to_owned()));
+    let reasons = each(&|r| r.handover_reason.map(str::to_owned));
+    let sandbox: Vec<bool> = records.iter().map(|(_, r)| r.sandbox).collect();
+    let kinds = each(&|r| Some(r.inbound.kind.clone()));
+    let texts = each(&|r| Some(r.inbound.text.clone()));
+    let payloads: Vec<Option<&Value>> = records
+        .iter()
+        .map(|(_, r)| r.inbound.payload.as_ref())
+        .collect();
+    let rules: Vec<Option<uuid::Uuid>> = records
+        .iter()
+        .map(|(_, r)| r.inbound.rule_id.map(|x| x.0))
+        .collect();
+    let scores: Vec<Option<f32>> = records.iter().map(|(_, r)| r.inbound.score).collect();
+    let matches: Vec<Option<&Value>> = records
+        .iter()
+        .map(|(_, r)| r.inbound.match_info.as_ref())
+        .collect();
+    let update_ids: Vec<i64> = records.iter().map(|(_, r)| r.inbound.update_id).collect();
+    let message_ids: Vec<Option<i64>> = records
+        .iter()
+        .map(|(_, r)| r.inbound.telegram_message_id)
+        .collect();
+    let (mut out_of, mut out_texts, mut out_payloads, mut out_rules) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ev_of, mut ev_kinds, mut ev_data) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (_, r)) in records.iter().enumerate() {
+        // `with ordinality` numbers the updates from 1.
+        let n = i as i64 + 1;
+        for o in &r.outbound {
+            out_of.push(n);
+            out_texts.push(o.text.as_str());
+            out_payloads.push(o.payload.as_ref());
+            out_rules.push(o.rule_id.map(|x| x.0));
+        }
+        for e in &r.events {
+            ev_of.push(n);
+            ev_kinds.push(e.kind().as_str());
+            ev_data.push(e.data());
+        }
+    }
+    sqlx::query(
+        "with r as (
+            select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bool[],
+                $6::text[], $7::text[], $8::bool[], $9::text[], $10::text[], $11::jsonb[],
+                $12::uuid[], $13::real[], $14::jsonb[], $15::bigint[], $16::bigint[])
+              with ordinality as r(tenant_id, conv, bot_id, end_user, is_new, status, reason,
+                sandbox, kind, txt, pl, rl, sc, mt, upd, tmid, n)
+         ), o as (
+            select * from unnest($17::bigint[], $18::text[], $19::jsonb[], $20::uuid[])
+              with ordinality as o(n, txt, pl, rl, ord)
+         ), new_conv as (
+            insert into conversations (tenant_id, id, bot_id, end_user_id, status, handover_reason,
+                waiting_since, is_test)
+            select tenant_id, conv, bot_id, end_user, status, reason,
+                   case when status = 'waiting' then now() end, sandbox
+            from r where is_new
+            returning id
+         ), changed_conv as (
+            update conversations c set
+                status = r.status,
+                handover_reason = coalesce(r.reason, c.handover_reason),
+                waiting_since = case when r.status = 'waiting' and c.status <> 'waiting' then now()
+                                     else c.waiting_since end,
+                last_message_at = now()
+            from r
+            where c.tenant_id = r.tenant_id and c.id = r.conv and not r.is_new
+            returning c.id
+         ), msgs as (
+            insert into messages (tenant_id, conversation_id, end_user_id, direction, sender, kind,
+                text, payload, rule_id, score, match, update_id, telegram_message_id)
+            select tenant_id, conv, end_user, dir, snd, knd, txt, pl, rl, sc, mt, upd, tmid
+            from (
+                select r.n, 0::bigint as ord, r.tenant_id, r.conv, r.end_user, 'in' as dir,
+                       'user' as snd, r.kind as knd, r.txt, r.pl, r.rl, r.sc, r.mt, r.upd, r.tmid
+                from r
+                union all
+                select o.n, o.ord, r.tenant_id, r.conv, r.end_user, 'out', 'bot', 'text', o.txt,
+                       o.pl, o.rl, null, null, null, null
+                from o join r on r.n = o.n
+            ) m
+            order by n, ord
+            returning tenant_id, id, end_user_id, direction, created_at
+         ), dels as (
+            insert into deliveries (tenant_id, message_id, end_user_id, status, sent_at, created_at)
+            select m.tenant_id, m.id, m.end_user_id, case when r.sandbox then 'sent' else 'pending' end,
+                   case when r.sandbox then now() end, m.created_at
+            from msgs m join r on r.tenant_id = m.tenant_id and r.end_user = m.end_user_id
+            where m.direction = 'out'
+         ), evs as (
+            insert into events (tenant_id, kind, actor_type, actor_id, conversation_id, end_user_id, data)
+            select r.tenant_id, e.kind, 'end_user', r.end_user::text, r.conv, r.end_user, e.data
+            from unnest($21::bigint[], $22::text[], $23::jsonb[]) with ordinality as e(n, kind, data, ord)
+            join r on r.n = e.n
+            order by e.ord
+            returning 1
+         ), queued as (
+            insert into delivery_queue (tenant_id, end_user_id, bot_id)
+            select r.tenant_id, r.end_user, r.bot_id from r
+            where not r.sandbox and exists (select 1 from o where o.n = r.n)
+            order by r.tenant_id, r.end_user
+            on conflict (tenant_id, end_user_id) do update set ready_at = delivery_queue.ready_at
+            returning 1
+         )
+         select
+            (select count(*) from new_conv) + (select count(*) from changed_conv) as conversations,
+            (select count(*) from msgs) as messages,
+            (select count(*) from evs) as events,
+            (select count(*) from queued) as queued",
+    )
+    .bind(&tenants)
+    .bind(&conversations)
+    .bind(&bots)
+    .bind(&end_users)
+    .bind(&new)
+    .bind(&statuses)
+    .bind(&reasons)
+    .bind(&sandbox)
+    .bind(&kinds)
+    .bind(&texts)
+    .bind(&payloads)
+    .bind(&rules)
+    .bind(&scores)
+    .bind(&matches)
+    .bind(&update_ids)
+    .bind(&message_ids)
+    .bind(&out_of)
+    .bind(&out_texts)
+    .bind(&out_payloads)
+    .bind(&out_rules)
+    .bind(&ev_of)
+    .bind(&ev_kinds)
+    .bind(&ev_data)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -96,12 +96,35 @@ pub async fn begin_desk(
     pool: &PgPool,
     tenants: &[switchboard_core::TenantId],
 ) -> Result<Transaction<'static, Postgres>> {
+    begin_for_many(pool, DESK_ROLE, tenants).await
+}
+
+/// The role the webhook's group commit writes as: row-level security lets it read and
+/// write only the rows of the organizations listed in the transaction (migration
+/// `20261214000001_intake_scope.sql`).
+pub const INTAKE_ROLE: &str = "switchboard_intake";
+
+/// A transaction scoped to `tenants` — the organizations whose updates one batch of the
+/// webhook's group commit holds: it runs as [`INTAKE_ROLE`], so a query of the batch
+/// that forgot its tenant filter sees and changes nothing of any other organization.
+pub async fn begin_intake(
+    pool: &PgPool,
+    tenants: &[switchboard_core::TenantId],
+) -> Result<Transaction<'static, Postgres>> {
+    begin_for_many(pool, INTAKE_ROLE, tenants).await
+}
+
+async fn begin_for_many(
+    pool: &PgPool,
+    role: &str,
+    tenants: &[switchboard_core::TenantId],
+) -> Result<Transaction<'static, Postgres>> {
     // As `begin_scoped`: the settings after BEGIN, in a statement of their own.
     let mut tx = pool.begin().await?;
     let ids: Vec<String> = tenants.iter().map(|t| t.to_string()).collect();
     act_as(
         &mut tx,
-        DESK_ROLE,
+        role,
         "app.tenant_ids",
         &format!("{{{}}}", ids.join(",")),
     )

@@ -29,6 +29,8 @@ const MATCHER_BUCKETS: [f64; 14] = [
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1, 0.25,
 ];
+/// Updates per batch of the webhook's group commit (at most 32).
+const BATCH_BUCKETS: [f64; 6] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
@@ -129,6 +131,8 @@ pub struct Metrics {
     webhook_rejected: Family<ReasonLabels, Counter>,
     webhook_failed: Counter,
     webhook_set_aside: Counter,
+    webhook_batch_size: Histogram,
+    webhook_batches_failed: Counter,
 
     api_requests: Family<MethodLabels, Counter>,
     api_errors: Family<ApiErrorLabels, Counter>,
@@ -186,6 +190,8 @@ impl Metrics {
         let webhook_rejected = Family::<ReasonLabels, Counter>::default();
         let webhook_failed = Counter::default();
         let webhook_set_aside = Counter::default();
+        let webhook_batch_size = Histogram::new(BATCH_BUCKETS);
+        let webhook_batches_failed = Counter::default();
         let api_requests = Family::<MethodLabels, Counter>::default();
         let api_errors = Family::<ApiErrorLabels, Counter>::default();
         let deliveries_sent = Counter::default();
@@ -265,6 +271,16 @@ impl Metrics {
             "webhook_updates_set_aside",
             "Updates that could not be processed (not Telegram's shape, data the database refuses): stored with the error and acknowledged",
             webhook_set_aside.clone(),
+        );
+        registry.register(
+            "webhook_batch_size",
+            "Updates written together in one transaction of the webhook's group commit",
+            webhook_batch_size.clone(),
+        );
+        registry.register(
+            "webhook_batches_failed",
+            "Batches of updates that failed as a whole and were processed one by one",
+            webhook_batches_failed.clone(),
         );
         registry.register(
             "telegram_api_requests",
@@ -347,6 +363,8 @@ impl Metrics {
             webhook_rejected,
             webhook_failed,
             webhook_set_aside,
+            webhook_batch_size,
+            webhook_batches_failed,
             api_requests,
             api_errors,
             deliveries_sent,
@@ -386,6 +404,15 @@ impl Metrics {
 
     pub fn webhook_processed(&self) {
         self.webhook_processed.inc();
+    }
+
+    /// A batch of the webhook's group commit was written (or tried).
+    pub fn webhook_batch_observe(&self, updates: usize) {
+        self.webhook_batch_size.observe(updates as f64);
+    }
+
+    pub fn webhook_batch_failed(&self) {
+        self.webhook_batches_failed.inc();
     }
 
     pub fn webhook_ignored(&self) {

@@ -4,17 +4,15 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use switchboard_core::bot::{decide, Context, Inbound, Reply, SuggestionPick};
-use switchboard_core::text::Lang;
+use switchboard_core::bot::{Inbound, Reply};
 use switchboard_core::text::{split_message, TELEGRAM_TEXT_LIMIT};
-use switchboard_core::{ConvStatus, ConversationId, EndUserId, Event};
+use switchboard_core::{ConversationId, EndUserId, Event};
 use switchboard_db::events::{Actor, NewEvent};
-use switchboard_db::inbound::{self, InboundRecord, OutboundRecord, Record};
 use switchboard_db::messages::{NewOutbound, Sender};
 use switchboard_db::{end_users, events, inbox, DbError};
-use teloxide::payloads::AnswerCallbackQuery;
 
 use crate::cache::{BotEntry, CacheError, Encoded};
+use crate::intake::Job;
 use crate::update::{parse, Act, NotAnUpdate, UpdateAction};
 use crate::Telegram;
 
@@ -81,6 +79,10 @@ pub enum EngineError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     BadUpdate(#[from] NotAnUpdate),
+    /// The batch this update was written in ended without an answer for it (its task
+    /// panicked): nothing is known to be stored, so Telegram should send it again.
+    #[error("the update's batch ended without an outcome")]
+    Interrupted,
 }
 
 impl From<sqlx::Error> for EngineError {
@@ -230,23 +232,7 @@ impl Telegram {
                 tx.commit().await?;
                 Ok(WebhookOutcome::Processed)
             }
-            UpdateAction::Act(act) => {
-                // The first statement's snapshot predates the end-user row lock it waits
-                // for, so a conversation opened by a concurrent update of the same new
-                // chat can be invisible to it; the unique index then refuses a second
-                // open conversation and we simply run the update again.
-                let mut attempt = 0;
-                loop {
-                    match self.handle_act(bot, update.update_id, raw, &act).await {
-                        Err(EngineError::Db(DbError::Conflict { constraint }))
-                            if constraint == "conversations_one_open_per_user" && attempt < 3 =>
-                        {
-                            attempt += 1;
-                        }
-                        other => return other,
-                    }
-                }
-            }
+            UpdateAction::Act(act) => self.handle_act(bot, update.update_id, raw, act).await,
         }
     }
 
@@ -289,7 +275,7 @@ impl Telegram {
         bot: &Arc<BotEntry>,
         update_id: i64,
         raw: &Value,
-        act: &Act,
+        act: Act,
     ) -> Result<WebhookOutcome, EngineError> {
         let tenant = bot.tenant_id;
         let config = self.caches.config(tenant).await?;
@@ -300,164 +286,22 @@ impl Telegram {
             Inbound::Text(text)
                 if config.matcher.is_semantic() && self.caches.encoder().is_some() =>
             {
-                self.message_vector(bot, act, text).await?
+                self.message_vector(bot, &act, text).await?
             }
             _ => None,
         };
-        // Scoped to the bot's organization (row-level security): everything this update
-        // reads and writes is that organization's.
-        let mut tx = switchboard_db::begin_scoped(&self.pool, tenant).await?;
-        let received =
-            inbound::receive(&mut tx, tenant, bot.bot_id, update_id, raw, &act.user).await?;
-        if !received.fresh {
-            return Ok(WebhookOutcome::Duplicate);
-        }
-        let end_user = received.end_user.id;
-        let before = received
-            .conversation
-            .map_or(ConvStatus::Closed, |(_, status, _)| status);
-        let context = Context {
-            lang: act.user.language_code.as_deref().and_then(Lang::from_code),
-            now: chrono::Utc::now(),
+        let job = Job {
+            bot: bot.clone(),
+            update_id,
+            raw: raw.clone(),
+            act,
+            config,
             vector,
         };
-        let deciding = std::time::Instant::now();
-        let decision = decide(&config, before, &act.inbound, context);
-        self.metrics.matcher_observe(deciding.elapsed());
-
-        if let Some((rated, rating)) = decision.rating {
-            let inbound = InboundRecord {
-                kind: "rating".into(),
-                text: "★".repeat(rating as usize),
-                update_id,
-                telegram_message_id: act.telegram_message_id,
-                ..Default::default()
-            };
-            let stored =
-                inbound::record_rating(&mut tx, tenant, end_user, rated, rating, &inbound).await?;
-            tx.commit().await?;
-            if stored {
-                self.notifier.desk(tenant, rated, "rating");
-            }
-            if let (Some(query_id), Some(answer)) =
-                (act.callback_query_id.clone(), decision.callback_answer)
-            {
-                self.answer_callback(bot.clone(), query_id, answer);
-            }
-            return Ok(WebhookOutcome::Processed);
-        }
-
-        let (conversation, new_conversation) = match received.conversation {
-            Some((id, _, _)) => (id, false),
-            None => (ConversationId::new(), true),
-        };
-        let mut events = Vec::new();
-        if new_conversation {
-            events.push(Event::ConversationOpened {});
-        }
-        if let Some(reason) = decision.handover {
-            events.push(Event::ConversationHandover {
-                reason: reason.as_str().into(),
-                from: before.as_str().into(),
-            });
-        }
-        if let Some((button_id, label)) = &decision.button {
-            events.push(Event::ButtonPressed {
-                button_id: button_id.to_string(),
-                label: label.clone(),
-            });
-        }
-        let mut picked_rule = None;
-        match &decision.suggestion {
-            Some(SuggestionPick::Rule(rule, _)) => {
-                picked_rule = Some(*rule);
-                events.push(Event::SuggestionAccepted { rule_id: rule.0 });
-            }
-            Some(SuggestionPick::None(_)) => events.push(Event::SuggestionRejected {}),
-            None => {}
-        }
-        if let Some((rule, helped)) = decision.feedback {
-            picked_rule = Some(rule);
-            events.push(Event::AnswerFeedback {
-                rule_id: rule.0,
-                helped,
-            });
-        }
-        let matched = decision.matched.as_ref();
-        let text = match (&decision.button, &decision.suggestion, decision.feedback) {
-            (Some((_, label)), _, _) => label.clone(),
-            (_, Some(SuggestionPick::Rule(_, title)), _) => title.clone(),
-            (_, Some(SuggestionPick::None(label)), _) => label.clone(),
-            (_, _, Some((_, true))) => config.texts.feedback_yes.clone(),
-            (_, _, Some((_, false))) => config.texts.feedback_no.clone(),
-            _ => act.text.clone(),
-        };
-        let outbound = outbound_rows(conversation, end_user, Sender::Bot, &decision.replies)
-            .into_iter()
-            .map(|o| OutboundRecord {
-                text: o.text,
-                payload: o.payload,
-                rule_id: o.rule_id,
-            })
-            .collect();
-        let record = Record {
-            bot: bot.bot_id,
-            end_user,
-            conversation,
-            new_conversation,
-            status: decision.status,
-            handover_reason: decision.handover.map(|h| h.as_str()),
-            inbound: InboundRecord {
-                kind: act.kind.clone(),
-                text,
-                payload: act.payload.clone(),
-                rule_id: picked_rule.or(matched.and_then(|m| m.rule_id)),
-                score: matched.map(|m| m.score),
-                match_info: matched
-                    .map(|m| serde_json::to_value(m).expect("match info serialises")),
-                update_id,
-                telegram_message_id: act.telegram_message_id,
-            },
-            outbound,
-            events,
-            sandbox: bot.sandbox,
-        };
-        inbound::record(&mut tx, tenant, &record).await?;
-        tx.commit().await?;
-        if !record.outbound.is_empty() && !bot.sandbox {
-            self.notifier.deliveries_queued();
-        }
-        // The desk hears of a new conversation in the queue ("handover") and of every
-        // message of a conversation that is with people ("inbound").
-        if decision.status.with_humans() && !before.with_humans() {
-            self.notifier.desk(tenant, conversation, "handover");
-        } else if decision.status.with_humans() || before.with_humans() {
-            self.notifier.desk(tenant, conversation, "inbound");
-        }
-
-        if let (Some(query_id), Some(answer)) =
-            (act.callback_query_id.clone(), decision.callback_answer)
-        {
-            self.answer_callback(bot.clone(), query_id, answer);
-        }
-        Ok(WebhookOutcome::Processed)
-    }
-
-    /// Stops the button's spinner in the user's app. Best effort, off the request path.
-    /// The panel's Try it has no Telegram behind it (and its bot no token): nothing to stop.
-    fn answer_callback(&self, bot: Arc<BotEntry>, query_id: String, text: String) {
+        // The panel's Try it is one person typing: no batch to join.
         if bot.sandbox {
-            return;
+            return self.intake.act_one(&job).await;
         }
-        let api = self.api.clone();
-        tokio::spawn(async move {
-            let mut payload = AnswerCallbackQuery::new(teloxide::types::CallbackQueryId(query_id));
-            if !text.is_empty() {
-                payload.text = Some(text);
-            }
-            if let Err(e) = api.call(bot.token(), &payload).await {
-                tracing::warn!(tenant = %bot.tenant_id, bot = %bot.bot_id, error = %e, "answerCallbackQuery failed");
-            }
-        });
+        self.intake.submit(job).await
     }
 }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod delivery;
 pub mod engine;
 pub mod files;
+pub mod intake;
 pub mod lru;
 pub mod operator;
 pub mod polling;
@@ -69,6 +70,8 @@ pub struct Telegram {
     pub notifier: switchboard_db::notify::Notifier,
     /// This process's metrics (served at `/metrics` by the web side).
     pub metrics: Arc<Metrics>,
+    /// The webhook's group commit: updates of different chats written together.
+    pub intake: Arc<intake::Intake>,
 }
 
 /// A pool beside `pool`, on the same settings, with a quarter of its connections (at
@@ -90,13 +93,27 @@ impl Telegram {
             settings.cached_tenants,
         ));
         let metrics = Arc::new(Metrics::new());
+        let api = api.with_metrics(metrics.clone());
+        let notifier = switchboard_db::notify::Notifier::start(pool.clone());
+        // A quarter of the pool (2 to 8) writes batches: a busy moment makes bigger
+        // batches, not more transactions — measured best on 2 cores (docs/performance.md);
+        // the rest of the pool stays for what requests and the desk read.
+        let slots = (pool.options().get_max_connections() / 4).clamp(2, 8) as usize;
+        let intake = Arc::new(intake::Intake::new(
+            pool.clone(),
+            api.clone(),
+            notifier.clone(),
+            metrics.clone(),
+            slots,
+        ));
         Self {
-            api: api.with_metrics(metrics.clone()),
+            api,
             metrics,
             vault,
             caches,
             settings,
-            notifier: switchboard_db::notify::Notifier::start(pool.clone()),
+            notifier,
+            intake,
             delivery_pool: delivery_pool(&pool),
             pool,
         }
