@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{alice, TestApp};
+use crate::harness::{alice, Tenant, TestApp};
 
 #[tokio::test]
 async fn a_second_tenant_cannot_see_or_touch_the_first_ones_data() {
@@ -827,23 +827,29 @@ async fn a_query_without_its_tenant_filter_reaches_nothing_of_another_tenant() {
     assert!(beta_events >= 1);
 }
 
+/// Acme, Beta and Gamma, each with a bot and Alice's conversation waiting for a person.
+async fn three_organizations_with_a_waiting_conversation() -> (TestApp, [Tenant; 3]) {
+    let app = TestApp::start().await;
+    let tenants = [
+        app.tenant("Acme").await,
+        app.tenant("Beta").await,
+        app.tenant("Gamma").await,
+    ];
+    for (t, bot) in tenants.iter().zip(["acme_bot", "beta_bot", "gamma_bot"]) {
+        let bot = app.connect_bot(t, bot).await;
+        app.say(&bot, &alice(), "/operator").await;
+        app.conversation(t, "waiting").await;
+    }
+    (app, tenants)
+}
+
 /// The desk's queue reads as the viewer's organizations: a query without its tenant
 /// filter, in a desk transaction for Acme and Gamma, sees their conversations and
 /// organizations and nothing of Beta's; it cannot write; with no organization listed it
 /// sees nothing.
 #[tokio::test]
 async fn the_desks_scope_sees_only_the_viewers_organizations_and_writes_nothing() {
-    let app = TestApp::start().await;
-    let (a, b, g) = (
-        app.tenant("Acme").await,
-        app.tenant("Beta").await,
-        app.tenant("Gamma").await,
-    );
-    for (t, bot) in [(&a, "acme_bot"), (&b, "beta_bot"), (&g, "gamma_bot")] {
-        let bot = app.connect_bot(t, bot).await;
-        app.say(&bot, &alice(), "/operator").await;
-        app.conversation(t, "waiting").await;
-    }
+    let (app, [a, _, g]) = three_organizations_with_a_waiting_conversation().await;
     let pool = &app.db.pool;
     let mut tx = switchboard_db::begin_desk(pool, &[a.id, g.id])
         .await
@@ -895,17 +901,7 @@ async fn the_desks_scope_sees_only_the_viewers_organizations_and_writes_nothing(
 /// the organizations of the batch, and cannot write a row of any other.
 #[tokio::test]
 async fn the_intake_scope_reaches_only_the_batchs_organizations() {
-    let app = TestApp::start().await;
-    let (a, b, g) = (
-        app.tenant("Acme").await,
-        app.tenant("Beta").await,
-        app.tenant("Gamma").await,
-    );
-    for (t, bot) in [(&a, "acme_bot"), (&b, "beta_bot"), (&g, "gamma_bot")] {
-        let bot = app.connect_bot(t, bot).await;
-        app.say(&bot, &alice(), "/operator").await;
-        app.conversation(t, "waiting").await;
-    }
+    let (app, [a, b, g]) = three_organizations_with_a_waiting_conversation().await;
     let pool = &app.db.pool;
     let mut tx = switchboard_db::begin_intake(pool, &[a.id, g.id])
         .await

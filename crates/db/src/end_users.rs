@@ -36,20 +36,30 @@ pub struct TelegramUser {
     pub language_code: Option<String>,
 }
 
+/// What writing to the bot changes on a known end user (their Telegram profile, seen now,
+/// not blocking the bot): the conflict clause of every end-user upsert, one or many.
+macro_rules! upsert_on_conflict {
+    () => {
+        "on conflict (tenant_id, bot_id, telegram_user_id) do update set
+            chat_id = excluded.chat_id, username = excluded.username,
+            first_name = excluded.first_name, last_name = excluded.last_name,
+            language_code = coalesce(excluded.language_code, end_users.language_code),
+            is_blocked = false, last_seen_at = now()"
+    };
+}
+pub(crate) use upsert_on_conflict;
+
 /// The upsert of an end user, binding $1 tenant, $2 new id, $3 bot, $4 Telegram user id,
 /// $5 chat id, $6 username, $7 first name, $8 last name, $9 language; returns [`EndUser`].
 /// Writing to the bot also means the user unblocked it.
-pub(crate) const UPSERT_SQL: &str =
+pub(crate) const UPSERT_SQL: &str = concat!(
     "insert into end_users (tenant_id, id, bot_id, telegram_user_id,
         chat_id, username, first_name, last_name, language_code)
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-    on conflict (tenant_id, bot_id, telegram_user_id) do update set
-        chat_id = excluded.chat_id, username = excluded.username,
-        first_name = excluded.first_name, last_name = excluded.last_name,
-        language_code = coalesce(excluded.language_code, end_users.language_code),
-        is_blocked = false, last_seen_at = now()
-    returning id, bot_id, telegram_user_id, chat_id, username, first_name, last_name,
-        language_code, is_blocked, first_seen_at, last_seen_at";
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9) ",
+    upsert_on_conflict!(),
+    " returning id, bot_id, telegram_user_id, chat_id, username, first_name, last_name,
+        language_code, is_blocked, first_seen_at, last_seen_at"
+);
 
 /// Creates or refreshes the end user.
 pub async fn upsert(

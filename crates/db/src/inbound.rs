@@ -6,7 +6,19 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use switchboard_core::{BotId, ConvStatus, ConversationId, EndUserId, RuleId, TenantId};
 
-use crate::end_users::{EndUser, TelegramUser, UPSERT_SQL};
+use crate::end_users::{upsert_on_conflict, EndUser, TelegramUser, UPSERT_SQL};
+
+/// The end of both record statements: what each part wrote (every CTE is referenced, so
+/// PostgreSQL runs them all).
+macro_rules! record_summary {
+    () => {
+        "select
+            (select count(*) from new_conv) + (select count(*) from changed_conv) as conversations,
+            (select count(*) from msgs) as messages,
+            (select count(*) from evs) as events,
+            (select count(*) from queued) as queued"
+    };
+}
 use crate::Result;
 
 /// What [`receive`] found.
@@ -186,7 +198,7 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
         r.outbound.iter().map(|o| o.rule_id.map(|x| x.0)).collect();
     let ev_kinds: Vec<&str> = r.events.iter().map(|e| e.kind().as_str()).collect();
     let ev_data: Vec<Value> = r.events.iter().map(|e| e.data()).collect();
-    sqlx::query(
+    sqlx::query(concat!(
         "with new_conv as (
             insert into conversations (tenant_id, id, bot_id, end_user_id, status, handover_reason,
                 waiting_since, is_test)
@@ -233,11 +245,9 @@ pub async fn record(conn: &mut PgConnection, tenant: TenantId, r: &Record) -> Re
             on conflict (tenant_id, end_user_id) do update set ready_at = delivery_queue.ready_at
             returning 1
          )
-         select
-            (select count(*) from new_conv) + (select count(*) from changed_conv) as conversations,
-            (select count(*) from msgs) as messages,
-            (select count(*) from evs) as events,
-            (select count(*) from queued) as queued",
+         ",
+        record_summary!()
+    ),
     )
     .bind(tenant)
     .bind(r.conversation)
@@ -369,7 +379,7 @@ pub async fn receive_batch(
     let languages = text(&|x| x.user.language_code.clone());
     let payloads: Vec<&Value> = order.iter().map(|&i| items[i].payload).collect();
     let originals: Vec<i64> = order.iter().map(|&i| i as i64).collect();
-    let rows: Vec<ReceivedBatchRow> = sqlx::query_as(
+    let rows: Vec<ReceivedBatchRow> = sqlx::query_as(concat!(
         "with i as (
             select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[],
                 $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::jsonb[],
@@ -379,13 +389,9 @@ pub async fn receive_batch(
             insert into end_users (tenant_id, id, bot_id, telegram_user_id,
                 chat_id, username, first_name, last_name, language_code)
             select tenant_id, new_id, bot_id, tg, chat, un, fname, lname, lang from i
-            order by tenant_id, bot_id, tg
-            on conflict (tenant_id, bot_id, telegram_user_id) do update set
-                chat_id = excluded.chat_id, username = excluded.username,
-                first_name = excluded.first_name, last_name = excluded.last_name,
-                language_code = coalesce(excluded.language_code, end_users.language_code),
-                is_blocked = false, last_seen_at = now()
-            returning tenant_id, id, bot_id, telegram_user_id, chat_id, username, first_name,
+            order by tenant_id, bot_id, tg ",
+        upsert_on_conflict!(),
+        " returning tenant_id, id, bot_id, telegram_user_id, chat_id, username, first_name,
                 last_name, language_code, is_blocked, first_seen_at, last_seen_at
          ), ib as (
             insert into inbox (tenant_id, bot_id, update_id, payload, status)
@@ -409,8 +415,8 @@ pub async fn receive_batch(
                 c.id as conversation_id, c.status as conversation_status, c.assignee_id
          from i
          join u on u.tenant_id = i.tenant_id and u.bot_id = i.bot_id and u.telegram_user_id = i.tg
-         left join c on c.tenant_id = u.tenant_id and c.end_user_id = u.id",
-    )
+         left join c on c.tenant_id = u.tenant_id and c.end_user_id = u.id"
+    ))
     .bind(&tenants)
     .bind(&new_ids)
     .bind(&bots)
@@ -495,7 +501,7 @@ pub async fn record_batch(conn: &mut PgConnection, records: &[(TenantId, &Record
             ev_data.push(e.data());
         }
     }
-    sqlx::query(
+    sqlx::query(concat!(
         "with r as (
             select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bool[],
                 $6::text[], $7::text[], $8::bool[], $9::text[], $10::text[], $11::jsonb[],
@@ -558,11 +564,9 @@ pub async fn record_batch(conn: &mut PgConnection, records: &[(TenantId, &Record
             on conflict (tenant_id, end_user_id) do update set ready_at = delivery_queue.ready_at
             returning 1
          )
-         select
-            (select count(*) from new_conv) + (select count(*) from changed_conv) as conversations,
-            (select count(*) from msgs) as messages,
-            (select count(*) from evs) as events,
-            (select count(*) from queued) as queued",
+         ",
+        record_summary!()
+    ),
     )
     .bind(&tenants)
     .bind(&conversations)
