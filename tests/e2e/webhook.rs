@@ -318,13 +318,14 @@ async fn updates_written_together_survive_one_bad_update_among_them() {
     .await
     .unwrap();
     let mut tasks = Vec::new();
+    let mut first = None;
     for (i, bot) in bots.iter().enumerate() {
         for n in 0..30 {
             let (tg, bot) = (app.tg.clone(), bot.clone());
             let user = FakeUser::new(5000 + (i as i64) * 100 + n, "User");
-            tasks.push(tokio::spawn(async move {
-                tg.send_text(&bot, &user, "/start").await
-            }));
+            let update = tg.text_update(&bot, &user, "/start");
+            first.get_or_insert_with(|| update.clone());
+            tasks.push(tokio::spawn(async move { tg.deliver(&bot, update).await }));
         }
     }
     let (tg, bot) = (app.tg.clone(), bots[0].clone());
@@ -373,7 +374,49 @@ async fn updates_written_together_survive_one_bad_update_among_them() {
         count(&app, "select count(*) from messages where text = 'poison'").await,
         0
     );
-    // Written together: fewer batches than updates (61 updates, 2 writers).
+    // Telegram delivers the first update again, among 30 new ones, after its user
+    // blocked the bot: acknowledged, and nothing changes — not even the user's row.
+    sqlx::query("update end_users set is_blocked = true where telegram_user_id = 5000")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..30 {
+        let (tg, bot) = (app.tg.clone(), bots[1].clone());
+        let user = FakeUser::new(6000 + n, "User");
+        tasks.push(tokio::spawn(async move {
+            tg.send_text(&bot, &user, "/start").await
+        }));
+    }
+    let again = first.unwrap();
+    for _ in 0..3 {
+        let (tg, bot, again) = (app.tg.clone(), bots[0].clone(), again.clone());
+        tasks.push(tokio::spawn(async move { tg.deliver(&bot, again).await }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().status, 200);
+    }
+    for n in 0..30 {
+        app.expect_sent(&bots[1], 6000 + n, 1).await;
+    }
+    let blocked: bool =
+        sqlx::query_scalar("select is_blocked from end_users where telegram_user_id = 5000")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert!(blocked, "a redelivered update does not touch its user");
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from messages m join end_users u
+               on u.tenant_id = m.tenant_id and u.id = m.end_user_id
+             where u.telegram_user_id = 5000"
+        )
+        .await,
+        2,
+        "the question and its answer, once"
+    );
+    // Written together: fewer batches than updates (94 updates, 2 writers).
     let metrics = app.metrics_text(None).await;
     let value = |name: &str| -> f64 {
         metrics
@@ -385,7 +428,7 @@ async fn updates_written_together_survive_one_bad_update_among_them() {
         value("switchboard_webhook_batch_size_count "),
         value("switchboard_webhook_batch_size_sum "),
     );
-    assert_eq!(updates, 61.0);
+    assert_eq!(updates, 94.0);
     assert!(batches < updates, "{batches} batches for {updates} updates");
     // At most the poisoned batch failed as a whole (none, if it was alone in its batch).
     assert!(value("switchboard_webhook_batches_failed_total ") <= 1.0);

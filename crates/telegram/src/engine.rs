@@ -16,7 +16,7 @@ use crate::intake::Job;
 use crate::update::{parse, Act, NotAnUpdate, UpdateAction};
 use crate::Telegram;
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookOutcome {
     Processed,
     /// Already received before (Telegram retried): acknowledged, nothing done.

@@ -7,14 +7,19 @@
 //! in one transaction: one statement to receive them all, one to record them all.
 //!
 //! - At low load a batch is one update, written exactly as before ([`Intake::act_one`]).
-//! - No batch holds two updates of one chat (the later waits for the next batch), and
-//!   batches lock users and conversations in one order, so one chat's updates keep their
-//!   order and batches never deadlock each other.
-//! - A batch that fails for any reason is rolled back and its updates are processed one
-//!   by one, so one bad update costs the others a retry, never their answer; the error
-//!   each then gets is its own.
-//! - A batch runs in a task of its own: a webhook request that goes away (Telegram gave
-//!   up waiting) does not cancel the other updates of its batch.
+//! - A chat has one update being written at a time, in any batch: a chat's later update
+//!   waits in the queue until the batch writing the earlier one has finished (fallback
+//!   included), so one chat's updates keep their order, and its second update never
+//!   misses the conversation its first is opening. Batches lock users and conversations
+//!   in one order, so they never deadlock each other.
+//! - An update Telegram delivered before (a duplicate) is answered as such and the batch
+//!   is written again without it, so a redelivery changes nothing, as when alone.
+//! - A batch that fails is rolled back and its updates are processed one by one (one at
+//!   a time: the slot holds its share of the pool), so one bad update costs the others a
+//!   retry, never their answer; the error each then gets is its own. When the database
+//!   cannot be reached at all, every update of the batch gets that error at once.
+//! - A batch runs in a task of its own, which then goes on with whatever waits: a
+//!   webhook request that goes away (Telegram gave up waiting) cancels no update.
 //! - The transaction runs as `switchboard_intake`, which row-level security confines to
 //!   the organizations whose updates are in the batch.
 
@@ -54,7 +59,7 @@ pub(crate) struct Job {
 
 impl Job {
     /// The chat: no batch holds two updates with the same key.
-    fn chat(&self) -> (TenantId, switchboard_core::BotId, i64) {
+    fn chat(&self) -> Chat {
         (
             self.bot.tenant_id,
             self.bot.bot_id,
@@ -68,13 +73,22 @@ struct Waiting {
     done: oneshot::Sender<Result<WebhookOutcome, EngineError>>,
 }
 
+type Chat = (TenantId, switchboard_core::BotId, i64);
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Waiting>,
+    /// The chats of the batches being written.
+    writing: HashSet<Chat>,
+}
+
 /// The queue of updates waiting to be written and the slots (transactions) writing them.
 pub struct Intake {
     pool: PgPool,
     api: BotApi,
     notifier: Notifier,
     metrics: Arc<Metrics>,
-    queue: parking_lot::Mutex<VecDeque<Waiting>>,
+    queue: parking_lot::Mutex<Queue>,
     slots: Arc<Semaphore>,
 }
 
@@ -112,7 +126,7 @@ impl Intake {
             api,
             notifier,
             metrics,
-            queue: parking_lot::Mutex::new(VecDeque::new()),
+            queue: parking_lot::Mutex::new(Queue::default()),
             slots: Arc::new(Semaphore::new(slots.max(1))),
         }
     }
@@ -121,22 +135,30 @@ impl Intake {
     /// the queue's batch itself when a slot is free, or waits for another to.
     pub(crate) async fn submit(self: &Arc<Self>, job: Job) -> Result<WebhookOutcome, EngineError> {
         let (done, mut outcome) = oneshot::channel();
-        self.queue.lock().push_back(Waiting { job, done });
+        self.queue.lock().waiting.push_back(Waiting { job, done });
         loop {
             tokio::select! {
                 biased;
                 result = &mut outcome => return result.unwrap_or(Err(EngineError::Interrupted)),
                 permit = self.slots.clone().acquire_owned() => {
                     let permit = permit.expect("the slots are never closed");
-                    let batch = self.take();
+                    let batch = self.take(&[]);
                     if batch.is_empty() {
-                        // Another request took this update into its batch.
+                        // This update is in another batch, or waits for its chat's batch,
+                        // which takes it when it ends.
                         drop(permit);
                         return outcome.await.unwrap_or(Err(EngineError::Interrupted));
                     }
                     let this = self.clone();
                     tokio::spawn(async move {
-                        this.run(batch).await;
+                        let mut batch = batch;
+                        while !batch.is_empty() {
+                            let chats: Vec<Chat> = batch.iter().map(|w| w.job.chat()).collect();
+                            let writing = Writing { intake: &this, chats: &chats };
+                            this.run(batch).await;
+                            std::mem::forget(writing);
+                            batch = this.take(&chats);
+                        }
                         drop(permit);
                     });
                 }
@@ -144,26 +166,30 @@ impl Intake {
         }
     }
 
-    /// The oldest waiting updates, at most one per chat (a chat's later update stays
-    /// queued, ahead of newer ones) and at most [`MAX_BATCH`].
-    fn take(&self) -> Vec<Waiting> {
+    /// Marks the chats of `done` as written, then takes the oldest waiting updates of
+    /// chats not being written, at most one per chat (a chat's later update stays queued,
+    /// ahead of newer ones) and at most [`MAX_BATCH`].
+    fn take(&self, done: &[Chat]) -> Vec<Waiting> {
         let mut queue = self.queue.lock();
+        for chat in done {
+            queue.writing.remove(chat);
+        }
+        let Queue { waiting, writing } = &mut *queue;
         let mut batch = Vec::new();
-        let mut chats = HashSet::new();
         let mut left = VecDeque::new();
-        while let Some(waiting) = queue.pop_front() {
+        while let Some(w) = waiting.pop_front() {
             if batch.len() == MAX_BATCH {
-                left.push_back(waiting);
+                left.push_back(w);
                 break;
             }
-            if chats.insert(waiting.job.chat()) {
-                batch.push(waiting);
+            if writing.insert(w.job.chat()) {
+                batch.push(w);
             } else {
-                left.push_back(waiting);
+                left.push_back(w);
             }
         }
-        left.extend(queue.drain(..));
-        *queue = left;
+        left.extend(waiting.drain(..));
+        *waiting = left;
         batch
     }
 
@@ -181,15 +207,21 @@ impl Intake {
                     let _ = waiting.done.send(Ok(outcome));
                 }
             }
+            Err(EngineError::Db(e)) if e.is_unavailable() => {
+                tracing::warn!(updates = batch.len(), error = %e, "the database is unavailable; a batch of updates fails");
+                for waiting in batch {
+                    let _ = waiting
+                        .done
+                        .send(Err(EngineError::Db(unavailable_like(&e))));
+                }
+            }
             Err(e) => {
                 tracing::warn!(updates = batch.len(), error = %e, "a batch of updates failed; processing them one by one");
                 self.metrics.webhook_batch_failed();
-                // Different chats: they may go in parallel.
-                futures::future::join_all(batch.into_iter().map(|waiting| async move {
+                for waiting in batch {
                     let result = self.act_one(&waiting.job).await;
                     let _ = waiting.done.send(result);
-                }))
-                .await;
+                }
             }
         }
     }
@@ -258,32 +290,41 @@ impl Intake {
         Ok(WebhookOutcome::Processed)
     }
 
-    /// Several updates of different chats in one transaction.
+    /// Several updates of different chats in one transaction. An update received before
+    /// (Telegram delivered it again) is answered as a duplicate and the batch written
+    /// again without it, so that it changes nothing — as when it comes alone.
     async fn act_batch(&self, batch: &[Waiting]) -> Result<Vec<WebhookOutcome>, EngineError> {
-        let mut tenants: Vec<TenantId> = batch.iter().map(|w| w.job.bot.tenant_id).collect();
-        tenants.sort();
-        tenants.dedup();
-        let mut tx = switchboard_db::begin_intake(&self.pool, &tenants).await?;
-        let incoming: Vec<Incoming> = batch
-            .iter()
-            .map(|w| Incoming {
-                tenant: w.job.bot.tenant_id,
-                bot: w.job.bot.bot_id,
-                update_id: w.job.update_id,
-                payload: &w.job.raw,
-                user: &w.job.act.user,
-            })
-            .collect();
-        let received = inbound::receive_batch(&mut tx, &incoming).await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut outcomes = vec![WebhookOutcome::Duplicate; batch.len()];
+        let mut fresh: Vec<&Waiting> = batch.iter().collect();
+        let (mut tx, received) = loop {
+            if fresh.is_empty() {
+                return Ok(outcomes);
+            }
+            let mut tenants: Vec<TenantId> = fresh.iter().map(|w| w.job.bot.tenant_id).collect();
+            tenants.sort();
+            tenants.dedup();
+            let mut tx = switchboard_db::begin_intake(&self.pool, &tenants).await?;
+            let incoming: Vec<Incoming> = fresh
+                .iter()
+                .map(|w| Incoming {
+                    tenant: w.job.bot.tenant_id,
+                    bot: w.job.bot.bot_id,
+                    update_id: w.job.update_id,
+                    payload: &w.job.raw,
+                    user: &w.job.act.user,
+                })
+                .collect();
+            let received = inbound::receive_batch(&mut tx, &incoming).await?;
+            if received.iter().all(|r| r.fresh) {
+                break (tx, received);
+            }
+            drop(tx);
+            let mut kept = received.iter().map(|r| r.fresh);
+            fresh.retain(|_| kept.next().unwrap_or(false));
+        };
         let mut records = Vec::new();
         let mut afters = Vec::new();
-        for (waiting, received) in batch.iter().zip(&received) {
-            if !received.fresh {
-                outcomes.push(WebhookOutcome::Duplicate);
-                continue;
-            }
-            outcomes.push(WebhookOutcome::Processed);
+        for (waiting, received) in fresh.iter().zip(&received) {
             let tenant = waiting.job.bot.tenant_id;
             let (decided, mut after) = self.decide(&waiting.job, received);
             match decided {
@@ -317,6 +358,11 @@ impl Intake {
         tx.commit().await?;
         for after in afters {
             self.after(after);
+        }
+        for (outcome, waiting) in outcomes.iter_mut().zip(batch) {
+            if fresh.iter().any(|w| std::ptr::eq(*w, waiting)) {
+                *outcome = WebhookOutcome::Processed;
+            }
         }
         Ok(outcomes)
     }
@@ -486,4 +532,30 @@ impl Intake {
             }
         });
     }
+}
+
+/// Releases a batch's chats if its task ends without doing so (a panic), so their later
+/// updates are not held back for good.
+struct Writing<'a> {
+    intake: &'a Intake,
+    chats: &'a [Chat],
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.intake.queue.lock();
+        for chat in self.chats {
+            queue.writing.remove(chat);
+        }
+    }
+}
+
+/// The same unavailability again, for each update of a batch that met it.
+fn unavailable_like(e: &DbError) -> DbError {
+    DbError::Sqlx(match e {
+        DbError::Sqlx(sqlx::Error::PoolTimedOut) => sqlx::Error::PoolTimedOut,
+        DbError::Sqlx(sqlx::Error::PoolClosed) => sqlx::Error::PoolClosed,
+        DbError::Sqlx(sqlx::Error::WorkerCrashed) => sqlx::Error::WorkerCrashed,
+        other => sqlx::Error::Io(std::io::Error::other(other.to_string())),
+    })
 }
