@@ -158,6 +158,21 @@ async fn main() {
     }
     let delivered = started.elapsed();
     let _ = &db;
+    // The webhook's batches and delivery's records lock the same queue rows: in one order,
+    // or they deadlock and every batch caught in one is written again one by one.
+    let metrics = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_webhook_batches_failed_total "))
+        .unwrap_or("?")
+        .to_string();
     println!("webhook loop: {updates} updates to {bots} bots from {chats} chats each, {concurrency} concurrent senders");
     println!(
         "  acknowledged: {:.0} updates/s ({:.2} s); webhook latency p50 {:.1} ms, p99 {:.1} ms",
@@ -173,4 +188,9 @@ async fn main() {
             delivered.as_secs_f64()
         );
     }
+    println!("  batches of updates that failed as a whole: {failed}");
+    assert_eq!(
+        failed, "0",
+        "no batch of updates failed (a deadlock, a conflict)"
+    );
 }

@@ -178,6 +178,15 @@ async fn replies_keep_each_chats_order_under_concurrent_updates() {
         assert_eq!(got, expected, "chat {}", user.id);
     }
     assert_eq!(count(&app, "select count(*) from inbox").await, 50);
+    // Written in batches while delivery records what it sent, and no batch failed: the
+    // two lock the chats' queue rows in one order, so they never deadlock.
+    let metrics = app.metrics_text(None).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "switchboard_webhook_batches_failed_total 0"),
+        "{metrics}"
+    );
     app.eventually("all 50 replies marked sent", || async {
         count(
             &app,

@@ -301,10 +301,17 @@ pub async fn record_sent(db: impl PgExecutor<'_>, sent: &[SentOutcome]) -> Resul
             where d.tenant_id = o.tenant_id and d.message_id = o.id
               and d.status = 'sending' and d.attempts = o.attempts
             returning d.tenant_id, d.message_id as id, d.end_user_id, o.pace_ms
+         ), locked as materialized (
+            -- The chats' queue rows, locked in one order — the order the webhook's batches
+            -- lock them in (`inbound::record_batch`) — so the two never deadlock.
+            select q.tenant_id, q.end_user_id from delivery_queue q
+            where (q.tenant_id, q.end_user_id) in (select tenant_id, end_user_id from sent)
+            order by q.tenant_id, q.end_user_id
+            for update of q
          ), released as (
             update delivery_queue q set lease_owner = null,
                 ready_at = now() + make_interval(secs => s.pace_ms::float8 / 1000)
-            from sent s
+            from sent s join locked l on l.tenant_id = s.tenant_id and l.end_user_id = s.end_user_id
             where q.tenant_id = s.tenant_id and q.end_user_id = s.end_user_id
             returning 1
          )
