@@ -1,6 +1,8 @@
 //! The webhook's hot path in two statements: [`receive`] (user, inbox, open conversation)
-//! and [`record`] (state, messages, events, delivery queue, notifications). With BEGIN and
-//! COMMIT that is four round trips per update.
+//! and [`record`] (state, messages, events, delivery queue). With BEGIN, the scope and
+//! COMMIT that is five round trips per update — or per batch of up to 32 updates of
+//! different chats, with [`receive_batch`] and [`record_batch`] (the webhook's group
+//! commit, `switchboard_telegram::intake`).
 
 use serde_json::Value;
 use sqlx::PgConnection;
