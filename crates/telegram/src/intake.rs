@@ -154,9 +154,13 @@ impl Intake {
                         let mut batch = batch;
                         while !batch.is_empty() {
                             let chats: Vec<Chat> = batch.iter().map(|w| w.job.chat()).collect();
-                            let writing = Writing { intake: &this, chats: &chats };
-                            this.run(batch).await;
-                            std::mem::forget(writing);
+                            // A panic answers the batch's requests with an error (their
+                            // senders dropped) and must not keep its chats' later updates
+                            // waiting: the chats are released and the queue served on.
+                            let run = std::panic::AssertUnwindSafe(this.run(batch));
+                            if futures::FutureExt::catch_unwind(run).await.is_err() {
+                                tracing::error!("writing a batch of updates panicked");
+                            }
                             batch = this.take(&chats);
                         }
                         drop(permit);
@@ -318,7 +322,7 @@ impl Intake {
             if received.iter().all(|r| r.fresh) {
                 break (tx, received);
             }
-            drop(tx);
+            tx.rollback().await?;
             let mut kept = received.iter().map(|r| r.fresh);
             fresh.retain(|_| kept.next().unwrap_or(false));
         };
@@ -531,22 +535,6 @@ impl Intake {
                 tracing::warn!(tenant = %bot.tenant_id, bot = %bot.bot_id, error = %e, "answerCallbackQuery failed");
             }
         });
-    }
-}
-
-/// Releases a batch's chats if its task ends without doing so (a panic), so their later
-/// updates are not held back for good.
-struct Writing<'a> {
-    intake: &'a Intake,
-    chats: &'a [Chat],
-}
-
-impl Drop for Writing<'_> {
-    fn drop(&mut self) {
-        let mut queue = self.intake.queue.lock();
-        for chat in self.chats {
-            queue.writing.remove(chat);
-        }
     }
 }
 
