@@ -361,25 +361,22 @@ pub async fn receive_batch(
             items[i].user.telegram_user_id,
         )
     });
-    let pick =
-        |f: &dyn Fn(&Incoming) -> i64| order.iter().map(|&i| f(&items[i])).collect::<Vec<i64>>();
-    let tenants: Vec<TenantId> = order.iter().map(|&i| items[i].tenant).collect();
-    let bots: Vec<BotId> = order.iter().map(|&i| items[i].bot).collect();
-    let new_ids: Vec<EndUserId> = order.iter().map(|_| EndUserId::new()).collect();
-    let users = pick(&|x| x.user.telegram_user_id);
-    let chats = pick(&|x| x.user.chat_id);
-    let update_ids = pick(&|x| x.update_id);
-    let text = |f: &dyn Fn(&Incoming) -> Option<String>| {
-        order
-            .iter()
-            .map(|&i| f(&items[i]))
-            .collect::<Vec<Option<String>>>()
-    };
-    let usernames = text(&|x| x.user.username.clone());
-    let first_names = text(&|x| Some(x.user.first_name.clone()));
-    let last_names = text(&|x| x.user.last_name.clone());
-    let languages = text(&|x| x.user.language_code.clone());
-    let payloads: Vec<&Value> = order.iter().map(|&i| items[i].payload).collect();
+    let sorted: Vec<&Incoming> = order.iter().map(|&i| &items[i]).collect();
+    let tenants: Vec<TenantId> = sorted.iter().map(|x| x.tenant).collect();
+    let bots: Vec<BotId> = sorted.iter().map(|x| x.bot).collect();
+    let new_ids: Vec<EndUserId> = sorted.iter().map(|_| EndUserId::new()).collect();
+    let users: Vec<i64> = sorted.iter().map(|x| x.user.telegram_user_id).collect();
+    let chats: Vec<i64> = sorted.iter().map(|x| x.user.chat_id).collect();
+    let update_ids: Vec<i64> = sorted.iter().map(|x| x.update_id).collect();
+    let usernames: Vec<Option<&str>> = sorted.iter().map(|x| x.user.username.as_deref()).collect();
+    let first_names: Vec<&str> = sorted.iter().map(|x| x.user.first_name.as_str()).collect();
+    let last_names: Vec<Option<&str>> =
+        sorted.iter().map(|x| x.user.last_name.as_deref()).collect();
+    let languages: Vec<Option<&str>> = sorted
+        .iter()
+        .map(|x| x.user.language_code.as_deref())
+        .collect();
+    let payloads: Vec<&Value> = sorted.iter().map(|x| x.payload).collect();
     let originals: Vec<i64> = order.iter().map(|&i| i as i64).collect();
     let rows: Vec<ReceivedBatchRow> = sqlx::query_as(concat!(
         "with i as (
@@ -451,22 +448,22 @@ pub async fn receive_batch(
 /// organization: per update the same rows in the same order (the inbound message, then
 /// its replies).
 pub async fn record_batch(conn: &mut PgConnection, records: &[(TenantId, &Record)]) -> Result<()> {
-    let each = |f: &dyn Fn(&Record) -> Option<String>| {
-        records
-            .iter()
-            .map(|(_, r)| f(r))
-            .collect::<Vec<Option<String>>>()
-    };
     let tenants: Vec<TenantId> = records.iter().map(|(t, _)| *t).collect();
     let conversations: Vec<ConversationId> = records.iter().map(|(_, r)| r.conversation).collect();
     let bots: Vec<BotId> = records.iter().map(|(_, r)| r.bot).collect();
     let end_users: Vec<EndUserId> = records.iter().map(|(_, r)| r.end_user).collect();
     let new: Vec<bool> = records.iter().map(|(_, r)| r.new_conversation).collect();
-    let statuses = each(&|r| Some(r.status.as_str().to_owned()));
-    let reasons = each(&|r| r.handover_reason.map(str::to_owned));
+    let statuses: Vec<&str> = records.iter().map(|(_, r)| r.status.as_str()).collect();
+    let reasons: Vec<Option<&str>> = records.iter().map(|(_, r)| r.handover_reason).collect();
     let sandbox: Vec<bool> = records.iter().map(|(_, r)| r.sandbox).collect();
-    let kinds = each(&|r| Some(r.inbound.kind.clone()));
-    let texts = each(&|r| Some(r.inbound.text.clone()));
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|(_, r)| r.inbound.kind.as_str())
+        .collect();
+    let texts: Vec<&str> = records
+        .iter()
+        .map(|(_, r)| r.inbound.text.as_str())
+        .collect();
     let payloads: Vec<Option<&Value>> = records
         .iter()
         .map(|(_, r)| r.inbound.payload.as_ref())

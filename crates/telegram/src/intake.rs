@@ -94,13 +94,41 @@ pub struct Intake {
 
 /// What one update decided, to be written.
 enum Decided {
-    /// A rating button: the rating goes on the closed conversation it names.
-    Rating {
-        rated: ConversationId,
-        rating: i16,
-        inbound: InboundRecord,
-    },
+    Rating(Rating),
     Record(Box<Record>),
+}
+
+/// A rating button: the rating goes on the closed conversation it names.
+struct Rating {
+    rated: ConversationId,
+    rating: i16,
+    inbound: InboundRecord,
+}
+
+impl Rating {
+    /// Stores the rating in `tx`; the desk hears of it only when it was stored (the
+    /// conversation is this user's and closed).
+    async fn record(
+        &self,
+        tx: &mut switchboard_db::PgConnection,
+        tenant: TenantId,
+        received: &Received,
+        after: &mut After,
+    ) -> Result<(), EngineError> {
+        let stored = inbound::record_rating(
+            tx,
+            tenant,
+            received.end_user.id,
+            self.rated,
+            self.rating,
+            &self.inbound,
+        )
+        .await?;
+        if !stored {
+            after.desk = None;
+        }
+        Ok(())
+    }
 }
 
 /// What to do once an update is committed.
@@ -265,31 +293,15 @@ impl Intake {
             return Ok(WebhookOutcome::Duplicate);
         }
         let (decided, mut after) = self.decide(job, &received);
-        let stored = match &decided {
-            Decided::Rating {
-                rated,
-                rating,
-                inbound,
-            } => {
-                inbound::record_rating(
-                    &mut tx,
-                    tenant,
-                    received.end_user.id,
-                    *rated,
-                    *rating,
-                    inbound,
-                )
-                .await?
+        match decided {
+            Decided::Rating(rating) => {
+                rating
+                    .record(&mut tx, tenant, &received, &mut after)
+                    .await?
             }
-            Decided::Record(record) => {
-                inbound::record(&mut tx, tenant, record).await?;
-                true
-            }
-        };
-        tx.commit().await?;
-        if !stored {
-            after.desk = None;
+            Decided::Record(record) => inbound::record(&mut tx, tenant, &record).await?,
         }
+        tx.commit().await?;
         self.after(after);
         Ok(WebhookOutcome::Processed)
     }
@@ -299,23 +311,28 @@ impl Intake {
     /// again without it, so that it changes nothing — as when it comes alone.
     async fn act_batch(&self, batch: &[Waiting]) -> Result<Vec<WebhookOutcome>, EngineError> {
         let mut outcomes = vec![WebhookOutcome::Duplicate; batch.len()];
-        let mut fresh: Vec<&Waiting> = batch.iter().collect();
+        // The updates not (yet) found to be duplicates, by their place in `batch`.
+        let mut fresh: Vec<usize> = (0..batch.len()).collect();
         let (mut tx, received) = loop {
             if fresh.is_empty() {
                 return Ok(outcomes);
             }
-            let mut tenants: Vec<TenantId> = fresh.iter().map(|w| w.job.bot.tenant_id).collect();
+            let mut tenants: Vec<TenantId> =
+                fresh.iter().map(|&i| batch[i].job.bot.tenant_id).collect();
             tenants.sort();
             tenants.dedup();
             let mut tx = switchboard_db::begin_intake(&self.pool, &tenants).await?;
             let incoming: Vec<Incoming> = fresh
                 .iter()
-                .map(|w| Incoming {
-                    tenant: w.job.bot.tenant_id,
-                    bot: w.job.bot.bot_id,
-                    update_id: w.job.update_id,
-                    payload: &w.job.raw,
-                    user: &w.job.act.user,
+                .map(|&i| {
+                    let job = &batch[i].job;
+                    Incoming {
+                        tenant: job.bot.tenant_id,
+                        bot: job.bot.bot_id,
+                        update_id: job.update_id,
+                        payload: &job.raw,
+                        user: &job.act.user,
+                    }
                 })
                 .collect();
             let received = inbound::receive_batch(&mut tx, &incoming).await?;
@@ -328,31 +345,18 @@ impl Intake {
         };
         let mut records = Vec::new();
         let mut afters = Vec::new();
-        for (waiting, received) in fresh.iter().zip(&received) {
-            let tenant = waiting.job.bot.tenant_id;
-            let (decided, mut after) = self.decide(&waiting.job, received);
+        for (&i, received) in fresh.iter().zip(&received) {
+            let job = &batch[i].job;
+            let tenant = job.bot.tenant_id;
+            let (decided, mut after) = self.decide(job, received);
             match decided {
-                Decided::Rating {
-                    rated,
-                    rating,
-                    inbound,
-                } => {
-                    let stored = inbound::record_rating(
-                        &mut tx,
-                        tenant,
-                        received.end_user.id,
-                        rated,
-                        rating,
-                        &inbound,
-                    )
-                    .await?;
-                    if !stored {
-                        after.desk = None;
-                    }
+                Decided::Rating(rating) => {
+                    rating.record(&mut tx, tenant, received, &mut after).await?
                 }
                 Decided::Record(record) => records.push((tenant, record)),
             }
             afters.push(after);
+            outcomes[i] = WebhookOutcome::Processed;
         }
         if !records.is_empty() {
             let records: Vec<(TenantId, &Record)> =
@@ -362,11 +366,6 @@ impl Intake {
         tx.commit().await?;
         for after in afters {
             self.after(after);
-        }
-        for (outcome, waiting) in outcomes.iter_mut().zip(batch) {
-            if fresh.iter().any(|w| std::ptr::eq(*w, waiting)) {
-                *outcome = WebhookOutcome::Processed;
-            }
         }
         Ok(outcomes)
     }
@@ -403,11 +402,11 @@ impl Intake {
                 queued: false,
             };
             return (
-                Decided::Rating {
+                Decided::Rating(Rating {
                     rated,
                     rating,
                     inbound,
-                },
+                }),
                 after,
             );
         }
