@@ -475,19 +475,10 @@ async fn free_text_flood(
         waits.last().copied().unwrap_or_default(),
     );
     // What the cores encoded meanwhile, from the process's own metrics.
-    let metrics = p
-        .http
-        .get(p.api.replace("/api/v1", "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&p.http, &p.api.replace("/api/v1", "/metrics")).await;
     let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        common::metric(&metrics, name)
+            .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
     println!(

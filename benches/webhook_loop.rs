@@ -160,17 +160,8 @@ async fn main() {
     let _ = &db;
     // The webhook's batches and delivery's records lock the same queue rows: in one order,
     // or they deadlock and every batch caught in one is written again one by one.
-    let metrics = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let failed = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("switchboard_webhook_batches_failed_total "))
+    let metrics = common::metrics(&http, &format!("http://{addr}/metrics")).await;
+    let failed = common::metric(&metrics, "switchboard_webhook_batches_failed_total")
         .unwrap_or("?")
         .to_string();
     println!("webhook loop: {updates} updates to {bots} bots from {chats} chats each, {concurrency} concurrent senders");

@@ -531,6 +531,13 @@ impl TestApp {
         req.send().await.unwrap().text().await.unwrap()
     }
 
+    /// The value of the sample `series` (name and labels exactly as exported) in
+    /// `/metrics` (with the scrape token, if the app has one); the test fails without it.
+    pub async fn metric(&self, token: Option<&str>, series: &str) -> f64 {
+        let text = self.metrics_text(token).await;
+        sample(&text, series).unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    }
+
     /// Waits until the chat has received `n` messages from the bot.
     pub async fn expect_sent(
         &self,
@@ -819,4 +826,12 @@ impl TestApp {
 pub fn link_in(text: &str) -> String {
     let i = text.find("http").expect("a link");
     text[i..].split_whitespace().next().unwrap().to_string()
+}
+
+/// The value of the sample `series` (name and labels exactly as exported) in a `/metrics`
+/// text, if any.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -1016,10 +1016,7 @@ async fn messages_that_find_every_core_encoding_are_matched_lexically_not_queued
     // wait for theirs.
     assert!(by_meaning >= 1 && by_meaning < users.len(), "{by_meaning}");
     let metrics = app.metrics_text(None).await;
-    let skipped: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("switchboard_matcher_semantic_skipped_total "))
-        .and_then(|v| v.trim().parse().ok())
+    let skipped = crate::harness::sample(&metrics, "switchboard_matcher_semantic_skipped_total")
         .unwrap_or_else(|| panic!("no skipped counter in:\n{metrics}"));
     assert_eq!(skipped as usize, users.len() - by_meaning, "{metrics}");
     assert!(metrics.contains("switchboard_matcher_encode_duration_seconds_count"));

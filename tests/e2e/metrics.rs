@@ -17,10 +17,7 @@ struct Scrape {
 impl Scrape {
     /// The value of the sample `series` (name and labels exactly as exported), if any.
     fn value(&self, series: &str) -> Option<f64> {
-        self.text.lines().find_map(|line| {
-            let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
-            rest.parse().ok()
-        })
+        crate::harness::sample(&self.text, series)
     }
 
     /// The sum of every series of the family `name` (any labels).

@@ -180,12 +180,10 @@ async fn replies_keep_each_chats_order_under_concurrent_updates() {
     assert_eq!(count(&app, "select count(*) from inbox").await, 50);
     // Written in batches while delivery records what it sent, and no batch failed: the
     // two lock the chats' queue rows in one order, so they never deadlock.
-    let metrics = app.metrics_text(None).await;
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "switchboard_webhook_batches_failed_total 0"),
-        "{metrics}"
+    assert_eq!(
+        app.metric(None, "switchboard_webhook_batches_failed_total")
+            .await,
+        0.0
     );
     app.eventually("all 50 replies marked sent", || async {
         count(
@@ -426,19 +424,17 @@ async fn updates_written_together_survive_one_bad_update_among_them() {
         "the question and its answer, once"
     );
     // Written together: fewer batches than updates (94 updates, 2 writers).
-    let metrics = app.metrics_text(None).await;
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {metrics}"))
-    };
     let (batches, updates) = (
-        value("switchboard_webhook_batch_size_count "),
-        value("switchboard_webhook_batch_size_sum "),
+        app.metric(None, "switchboard_webhook_batch_size_count")
+            .await,
+        app.metric(None, "switchboard_webhook_batch_size_sum").await,
     );
     assert_eq!(updates, 94.0);
     assert!(batches < updates, "{batches} batches for {updates} updates");
     // At most the poisoned batch failed as a whole (none, if it was alone in its batch).
-    assert!(value("switchboard_webhook_batches_failed_total ") <= 1.0);
+    assert!(
+        app.metric(None, "switchboard_webhook_batches_failed_total")
+            .await
+            <= 1.0
+    );
 }
