@@ -825,6 +825,30 @@ async fn a_query_without_its_tenant_filter_reaches_nothing_of_another_tenant() {
     assert!(beta_events >= 1);
 }
 
+/// The end of both multi-organization scope tests: `none`, a transaction of the scope
+/// with no organization listed, sees nothing at all; and what the test's transaction did
+/// was not kept (rolled back, or refused) — every conversation still waits.
+async fn sees_nothing_and_nothing_changed(
+    pool: &sqlx::PgPool,
+    mut none: sqlx::Transaction<'static, sqlx::Postgres>,
+) {
+    let seen: i64 = sqlx::query_scalar(
+        "select (select count(*) from conversations) + (select count(*) from tenants)
+              + (select count(*) from end_users) + (select count(*) from messages)",
+    )
+    .fetch_one(&mut *none)
+    .await
+    .unwrap();
+    assert_eq!(seen, 0);
+    drop(none);
+    let waiting: i64 =
+        sqlx::query_scalar("select count(*) from conversations where status = 'waiting'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(waiting, 3);
+}
+
 /// Acme, Beta and Gamma, each with a bot and Alice's conversation waiting for a person.
 async fn three_organizations_with_a_waiting_conversation() -> (TestApp, [Tenant; 3]) {
     let app = TestApp::start().await;
@@ -875,23 +899,8 @@ async fn the_desks_scope_sees_only_the_viewers_organizations_and_writes_nothing(
         "{refused}"
     );
     drop(tx);
-    let mut tx = switchboard_db::begin_desk(pool, &[]).await.unwrap();
-    let none: i64 = sqlx::query_scalar(
-        "select (select count(*) from conversations) + (select count(*) from tenants)
-              + (select count(*) from messages)",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    assert_eq!(none, 0);
-    drop(tx);
-    // Nothing changed: every conversation still waits.
-    let waiting: i64 =
-        sqlx::query_scalar("select count(*) from conversations where status = 'waiting'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    assert_eq!(waiting, 3);
+    sees_nothing_and_nothing_changed(pool, switchboard_db::begin_desk(pool, &[]).await.unwrap())
+        .await;
 }
 
 /// The webhook's group commit writes several organizations' updates in one transaction,
@@ -933,22 +942,8 @@ async fn the_intake_scope_reaches_only_the_batchs_organizations() {
         "{refused}"
     );
     drop(tx);
-    let mut tx = switchboard_db::begin_intake(pool, &[]).await.unwrap();
-    let none: i64 = sqlx::query_scalar(
-        "select (select count(*) from conversations) + (select count(*) from end_users)",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    assert_eq!(none, 0);
-    drop(tx);
-    // Rolled back: every conversation still waits.
-    let waiting: i64 =
-        sqlx::query_scalar("select count(*) from conversations where status = 'waiting'")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    assert_eq!(waiting, 3);
+    sees_nothing_and_nothing_changed(pool, switchboard_db::begin_intake(pool, &[]).await.unwrap())
+        .await;
 }
 
 /// Every page and form of an organization, found in the panel's router source (each
