@@ -617,6 +617,36 @@ async fn the_nul_character_is_refused_with_a_4xx_everywhere() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
+/// JSON nested 100,000 levels deep — in a field the API reads or in one it ignores — is
+/// refused with a 4xx and a message (serde_json stops at 128 levels, before recursing
+/// further), nothing is stored, and the server answers on.
+#[tokio::test]
+async fn deeply_nested_json_is_refused_with_a_4xx() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    for field in ["examples", "unknown"] {
+        let r = app
+            .http
+            .post(format!("{}/api/v1/rules", app.base))
+            .bearer_auth(&t.token)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"title": "Deep", "answer": "x", "{field}": {deep}}}"#
+            ))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert!(status.is_client_error(), "{field}: {status}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty(), "{v}");
+    }
+    let (s, rules) = app.get(&t.token, "/api/v1/rules").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(rules["items"].as_array().unwrap().len(), 0);
+}
+
 #[tokio::test]
 async fn writes_past_the_rate_limit_get_429_with_retry_after_and_others_go_on() {
     let app = TestApp::start().await;
@@ -686,6 +716,146 @@ async fn writes_past_the_rate_limit_get_429_with_retry_after_and_others_go_on() 
         app.get(&a.token, "/api/v1/canned-responses").await.0,
         StatusCode::OK
     );
+}
+
+/// Guessing API tokens with a new one each time: every refused token counts against the
+/// address, in a bucket every process shares; past it the address's API requests are
+/// refused at once (429 with Retry-After, the token not looked up), a valid token's too,
+/// until the bucket refills.
+#[tokio::test]
+async fn guessing_api_tokens_from_one_address_is_limited_on_every_process() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let replica = app.replica().await;
+    let guess = |base: &str, i: usize| {
+        app.http
+            .get(format!("{base}/api/v1/rules"))
+            .bearer_auth(format!("sb_guess_{i:04}"))
+            .send()
+    };
+    // The burst: a hundred unknown tokens are each told 401.
+    for i in 0..100 {
+        let r = guess(&app.base, i).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    // The other process shares the bucket: within a few more guesses it refuses too.
+    let mut refused = None;
+    for i in 100..110 {
+        let r = guess(&replica.base, i).await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = refused.expect("the replica kept looking tokens up");
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // The address is refused whatever token it brings, until the bucket refills.
+    let r = app
+        .http
+        .get(format!("{}/api/v1/rules", replica.base))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::sleep(std::time::Duration::from_secs(retry_after)).await;
+    let r = app
+        .http
+        .get(format!("{}/api/v1/rules", replica.base))
+        .bearer_auth(&t.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// An organization's rules are bounded — at most 5,000 rules and 50,000 examples in all —
+/// counted after each change under a per-organization lock, so parallel requests cannot
+/// pass the limits together; what is refused stores nothing.
+#[tokio::test]
+async fn an_organizations_rules_stay_within_their_limits_under_parallel_writes() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Beta").await;
+    // 50 rules of 999 examples (49,950) and 4,947 rules without: 4,997 rules.
+    sqlx::query(
+        "insert into answer_rules (tenant_id, id, title, answer, examples)
+         select $1, gen_random_uuid(), 'bulk ' || g, 'a',
+                array(select 'example ' || g || ' ' || e from generate_series(1, 999) e)
+         from generate_series(1, 50) g
+         union all
+         select $1, gen_random_uuid(), 'plain ' || g, 'a', '{}'
+         from generate_series(1, 4947) g",
+    )
+    .bind(t.id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let rule = |i: usize, examples: usize| {
+        json!({"title": format!("New {i}"), "answer": "x",
+               "examples": (0..examples).map(|e| format!("new {i} {e}")).collect::<Vec<_>>()})
+    };
+    // Four at once, 20 examples each: two fit (49,990), a third would make 50,010.
+    let results =
+        futures::future::join_all((0..4).map(|i| app.post(&t.token, "/api/v1/rules", rule(i, 20))))
+            .await;
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 2, "{results:?}");
+    for (s, body) in results.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(*s, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"]["fields"][0]["field"], "examples", "{body}");
+        assert_eq!(
+            body["error"]["fields"][0]["code"], "examples_quota",
+            "{body}"
+        );
+    }
+    let totals = || async {
+        sqlx::query_as::<_, (i64, i64)>(
+            "select count(*), sum(cardinality(examples))::bigint from answer_rules
+             where tenant_id = $1",
+        )
+        .bind(t.id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(totals().await, (4_999, 49_990));
+    // The 5,000th rule is made; the 5,001st is refused, even without examples.
+    let (s, body) = app.post(&t.token, "/api/v1/rules", rule(8, 0)).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, body) = app.post(&t.token, "/api/v1/rules", rule(9, 0)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("5000 rules"),
+        "{body}"
+    );
+    // Room for one rule: 11 more examples are too many, 10 fit.
+    let (_, page) = app.get(&t.token, "/api/v1/rules?q=plain%201&limit=1").await;
+    let id = page["items"][0]["id"].as_str().unwrap().to_string();
+    let (s, _) = app.delete(&t.token, &format!("/api/v1/rules/{id}")).await;
+    assert!(s.is_success());
+    let (s, _) = app.post(&t.token, "/api/v1/rules", rule(10, 11)).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, body) = app.post(&t.token, "/api/v1/rules", rule(11, 10)).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    assert_eq!(totals().await, (5_000, 50_000));
+    // Another organization's limits are its own.
+    let (s, _) = app.post(&other.token, "/api/v1/rules", rule(12, 20)).await;
+    assert_eq!(s, StatusCode::CREATED);
 }
 
 /// A member removed from the team loses the API at once: their token answers 401 on the

@@ -1055,6 +1055,14 @@ async fn try_it_runs_the_real_pipeline_as_test_traffic() {
         "a test in the queue: {}",
         desk.body
     );
+    // Nor on the dashboard's "waiting for an operator".
+    let dashboard = web.get(&format!("/t/{s}")).await;
+    assert!(
+        dashboard.has(r#"<div class="display-6" id="count-waiting">0</div>"#),
+        "{}",
+        dashboard.body
+    );
+    assert!(!dashboard.has("/desk/t/"), "a test listed as waiting");
     // After the hand-over the tester goes on with the bot, the transcript kept.
     let r = web.post(&format!("/t/{s}/try/back-to-bot"), &[]).await;
     assert!(r.has("We are open 9–18."), "transcript kept");
@@ -1619,6 +1627,45 @@ async fn parallel_password_guesses_hit_the_limit_together() {
         checked as i64,
         "only checked attempts are recorded"
     );
+}
+
+/// Guesses spread over many accounts from one address: each account stays under its own
+/// limit, but the address's 50 failures in 15 minutes stop the rest at once — a real
+/// account's right password from that address too.
+#[tokio::test]
+async fn password_guesses_across_accounts_hit_the_addresss_limit() {
+    let app = TestApp::start().await;
+    let _t = app.tenant("Acme").await;
+    let web = app.web();
+    web.get("/login").await;
+    let guesses = (0..60).map(|i| {
+        let web = &web;
+        async move {
+            let email = format!("someone{i}@acme.test");
+            web.post(
+                "/login",
+                &[("email", email.as_str()), ("password", "password123")],
+            )
+            .await
+        }
+    });
+    let pages = futures::future::join_all(guesses).await;
+    let statuses: Vec<_> = pages.iter().map(|p| p.status).collect();
+    let checked = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (50, 10), "{statuses:?}");
+    let r = web
+        .post(
+            "/login",
+            &[("email", "owner@acme.test"), ("password", "password123")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(count(&app, "select count(*) from login_failures").await, 50);
 }
 
 #[tokio::test]

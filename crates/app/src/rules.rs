@@ -102,6 +102,48 @@ pub fn clean_question(q: Option<&str>) -> Option<String> {
 /// them (a tenth of a second of work at most, whatever is sent).
 const MAX_RAW_ITEMS: usize = 10_000;
 
+/// The most examples one rule may have.
+pub const MAX_RULE_EXAMPLES: usize = 1000;
+
+/// The most rules an organization may have, and the most examples over all of them:
+/// every process holds each example, and with the semantic stage its vector (1.5 KB), in
+/// memory, and encodes each new one once (~9 ms of a core). Counted after each change of
+/// rules, before it is committed (`within_quota`).
+pub const MAX_RULES: i64 = 5_000;
+pub const MAX_EXAMPLES: i64 = 50_000;
+
+/// Refuses the change of rules made in `tx` if it takes the organization past its
+/// limits. Parallel changes are counted one after another, so they cannot pass them
+/// together. `field`: where an examples problem is shown.
+async fn within_quota(tx: &mut crate::Tx, ctx: &Ctx, field: &'static str) -> AppResult<()> {
+    let (count, examples) = rules::totals_locked(tx, ctx.tenant).await?;
+    if count > MAX_RULES {
+        return Err(AppError::conflict(
+            None,
+            Problem::coded(
+                "rules_quota",
+                format!("an organization may have at most {MAX_RULES} rules"),
+            )
+            .with("max", MAX_RULES),
+        ));
+    }
+    if examples > MAX_EXAMPLES {
+        return Err(AppError::conflict(
+            Some(field),
+            Problem::coded(
+                "examples_quota",
+                format!(
+                    "an organization's rules may have at most {MAX_EXAMPLES} examples in all \
+                     (this change makes {examples})"
+                ),
+            )
+            .with("max", MAX_EXAMPLES)
+            .with("count", examples),
+        ));
+    }
+    Ok(())
+}
+
 fn input_of(d: &RuleDraft, errors: &mut Invalid) -> RuleInput {
     let list = |field: &str, items: &[String], errors: &mut Invalid| {
         if items.len() > MAX_RAW_ITEMS {
@@ -135,7 +177,10 @@ pub fn validate_rule(r: &RuleInput, errors: &mut Invalid) {
         errors.check("question", validate::text(q, 64));
     }
     errors.check("answer", validate::text(&r.answer, 20_000));
-    errors.check("examples", validate::text_list(&r.examples, 1000, 500));
+    errors.check(
+        "examples",
+        validate::text_list(&r.examples, MAX_RULE_EXAMPLES, 500),
+    );
     errors.check("keywords", validate::text_list(&r.keywords, 200, 100));
     errors.check("required", validate::text_list(&r.required, 20, 100));
     let patterns_ok = validate::text_list(&r.patterns, 20, 300);
@@ -238,6 +283,7 @@ async fn store(app: &App, ctx: &Ctx, id: Option<RuleId>, draft: &RuleDraft) -> A
     if let Some(rows) = &buttons {
         config::replace_buttons(&mut tx, ctx.tenant, ButtonOwner::Rule(rule_id), rows).await?;
     }
+    within_quota(&mut tx, ctx, "examples").await?;
     let (rule_id_uuid, title) = (rule_id.0, row.title.clone());
     let event = match id {
         Some(_) => Event::RuleUpdated {
@@ -339,6 +385,19 @@ pub async fn add_example(app: &App, ctx: &Ctx, rule: RuleId, text: &str) -> AppR
     }
     let mut tx = app.begin(ctx.tenant).await?;
     let row = rules::add_example(&mut *tx, ctx.tenant, rule, text).await?;
+    if row.examples.len() > MAX_RULE_EXAMPLES {
+        return Err(AppError::invalid(
+            "text",
+            Problem::coded(
+                "rule_examples_full",
+                format!(
+                    "the rule already has {MAX_RULE_EXAMPLES} examples, the most a rule may have"
+                ),
+            )
+            .with("max", MAX_RULE_EXAMPLES),
+        ));
+    }
+    within_quota(&mut tx, ctx, "text").await?;
     let event = Event::RuleExampleAdded {
         rule_id: rule.0,
         example: text.to_string(),
@@ -489,6 +548,7 @@ pub async fn import(app: &App, ctx: &Ctx, incoming: Vec<PortableRule>) -> AppRes
             }
         }
     }
+    within_quota(&mut tx, ctx, "rules").await?;
     let event = Event::RulesImported { created, updated };
     record(&mut tx, ctx, event).await?;
     commit(tx).await?;

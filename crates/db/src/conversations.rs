@@ -193,6 +193,8 @@ pub struct ConversationFilter {
     pub limit: i64,
     /// Keyset cursor: (last_message_at, id) of the last item of the previous page.
     pub before: Option<(DateTime<Utc>, ConversationId)>,
+    /// Leave out the conversations of *Try it*.
+    pub real_only: bool,
 }
 
 /// Conversations, most recently active first (ties by id), a page after the keyset
@@ -212,6 +214,9 @@ pub async fn list(
     }
     if let Some(assignee) = f.assignee {
         qb.push(" and c.assignee_id = ").push_bind(assignee);
+    }
+    if f.real_only {
+        qb.push(" and not c.is_test");
     }
     if let Some((at, id)) = f.before {
         qb.push(" and (c.last_message_at < ")

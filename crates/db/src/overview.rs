@@ -1,5 +1,6 @@
 //! The numbers on a tenant's dashboard (live; the statistics pages read roll-ups).
 
+use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use switchboard_core::TenantId;
 
@@ -25,19 +26,25 @@ pub struct Overview {
     pub avg_rating_30d: Option<f64>,
 }
 
-pub async fn overview(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Overview> {
+/// The dashboard's numbers. `day_start`: when today began in the organization's time
+/// zone. Conversations of *Try it* are not counted (they never wait for an operator).
+pub async fn overview(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    day_start: DateTime<Utc>,
+) -> Result<Overview> {
     Ok(sqlx::query_as(
         "select
-            (select count(*) from conversations where tenant_id = $1 and status = 'waiting') as waiting,
-            (select count(*) from conversations where tenant_id = $1 and status = 'assigned') as assigned,
+            (select count(*) from conversations where tenant_id = $1 and status = 'waiting' and not is_test) as waiting,
+            (select count(*) from conversations where tenant_id = $1 and status = 'assigned' and not is_test) as assigned,
             (select count(*) from messages m join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
                 where m.tenant_id = $1 and m.direction = 'in' and not c.is_test
-                and m.created_at >= date_trunc('day', now())) as messages_in_today,
+                and m.created_at >= $2) as messages_in_today,
             (select count(*) from messages m join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
                 where m.tenant_id = $1 and m.direction = 'out' and not c.is_test
-                and m.created_at >= date_trunc('day', now())) as messages_out_today,
+                and m.created_at >= $2) as messages_out_today,
             (select count(*) from deliveries where tenant_id = $1 and status = 'failed'
-                and created_at >= date_trunc('day', now())) as failed_today,
+                and created_at >= $2) as failed_today,
             (select count(*) from answer_rules where tenant_id = $1) as rules,
             (select count(*) from answer_rules where tenant_id = $1 and enabled) as enabled_rules,
             (select count(*) from menus where tenant_id = $1) as menus,
@@ -52,6 +59,7 @@ pub async fn overview(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Overv
                 and closed_at >= now() - interval '30 days') as avg_rating_30d",
     )
     .bind(tenant)
+    .bind(day_start)
     .fetch_one(db)
     .await?)
 }

@@ -327,6 +327,24 @@ pub async fn add_example(
     .found()
 }
 
+/// How many rules the tenant has and how many examples they hold in all, counted after
+/// the tenant's other writers of rules are done: called inside the transaction that
+/// changed them, just before its commit, it holds a per-tenant lock until then, so
+/// parallel changes are counted one after another (each sees the ones committed before).
+pub async fn totals_locked(db: &mut sqlx::PgConnection, tenant: TenantId) -> Result<(i64, i64)> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended('rules:' || $1::text, 0))")
+        .bind(tenant)
+        .execute(&mut *db)
+        .await?;
+    Ok(sqlx::query_as(
+        "select count(*), coalesce(sum(cardinality(examples)), 0)::bigint
+         from answer_rules where tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_one(&mut *db)
+    .await?)
+}
+
 /// The rules that answered most among the latest 20,000 answered questions (bounded work
 /// however large the history), most asked first.
 pub async fn most_asked(

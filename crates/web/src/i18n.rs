@@ -184,6 +184,56 @@ mod tests {
         assert_eq!(UiLang::from_accept_language("fr"), None);
     }
 
+    /// Every problem code the crates can give (`Problem::coded("…"`, `Problem::new("…"`)
+    /// has its words in the catalogues (`err.<code>`), so a page never shows an English
+    /// message to a reader of another language.
+    #[test]
+    fn every_problem_code_is_translated() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let c = Catalogs::embedded();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        sources(&root, &mut files);
+        let mut codes = std::collections::BTreeSet::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for call in ["Problem::coded(", "Problem::new("] {
+                for (at, _) in text.match_indices(call) {
+                    let rest = text[at + call.len()..].trim_start();
+                    if let Some(quoted) = rest.strip_prefix('"') {
+                        let code = &quoted[..quoted.find('"').unwrap()];
+                        // Only codes: this test's own text and comments quote other things.
+                        let is_code = !code.is_empty()
+                            && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                        if is_code {
+                            codes.insert(code.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        assert!(codes.len() > 50, "found only {codes:?}");
+        for lang in [UiLang::En, UiLang::Ru] {
+            let missing: Vec<_> = codes
+                .iter()
+                .filter(|code| !c.has(lang, &format!("err.{code}")))
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "{lang:?}: no err.<code> for {missing:?}"
+            );
+        }
+    }
+
     #[test]
     fn both_catalogues_have_the_same_keys() {
         let c = Catalogs::embedded();

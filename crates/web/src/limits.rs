@@ -1,5 +1,8 @@
 //! Rate limits on writes, checked before any work: sign-ups per address (sign-up is open
-//! to anyone), API writes per token, panel writes per address. Each is a token bucket
+//! to anyone), API writes per token, panel writes per address; and API tokens that match
+//! no member, per address (past that limit the address's API requests are refused before
+//! their token is looked up, so guessing with a new token each time is limited too). Each
+//! is a token bucket
 //! (a burst, then a steady rate); past it the answer is an immediate 429 with
 //! `Retry-After`. Telegram's webhook is never limited here (its pace is Telegram's, and
 //! an update refused would be redelivered anyway). The buckets live in PostgreSQL
@@ -30,6 +33,8 @@ pub enum Class {
     PanelWrite,
     /// Password-reset mails to one account, whoever asks.
     ResetMail,
+    /// API requests from one address whose token matched no member (401).
+    ApiAuthFailure,
 }
 
 /// A burst and the rate at which it refills (per second).
@@ -46,6 +51,8 @@ pub struct RateLimits {
     pub panel_write: Rate,
     /// Password-reset mails to one account, whoever asks.
     pub reset_mail: Rate,
+    /// API requests refused for their token (401), from one address.
+    pub api_auth_failure: Rate,
 }
 
 impl Default for RateLimits {
@@ -69,6 +76,11 @@ impl Default for RateLimits {
                 burst: 3.0,
                 per_second: 1.0 / 1200.0,
             },
+            // A hundred unknown or revoked tokens, then two a second.
+            api_auth_failure: Rate {
+                burst: 100.0,
+                per_second: 2.0,
+            },
         }
     }
 }
@@ -81,6 +93,7 @@ impl Class {
             Class::ApiWrite => "api",
             Class::PanelWrite => "panel",
             Class::ResetMail => "reset",
+            Class::ApiAuthFailure => "apiauth",
         }
     }
 }
@@ -92,6 +105,7 @@ impl RateLimits {
             Class::ApiWrite => self.api_write,
             Class::PanelWrite => self.panel_write,
             Class::ResetMail => self.reset_mail,
+            Class::ApiAuthFailure => self.api_auth_failure,
         }
     }
 }
@@ -101,10 +115,13 @@ struct Bucket {
     at: Instant,
 }
 
-/// The process's own buckets: the fallback when the shared ones cannot be reached.
+/// The process's own buckets: the fallback when the shared ones cannot be reached. And
+/// the addresses whose API requests are refused before their token is looked up (their
+/// shared `ApiAuthFailure` bucket was found empty), with until when.
 pub struct Limiter {
     pub(crate) limits: RateLimits,
     buckets: Mutex<HashMap<(Class, String), Bucket>>,
+    refused: Mutex<HashMap<String, Instant>>,
 }
 
 /// Above this many buckets, full ones (idle keys) are dropped.
@@ -115,7 +132,23 @@ impl Limiter {
         Limiter {
             limits,
             buckets: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long `address`'s API requests are still refused, if they are.
+    pub fn refused(&self, address: &str, now: Instant) -> Option<Duration> {
+        let until = *self.refused.lock().get(address)?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Refuses `address`'s API requests for `wait`.
+    pub fn refuse(&self, address: &str, now: Instant, wait: Duration) {
+        let mut refused = self.refused.lock();
+        if refused.len() > PRUNE_ABOVE {
+            refused.retain(|_, until| *until > now);
+        }
+        refused.insert(address.to_string(), now + wait);
     }
 
     /// Takes one request from `key`'s bucket, or says how long until one is there.
@@ -187,34 +220,61 @@ pub async fn take(state: &AppState, class: Class, key: &str) -> Result<(), Durat
     }
 }
 
-pub async fn limit_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some((class, key)) = class_of(&req, state.web.settings.trust_proxy) else {
-        return next.run(req).await;
+/// The 429 for a request past a limit: JSON with `rate_limited` for the API, plain text
+/// for pages; `Retry-After` either way.
+fn too_many(api: bool, wait: Duration) -> Response {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let message = format!("Too many requests; try again in {secs} s");
+    let mut response = if api {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({"error": {
+                "code": "rate_limited", "message": message, "retry_after": secs
+            }})),
+        )
+            .into_response()
+    } else {
+        (StatusCode::TOO_MANY_REQUESTS, message).into_response()
     };
-    match take(&state, class, &key).await {
-        Ok(()) => next.run(req).await,
-        Err(wait) => {
-            let secs = wait.as_secs().max(1);
-            tracing::info!(?class, retry_after = secs, "rate limited");
-            let message = format!("Too many requests; try again in {secs} s");
-            let mut response = if req.uri().path().starts_with("/api/") {
-                (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    axum::Json(serde_json::json!({"error": {
-                        "code": "rate_limited", "message": message, "retry_after": secs
-                    }})),
-                )
-                    .into_response()
-            } else {
-                (StatusCode::TOO_MANY_REQUESTS, message).into_response()
-            };
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_str(&secs.to_string()).expect("digits"),
-            );
-            response
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&secs.to_string()).expect("digits"),
+    );
+    response
+}
+
+pub async fn limit_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    // An API request that brings a token: its address may be refused for earlier
+    // requests whose tokens matched no member (checked here, in memory, before the token
+    // is looked up).
+    let token_from = (api && req.headers().contains_key(header::AUTHORIZATION)).then(|| {
+        crate::session::client_ip_of(
+            req.headers(),
+            req.extensions(),
+            state.web.settings.trust_proxy,
+        )
+    });
+    if let Some(address) = &token_from {
+        if let Some(wait) = state.web.limiter.refused(address, Instant::now()) {
+            tracing::info!(class = ?Class::ApiAuthFailure, "rate limited");
+            return too_many(true, wait);
         }
     }
+    if let Some((class, key)) = class_of(&req, state.web.settings.trust_proxy) {
+        if let Err(wait) = take(&state, class, &key).await {
+            tracing::info!(?class, retry_after = wait.as_secs(), "rate limited");
+            return too_many(api, wait);
+        }
+    }
+    let response = next.run(req).await;
+    if let Some(address) = token_from.filter(|_| response.status() == StatusCode::UNAUTHORIZED) {
+        if let Err(wait) = take(&state, Class::ApiAuthFailure, &address).await {
+            tracing::info!(class = ?Class::ApiAuthFailure, retry_after = wait.as_secs(), "address refused");
+            state.web.limiter.refuse(&address, Instant::now(), wait);
+        }
+    }
+    response
 }
 
 #[cfg(test)]
@@ -241,5 +301,22 @@ mod tests {
         let t1 = t0 + Duration::from_secs(2);
         assert!(limiter.take(Class::Signup, "1.2.3.4", t1).is_ok());
         assert!(limiter.take(Class::Signup, "1.2.3.4", t1).is_err());
+    }
+
+    #[test]
+    fn a_refused_address_waits_and_only_it() {
+        let limiter = Limiter::new(RateLimits::default());
+        let t0 = Instant::now();
+        assert_eq!(limiter.refused("1.2.3.4", t0), None);
+        limiter.refuse("1.2.3.4", t0, Duration::from_secs(2));
+        assert_eq!(
+            limiter.refused("1.2.3.4", t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(limiter.refused("5.6.7.8", t0), None);
+        assert_eq!(
+            limiter.refused("1.2.3.4", t0 + Duration::from_secs(2)),
+            None
+        );
     }
 }

@@ -274,6 +274,7 @@ async fn list_conversations(
             assignee: q.assignee_id.map(UserId),
             limit,
             before,
+            real_only: false,
         },
     )
     .await?;

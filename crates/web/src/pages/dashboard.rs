@@ -18,14 +18,17 @@ pub fn router() -> Router<AppState> {
 async fn dashboard(State(state): State<AppState>, member: Member) -> PageResult {
     // Read as the organization (row-level security holds the tenant, as well as the
     // queries' own filters).
+    let zone = switchboard_db::config::timezone(&state.pool, member.tenant.id).await?;
+    let day_start = crate::reports::today_start(&zone, chrono::Utc::now());
     let mut tx = switchboard_db::begin_scoped(&state.pool, member.tenant.id).await?;
-    let numbers = overview::overview(&mut *tx, member.tenant.id).await?;
+    let numbers = overview::overview(&mut *tx, member.tenant.id, day_start).await?;
     let waiting = conversations::list(
         &mut *tx,
         member.tenant.id,
         &ConversationFilter {
             status: Some(ConvStatus::Waiting),
             limit: 10,
+            real_only: true,
             ..Default::default()
         },
     )

@@ -89,8 +89,14 @@ async fn add_example(State(state): State<AppState>, member: Member, fields: Fiel
         .map_err(|_| PageError::BadRequest(t(&state, &member.viewer, "learning.pick_rule", &[])))?;
     let row = match rules::add_example(&state.app, &member.ctx(), rule, &text).await {
         Ok(row) => row,
-        Err(AppError::Invalid(_)) => {
-            let message = t(&state, &member.viewer, "learning.bad_text", &[]);
+        Err(AppError::Invalid(v)) => {
+            // The text, or the rule has as many examples as it may.
+            let message = match v.errors.first() {
+                Some(e) if e.problem.code == "rule_examples_full" => {
+                    super::problem_text(&state, &member.viewer, &e.problem)
+                }
+                _ => t(&state, &member.viewer, "learning.bad_text", &[]),
+            };
             return Err(PageError::BadRequest(message));
         }
         Err(e) => return Err(e.into()),

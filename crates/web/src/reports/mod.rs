@@ -56,6 +56,12 @@ fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
         .unwrap_or_else(|| Utc.from_utc_datetime(&naive))
 }
 
+/// When today began in `timezone` (an IANA name; UTC if unknown).
+pub fn today_start(timezone: &str, now: DateTime<Utc>) -> DateTime<Utc> {
+    let tz: Tz = timezone.parse().unwrap_or(Tz::UTC);
+    local_midnight(tz, now.with_timezone(&tz).date_naive())
+}
+
 /// A refused parameter: its name and why (a code the panel translates).
 fn refused(field: &str, code: &'static str, english: impl Into<String>) -> FieldError {
     FieldError {
@@ -597,5 +603,20 @@ mod tests {
             csv.trim_end(),
             "\"'=HYPERLINK(\"\"http://x\"\")\",'@SUM(A1),'+7 999,-12,-0.5,plain = text"
         );
+    }
+
+    #[test]
+    fn today_starts_at_the_organizations_midnight() {
+        let now: DateTime<Utc> = "2026-12-06T22:30:00Z".parse().unwrap();
+        // Already December 7 in Moscow (UTC+3), since 21:00 UTC.
+        assert_eq!(
+            today_start("Europe/Moscow", now),
+            "2026-12-06T21:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            today_start("UTC", now),
+            "2026-12-06T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(today_start("Not/AZone", now), today_start("UTC", now));
     }
 }
