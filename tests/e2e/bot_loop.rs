@@ -116,6 +116,45 @@ async fn start_shows_the_welcome_with_the_main_menu_and_buttons_work() {
     assert_eq!(pressed_events, 4);
 }
 
+/// A button press that comes without a language (some Telegram clients send none with a
+/// callback) is answered in the language the user's earlier messages told.
+#[tokio::test]
+async fn a_press_without_a_language_is_answered_in_the_users_known_language() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let (s, menu) = app
+        .post(
+            &t.token,
+            "/api/v1/menus",
+            json!({"name": "Main", "text": "Menu", "is_main": true,
+                   "rows": [[{"label": "Talk to a person", "action": "handover",
+                              "translations": {"ru": {"label": "Позвать человека"}}}]]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{menu}");
+    let settings = app.get(&t.token, "/api/v1/settings").await.1;
+    let english = settings["handover_text"].as_str().unwrap().to_string();
+    // Two Russian users: one's press carries the language, the other's does not.
+    let told = switchboard_testkit::FakeUser::new(5001, "Иван").lang("ru");
+    let silent = switchboard_testkit::FakeUser::new(5002, "Пётр").lang("ru");
+    let mut replies = Vec::new();
+    for (user, press_lang) in [(&told, Some("ru")), (&silent, None)] {
+        app.say(&bot, user, "/start").await;
+        let sent = app.expect_sent(&bot, user.id, 1).await;
+        let data = sent[0].button_data("Позвать человека").unwrap();
+        let mut presser = user.clone();
+        presser.language_code = press_lang.map(String::from);
+        app.tg
+            .press(&bot, &presser, &data, sent[0].message_id)
+            .await;
+        let sent = app.expect_sent(&bot, user.id, 2).await;
+        replies.push(sent[1].text.clone());
+    }
+    assert_ne!(replies[0], english, "the Russian hand-over text");
+    assert_eq!(replies[1], replies[0], "{replies:?}");
+}
+
 #[tokio::test]
 async fn a_matching_question_gets_the_rules_answer_in_russian_too() {
     let app = TestApp::start().await;

@@ -216,6 +216,38 @@ async fn from_sign_up_to_a_working_bot_in_the_browser() {
         b.see("“Opening hours” has been saved").await;
         b.screenshot("rules").await;
 
+        // A title with no spaces (a link, say) wraps instead of widening the page: on the
+        // list, in the editor, and when it is refused as too long.
+        let long = format!("https://flower.shop/?q={}", "deliverytimes".repeat(13));
+        b.goto("/t/flower-shop/rules/new").await;
+        b.fill("#f-title", &long).await;
+        b.fill("#f-answer", "See the link.").await;
+        b.click("#save-rule").await;
+        b.see("has been saved").await;
+        let fits = "return document.documentElement.scrollWidth <= window.innerWidth;";
+        b.until("the rules list fits the window", fits).await;
+        b.chrome
+            .execute(
+                "Array.from(document.querySelectorAll('table a'))
+                    .find(a => a.textContent.startsWith('https://')).click();",
+                vec![],
+            )
+            .await
+            .unwrap();
+        b.wait("#f-title").await;
+        b.until("the editor fits the window", fits).await;
+        // (The field's maxlength stops typing past 200; a script or an old browser does not.)
+        b.chrome
+            .execute(
+                "document.querySelector('#f-title').value = 'x'.repeat(300);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        b.click("#save-rule").await;
+        b.see("At most 200 characters").await;
+        b.until("a refused title fits the window", fits).await;
+
         // Try it: the answer and its button, then the hand-over.
         b.goto("/t/flower-shop/try").await;
         b.fill("#try-input", "When are you open?").await;

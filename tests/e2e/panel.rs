@@ -556,23 +556,42 @@ async fn rules_are_written_searched_and_managed_from_the_panel() {
     exported[0]["answer"] = json!("We are open 8–20.");
     exported[0]["format"] = json!("plain");
     let csv = web.get(&format!("/t/{s}/rules/export?format=csv")).await;
-    assert!(csv.body.starts_with("id,title,answer,examples"));
+    // Led by the UTF-8 byte order mark, so Excel shows Cyrillic as it is.
+    assert!(csv.body.starts_with("\u{feff}id,title,answer,examples"));
     let import_page = web.get(&format!("/t/{s}/rules/import")).await;
     assert_eq!(import_page.status, StatusCode::OK);
     let token = web.csrf.lock().unwrap().clone();
+    // As the browser sends the form: the token is a field of the multipart body.
     let upload = |body: String| {
-        let form = reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::text(body).file_name("rules.json"),
-        );
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", token.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::text(body).file_name("rules.json"),
+            );
         web.client
-            .post(format!(
-                "{}/t/{s}/rules/import?csrf_token={token}",
-                app.base
-            ))
+            .post(format!("{}/t/{s}/rules/import", app.base))
             .multipart(form)
             .send()
     };
+    // Without it — or with it only in the address, where it would stay in the history —
+    // the upload is refused.
+    for url in [
+        format!("{}/t/{s}/rules/import", app.base),
+        format!("{}/t/{s}/rules/import?csrf_token={token}", app.base),
+    ] {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::text("[]").file_name("rules.json"),
+        );
+        let r = web.client.post(url).multipart(form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    assert!(
+        import_page.has(r#"name="csrf_token""#) && !import_page.has("?csrf_token="),
+        "{}",
+        import_page.body
+    );
     // One bad row: nothing imported.
     let mut bad = exported.clone();
     bad.as_array_mut()
@@ -580,7 +599,25 @@ async fn rules_are_written_searched_and_managed_from_the_panel() {
         .push(json!({"title": "", "answer": "x"}));
     let r = upload(bad.to_string()).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.text().await.unwrap().contains("Nothing was imported"));
+    let text = r.text().await.unwrap();
+    assert!(text.contains("Nothing was imported"), "{text}");
+    assert!(
+        text.contains("Item 3, title: Required."),
+        "the row and column: {text}"
+    );
+    // A file that cannot be read says why, in the reader's words.
+    let r = upload("name,text\nHours,9-18\n".into()).await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("The first line of a CSV file must name its columns"),
+        "{text}"
+    );
+    let r = upload("[{\"title\": \"x\",".into()).await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("The JSON could not be read: line 1"),
+        "{text}"
+    );
     assert_eq!(
         count(
             &app,

@@ -437,6 +437,7 @@ async fn the_log_filters_searches_both_languages_pages_and_exports() {
         .get(&format!("/t/{}/logs/export?format=csv", t.slug))
         .await;
     assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.body.starts_with('\u{feff}'), "Excel's UTF-8 mark");
     let mut reader = csv::Reader::from_reader(csv.body.as_bytes());
     assert_eq!(reader.headers().unwrap().get(3), Some("kind"));
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -493,7 +494,11 @@ async fn the_log_filters_searches_both_languages_pages_and_exports() {
         .get(&format!("/t/{}/stats/export?table=series", t.slug))
         .await;
     assert_eq!(csv.status, StatusCode::OK);
-    assert!(csv.body.starts_with("start,messages_in"), "{}", csv.body);
+    assert!(
+        csv.body.starts_with("\u{feff}start,messages_in"),
+        "{}",
+        csv.body
+    );
 }
 
 #[tokio::test]

@@ -378,7 +378,13 @@ impl Intake {
             .conversation
             .map_or(ConvStatus::Closed, |(_, status, _)| status);
         let context = Context {
-            lang: act.user.language_code.as_deref().and_then(Lang::from_code),
+            // The update's language, else the one stored for the user (the receive keeps
+            // it when an update, a button press say, comes without one).
+            lang: received
+                .end_user
+                .language_code
+                .as_deref()
+                .and_then(Lang::from_code),
             now: chrono::Utc::now(),
             vector: job.vector.clone(),
         };

@@ -2,7 +2,8 @@
 //! editor (answer with a formatting preview, example questions and keywords as lists,
 //! buttons); deletion with confirmation; CSV/JSON import and export.
 
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,7 +11,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_app::rules::{self, PortableRule, Rule, RuleDraft};
-use switchboard_core::validate::Invalid;
+use switchboard_core::validate::{Invalid, Problem};
 use switchboard_core::{Permission, RuleId, Translations};
 use switchboard_db::config::rows_of;
 use switchboard_db::rules::{RuleFilter, RuleRow};
@@ -29,7 +30,10 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/rules/bulk", post(bulk))
         .route("/t/{slug}/rules/preview", post(preview))
         .route("/t/{slug}/rules/export", get(export))
-        .route("/t/{slug}/rules/import", get(import_form).post(import))
+        .route(
+            "/t/{slug}/rules/import",
+            get(import_form).post(import.layer(DefaultBodyLimit::max(MAX_IMPORT_FILE + 64 * 1024))),
+        )
         .route("/t/{slug}/rules/{id}", get(edit_form).post(update))
         .route(
             "/t/{slug}/rules/{id}/delete",
@@ -427,7 +431,7 @@ async fn export(
             "json",
         ),
         _ => {
-            let mut w = csv::Writer::from_writer(Vec::new());
+            let mut w = csv::Writer::from_writer(crate::reports::CSV_BOM.as_bytes().to_vec());
             w.write_record([
                 "id", "title", "answer", "examples", "keywords", "enabled", "priority", "format",
             ])
@@ -477,24 +481,48 @@ async fn import_form(State(state): State<AppState>, member: Member) -> PageResul
     .await
 }
 
-/// Parses an uploaded file (CSV or JSON, told apart by content).
-pub fn parse_import(bytes: &[u8]) -> Result<Vec<PortableRule>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())?;
+/// Parses an uploaded file (CSV or JSON, told apart by content). A file that cannot be
+/// read says why, with its line where it has one.
+pub fn parse_import(bytes: &[u8]) -> Result<Vec<PortableRule>, Problem> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Problem::coded("import_not_utf8", "the file is not UTF-8 text"))?;
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('[') {
-        return serde_json::from_str(trimmed).map_err(|e| format!("JSON: {e}"));
+        return serde_json::from_str(trimmed).map_err(|e| {
+            Problem::coded(
+                "import_json",
+                format!(
+                    "the JSON could not be read at line {}, column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
+            .with("line", e.line())
+            .with("column", e.column())
+        });
     }
+    let csv_line = |e: csv::Error, line: usize| {
+        let line = e.position().map(|p| p.line() as usize).unwrap_or(line);
+        Problem::coded(
+            "import_csv_line",
+            format!("CSV line {line} could not be read: {e}"),
+        )
+        .with("line", line)
+    };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(trimmed.as_bytes());
-    let headers = reader.headers().map_err(|e| format!("CSV: {e}"))?.clone();
+    let headers = reader.headers().map_err(|e| csv_line(e, 1))?.clone();
     let col = |name: &str| {
         headers
             .iter()
             .position(|h| h.trim().eq_ignore_ascii_case(name))
     };
     let (Some(title), Some(answer)) = (col("title"), col("answer")) else {
-        return Err("CSV: the header must have at least the columns title and answer".into());
+        return Err(Problem::coded(
+            "import_csv_header",
+            "the first line of a CSV file must name its columns, at least title and answer",
+        ));
     };
     let (id, examples, keywords, enabled, priority, format) = (
         col("id"),
@@ -506,7 +534,7 @@ pub fn parse_import(bytes: &[u8]) -> Result<Vec<PortableRule>, String> {
     );
     let mut out = Vec::new();
     for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| format!("CSV line {}: {e}", i + 2))?;
+        let record = record.map_err(|e| csv_line(e, i + 2))?;
         let get = |c: Option<usize>| {
             c.and_then(|c| record.get(c))
                 .unwrap_or_default()
@@ -542,6 +570,36 @@ pub fn parse_import(bytes: &[u8]) -> Result<Vec<PortableRule>, String> {
     Ok(out)
 }
 
+/// A refused rule of an import in the reader's words, with the column at fault:
+/// "Item 3, answer: Required." (fields are `rules[i].column`).
+fn import_problem(
+    state: &AppState,
+    viewer: &super::Viewer,
+    field: &str,
+    problem: &Problem,
+) -> String {
+    let (Some(item), Some((_, column))) = (problem.param("item"), field.split_once("].")) else {
+        return super::problem_text(state, viewer, problem);
+    };
+    let mut bare = problem.clone();
+    bare.params.retain(|(k, _)| *k != "item");
+    let error = super::problem_text(state, viewer, &bare);
+    t(
+        state,
+        viewer,
+        "rules.import.problem",
+        &[
+            ("item", item.to_string()),
+            ("column", column.to_string()),
+            ("error", error),
+        ],
+    )
+}
+
+/// The largest file of rules the panel takes (an export of 5,000 rules with their
+/// examples fits).
+const MAX_IMPORT_FILE: usize = 20 * 1024 * 1024;
+
 async fn import(
     State(state): State<AppState>,
     member: Member,
@@ -554,7 +612,15 @@ async fn import(
             bytes = field
                 .bytes()
                 .await
-                .map_err(|_| PageError::BadRequest("the upload failed".into()))?
+                .map_err(|_| {
+                    let mb = (MAX_IMPORT_FILE / 1024 / 1024).to_string();
+                    PageError::BadRequest(t(
+                        &state,
+                        &member.viewer,
+                        "rules.import.upload_failed",
+                        &[("mb", mb)],
+                    ))
+                })?
                 .to_vec();
         }
     }
@@ -566,7 +632,7 @@ async fn import(
             PageError::Internal
         })?;
     let outcome = match parsed {
-        Err(e) => Err(vec![e]),
+        Err(e) => Err(vec![super::problem_text(&state, &member.viewer, &e)]),
         Ok(rules) if rules.is_empty() => {
             Err(vec![t(&state, &member.viewer, "rules.import.empty", &[])])
         }
@@ -577,7 +643,7 @@ async fn import(
                 Err(invalid
                     .errors
                     .iter()
-                    .map(|e| super::problem_text(&state, &member.viewer, &e.problem))
+                    .map(|e| import_problem(&state, &member.viewer, &e.field, &e.problem))
                     .collect())
             }
         },
@@ -623,7 +689,16 @@ mod tests {
         let rules = parse_import(json.as_bytes()).unwrap();
         assert_eq!(rules[0].format, "plain");
         assert!(rules[0].enabled);
-        assert!(parse_import(b"name,text\nx,y\n").is_err());
-        assert!(parse_import(&[0xff, 0xfe]).is_err());
+        assert_eq!(
+            parse_import(b"name,text\nx,y\n").unwrap_err().code,
+            "import_csv_header"
+        );
+        assert_eq!(
+            parse_import(&[0xff, 0xfe]).unwrap_err().code,
+            "import_not_utf8"
+        );
+        // Our own CSV export starts with the UTF-8 mark for Excel: it imports as it is.
+        let exported = format!("{}title,answer\nHours,9-18\n", crate::reports::CSV_BOM);
+        assert_eq!(parse_import(exported.as_bytes()).unwrap()[0].title, "Hours");
     }
 }

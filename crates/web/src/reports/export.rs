@@ -76,7 +76,11 @@ pub fn export_body(
             match step {
                 Step::Start(f) => {
                     let head = match format {
-                        ExportFormat::Csv => csv_line(&EXPORT_COLUMNS.map(String::from)),
+                        ExportFormat::Csv => {
+                            let mut head = super::CSV_BOM.as_bytes().to_vec();
+                            head.extend(csv_line(&EXPORT_COLUMNS.map(String::from)));
+                            head
+                        }
                         ExportFormat::Json => b"[".to_vec(),
                     };
                     Some((Ok::<_, std::io::Error>(head), Step::Next(f, true)))

@@ -515,8 +515,14 @@ fn neutral_cell(cell: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Rows as CSV text.
+/// Leads every CSV we give out: the UTF-8 byte order mark, without which Excel reads the
+/// file in the system's code page and turns Cyrillic into mojibake. (Our imports, and
+/// most CSV readers, skip it.)
+pub const CSV_BOM: &str = "\u{feff}";
+
+/// A CSV file of `rows`, led by [`CSV_BOM`].
 pub fn to_csv(rows: &[Vec<String>]) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = csv::Writer::from_writer(CSV_BOM.as_bytes().to_vec());
     for r in rows {
         let _ = w.write_record(r.iter().map(|c| neutral_cell(c).into_owned()));
     }
@@ -601,7 +607,7 @@ mod tests {
         ]]);
         assert_eq!(
             csv.trim_end(),
-            "\"'=HYPERLINK(\"\"http://x\"\")\",'@SUM(A1),'+7 999,-12,-0.5,plain = text"
+            "\u{feff}\"'=HYPERLINK(\"\"http://x\"\")\",'@SUM(A1),'+7 999,-12,-0.5,plain = text"
         );
     }
 
