@@ -368,6 +368,56 @@ async fn admins_teach_the_bot_from_the_questions_it_could_not_answer() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
+/// An answer the bot was unsure of may be wrong, and the user who got it says nothing:
+/// it joins the list for an admin to check, with the rule and how sure the bot was; a
+/// sure answer does not, and a question with no guess preselects no rule.
+#[tokio::test]
+async fn unsure_answers_are_listed_for_an_admin_to_check() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Delivery time", "answer": "Delivery takes 2 days.",
+        "examples": ["how long is delivery"], "keywords": ["delivery"]}),
+    )
+    .await;
+    for (i, text) in ["delivery to Berlin?", "delivery to Paris?"]
+        .iter()
+        .enumerate()
+    {
+        let user = switchboard_testkit::FakeUser::new(2200 + i as i64, "User");
+        app.say(&bot, &user, text).await;
+        let sent = app.expect_sent(&bot, user.id, 1).await;
+        assert_eq!(sent[0].text, "Delivery takes 2 days.");
+    }
+    // The matcher was sure of Berlin; say it was unsure of Paris.
+    sqlx::query(
+        "update messages set match = jsonb_set(match, '{candidates,0,score}', '0.6')
+         where text = 'delivery to Paris?'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let page = app
+        .owner_web(&t)
+        .await
+        .get(&format!("/t/{}/rules/unanswered", t.slug))
+        .await;
+    assert!(page.has("“delivery to Paris?”"), "{}", page.body);
+    assert!(
+        page.has("Answered by “Delivery time”, 60% sure"),
+        "{}",
+        page.body
+    );
+    assert!(!page.has("Berlin"), "a sure answer is not listed");
+    assert!(
+        !page.has("Choose a rule"),
+        "the answering rule is preselected"
+    );
+}
+
 #[tokio::test]
 async fn users_say_whether_an_answer_helped() {
     let app = TestApp::start().await;

@@ -235,8 +235,12 @@ pub async fn hit_counts(app: &App, ctx: &Ctx) -> AppResult<std::collections::Has
     Ok(rules::hit_counts(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }
 
-/// Users' questions of the last `days` days that no rule answered (or whose answer did
-/// not help), newest first.
+/// Below this confidence an answer is listed with the unanswered questions, for an admin
+/// to check (a wrong answer is otherwise silent: the user got one).
+pub const UNSURE_BELOW: f32 = 0.75;
+
+/// Users' questions of the last `days` days that no rule answered, that a rule answered
+/// unsure (below [`UNSURE_BELOW`]), or whose answer did not help, newest first.
 pub async fn unanswered(
     app: &App,
     ctx: &Ctx,
@@ -244,7 +248,8 @@ pub async fn unanswered(
     limit: i64,
 ) -> AppResult<Vec<rules::Unanswered>> {
     ctx.require(Permission::ReadConfig)?;
-    Ok(rules::unanswered(&mut *app.read(ctx.tenant).await?, ctx.tenant, days, limit).await?)
+    let mut db = app.read(ctx.tenant).await?;
+    Ok(rules::unanswered(&mut *db, ctx.tenant, days, limit, UNSURE_BELOW).await?)
 }
 
 /// Every rule, for an export.

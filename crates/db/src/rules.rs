@@ -272,25 +272,31 @@ pub struct Unanswered {
     /// The matcher's best guess, if it had one.
     pub best_rule: Option<uuid::Uuid>,
     pub best_score: Option<f32>,
+    /// The rule that answered, when the bot answered but was unsure.
+    pub answered_by: Option<uuid::Uuid>,
 }
 
-/// Users' text messages of the last `days` days that no rule answered, or whose answer
-/// the user said did not help, newest first (test traffic excluded).
+/// Users' text messages of the last `days` days that no rule answered, that a rule
+/// answered with a confidence below `unsure_below` (perhaps wrongly: worth a look), or
+/// whose answer the user said did not help, newest first (test traffic excluded).
 pub async fn unanswered(
     db: impl PgExecutor<'_>,
     tenant: TenantId,
     days: i32,
     limit: i64,
+    unsure_below: f32,
 ) -> Result<Vec<Unanswered>> {
     Ok(sqlx::query_as(
         "select m.id, m.text, m.created_at,
                 (m.match -> 'candidates' -> 0 ->> 'rule_id')::uuid as best_rule,
-                (m.match -> 'candidates' -> 0 ->> 'score')::real as best_score
+                (m.match -> 'candidates' -> 0 ->> 'score')::real as best_score,
+                m.rule_id as answered_by
          from messages m
          join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
          where m.tenant_id = $1 and m.direction = 'in' and m.kind = 'text'
            and m.match is not null and not c.is_test
            and (m.rule_id is null
+                or (m.match -> 'candidates' -> 0 ->> 'score')::real < $4
                 or exists (select 1 from events e
                            where e.tenant_id = m.tenant_id and e.conversation_id = m.conversation_id
                              and e.kind = 'answer.feedback' and e.data ->> 'helped' = 'false'
@@ -303,6 +309,7 @@ pub async fn unanswered(
     .bind(tenant)
     .bind(days)
     .bind(limit)
+    .bind(unsure_below)
     .fetch_all(db)
     .await?)
 }

@@ -1,6 +1,7 @@
 //! What the bot could not answer: users' questions of the last 30 days that no rule
-//! answered (handed over, or only suggestions offered), grouped when they say nearly the
-//! same thing, each with a one-click "add as an example to rule X".
+//! answered (handed over, or only suggestions offered), or that a rule answered unsure
+//! (perhaps wrongly), grouped when they say nearly the same thing, each with a one-click
+//! "add as an example to rule X".
 
 use std::collections::{HashMap, HashSet};
 
@@ -56,7 +57,14 @@ async fn page(State(state): State<AppState>, member: Member) -> PageResult {
                 }
             }
             let guess = guesses.into_iter().max_by_key(|(_, n)| *n).map(|(r, _)| r);
+            // Answered, but unsure: which rule, how sure.
+            let unsure = first.answered_by.and_then(|r| {
+                let title = titles.get(&r)?;
+                let percent = (first.best_score.unwrap_or_default() * 100.0).round() as i64;
+                Some(json!({"rule": title, "percent": percent}))
+            });
             json!({
+                "unsure": unsure,
                 "text": first.text,
                 "count": g.len(),
                 "last_at": g.iter().map(|&i| questions[i].created_at).max(),
