@@ -215,9 +215,15 @@ async fn unknown_questions_are_handed_over_and_the_operator_reply_reaches_the_us
     assert_eq!(conv["handover_reason"], "no_match");
     let id = conv["id"].as_str().unwrap().to_string();
 
-    // While waiting, the user's messages go to the desk — even ones a rule would answer.
+    // While waiting, the user's messages go to the desk — even ones a rule would answer;
+    // a command (/start: "is anyone there?") is told that an operator will reply.
     app.say(&bot, &user, "opening hours?").await;
     app.say(&bot, &user, "/start").await;
+    let sent = app.expect_sent(&bot, user.id, 2).await;
+    assert_eq!(
+        sent[1].text,
+        settings["already_waiting_text"].as_str().unwrap()
+    );
     let messages = app.messages(&t, &id).await;
     let texts: Vec<&str> = messages
         .iter()
@@ -229,13 +235,14 @@ async fn unknown_questions_are_handed_over_and_the_operator_reply_reaches_the_us
             "My order arrived broken",
             settings["handover_text"].as_str().unwrap(),
             "opening hours?",
-            "/start"
+            "/start",
+            settings["already_waiting_text"].as_str().unwrap(),
         ]
     );
     assert_eq!(
         app.tg.sent_to(&bot, user.id).len(),
-        1,
-        "the bot stays silent while operators have it"
+        2,
+        "a plain message is for the operator: the bot says nothing to it"
     );
 
     let (s, claimed) = app
@@ -258,8 +265,8 @@ async fn unknown_questions_are_handed_over_and_the_operator_reply_reaches_the_us
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{accepted}");
     assert_eq!(accepted["items"][0]["delivery_status"], "pending");
-    let sent = app.expect_sent(&bot, user.id, 2).await;
-    assert_eq!(sent[1].text, "Sorry! A replacement is on its way.");
+    let sent = app.expect_sent(&bot, user.id, 3).await;
+    assert_eq!(sent[2].text, "Sorry! A replacement is on its way.");
     app.eventually("the reply is marked sent", || async {
         let m = app.messages(&t, &id).await;
         let last = m.last().unwrap();

@@ -464,6 +464,11 @@ async fn the_log_filters_searches_both_languages_pages_and_exports() {
     let detail = web.get(&format!("/t/{}/logs/m/{inbound}", t.slug)).await;
     assert_eq!(detail.status, StatusCode::OK);
     assert!(detail.has("raw-update"), "the raw Telegram update is shown");
+    assert!(
+        detail.has(r#"<li class="breadcrumb-item active">Message from a user</li>"#),
+        "the kind in words, not its code: {}",
+        detail.body
+    );
     assert!(detail.has("update_id"));
     let all_page = web.get(&format!("/t/{}/logs", t.slug)).await;
     assert_eq!(all_page.status, StatusCode::OK);

@@ -222,7 +222,13 @@ pub fn decide(
     };
     match inbound {
         Inbound::Callback { data } => on_callback(&ctx, status, data),
-        // With humans involved, whatever the user writes goes to the desk.
+        // With humans involved, whatever the user writes goes to the desk. A command
+        // (/start, /help: "is anyone there?") is also answered that an operator will
+        // reply — silence there looks broken; plain messages are the conversation itself.
+        Inbound::Command { .. } if status.with_humans() => Decision {
+            replies: vec![text_reply(&ctx.texts.already_waiting_text)],
+            ..Decision::stay(status)
+        },
         _ if status.with_humans() => Decision::stay(status),
         Inbound::Command { name, args } => on_command(&ctx, status, name, args),
         Inbound::Text(text) => on_text(&ctx, status, text),
@@ -819,17 +825,23 @@ mod tests {
     }
 
     #[test]
-    fn with_humans_messages_go_to_the_desk_silently() {
+    fn with_humans_messages_go_to_the_desk_and_commands_are_told_to_wait() {
         let f = fixture();
         for status in [ConvStatus::Waiting, ConvStatus::Assigned] {
-            for inbound in [
-                Inbound::Text("When are you open?".into()),
-                cmd("start"),
-                cmd("operator"),
-            ] {
+            let d = decide(
+                &f.config,
+                status,
+                &Inbound::Text("When are you open?".into()),
+                Context::default(),
+            );
+            assert_eq!(d.status, status);
+            assert!(d.replies.is_empty(), "a message is for the operator");
+            assert!(d.handover.is_none());
+            for inbound in [cmd("start"), cmd("help"), cmd("operator")] {
                 let d = decide(&f.config, status, &inbound, Context::default());
                 assert_eq!(d.status, status);
-                assert!(d.replies.is_empty());
+                assert_eq!(d.replies.len(), 1, "{inbound:?}");
+                assert_eq!(d.replies[0].text, f.config.texts.already_waiting_text);
                 assert!(d.handover.is_none());
             }
         }

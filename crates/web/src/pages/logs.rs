@@ -182,13 +182,16 @@ async fn show_entry(
     };
     let (entry, raw) = app_log::entry(&state.app, &member.ctx(), source, id).await?;
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    // The kind in words (the code stays beside it, for those who search by it).
+    let area = super::sentences::area(&state.web.catalogs, member.viewer.lang, &entry.kind);
+    let sentence = super::sentences::sentence(&state.web.catalogs, member.viewer.lang, &entry);
     render(
         &state,
         &member.viewer,
         Some(&member),
         "admin/log_entry.html",
         json!({"section": "logs", "entry": entry, "data": pretty(&entry.data),
-               "raw": raw.as_ref().map(pretty)}),
+               "raw": raw.as_ref().map(pretty), "area": area, "sentence": sentence}),
     )
     .await
 }
