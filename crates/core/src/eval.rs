@@ -79,6 +79,8 @@ pub struct Evidence {
     /// The top rule is the right one.
     pub right: bool,
     pub oos: bool,
+    /// How many rules the index has.
+    pub rules: usize,
 }
 
 /// Builds the index from the dataset's intents (the first `k` examples of each when given)
@@ -161,6 +163,7 @@ pub fn evaluate(
                     terms: result.terms.len(),
                     right: Some(b.rule_id) == expected,
                     oos: expected.is_none(),
+                    rules: data.intents.len(),
                 });
             }
         }

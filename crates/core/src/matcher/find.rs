@@ -92,7 +92,8 @@ impl MatcherIndex {
             let margin = if i == 0 { sim - next } else { sim - top_sim };
             let coverage = query_mass(rule);
             let confidence = if let Some(c) = calibration {
-                calibrate_with(c.weights, sim, margin, coverage, stems.len())
+                let z_rules = c.rules_weight * (self.rules.len().max(1) as f32).ln();
+                calibrate_with(c.weights, z_rules, sim, margin, coverage, stems.len())
             } else {
                 calibrate(sim, margin, coverage, stems.len())
             };

@@ -59,6 +59,10 @@ pub struct SemanticCalibration {
     /// much as its centroid's in its semantic similarity (n examples: n / (n + this));
     /// 0: centroids only.
     pub nearest_example_half: f32,
+    /// Weight of ln(the tenant's rule count) in the confidence. A lead over the next rule
+    /// means less when there are few rules (three rules about different things leave a
+    /// wide lead even for a question none covers); 0: the count does not enter.
+    pub rules_weight: f32,
 }
 
 impl SemanticCalibration {
@@ -68,6 +72,7 @@ impl SemanticCalibration {
         share: 0.7,
         weights: [-4.51, 1.00, 19.48, 2.82, 0.91],
         nearest_example_half: 0.0,
+        rules_weight: 0.0,
     };
 }
 
@@ -251,18 +256,22 @@ pub fn cluster(texts: &[&str]) -> Vec<Vec<usize>> {
 
 /// Turns the evidence into a confidence in [0, 1].
 fn calibrate(similarity: f32, margin: f32, coverage: f32, words: usize) -> f32 {
-    calibrate_with(CALIBRATION, similarity, margin, coverage, words)
+    calibrate_with(CALIBRATION, 0.0, similarity, margin, coverage, words)
 }
 
+/// The logistic calibration with `weights`, and `shift` added to the logit (evidence
+/// beyond the five, such as the tenant's rule count).
 fn calibrate_with(
     weights: [f32; 5],
+    shift: f32,
     similarity: f32,
     margin: f32,
     coverage: f32,
     words: usize,
 ) -> f32 {
     let [b, ws, wm, wc, wn] = weights;
-    let z = b + ws * similarity + wm * margin + wc * coverage + wn * (1.0 + words as f32).ln();
+    let z =
+        b + shift + ws * similarity + wm * margin + wc * coverage + wn * (1.0 + words as f32).ln();
     1.0 / (1.0 + (-z).exp())
 }
 
