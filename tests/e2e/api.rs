@@ -853,6 +853,68 @@ async fn an_organizations_rules_stay_within_their_limits_under_parallel_writes()
     assert_eq!(s, StatusCode::CREATED);
 }
 
+/// Two rules cannot share a title (an import tells rules apart by it): a second one —
+/// a double submit, the browser's Back and Save again, a rename — is refused on the
+/// title, also when both arrive at once; another organization may use it.
+#[tokio::test]
+async fn a_rules_title_is_its_own() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let other = app.tenant("Beta").await;
+    let hours = json!({"title": "Hours", "answer": "9-18", "examples": ["when are you open"]});
+    let results = futures::future::join_all(
+        (0..3).map(|_| app.post(&t.token, "/api/v1/rules", hours.clone())),
+    )
+    .await;
+    let statuses: Vec<_> = results.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{results:?}"
+    );
+    let refused = results
+        .iter()
+        .find(|(s, _)| *s == StatusCode::CONFLICT)
+        .expect("a refusal");
+    assert_eq!(refused.1["error"]["fields"][0]["field"], "title");
+    assert_eq!(refused.1["error"]["fields"][0]["code"], "title_taken");
+    let (_, rules) = app.get(&t.token, "/api/v1/rules").await;
+    assert_eq!(rules["items"].as_array().unwrap().len(), 1);
+    // A rename onto it is refused too; the rule keeps its title.
+    let (_, prices) = app
+        .post(
+            &t.token,
+            "/api/v1/rules",
+            json!({"title": "Prices", "answer": "See the list"}),
+        )
+        .await;
+    let id = prices["id"].as_str().unwrap();
+    let (s, _) = app
+        .patch(
+            &t.token,
+            &format!("/api/v1/rules/{id}"),
+            json!({"title": "Hours"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (_, got) = app.get(&t.token, &format!("/api/v1/rules/{id}")).await;
+    assert_eq!(got["title"], "Prices");
+    // Saving a rule under its own title is no conflict.
+    let (s, _) = app
+        .patch(
+            &t.token,
+            &format!("/api/v1/rules/{id}"),
+            json!({"answer": "New list"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app.post(&other.token, "/api/v1/rules", hours).await;
+    assert_eq!(s, StatusCode::CREATED);
+}
+
 /// A member removed from the team loses the API at once: their token answers 401 on the
 /// next request, and nothing they send afterwards is stored.
 #[tokio::test]

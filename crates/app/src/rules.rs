@@ -289,6 +289,14 @@ async fn store(app: &App, ctx: &Ctx, id: Option<RuleId>, draft: &RuleDraft) -> A
         config::replace_buttons(&mut tx, ctx.tenant, ButtonOwner::Rule(rule_id), rows).await?;
     }
     within_quota(&mut tx, ctx, "examples").await?;
+    // Checked under the quota's lock, after the write: parallel saves of one title (a
+    // double submit, the browser's Back and Save again) cannot both pass.
+    if rules::title_taken(&mut *tx, ctx.tenant, &row.title, rule_id).await? {
+        return Err(AppError::conflict(
+            Some("title"),
+            Problem::coded("title_taken", "another rule already has this title"),
+        ));
+    }
     let (rule_id_uuid, title) = (rule_id.0, row.title.clone());
     let event = match id {
         Some(_) => Event::RuleUpdated {

@@ -133,6 +133,25 @@ pub async fn find_by_title(
     .await?)
 }
 
+/// Whether a rule other than `except` has exactly this title (import matches rules by
+/// title, so two with one title would be ambiguous).
+pub async fn title_taken(
+    db: impl PgExecutor<'_>,
+    tenant: TenantId,
+    title: &str,
+    except: RuleId,
+) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "select exists (select 1 from answer_rules
+                        where tenant_id = $1 and title = $2 and id <> $3)",
+    )
+    .bind(tenant)
+    .bind(title)
+    .bind(except)
+    .fetch_one(db)
+    .await?)
+}
+
 /// The enabled rules, for building the matcher and the bot configuration.
 pub async fn list_enabled(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<Vec<RuleRow>> {
     Ok(sqlx::query_as(&format!(
