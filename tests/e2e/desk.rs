@@ -1284,6 +1284,14 @@ async fn the_desk_search_finds_names_and_words_in_a_long_history() {
     );
     let none = owner.get("/desk/queue?tab=closed&q=zzyzx").await;
     assert_eq!(rows(&none.body), 0);
+    assert!(!none.has("found-elsewhere"), "found nowhere: no links");
+    // Searched on a tab where she is not, the desk says where she is.
+    let mine = owner
+        .get("/desk/queue?tab=mine&q=%D0%95%D0%B2%D0%BB%D0%B0%D0%BC%D0%BF")
+        .await;
+    assert_eq!(rows(&mine.body), 0);
+    assert!(mine.has("Nothing found here"), "{}", mine.body);
+    assert!(mine.has(r#"data-found-in="closed""#), "{}", mine.body);
     // The waiting tab searches its own conversations only.
     let waiting = owner
         .get("/desk/queue?tab=waiting&q=%D0%9C%D0%B0%D1%80%D0%B8%D1%8F")

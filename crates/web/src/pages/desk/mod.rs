@@ -161,7 +161,31 @@ async fn queue_ctx(
     )
     .await?;
     let counts = desk::counts(&state.pool, &tenants, &admin_tenants, user).await?;
+    // A search that finds nothing here may find it in another tab: say where.
+    let mut elsewhere = Vec::new();
+    let searching = params.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    if items.is_empty() && searching {
+        for other in [Tab::Waiting, Tab::Mine, Tab::Others, Tab::Closed] {
+            if other == tab || (other == Tab::Others && admin_tenants.is_empty()) {
+                continue;
+            }
+            let found = desk::queue(
+                &state.pool,
+                &tenants,
+                &admin_tenants,
+                user,
+                other,
+                params.q.as_deref(),
+                100,
+            )
+            .await?;
+            if !found.is_empty() {
+                elsewhere.push(json!({"tab": other.as_str(), "count": found.len()}));
+            }
+        }
+    }
     let mut ctx = json!({
+        "elsewhere": elsewhere,
         "tab": tab.as_str(),
         "filter_tenant": params.tenant.clone().unwrap_or_default(),
         "q": params.q.clone().unwrap_or_default(),
