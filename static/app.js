@@ -183,6 +183,10 @@
 
   function init() {
     editors().forEach(wire);
+    // A new organization takes the browser's time zone (its days in the statistics).
+    document.querySelectorAll("input[data-browser-zone]").forEach(function (input) {
+      try { input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (err) { /* none */ }
+    });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
 

@@ -184,6 +184,8 @@ async fn from_sign_up_to_a_working_bot_in_the_browser() {
         b.fill("#f-email", "anna@shop.test").await;
         b.fill("#f-password", "correct horse battery").await;
         b.fill("#f-organization", "Flower Shop").await;
+        // The page fills in the browser's time zone for the organization's days.
+        assert!(!b.value("#f-timezone").await.is_empty());
         b.screenshot("signup").await;
         b.click("#signup-submit").await;
         b.see("Welcome to Flower Shop").await;

@@ -45,11 +45,21 @@ async fn sign_up_creates_the_organization_and_its_owner() {
                 ("password", "password123"),
                 ("organization", "Acme Shop"),
                 ("language", "ru"),
+                // The page's script fills in the browser's time zone.
+                ("timezone", "Europe/Moscow"),
             ],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location.as_deref(), Some("/t/acme-shop/bot"));
+    let zone: String = sqlx::query_scalar("select timezone from bot_settings")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        zone, "Europe/Moscow",
+        "the organization's days are the browser's"
+    );
     assert_eq!(
         count(
             &app,
@@ -94,6 +104,29 @@ async fn sign_up_creates_the_organization_and_its_owner() {
         )
         .await;
     assert!(r.has("already exists"), "{}", r.body);
+    // A zone no one knows is ignored: the organization starts in UTC.
+    let r = other
+        .post(
+            "/signup",
+            &[
+                ("name", "Boris"),
+                ("email", "boris@beta.test"),
+                ("password", "password123"),
+                ("organization", "Beta"),
+                ("language", "en"),
+                ("timezone", "Mars/Olympus_Mons"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let zone: String = sqlx::query_scalar(
+        "select s.timezone from bot_settings s join tenants t on t.id = s.tenant_id
+         where t.slug = 'beta'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(zone, "UTC");
 }
 
 /// The session table holds digests, not ids: a copy of it (a dump, a backup) gives no

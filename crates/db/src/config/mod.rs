@@ -138,6 +138,16 @@ pub async fn insert_default_settings(
     .await?)
 }
 
+/// Sets the tenant's time zone (an IANA name the caller has checked).
+pub async fn set_timezone(db: impl PgExecutor<'_>, tenant: TenantId, zone: &str) -> Result<()> {
+    sqlx::query("update bot_settings set timezone = $2 where tenant_id = $1")
+        .bind(tenant)
+        .bind(zone)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// The tenant's time zone (IANA name): the days of its statistics and log filters.
 pub async fn timezone(db: impl PgExecutor<'_>, tenant: TenantId) -> Result<String> {
     Ok(

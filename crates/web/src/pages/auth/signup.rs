@@ -14,6 +14,10 @@ pub struct SignupForm {
     organization: String,
     #[serde(default)]
     language: String,
+    /// The browser's time zone (filled in by the page's script), for the organization's
+    /// days; ignored unless it is a known IANA name.
+    #[serde(default)]
+    timezone: String,
 }
 
 pub(super) fn bot_lang(code: &str) -> Lang {
@@ -101,6 +105,7 @@ pub(super) async fn signup(
         "signup",
     )
     .await?;
+    set_browser_zone(&mut tx, tenant.id, &form.timezone).await?;
     switchboard_db::commit(tx).await?;
     let web_user = session::web_user(&state.pool, user.id).await?;
     sign_in(&mut viewer.auth, &web_user)
@@ -130,6 +135,21 @@ pub struct NewOrgForm {
     organization: String,
     #[serde(default)]
     language: String,
+    #[serde(default)]
+    timezone: String,
+}
+
+/// The new organization's time zone: the browser's, when it names a real one (the
+/// statistics' days and "today" follow it; the settings page changes it).
+async fn set_browser_zone(
+    db: &mut switchboard_db::PgConnection,
+    tenant: switchboard_core::TenantId,
+    zone: &str,
+) -> Result<(), PageError> {
+    if let Ok(tz) = switchboard_core::hours::parse_zone(zone) {
+        switchboard_db::config::set_timezone(db, tenant, tz.name()).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn new_org_page(
@@ -174,6 +194,7 @@ pub(super) async fn new_org(
         "panel",
     )
     .await?;
+    set_browser_zone(&mut tx, tenant.id, &form.timezone).await?;
     switchboard_db::commit(tx).await?;
     let message = t(
         &state,
