@@ -647,6 +647,60 @@ async fn deeply_nested_json_is_refused_with_a_4xx() {
     assert_eq!(rules["items"].as_array().unwrap().len(), 0);
 }
 
+/// A body of the wrong shape says which field is at fault, as a validation error does: a
+/// missing field, one the request does not have, a value of the wrong type.
+#[tokio::test]
+async fn a_body_of_the_wrong_shape_names_its_field() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    for (body, field, code) in [
+        (json!({"answer": "y"}), "title", "required"),
+        (
+            json!({"title": "a", "answer": "b", "colour": "red"}),
+            "colour",
+            "not_a_field",
+        ),
+        (
+            json!({"title": "a", "answer": "b", "examples": "x"}),
+            "examples",
+            "wrong_type",
+        ),
+    ] {
+        let (s, e) = app.post(&t.token, "/api/v1/rules", body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(e["error"]["code"], "validation_failed", "{e}");
+        assert_eq!(e["error"]["fields"][0]["field"], field, "{e}");
+        assert_eq!(e["error"]["fields"][0]["code"], code, "{e}");
+    }
+    let (_, rules) = app.get(&t.token, "/api/v1/rules").await;
+    assert_eq!(rules["items"].as_array().unwrap().len(), 0);
+    // A misspelt text name in the settings' translations is refused by name (a change
+    // replaces all translations: stored, it would have lost the text it meant).
+    let (s, before) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"translations": {"ru": {"welcome_text": "Привет!"}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{before}");
+    let (s, e) = app
+        .patch(
+            &t.token,
+            "/api/v1/settings",
+            json!({"translations": {"ru": {"welcom_text": "x"}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(
+        e["error"]["fields"][0]["field"],
+        "translations.ru.welcom_text"
+    );
+    assert_eq!(e["error"]["fields"][0]["code"], "unknown_field");
+    let (_, after) = app.get(&t.token, "/api/v1/settings").await;
+    assert_eq!(after["translations"]["ru"]["welcome_text"], "Привет!");
+}
+
 #[tokio::test]
 async fn writes_past_the_rate_limit_get_429_with_retry_after_and_others_go_on() {
     let app = TestApp::start().await;
@@ -881,6 +935,7 @@ async fn a_rules_title_is_its_own() {
         .expect("a refusal");
     assert_eq!(refused.1["error"]["fields"][0]["field"], "title");
     assert_eq!(refused.1["error"]["fields"][0]["code"], "title_taken");
+    assert_eq!(refused.1["error"]["reason"], "title_taken");
     let (_, rules) = app.get(&t.token, "/api/v1/rules").await;
     assert_eq!(rules["items"].as_array().unwrap().len(), 1);
     // A rename onto it is refused too; the rule keeps its title.

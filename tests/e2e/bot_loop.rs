@@ -319,7 +319,7 @@ async fn closing_sends_the_closing_text_and_the_next_message_starts_over_with_th
     assert_eq!(sent[2].text, settings["closing_text"].as_str().unwrap());
 
     // Closed stays closed for operator actions.
-    let (s, _) = app
+    let (s, body) = app
         .post(
             &t.token,
             &format!("/api/v1/conversations/{id}/messages"),
@@ -327,6 +327,9 @@ async fn closing_sends_the_closing_text_and_the_next_message_starts_over_with_th
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
+    // What stood in the way, as a code a program can act on.
+    assert_eq!(body["error"]["code"], "conflict");
+    assert_eq!(body["error"]["reason"], "conversation_closed", "{body}");
 
     // The bot answers again, in a new conversation.
     app.say(&bot, &user, "opening hours").await;

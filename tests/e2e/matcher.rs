@@ -1032,6 +1032,40 @@ impl switchboard_core::matcher::SentenceEncoder for Slow {
 /// A flood of messages while every core is busy encoding: the excess is matched
 /// lexically after a short wait (`ENCODE_WAIT`) instead of queueing behind the model, each
 /// message is still answered, and `/metrics` counts the ones that went without vectors.
+/// An organization with one rule (the README's tour): a question on another subject is
+/// handed over, not answered with that rule — with no second rule to lead, the lead is
+/// measured against what other subjects score — while the rule's own question is
+/// answered.
+#[tokio::test]
+async fn with_one_rule_the_default_model_hands_over_what_it_does_not_cover() {
+    let app = TestApp::start().await;
+    let t = app.tenant("Acme").await;
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    app.telegram
+        .caches
+        .set_encoder(std::sync::Arc::from(default_model()));
+    rule(
+        &app,
+        &t.token,
+        json!({"title": "Hours", "answer": "We are open 9–18.",
+               "examples": ["when are you open", "во сколько вы открыты"]}),
+    )
+    .await;
+    let settings = app.get(&t.token, "/api/v1/settings").await.1;
+    let anna = switchboard_testkit::FakeUser::new(3101, "Anna");
+    app.say(&bot, &anna, "My parcel arrived broken").await;
+    let sent = app.expect_sent(&bot, anna.id, 1).await;
+    assert_eq!(
+        sent[0].text,
+        settings["handover_text"].as_str().unwrap(),
+        "{sent:?}"
+    );
+    let bob = switchboard_testkit::FakeUser::new(3102, "Bob");
+    app.say(&bot, &bob, "When are you open?").await;
+    let sent = app.expect_sent(&bot, bob.id, 1).await;
+    assert_eq!(sent[0].text, "We are open 9–18.");
+}
+
 #[tokio::test]
 async fn messages_that_find_every_core_encoding_are_matched_lexically_not_queued() {
     let app = TestApp::start().await;

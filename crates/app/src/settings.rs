@@ -11,7 +11,31 @@ pub async fn get(app: &App, ctx: &Ctx) -> AppResult<Settings> {
     Ok(config::get_settings(&mut *app.read(ctx.tenant).await?, ctx.tenant).await?)
 }
 
-/// Checks the texts, hours and zone of a settings change .
+/// The bot's texts that have a column of their own (the default language's).
+pub const TEXTS: [&str; 8] = [
+    "welcome_text",
+    "help_text",
+    "handover_text",
+    "offhours_text",
+    "closing_text",
+    "rating_text",
+    "already_waiting_text",
+    "stale_button_text",
+];
+
+/// Texts without a column of their own: for the default language they are kept, like
+/// the other language's texts, in `translations`.
+pub const EXTRA_TEXTS: [&str; 7] = [
+    "suggest_text",
+    "suggest_none",
+    "feedback_yes",
+    "feedback_no",
+    "feedback_sorry",
+    "feedback_person",
+    "feedback_thanks",
+];
+
+/// Checks the texts, hours and zone of a settings change.
 pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
     let texts = [
         ("welcome_text", &p.welcome_text, 4096),
@@ -132,6 +156,19 @@ pub fn validate_patch(p: &SettingsPatch, errors: &mut Invalid) {
                     "must be {\"en\"|\"ru\": {text name: text}}",
                 ),
             );
+        } else {
+            // A misspelt name would be stored, and (a change replaces all translations)
+            // the real text it meant lost.
+            for (lang, texts) in t.as_object().into_iter().flatten() {
+                for name in texts.as_object().into_iter().flat_map(|m| m.keys()) {
+                    if !TEXTS.contains(&name.as_str()) && !EXTRA_TEXTS.contains(&name.as_str()) {
+                        errors.add(
+                            &format!("translations.{lang}.{name}"),
+                            Problem::new("unknown_field").with("field", name),
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -18,6 +18,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub fields: Vec<FieldError>,
+    /// What stood in the way of a conflict (`conversation_closed`, `title_taken`, …).
+    pub reason: Option<&'static str>,
 }
 
 /// `{"error": {"code": "...", "message": "...", "fields": [...]}}`
@@ -35,6 +37,10 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub fields: Vec<FieldError>,
+    /// For conflicts: what stood in the way, as a stable code (`conversation_closed`,
+    /// `assigned_to_other`, `title_taken`, …), whether or not a field is named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ApiError {
@@ -44,6 +50,7 @@ impl ApiError {
             code,
             message: message.into(),
             fields: Vec::new(),
+            reason: None,
         }
     }
 
@@ -94,6 +101,7 @@ impl IntoResponse for ApiError {
             code: self.code.to_string(),
             message: self.message,
             fields: self.fields,
+            reason: self.reason.map(String::from),
         }});
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -122,11 +130,13 @@ impl From<AppError> for ApiError {
                     field: "token".into(),
                     problem,
                 }],
+                reason: None,
             },
             AppError::Conflict { field, problem } => ApiError {
                 status,
                 code: "conflict",
                 message: problem.message(),
+                reason: Some(problem.code),
                 fields: field
                     .map(|f| FieldError {
                         field: f.into(),
@@ -161,6 +171,7 @@ impl From<Invalid> for ApiError {
             code: "validation_failed",
             message: format!("Invalid input: {v}"),
             fields: v.errors,
+            reason: None,
         }
     }
 }
@@ -172,8 +183,61 @@ impl From<DbError> for ApiError {
     }
 }
 
+/// The field a JSON body's shape error is about, and its problem: a missing field
+/// (`required`), one the API does not know (`not_a_field`), or a value of the wrong type
+/// (`wrong_type`). Read from the deserializer's message, which names the path.
+fn shape_problem(text: &str) -> Option<FieldError> {
+    let detail = text
+        .split_once("target type: ")
+        .map_or(text, |(_, rest)| rest);
+    let (path, inner) = match detail.split_once(": ") {
+        Some((path, inner)) if !path.contains(' ') => (path.trim_start_matches('.'), inner),
+        _ => ("", detail),
+    };
+    let quoted = |s: &str| s.split('`').nth(1).map(str::to_string);
+    let join = |name: String| {
+        if path.is_empty() {
+            name
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let (field, problem) = if let Some(rest) = inner.strip_prefix("missing field ") {
+        (join(quoted(rest)?), Problem::new("required"))
+    } else if let Some(rest) = inner.strip_prefix("unknown field ") {
+        // The path already ends with the unknown field's name.
+        (
+            if path.is_empty() {
+                quoted(rest)?
+            } else {
+                path.to_string()
+            },
+            Problem::coded("not_a_field", "is not a field of this request"),
+        )
+    } else if inner.starts_with("invalid type") || inner.starts_with("invalid value") {
+        let expected = inner
+            .split("expected ")
+            .nth(1)
+            .map(|e| e.split(" at line").next().unwrap_or(e).to_string())
+            .unwrap_or_default();
+        (
+            path.to_string(),
+            Problem::coded("wrong_type", format!("must be {expected}")).with("expected", expected),
+        )
+    } else {
+        return None;
+    };
+    Some(FieldError { field, problem })
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        if let JsonRejection::JsonDataError(_) = &r {
+            let text = r.body_text();
+            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", &text);
+            e.fields.extend(shape_problem(&text));
+            return e;
+        }
         let (status, code) = match r {
             JsonRejection::JsonDataError(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")

@@ -83,12 +83,13 @@ impl MatcherIndex {
         // rule, confidence, similarity, margin, coverage, via
         let mut scored: Vec<(u32, f32, f32, f32, f32, &str)> = Vec::new();
         let top_sim = ranked.first().map_or(0.0, |r| r.1);
+        let lone_rival = calibration.map_or(0.0, |c| c.lone_rival);
         for (i, &(ri, sim, title)) in ranked.iter().enumerate() {
             let rule = &self.rules[ri as usize];
             if !gated(rule) {
                 continue;
             }
-            let next = ranked.get(i + 1).map_or(0.0, |r| r.1);
+            let next = ranked.get(i + 1).map_or(lone_rival, |r| r.1);
             let margin = if i == 0 { sim - next } else { sim - top_sim };
             let coverage = query_mass(rule);
             let confidence = if let Some(c) = calibration {

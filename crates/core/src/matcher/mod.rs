@@ -63,6 +63,11 @@ pub struct SemanticCalibration {
     /// means less when there are few rules (three rules about different things leave a
     /// wide lead even for a question none covers); 0: the count does not enter.
     pub rules_weight: f32,
+    /// The cosine that stands in for the next rule when there is none (an organization
+    /// with one rule): what texts on other subjects typically score under this model.
+    /// Without it the whole cosine would count as the lead, and the one rule would
+    /// answer anything.
+    pub lone_rival: f32,
 }
 
 impl SemanticCalibration {
@@ -73,6 +78,7 @@ impl SemanticCalibration {
         weights: [-4.51, 1.00, 19.48, 2.82, 0.91],
         nearest_example_half: 0.0,
         rules_weight: 0.0,
+        lone_rival: 0.0,
     };
 }
 

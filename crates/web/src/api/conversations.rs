@@ -142,7 +142,7 @@ pub struct MessageOut {
     #[serde(rename = "match")]
     #[schema(value_type = Option<Object>)]
     pub match_info: Option<serde_json::Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub payload: Option<serde_json::Value>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -403,7 +403,7 @@ async fn release_conversation(
 /// Closes the conversation and sends the closing text; the user's next message starts a
 /// new conversation with the bot.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/close", tag = "conversations", params(("id" = Uuid, Path)),
-    request_body(content = CloseIn, description = "Optional"),
+    request_body(content = Option<CloseIn>, description = "Optional"),
     responses((status = 200, body = ConversationOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn close_conversation(
     State(state): State<AppState>,

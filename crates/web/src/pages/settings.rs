@@ -23,27 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/t/{slug}/settings/delete", post(delete_tenant))
 }
 
-const TEXTS: [&str; 8] = [
-    "welcome_text",
-    "help_text",
-    "handover_text",
-    "offhours_text",
-    "closing_text",
-    "rating_text",
-    "already_waiting_text",
-    "stale_button_text",
-];
-/// Texts without a column of their own: for the default language they are kept, like
-/// the other language's texts, in `translations`.
-const EXTRA_TEXTS: [&str; 7] = [
-    "suggest_text",
-    "suggest_none",
-    "feedback_yes",
-    "feedback_no",
-    "feedback_sorry",
-    "feedback_person",
-    "feedback_thanks",
-];
+use switchboard_app::settings::{EXTRA_TEXTS, TEXTS};
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const ZONES: &[&str] = &[
     "UTC",
