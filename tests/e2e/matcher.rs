@@ -515,16 +515,7 @@ async fn admins_word_the_suggestions_in_both_languages() {
     assert!(page.has("name=\"suggest_text\""), "the form has the field");
     // Save the whole form as the browser would, with the new texts.
     let (_, s) = app.get(&t.token, "/api/v1/settings").await;
-    let texts = [
-        "welcome_text",
-        "help_text",
-        "handover_text",
-        "offhours_text",
-        "closing_text",
-        "rating_text",
-        "already_waiting_text",
-        "stale_button_text",
-    ];
+    let texts = switchboard_app::settings::TEXTS;
     let mut form: Vec<(String, String)> = texts
         .iter()
         .map(|k| {
