@@ -499,6 +499,10 @@ async fn conversations_list_filters_and_pages() {
     ids.dedup();
     assert_eq!(ids.len(), 5);
     assert!(page3["next_cursor"].is_null());
+    // A last page that happens to be full says it is the last: no cursor to an empty one.
+    let (_, whole) = app.get(&t.token, "/api/v1/conversations?limit=5").await;
+    assert_eq!(whole["items"].as_array().unwrap().len(), 5);
+    assert!(whole["next_cursor"].is_null(), "{whole}");
 }
 
 #[tokio::test]

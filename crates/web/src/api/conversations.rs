@@ -272,15 +272,17 @@ async fn list_conversations(
         &ConversationFilter {
             status,
             assignee: q.assignee_id.map(UserId),
-            limit,
+            // One more than the page: whether there is a next page, without an empty one.
+            limit: limit + 1,
             before,
             real_only: false,
         },
     )
     .await?;
-    let next_cursor = (items.len() as i64 == limit)
-        .then(|| items.last().map(encode_cursor))
-        .flatten();
+    let mut items = items;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = more.then(|| items.last().map(encode_cursor)).flatten();
     Ok(Json(ConversationPage {
         items: items.into_iter().map(ConversationOut::from).collect(),
         next_cursor,
