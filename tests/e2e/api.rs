@@ -703,6 +703,25 @@ async fn a_body_of_the_wrong_shape_names_its_field() {
     assert_eq!(e["error"]["fields"][0]["code"], "unknown_field");
     let (_, after) = app.get(&t.token, "/api/v1/settings").await;
     assert_eq!(after["translations"]["ru"]["welcome_text"], "Привет!");
+    // The same for a body the handler reads itself (closing takes an optional one).
+    let bot = app.connect_bot(&t, "acme_bot").await;
+    let user = switchboard_testkit::FakeUser::new(3900, "U");
+    app.say(&bot, &user, "/operator").await;
+    let id = app.conversation(&t, "waiting").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, e) = app
+        .post(
+            &t.token,
+            &format!("/api/v1/conversations/{id}/close"),
+            json!({"resolution": 5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["fields"][0]["field"], "resolution", "{e}");
+    assert_eq!(e["error"]["fields"][0]["code"], "wrong_type", "{e}");
+    assert_eq!(app.conversation(&t, "waiting").await["id"], id.as_str());
 }
 
 #[tokio::test]

@@ -232,15 +232,14 @@ fn shape_problem(text: &str) -> Option<FieldError> {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        if let JsonRejection::JsonDataError(_) = &r {
-            let text = r.body_text();
-            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", &text);
-            e.fields.extend(shape_problem(&text));
-            return e;
-        }
         let (status, code) = match r {
             JsonRejection::JsonDataError(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+                // A body of the wrong shape names its field, as a validation error does.
+                let text = r.body_text();
+                let mut e =
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", &text);
+                e.fields.extend(shape_problem(&text));
+                return e;
             }
             JsonRejection::MissingJsonContentType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

@@ -84,6 +84,10 @@ impl MatcherIndex {
         let mut scored: Vec<(u32, f32, f32, f32, f32, &str)> = Vec::new();
         let top_sim = ranked.first().map_or(0.0, |r| r.1);
         let lone_rival = calibration.map_or(0.0, |c| c.lone_rival);
+        // The organization's rule count as evidence: the same for every candidate.
+        let z_rules = calibration.map_or(0.0, |c| {
+            c.rules_weight * (self.rules.len().max(1) as f32).ln()
+        });
         for (i, &(ri, sim, title)) in ranked.iter().enumerate() {
             let rule = &self.rules[ri as usize];
             if !gated(rule) {
@@ -93,7 +97,6 @@ impl MatcherIndex {
             let margin = if i == 0 { sim - next } else { sim - top_sim };
             let coverage = query_mass(rule);
             let confidence = if let Some(c) = calibration {
-                let z_rules = c.rules_weight * (self.rules.len().max(1) as f32).ln();
                 calibrate_with(c.weights, z_rules, sim, margin, coverage, stems.len())
             } else {
                 calibrate(sim, margin, coverage, stems.len())

@@ -417,13 +417,10 @@ async fn close_conversation(
     let body: CloseIn = if body.iter().all(u8::is_ascii_whitespace) {
         CloseIn::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                e.to_string(),
-            )
-        })?
+        // Read as the JSON extractor reads a body: the same errors, fields named.
+        Json::<CloseIn>::from_bytes(&body)
+            .map_err(ApiError::from)?
+            .0
     };
     let ctx = p.ctx();
     let id = ConversationId(id);

@@ -514,7 +514,6 @@ fn neutral_cell(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Rows as CSV text.
 /// Leads every CSV we give out: the UTF-8 byte order mark, without which Excel reads the
 /// file in the system's code page and turns Cyrillic into mojibake. (Our imports, and
 /// most CSV readers, skip it.)
