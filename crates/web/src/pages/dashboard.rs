@@ -18,9 +18,9 @@ pub fn router() -> Router<AppState> {
 async fn dashboard(State(state): State<AppState>, member: Member) -> PageResult {
     // Read as the organization (row-level security holds the tenant, as well as the
     // queries' own filters).
-    let zone = switchboard_db::config::timezone(&state.pool, member.tenant.id).await?;
-    let day_start = crate::reports::today_start(&zone, chrono::Utc::now());
     let mut tx = switchboard_db::begin_scoped(&state.pool, member.tenant.id).await?;
+    let zone = switchboard_db::config::timezone(&mut *tx, member.tenant.id).await?;
+    let day_start = crate::reports::today_start(&zone, chrono::Utc::now());
     let numbers = overview::overview(&mut *tx, member.tenant.id, day_start).await?;
     let waiting = conversations::list(
         &mut *tx,
